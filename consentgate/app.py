@@ -1,0 +1,181 @@
+"""The ASGI application: consentgate's own endpoints plus the site behind it.
+
+Requests under ``settings.prefix`` (``/_consent``) go to consentgate's Starlette app
+(consent API, banner assets, declaration, admin). Everything else goes to the site:
+the configured upstream through the proxy, or the built-in demo site, and HTML on
+the way out is rewritten for the visitor's consent.
+
+Each feature module contributes its routes with a ``routes(runtime)`` function so
+this file only assembles them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .config import Settings, Site
+from .consent import COOKIE_NAME, Consent, ConsentCodec, CookieRejected
+from .errors import ApiError, api_error_handler, error_response
+from .metrics import Metrics
+from .store import ConsentStore, open_store
+
+__all__ = ["ConsentGateApp", "Runtime", "create_app"]
+
+
+@dataclass
+class Runtime:
+    """Everything a request handler needs; one per process."""
+
+    settings: Settings
+    codec: ConsentCodec
+    store: ConsentStore
+    metrics: Metrics
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def site_for(self, request_or_scope: Request | Scope) -> Site:
+        if isinstance(request_or_scope, Request):
+            host = request_or_scope.headers.get("host")
+        else:
+            host = dict(request_or_scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+        return self.settings.site_for_host(host)
+
+    def consent_from_cookie(self, value: str | None, site: Site) -> Consent | None:
+        """The visitor's consent, or None. A rejected cookie is counted and ignored.
+        A consent given under an older policy version counts as none (re-ask)."""
+        if not value:
+            return None
+        try:
+            consent = self.codec.loads(value, site_id=site.id)
+        except CookieRejected as exc:
+            self.metrics.cookie_rejected(exc.reason)
+            return None
+        if consent.policy_version != site.policy_version:
+            self.metrics.cookie_rejected("old_policy")
+            return None
+        return consent
+
+
+def _feature_routes(runtime: Runtime) -> list[BaseRoute]:
+    """Collect routes from the feature modules present."""
+    from . import api
+
+    routes: list[BaseRoute] = list(api.routes(runtime))
+    for name in ("banner", "admin"):
+        with contextlib.suppress(ImportError):
+            module = __import__(f"{__package__}.{name}", fromlist=["routes"])
+            routes.extend(module.routes(runtime))
+    return routes
+
+
+def create_consent_app(runtime: Runtime) -> Starlette:
+    """The Starlette app serving ``/_consent/*`` (mounted at the prefix)."""
+
+    async def healthz(request: Request) -> Response:
+        ok = await runtime.store.ping()
+        return JSONResponse({"status": "ok" if ok else "degraded"}, status_code=200 if ok else 503)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return error_response(404, "not_found", f"no endpoint {request.url.path}")
+
+    async def method_not_allowed(request: Request, exc: Exception) -> Response:
+        return error_response(
+            405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}"
+        )
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        *runtime.metrics.routes(),
+        *_feature_routes(runtime),
+    ]
+    return Starlette(
+        routes=routes,
+        exception_handlers={ApiError: api_error_handler, 404: not_found, 405: method_not_allowed},
+    )
+
+
+class ConsentGateApp:
+    """Top-level ASGI app: prefix -> consent app; everything else -> the site."""
+
+    def __init__(self, settings: Settings, store: ConsentStore | None = None) -> None:
+        self.settings = settings
+        self.runtime = Runtime(
+            settings=settings,
+            codec=ConsentCodec(settings.secret_keys),
+            store=store or open_store(settings.database, **_store_options(settings)),
+            metrics=Metrics(),
+        )
+        self.consent_app = create_consent_app(self.runtime)
+        self.site_app: ASGIApp = self._build_site_app()
+        self.prefix = settings.prefix
+
+    def _build_site_app(self) -> ASGIApp:
+        from .site import build_site_app
+
+        return build_site_app(self.runtime)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        await self.runtime.store.open()
+        try:
+            yield
+        finally:
+            await self.runtime.store.close()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        if path == self.prefix or path.startswith(self.prefix + "/"):
+            child = dict(scope)
+            child["root_path"] = scope.get("root_path", "") + self.prefix
+            child["path"] = path[len(self.prefix) :] or "/"
+            child["app_root_path"] = child["root_path"]
+            await self.consent_app(child, receive, send)
+            return
+        await self.site_app(scope, receive, send)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = await receive()
+        assert message["type"] == "lifespan.startup"
+        cm = self.lifespan()
+        try:
+            await cm.__aenter__()
+        except Exception as exc:  # report start-up failures to the server
+            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            return
+        await send({"type": "lifespan.startup.complete"})
+        message = await receive()
+        assert message["type"] == "lifespan.shutdown"
+        await cm.__aexit__(None, None, None)
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+def _store_options(settings: Settings) -> dict[str, Any]:
+    if settings.database.startswith("postgres"):
+        return {"pool_size": settings.db_pool_size}
+    return {}
+
+
+def create_app(settings: Settings, store: ConsentStore | None = None) -> ConsentGateApp:
+    return ConsentGateApp(settings, store=store)
+
+
+def cookie_value(scope: Scope) -> str | None:
+    """The raw ``consentgate`` cookie value from an ASGI scope."""
+    for name, value in scope.get("headers") or []:
+        if name == b"cookie":
+            for part in value.decode("latin-1").split(";"):
+                k, _, v = part.strip().partition("=")
+                if k == COOKIE_NAME:
+                    return v
+    return None

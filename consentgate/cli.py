@@ -1,0 +1,101 @@
+"""The ``consentgate`` command line.
+
+User mistakes raise :class:`click.UsageError` / :class:`click.BadParameter` (exit 2)
+naming the problem; integrity failures (``verify``) exit 1.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from .config import ConfigError, Settings, load_settings
+
+__all__ = ["cli", "main"]
+
+
+class DefaultGroup(click.Group):
+    """``consentgate`` alone runs ``serve``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0].startswith("-") and args[0] not in ("--help", "-h", "--version")):
+            args = ["serve", *args]
+        return super().parse_args(ctx, args)
+
+
+def settings_from(config: str | None, **overrides: Any) -> Settings:
+    """Load settings, turning a ConfigError into a usage error (exit 2)."""
+    try:
+        return load_settings(config, overrides=overrides)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+config_option = click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False),
+    envvar="CONSENTGATE_CONFIG",
+    help="TOML config file.",
+)
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    help="Data directory (default ./consentgate-data).",
+)
+database_option = click.option("--database", help="sqlite:///PATH or postgresql://...")
+
+
+@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="consentgate")
+def cli() -> None:
+    """consentgate: cookie consent that blocks trackers server-side.
+
+    Run with no command to serve on embedded defaults.
+    """
+
+
+@cli.command()
+@config_option
+@click.option("--upstream", help="Proxy this site (http://host:port).")
+@click.option("--host", help="Listen address (default 127.0.0.1).")
+@click.option("--port", type=int, help="Listen port (default 8000).")
+@data_dir_option
+@database_option
+@click.option("--workers", type=click.IntRange(1, 64), help="Worker processes (default 1).")
+def serve(
+    config: str | None,
+    upstream: str | None,
+    host: str | None,
+    port: int | None,
+    data_dir: str | None,
+    database: str | None,
+    workers: int | None,
+) -> None:
+    """Serve the banner, the consent API and the site (proxy or built-in demo)."""
+    from .server import run
+
+    settings = settings_from(
+        config,
+        upstream=upstream,
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        database=database,
+        workers=workers,
+    )
+    run(settings)
+
+
+from .commands import register_all  # noqa: E402
+
+register_all(cli)
+
+
+def main() -> None:
+    try:
+        cli(prog_name="consentgate")
+    except KeyboardInterrupt:  # pragma: no cover
+        sys.exit(130)

@@ -1,0 +1,489 @@
+"""Configuration: a TOML file, the environment, and embedded defaults.
+
+The settings are declared once in :data:`SERVER_SETTINGS` and :data:`SITE_SETTINGS`;
+that table drives validation, ``consentgate init``'s starter file and the docs test.
+
+Precedence (highest first): CLI flags, environment (``CONSENTGATE_SECRET_KEYS``,
+``CONSENTGATE_DATABASE``, ``CONSENTGATE_DATA_DIR``), the TOML file, defaults.
+
+Errors are :class:`ConfigError` and name the file, the key and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .consent import CATEGORIES, MAX_LIFETIME_DAYS
+
+__all__ = [
+    "SEED_COOKIES",
+    "SERVER_SETTINGS",
+    "SITE_SETTINGS",
+    "ConfigError",
+    "CookieDecl",
+    "Setting",
+    "Settings",
+    "Site",
+    "load_settings",
+]
+
+DEFAULT_DATA_DIR = "./consentgate-data"
+SECRET_FILE = "secret.key"
+
+
+class ConfigError(Exception):
+    """A configuration problem: names the file, the key and the fix."""
+
+    def __init__(self, message: str, *, file: str | None = None, key: str | None = None) -> None:
+        where = ""
+        if file:
+            where += f"{file}: "
+        if key:
+            where += f"{key}: "
+        super().__init__(where + message)
+        self.file = file
+        self.key = key
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    type: type | tuple[type, ...]
+    default: Any
+    help: str
+
+
+SERVER_SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "secret_keys",
+        list,
+        None,
+        "Signing keys, newest first (env CONSENTGATE_SECRET_KEYS, "
+        "comma-separated). Default: a key generated once and kept in data_dir/secret.key.",
+    ),
+    Setting(
+        "database",
+        str,
+        None,
+        "sqlite:///path or postgresql://... (env CONSENTGATE_DATABASE). "
+        "Default: sqlite in data_dir.",
+    ),
+    Setting(
+        "data_dir",
+        str,
+        DEFAULT_DATA_DIR,
+        "Where the SQLite log and generated secret live (env CONSENTGATE_DATA_DIR).",
+    ),
+    Setting("host", str, "127.0.0.1", "Address to listen on."),
+    Setting("port", int, 8000, "Port to listen on."),
+    Setting("workers", int, 1, "Worker processes."),
+    Setting("prefix", str, "/_consent", "URL prefix of consentgate's own endpoints."),
+    Setting(
+        "region_header",
+        str,
+        "",
+        "Trusted request header holding the visitor's country "
+        "(e.g. CF-IPCountry). Empty: region unknown.",
+    ),
+    Setting("subdivision_header", str, "", "Trusted header holding the ISO 3166-2 subdivision."),
+    Setting(
+        "trusted_proxies",
+        list,
+        ["127.0.0.1", "::1"],
+        "Peers whose region and forwarding headers are believed.",
+    ),
+    Setting("geoip_database", str, "", "Path to a MaxMind-format .mmdb (optional)."),
+    Setting("max_body_bytes", int, 16384, "Largest accepted consent API request body."),
+    Setting("db_pool_size", int, 10, "PostgreSQL connection pool size."),
+    Setting("upstream_connect_timeout", float, 5.0, "Proxy: seconds to connect to an upstream."),
+    Setting("upstream_read_timeout", float, 30.0, "Proxy: seconds to wait for upstream bytes."),
+)
+
+SITE_SETTINGS: tuple[Setting, ...] = (
+    Setting("id", str, None, "Site id (letters, digits, - and _)."),
+    Setting("hosts", list, [], "Host names served for this site (empty: any host)."),
+    Setting("upstream", str, "", "Proxy mode: the origin to forward to (http://host:port)."),
+    Setting(
+        "upstream_host_header", str, "", "Host header sent upstream (default: the visitor's Host)."
+    ),
+    Setting("policy_version", str, "1", "Bump to ask every visitor again."),
+    Setting("privacy_policy_url", str, "/privacy", "Linked from the banner."),
+    Setting(
+        "consent_lifetime_days", int, 180, f"How long a decision lasts (max {MAX_LIFETIME_DAYS})."
+    ),
+    Setting("retention_days", int, 0, "Log retention; 0 means lifetime + 365 days."),
+    Setting("languages", list, ["en", "ru", "kk", "de", "fr"], "Banner languages offered."),
+    Setting("default_language", str, "en", "Fallback when Accept-Language matches none."),
+    Setting("strict", bool, False, "Treat scripts from unknown third-party hosts as unclassified."),
+    Setting(
+        "block_undeclared_cookies",
+        bool,
+        False,
+        "Proxy: drop undeclared Set-Cookie unless unclassified is granted.",
+    ),
+    Setting("allow_hosts", list, [], "Third-party hosts always allowed (strict mode)."),
+    Setting("origins", list, [], "Extra origins allowed to call the API (script-tag mode)."),
+    Setting("regimes", dict, {}, "Region -> regime overrides (opt-in, opt-out, notice)."),
+    Setting("default_regime", str, "opt-in", "Regime for unknown regions."),
+    Setting("cookies", list, [], "Cookie declarations ([[sites.cookies]])."),
+    Setting("services", list, [], "Extra tracker services ([[sites.services]])."),
+    Setting("category_overrides", dict, {}, "Catalog service id -> category."),
+    Setting("texts", dict, {}, "Per-language text overrides ([sites.texts.en] title = ...)."),
+)
+
+
+@dataclass(frozen=True)
+class CookieDecl:
+    """One row of the cookie declaration (the seed's columns plus provider and category)."""
+
+    name: str
+    category: str
+    provider: str = ""
+    description: str = ""
+    created: str = ""
+    expiry: str = ""
+    data_used: str = ""
+
+
+#: The demo site's declaration: the seed policy's cookie table.
+SEED_COOKIES: tuple[CookieDecl, ...] = (
+    CookieDecl(
+        "_gat_gtag",
+        "statistics",
+        "Google",
+        "Used in \u201cGoogle Analytics\u201d to increase the request rate",
+        "When a specific content is selected",
+        "Session",
+        "Selected content.",
+    ),
+    CookieDecl(
+        "_gid",
+        "statistics",
+        "Google",
+        "A unique ID is registered, which is used to generate statistics when a visitor "
+        "uses Our site.",
+        "When a link is clicked",
+        "Session",
+        "A unique code is generated.",
+    ),
+    CookieDecl(
+        "_ga",
+        "statistics",
+        "Google",
+        "A unique ID is registered, which is used to generate statistics when a visitor "
+        "uses Our site.",
+        "When a link is clicked",
+        "2 years",
+        "A unique code is generated.",
+    ),
+    CookieDecl(
+        "PHPSESSID",
+        "necessary",
+        "This site",
+        "A Cookie that is essential for the functionality of the website.",
+        "When a link is clicked",
+        "Session",
+        "A unique code is generated.",
+    ),
+)
+
+
+@dataclass
+class Site:
+    id: str
+    hosts: list[str] = field(default_factory=list)
+    upstream: str = ""
+    upstream_host_header: str = ""
+    policy_version: str = "1"
+    privacy_policy_url: str = "/privacy"
+    consent_lifetime_days: int = 180
+    retention_days: int = 0
+    languages: list[str] = field(default_factory=lambda: ["en", "ru", "kk", "de", "fr"])
+    default_language: str = "en"
+    strict: bool = False
+    block_undeclared_cookies: bool = False
+    allow_hosts: list[str] = field(default_factory=list)
+    origins: list[str] = field(default_factory=list)
+    regimes: dict[str, str] = field(default_factory=dict)
+    default_regime: str = "opt-in"
+    cookies: list[CookieDecl] = field(default_factory=list)
+    services: list[dict[str, Any]] = field(default_factory=list)
+    category_overrides: dict[str, str] = field(default_factory=dict)
+    texts: dict[str, dict[str, str]] = field(default_factory=dict)
+    demo: bool = False
+
+    @property
+    def lifetime_seconds(self) -> int:
+        return self.consent_lifetime_days * 86400
+
+    @property
+    def effective_retention_days(self) -> int:
+        return self.retention_days or (self.consent_lifetime_days + 365)
+
+
+@dataclass
+class Settings:
+    secret_keys: list[str]
+    database: str
+    data_dir: Path
+    sites: list[Site]
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    prefix: str = "/_consent"
+    region_header: str = ""
+    subdivision_header: str = ""
+    trusted_proxies: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])
+    geoip_database: str = ""
+    max_body_bytes: int = 16384
+    db_pool_size: int = 10
+    upstream_connect_timeout: float = 5.0
+    upstream_read_timeout: float = 30.0
+    config_file: str | None = None
+
+    def site_for_host(self, host: str | None) -> Site:
+        """The site serving ``host`` (port ignored); the first site when none matches."""
+        name = (
+            (host or "").rsplit(":", 1)[0].lower()
+            if host and not host.startswith("[")
+            else ((host or "").split("]")[0].lstrip("[").lower())
+        )
+        for site in self.sites:
+            if name in (h.lower() for h in site.hosts):
+                return site
+        for site in self.sites:
+            if not site.hosts:
+                return site
+        return self.sites[0]
+
+    def site(self, site_id: str) -> Site:
+        for site in self.sites:
+            if site.id == site_id:
+                return site
+        known = ", ".join(s.id for s in self.sites)
+        raise ConfigError(f"no site {site_id!r}; configured sites: {known}", key="--site")
+
+
+def _check_type(value: Any, setting: Setting, file: str | None, key: str) -> Any:
+    expected = setting.type
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is bool and not isinstance(value, bool):
+        raise ConfigError(f"expected true or false, got {value!r}", file=file, key=key)
+    if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"expected a whole number, got {value!r}", file=file, key=key)
+    if not isinstance(value, expected):
+        names = (
+            expected.__name__
+            if isinstance(expected, type)
+            else "/".join(t.__name__ for t in expected)
+        )
+        raise ConfigError(
+            f"expected {names}, got {type(value).__name__} {value!r}", file=file, key=key
+        )
+    return value
+
+
+def _apply(
+    table: dict[str, Any], settings: tuple[Setting, ...], file: str | None, prefix: str
+) -> dict[str, Any]:
+    known = {s.name: s for s in settings}
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in known:
+            raise ConfigError(
+                f"unknown setting; known: {', '.join(known)}", file=file, key=f"{prefix}{key}"
+            )
+        out[key] = _check_type(value, known[key], file, f"{prefix}{key}")
+    return out
+
+
+def _parse_cookie(raw: Any, file: str | None, key: str) -> CookieDecl:
+    if not isinstance(raw, dict):
+        raise ConfigError("each cookie is a table with name and category", file=file, key=key)
+    allowed = {"name", "category", "provider", "description", "created", "expiry", "data_used"}
+    extra = set(raw) - allowed
+    if extra:
+        raise ConfigError(
+            f"unknown cookie field(s) {sorted(extra)}; known: {sorted(allowed)}", file=file, key=key
+        )
+    if not isinstance(raw.get("name"), str) or not raw["name"]:
+        raise ConfigError("cookie needs a name", file=file, key=f"{key}.name")
+    if raw.get("category") not in CATEGORIES:
+        raise ConfigError(
+            f"category must be one of {', '.join(CATEGORIES)}, got {raw.get('category')!r}",
+            file=file,
+            key=f"{key}.category",
+        )
+    return CookieDecl(**{k: str(v) for k, v in raw.items()})
+
+
+def _parse_site(raw: Any, index: int, file: str | None) -> Site:
+    key = f"sites[{index}]."
+    if not isinstance(raw, dict):
+        raise ConfigError("each [[sites]] entry is a table", file=file, key=f"sites[{index}]")
+    values = _apply(raw, SITE_SETTINGS, file, key)
+    site_id = values.get("id")
+    if not site_id or not all(c.isalnum() or c in "-_" for c in site_id):
+        raise ConfigError(
+            'every site needs an id of letters, digits, - and _ (add id = "main")',
+            file=file,
+            key=f"{key}id",
+        )
+    lifetime = values.get("consent_lifetime_days", 180)
+    if not 1 <= lifetime <= MAX_LIFETIME_DAYS:
+        raise ConfigError(
+            f"must be between 1 and {MAX_LIFETIME_DAYS} days, got {lifetime}",
+            file=file,
+            key=f"{key}consent_lifetime_days",
+        )
+    upstream = values.get("upstream", "")
+    if upstream and not upstream.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"upstream must be an http:// or https:// URL, got {upstream!r}",
+            file=file,
+            key=f"{key}upstream",
+        )
+    for region, regime in values.get("regimes", {}).items():
+        if regime not in ("opt-in", "opt-out", "notice"):
+            raise ConfigError(
+                f"regime for {region!r} must be opt-in, opt-out or notice, got {regime!r}",
+                file=file,
+                key=f"{key}regimes",
+            )
+    if values.get("default_regime", "opt-in") not in ("opt-in", "opt-out", "notice"):
+        raise ConfigError(
+            "must be opt-in, opt-out or notice", file=file, key=f"{key}default_regime"
+        )
+    for sid, cat in values.get("category_overrides", {}).items():
+        if cat not in CATEGORIES:
+            raise ConfigError(
+                f"category for {sid!r} must be one of {', '.join(CATEGORIES)}",
+                file=file,
+                key=f"{key}category_overrides",
+            )
+    values["cookies"] = [
+        _parse_cookie(c, file, f"{key}cookies[{i}]")
+        for i, c in enumerate(values.get("cookies", []))
+    ]
+    return Site(**values)
+
+
+def demo_site() -> Site:
+    """The built-in demo site: declaration = the seed's cookie table."""
+    return Site(id="demo", cookies=list(SEED_COOKIES), demo=True, privacy_policy_url="/privacy")
+
+
+def _secret_from_data_dir(data_dir: Path) -> list[str]:
+    """Read data_dir/secret.key, generating it (mode 0600) on first use."""
+    path = data_dir / SECRET_FILE
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key + "\n")
+        return [key]
+    return [k.strip() for k in text.split(",") if k.strip()]
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    *,
+    environ: dict[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Settings:
+    """Build :class:`Settings` from a TOML file, the environment and CLI overrides."""
+    env = os.environ if environ is None else environ
+    file = str(config_file) if config_file else None
+    server: dict[str, Any] = {}
+    sites_raw: list[Any] = []
+    if file:
+        try:
+            with open(file, "rb") as fh:
+                doc = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(
+                "file not found; create one with `consentgate init`", file=file
+            ) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"not valid TOML: {exc}", file=file) from None
+        unknown = set(doc) - {"server", "sites"}
+        if unknown:
+            raise ConfigError(
+                f"unknown top-level table(s) {sorted(unknown)}; expected [server] and [[sites]]",
+                file=file,
+            )
+        server = _apply(doc.get("server", {}), SERVER_SETTINGS, file, "server.")
+        sites_raw = doc.get("sites", [])
+        if not isinstance(sites_raw, list):
+            raise ConfigError("use [[sites]] (an array of tables)", file=file, key="sites")
+
+    if env.get("CONSENTGATE_DATA_DIR"):
+        server["data_dir"] = env["CONSENTGATE_DATA_DIR"]
+    if env.get("CONSENTGATE_DATABASE"):
+        server["database"] = env["CONSENTGATE_DATABASE"]
+    if env.get("CONSENTGATE_SECRET_KEYS"):
+        server["secret_keys"] = [
+            k.strip() for k in env["CONSENTGATE_SECRET_KEYS"].split(",") if k.strip()
+        ]
+    for k, v in (overrides or {}).items():
+        if v is not None:
+            server[k] = v
+
+    data_dir = Path(server.pop("data_dir", DEFAULT_DATA_DIR))
+    sites = [_parse_site(raw, i, file) for i, raw in enumerate(sites_raw)]
+    upstream = server.pop("upstream", None)
+    if not sites:
+        sites = [demo_site()]
+        if upstream:
+            sites[0] = Site(id="default", upstream=upstream, cookies=list(SEED_COOKIES))
+    elif upstream:
+        sites[0].upstream = upstream
+    if upstream and not str(upstream).startswith(("http://", "https://")):
+        raise ConfigError(f"must be an http:// or https:// URL, got {upstream!r}", key="--upstream")
+    ids = [s.id for s in sites]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"site ids must be unique, got {ids}", file=file, key="sites")
+
+    keys = server.pop("secret_keys", None)
+    if keys is None:
+        keys = _secret_from_data_dir(data_dir)
+    for k in keys:
+        if not isinstance(k, str) or len(k) < 16:
+            raise ConfigError(
+                "each secret key must be a string of at least 16 characters "
+                "(generate one: python -c 'import secrets; print(secrets."
+                "token_urlsafe(32))')",
+                file=file,
+                key="secret_keys",
+            )
+    database = server.pop("database", None) or f"sqlite:///{(data_dir / 'consent.db')}"
+    if not database.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ConfigError(
+            f"database must be sqlite:///PATH or postgresql://..., got {database!r}",
+            file=file,
+            key="database",
+        )
+    prefix = server.get("prefix", "/_consent")
+    if not prefix.startswith("/") or prefix.endswith("/") or len(prefix) < 2:
+        raise ConfigError(
+            "prefix must start with / and not end with / (e.g. /_consent)",
+            file=file,
+            key="server.prefix",
+        )
+    return Settings(
+        secret_keys=keys,
+        database=database,
+        data_dir=data_dir,
+        sites=sites,
+        config_file=file,
+        **server,
+    )

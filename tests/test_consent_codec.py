@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from consentgate.consent import CATEGORIES, Consent, ConsentCodec, CookieRejected
+
+KEYS = ["newest-key-0123456789abcdef", "older-key-0123456789abcdef"]
+
+
+def make(granted: frozenset[str] = frozenset({"necessary"}), **kw: object) -> Consent:
+    now = int(time.time())
+    base: dict[str, object] = {
+        "consent_id": "abc",
+        "granted": granted,
+        "policy_version": "1",
+        "given_at": now,
+        "expires_at": now + 3600,
+    }
+    base.update(kw)
+    return Consent(**base)  # type: ignore[arg-type]
+
+
+@given(
+    st.sets(st.sampled_from(CATEGORIES)),
+    st.text(min_size=1, max_size=20),
+    st.sampled_from(["opt-in", "opt-out", "notice"]),
+    st.booleans(),
+)
+def test_roundtrip(granted: set[str], version: str, regime: str, gpc: bool) -> None:
+    codec = ConsentCodec(KEYS)
+    c = make(frozenset(granted) | {"necessary"}, policy_version=version, regime=regime, gpc=gpc)
+    value = codec.dumps(c)
+    assert len(value) < 4096
+    assert codec.loads(value) == c
+
+
+@given(st.integers(min_value=0), st.characters(codec="ascii"))
+def test_any_single_change_is_rejected(pos: int, ch: str) -> None:
+    codec = ConsentCodec(KEYS)
+    value = codec.dumps(make(frozenset(CATEGORIES)))
+    i = pos % len(value)
+    if value[i] == ch:
+        return
+    tampered = value[:i] + ch + value[i + 1 :]
+    with pytest.raises(CookieRejected):
+        codec.loads(tampered)
+
+
+def test_rotation_old_key_still_verifies_new_key_signs() -> None:
+    old = ConsentCodec(["older-key-0123456789abcdef"])
+    value = old.dumps(make())
+    rotated = ConsentCodec(KEYS)
+    assert rotated.loads(value).consent_id == "abc"
+    assert rotated.dumps(make()) != value
+    with pytest.raises(CookieRejected) as exc:
+        old.loads(rotated.dumps(make()))
+    assert exc.value.reason == "bad_signature"
+
+
+def test_foreign_key_and_expired_and_wrong_site() -> None:
+    codec = ConsentCodec(KEYS)
+    with pytest.raises(CookieRejected) as exc:
+        codec.loads(ConsentCodec(["someone-else-0123456789"]).dumps(make()))
+    assert exc.value.reason == "bad_signature"
+    with pytest.raises(CookieRejected) as exc:
+        codec.loads(codec.dumps(make(expires_at=int(time.time()) - 1)))
+    assert exc.value.reason == "expired"
+    with pytest.raises(CookieRejected) as exc:
+        codec.loads(codec.dumps(make(site_id="a")), site_id="b")
+    assert exc.value.reason == "wrong_site"
