@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..app import Runtime, cookie_value
 from ..config import Site
 from ..consent import CATEGORIES
+from ..visitor import TrustedProxies
 from .client import Origin, UpstreamError, UpstreamPool, UpstreamResponse
 from .cookies import CookiePolicy, UndeclaredCookies
 from .encoding import DecodeError, Decoder, Encoder, decoder_for, encoder_for
@@ -107,6 +108,7 @@ class ProxyApp:
             s.id: Origin.parse(s.upstream) for s in settings.sites if s.upstream
         }
         self.undeclared = UndeclaredCookies(settings.data_dir)
+        self.trusted = TrustedProxies(settings.trusted_proxies)
         runtime.extras.setdefault("on_shutdown", []).append(self.aclose)
 
     async def aclose(self) -> None:
@@ -132,7 +134,7 @@ class ProxyApp:
             client[0] or "",
             scope.get("scheme", "http"),
             scope["headers"],
-            self.runtime.settings.trusted_proxies,
+            self.trusted,
         )
 
     def target(self, scope: Scope, origin: Origin) -> bytes:

@@ -6,9 +6,9 @@ lower-cased), so they are easy to test and cheap to run.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
+from ..visitor import TrustedProxies
 from .encoding import constrain_accept_encoding
 
 __all__ = [
@@ -74,24 +74,8 @@ def strip_hop_by_hop(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, by
     return [(n, v) for n, v in headers if n not in drop]
 
 
-def _is_trusted(ip: str, trusted: list[str]) -> bool:
-    if not ip:
-        return False
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    for entry in trusted:
-        try:
-            if addr in ipaddress.ip_network(entry, strict=False):
-                return True
-        except ValueError:
-            continue
-    return False
-
-
 def visitor_of(
-    client_ip: str, scheme: str, headers: list[tuple[bytes, bytes]], trusted: list[str]
+    client_ip: str, scheme: str, headers: list[tuple[bytes, bytes]], trusted: TrustedProxies
 ) -> Visitor:
     host = ""
     proto = ""
@@ -100,7 +84,7 @@ def visitor_of(
             host = value.decode("latin-1")
         elif name == b"x-forwarded-proto":
             proto = value.decode("latin-1").split(",")[0].strip().lower()
-    trusted_peer = _is_trusted(client_ip, trusted)
+    trusted_peer = client_ip in trusted
     if trusted_peer and proto in ("http", "https"):
         scheme = proto
     return Visitor(client_ip, "https" if scheme in ("https", "wss") else "http", host, trusted_peer)
