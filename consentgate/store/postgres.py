@@ -147,6 +147,8 @@ class PostgresStore(ConsentStore):
         )
         self._writer_task: asyncio.Task[None] | None = None
         self._closing = False
+        #: Transactions the writer committed (batches, not events).
+        self.commits = 0
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -268,9 +270,12 @@ class PostgresStore(ConsentStore):
                     signature,
                     datetime.now(UTC),
                 )
+            self.commits += 1
         except Exception as exc:
-            # The commit may or may not have happened: never reuse this segment.
+            # The commit may or may not have happened: never reuse this segment, and
+            # re-check partitions (another node's retention may have dropped one).
             self.chain = ChainState()
+            self._months = set()
             error = StoreError(f"could not write to the consent log: {exc}")
             for _, future in batch:
                 if not future.done():
