@@ -14,8 +14,13 @@ from pathlib import Path
 import httpx2 as httpx
 
 REPO = Path(__file__).resolve().parent.parent
-CORPUS = REPO.parent / "shared" / "corpus"
-SEEDS = REPO.parent / "shared" / "seeds"
+# ../shared next to the checkout; worktrees under /work/wt/<name> find it one level up.
+SHARED = next(
+    (p / "shared" for p in REPO.parents if (p / "shared" / "corpus").is_dir()),
+    REPO.parent / "shared",
+)
+CORPUS = SHARED / "corpus"
+SEEDS = SHARED / "seeds"
 
 
 def free_port() -> int:
