@@ -25,6 +25,7 @@ from .decision import (
     detector,
     effective_granted,
     gpc_from_headers,
+    method_allowed,
 )
 from .detect import GeoIPDatabase, RegionDetector, parse_networks
 from .model import (
@@ -68,6 +69,7 @@ __all__ = [
     "detector",
     "effective_granted",
     "gpc_from_headers",
+    "method_allowed",
     "parse_networks",
     "parse_region",
     "regime_for",
