@@ -15,4 +15,9 @@ __all__ = ["build_site_app"]
 def build_site_app(runtime: Runtime) -> ASGIApp:
     from .demo import demo_app
 
-    return demo_app(runtime, inject_banner=True)
+    demo = demo_app(runtime, inject_banner=True)
+    if any(site.upstream for site in runtime.settings.sites):
+        from .proxy import ProxyApp
+
+        return ProxyApp(runtime, fallback=demo)
+    return demo

@@ -20,6 +20,7 @@ from ..consent import CATEGORIES
 
 __all__ = [
     "EVENT_FIELDS",
+    "ChainHead",
     "ConsentEvent",
     "ConsentStore",
     "EventFilter",
@@ -98,6 +99,17 @@ class StoredEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class ChainHead:
+    """The signed head of one writer's chain segment (see ``docs/consent-log.md``)."""
+
+    chain_id: str
+    chain_seq: int  # last record's position in the segment
+    hash: str  # last record's hash
+    signature: str  # consentgate.chain.HeadSigner over chain_id|chain_seq|hash
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class EventFilter:
     site_id: str | None = None
     consent_id: str | None = None
@@ -137,6 +149,10 @@ class ConsentStore(abc.ABC):
     @abc.abstractmethod
     async def count(self, flt: EventFilter | None = None) -> int:
         """How many events match."""
+
+    @abc.abstractmethod
+    async def chain_heads(self) -> list[ChainHead]:
+        """Every chain segment's signed head, oldest first."""
 
     async def ping(self) -> bool:
         """Health check."""
