@@ -34,6 +34,7 @@ from .config import Site
 from .consent import CATEGORIES, Consent
 from .errors import ApiError
 from .minify import minify_css, minify_js
+from .regions.consent_mode import consent_mode_state
 from .texts import banner_hash, pick_language, site_languages, texts_for
 
 __all__ = ["Asset", "BannerAssets", "cookie_patterns", "head_snippet", "routes"]
@@ -59,21 +60,12 @@ TRACKER_COOKIES: dict[str, tuple[str, ...]] = {
     "marketing": ("_fbp", "_fbc", "_gcl_*", "_uet*", "_ttp", "_tt_*", "li_fat_id", "_pin_unauth"),
 }
 
-# Consent Mode v2 signals per category (PRODUCT.md).
-CONSENT_MODE: dict[str, tuple[str, ...]] = {
-    "preferences": ("functionality_storage", "personalization_storage"),
-    "statistics": ("analytics_storage",),
-    "marketing": ("ad_storage", "ad_user_data", "ad_personalization"),
-}
-
 
 def consent_mode(granted: Iterable[str]) -> dict[str, str]:
-    g = set(granted)
-    return {
-        signal: "granted" if category in g else "denied"
-        for category, signals in CONSENT_MODE.items()
-        for signal in signals
-    }
+    """Consent Mode v2 signals for granted categories (without ``security_storage``)."""
+    state = consent_mode_state(granted)
+    del state["security_storage"]
+    return state
 
 
 def _catalog_cookie_patterns() -> dict[str, list[str]]:
