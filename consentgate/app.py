@@ -124,10 +124,15 @@ class ConsentGateApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
+        from .regions import detector
+
+        detector(self.runtime)  # opens the GeoIP database: a bad path fails start-up
         await self.runtime.store.open()
         try:
             yield
         finally:
+            for close in self.runtime.extras.pop("on_shutdown", []):
+                await close()
             await self.runtime.store.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -161,9 +166,13 @@ class ConsentGateApp:
 
 
 def _store_options(settings: Settings) -> dict[str, Any]:
+    """Backend options: every store signs its chain heads with the server's keys."""
+    from .chain import HeadSigner
+
+    options: dict[str, Any] = {"head_signer": HeadSigner(settings.secret_keys)}
     if settings.database.startswith("postgres"):
-        return {"pool_size": settings.db_pool_size}
-    return {}
+        options["pool_size"] = settings.db_pool_size
+    return options
 
 
 def create_app(settings: Settings, store: ConsentStore | None = None) -> ConsentGateApp:
