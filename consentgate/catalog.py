@@ -136,9 +136,7 @@ class Catalog:
     def _add_url(self, pattern: str, svc: Service) -> None:
         host, slash, path = pattern.partition("/")
         path_re = (
-            re.compile(re.escape("/" + path).replace(r"\*", "[^?#]*"))
-            if slash and path
-            else None
+            re.compile(re.escape("/" + path).replace(r"\*", "[^?#]*")) if slash and path else None
         )
         if not host:  # "/matomo.js": a path suffix on any host, relative URLs included
             self._anyhost.append(("/" + path, svc))
@@ -317,8 +315,7 @@ def load_catalog(site: Site | None = None) -> Catalog:
     if cached is not None:
         return cached
     extra = tuple(
-        _service_from(raw, f"site {site.id!r} services[{i}]")
-        for i, raw in enumerate(site.services)
+        _service_from(raw, f"site {site.id!r} services[{i}]") for i, raw in enumerate(site.services)
     )
     services = []
     for svc in extra + _builtin_services():

@@ -67,8 +67,9 @@ class TagHandling:
             self._stack.pop()
 
     # -- start tags ---------------------------------------------------------------------
-    def _start_tag(self: StreamRewriter, data: bytes, pos: int, end: int, name: bytes,
-                   foreign: bool) -> int:
+    def _start_tag(
+        self: StreamRewriter, data: bytes, pos: int, end: int, name: bytes, foreign: bool
+    ) -> int:
         if foreign:
             if name in g.FOREIGN_BREAKOUT or (
                 name == b"font" and _FONT_BREAKOUT.search(data, pos, end)
@@ -87,8 +88,7 @@ class TagHandling:
         self._enter_content(name, False, _self_closing(data, pos, end))
         return end
 
-    def _pending_start(self: StreamRewriter, data: bytes, pos: int, end: int,
-                       name: bytes) -> bool:
+    def _pending_start(self: StreamRewriter, data: bytes, pos: int, end: int, name: bytes) -> bool:
         """Place the head snippet if this tag decides where; True if fully handled."""
         if name not in _HEAD_OK:
             tag = data[pos:end]
@@ -122,8 +122,7 @@ class TagHandling:
         elif name in (b"svg", b"math") and not sc:
             self._push(name)
 
-    def _foreign_start(self: StreamRewriter, data: bytes, pos: int, end: int,
-                       name: bytes) -> int:
+    def _foreign_start(self: StreamRewriter, data: bytes, pos: int, end: int, name: bytes) -> int:
         sc = _self_closing(data, pos, end)
         svg = self._namespace() == b"svg"
         if name == b"script" and svg:
@@ -148,8 +147,16 @@ class TagHandling:
                 return entry
         return b"html"
 
-    def _script_start(self: StreamRewriter, data: bytes, pos: int, end: int, name: bytes, *,
-                      foreign: bool, self_closing: bool = False) -> None:
+    def _script_start(
+        self: StreamRewriter,
+        data: bytes,
+        pos: int,
+        end: int,
+        name: bytes,
+        *,
+        foreign: bool,
+        self_closing: bool = False,
+    ) -> None:
         held = False
         if self._active:
             tag = data[pos:end]
@@ -179,7 +186,7 @@ class TagHandling:
     def _decide_script(self: StreamRewriter, data: bytes, end: int) -> None:
         """Classify the held inline script whose content ends at ``end``."""
         assert self._script is not None
-        start, name_end, tag_end, name = self._script
+        start, name_end, tag_end, _ = self._script
         length = end - self._content
         text = data[self._content : self._content + min(length, self._script_cap)]
         category = self.policy.inline_category(text)
@@ -187,8 +194,9 @@ class TagHandling:
             category = "unclassified"  # too long to read whole: the conservative choice
         if category is not None and not self.policy.allows(category):
             tag = data[start:tag_end]
-            self._neutralize(start, tag_end, tag, name_end, parse_attrs(tag, name_end),
-                             b"script", category)
+            self._neutralize(
+                start, tag_end, tag, name_end, parse_attrs(tag, name_end), b"script", category
+            )
         self._hold = -1
         self._script = None
 
@@ -218,8 +226,16 @@ class TagHandling:
         if category is not None and not self.policy.allows(category):
             self._neutralize(pos, end, tag, len(name) + 1, attr_list, name, category)
 
-    def _neutralize(self: StreamRewriter, pos: int, end: int, tag: bytes, name_end: int,
-                    attr_list: list, element: bytes, category: str) -> None:
+    def _neutralize(
+        self: StreamRewriter,
+        pos: int,
+        end: int,
+        tag: bytes,
+        name_end: int,
+        attr_list: list,
+        element: bytes,
+        category: str,
+    ) -> None:
         self._edit(pos, end, neutralize(tag, name_end, attr_list, element, category))
         self.stats[category] += 1
 
@@ -245,8 +261,15 @@ class TagHandling:
             self._pop_to(len(stack) - 1)
 
     # -- tags that do not fit in one chunk ---------------------------------------------
-    def _incomplete_tag(self: StreamRewriter, data: bytes, pos: int, final: bool, *,
-                        end_tag: bool, whole: re.Match[bytes] | None = None) -> int:
+    def _incomplete_tag(
+        self: StreamRewriter,
+        data: bytes,
+        pos: int,
+        final: bool,
+        *,
+        end_tag: bool,
+        whole: re.Match[bytes] | None = None,
+    ) -> int:
         n = len(data)
         if final and whole is None:
             return n  # EOF inside a tag: the tokenizer drops it; bytes pass through
@@ -352,8 +375,7 @@ class TagHandling:
         after = self._lt_after
         if after is not None:
             name, foreign = after
-            if name == b"script" and not sc and not foreign or (name == b"script" and not sc
-                                                                 and self._namespace() == b"svg"):
+            if name == b"script" and not sc and (not foreign or self._namespace() == b"svg"):
                 self._state = S.SCRIPT
                 self._esc = 0
                 self._script_foreign = foreign

@@ -57,9 +57,7 @@ def parse_attrs(tag: bytes, name_end: int) -> list[Attr]:
         quoted = value is not None and value[:1] in (b'"', b"'")
         if quoted:
             value = value[1:-1]  # type: ignore[index]
-        out.append(
-            Attr(m.group(1).translate(_UPPER), m.start(1), m.end(1), value, m.end(), quoted)
-        )
+        out.append(Attr(m.group(1).translate(_UPPER), m.start(1), m.end(1), value, m.end(), quoted))
         pos = m.end()
     return out
 
@@ -73,7 +71,9 @@ def first_values(attrs: list[Attr]) -> dict[bytes, bytes]:
     return out
 
 
-def neutralize(tag: bytes, name_end: int, attrs: list[Attr], element: bytes, category: str) -> bytes:
+def neutralize(
+    tag: bytes, name_end: int, attrs: list[Attr], element: bytes, category: str
+) -> bytes:
     """The start tag made inert for ``category`` (see the module docstring)."""
     cat = category.encode()
     if element == b"script":

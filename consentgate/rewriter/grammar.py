@@ -17,9 +17,6 @@ import re
 
 __all__ = [
     "ATTR",
-    "SCRIPT_DOUBLE_EVENT",
-    "SCRIPT_ESCAPED_EVENT",
-    "SCRIPT_EVENT",
     "BOGUS_END",
     "CDATA_END",
     "COMMENT_END",
@@ -28,6 +25,9 @@ __all__ = [
     "RUN_HTML",
     "RUN_IP",
     "RUN_TEXT",
+    "SCRIPT_DOUBLE_EVENT",
+    "SCRIPT_ESCAPED_EVENT",
+    "SCRIPT_EVENT",
     "TAG",
     "rawtext_end",
 ]

@@ -100,7 +100,8 @@ class StreamRewriter(TagHandling):
         self._end_re: re.Pattern[bytes] | None = None  # RAWTEXT/RCDATA end
         self._tail = 0  # bytes kept back while streaming a body
         self._esc = _ESC_NONE
-        self._script: tuple[int, int, int, bytes] | None = None  # tag start, name end, tag end, name
+        # held script: tag start, name end (inside the tag), tag end, name
+        self._script: tuple[int, int, int, bytes] | None = None
         self._content = 0  # start of the held script's content
         self._script_foreign = False
         self._stack: list[bytes] = []  # open svg/math elements and integration points
