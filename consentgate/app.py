@@ -128,6 +128,8 @@ class ConsentGateApp:
         try:
             yield
         finally:
+            for close in self.runtime.extras.pop("on_shutdown", []):
+                await close()
             await self.runtime.store.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

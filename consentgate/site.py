@@ -20,4 +20,8 @@ def build_site_app(runtime: Runtime) -> ASGIApp:
         response = HTMLResponse("<!doctype html><title>consentgate demo</title><h1>demo</h1>")
         await response(scope, receive, send)
 
+    if any(site.upstream for site in runtime.settings.sites):
+        from .proxy import ProxyApp
+
+        return ProxyApp(runtime, fallback=demo)
     return demo

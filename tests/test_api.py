@@ -15,6 +15,8 @@ from consentgate.consent import CATEGORIES, Consent, ConsentCodec
 API = "/_consent/api/consent"
 JSON = {"content-type": "application/json"}
 
+pytestmark = pytest.mark.both_backends
+
 
 @contextlib.asynccontextmanager
 async def serve(

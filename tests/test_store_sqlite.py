@@ -1,3 +1,6 @@
+"""The consent log store. Tests marked ``both_backends`` run on SQLite and PostgreSQL
+(``database_url`` fixture, tests/conftest.py); the rest are SQLite specifics."""
+
 from __future__ import annotations
 
 import asyncio
@@ -55,9 +58,10 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "sub" / "consent.db"
 
 
-async def test_append_read_back_and_filters(db_path: Path) -> None:
+@pytest.mark.both_backends
+async def test_append_read_back_and_filters(database_url: str) -> None:
     signer = HeadSigner(KEYS)
-    async with open_store(f"sqlite:///{db_path}", head_signer=signer) as store:
+    async with open_store(database_url, head_signer=signer) as store:
         stored = [await store.append(event(n)) for n in range(1, 21)]
         assert [s.seq for s in stored] == list(range(1, 21))
         assert (await store.latest("c-3")).event.event_id == "ev-17"  # type: ignore[union-attr]
@@ -78,9 +82,10 @@ async def test_append_read_back_and_filters(db_path: Path) -> None:
     assert not await store.ping()
 
 
-async def test_concurrent_appends_are_group_committed(db_path: Path) -> None:
+@pytest.mark.both_backends
+async def test_concurrent_appends_are_group_committed(database_url: str) -> None:
     signer = HeadSigner(KEYS)
-    store = SQLiteStore(db_path, head_signer=signer)
+    store = open_store(database_url, head_signer=signer)
     async with store:
         results = await asyncio.gather(*(store.append(event(n)) for n in range(1200)))
         assert sorted(r.seq for r in results) == list(range(1, 1201))
@@ -88,21 +93,23 @@ async def test_concurrent_appends_are_group_committed(db_path: Path) -> None:
         check_chains([e async for e in store.iter_events()], signer, await store.chain_heads())
 
 
-async def test_paging_streams_every_event(db_path: Path) -> None:
-    async with SQLiteStore(db_path) as store:
+@pytest.mark.both_backends
+async def test_paging_streams_every_event(database_url: str) -> None:
+    async with open_store(database_url) as store:
         await asyncio.gather(*(store.append(event(n)) for n in range(1234)))
         seqs = [e.seq async for e in store.iter_events()]
         assert seqs == list(range(1, 1235))
         assert await store.count(EventFilter(consent_id="c-0")) == len(range(0, 1234, 7))
 
 
-async def test_each_open_starts_a_new_signed_segment(db_path: Path) -> None:
+@pytest.mark.both_backends
+async def test_each_open_starts_a_new_signed_segment(database_url: str) -> None:
     signer = HeadSigner(KEYS)
     for round_ in range(3):
-        async with SQLiteStore(db_path, head_signer=signer) as store:
+        async with open_store(database_url, head_signer=signer) as store:
             for n in range(5):
                 await store.append(event(round_ * 10 + n))
-    async with SQLiteStore(db_path, head_signer=signer) as store:
+    async with open_store(database_url, head_signer=signer) as store:
         heads = await store.chain_heads()
         assert len(heads) == 3
         check_chains([e async for e in store.iter_events()], signer, heads)
@@ -126,8 +133,9 @@ async def test_failed_batch_fails_its_callers_and_keeps_the_chain(db_path: Path)
         check_chains(events, signer, await store.chain_heads())
 
 
-async def test_naive_time_and_closed_store_are_refused(db_path: Path) -> None:
-    store = SQLiteStore(db_path)
+@pytest.mark.both_backends
+async def test_naive_time_and_closed_store_are_refused(database_url: str) -> None:
+    store = open_store(database_url)
     with pytest.raises(StoreError):
         await store.append(event(1))
     async with store:
@@ -135,14 +143,15 @@ async def test_naive_time_and_closed_store_are_refused(db_path: Path) -> None:
             await store.append(event(1, created_at=datetime(2026, 1, 1)))
 
 
-async def test_close_flushes_queued_events(db_path: Path) -> None:
-    store = SQLiteStore(db_path)
+@pytest.mark.both_backends
+async def test_close_flushes_queued_events(database_url: str) -> None:
+    store = open_store(database_url)
     await store.open()
     pending = [asyncio.ensure_future(store.append(event(n))) for n in range(50)]
     await asyncio.sleep(0)
     await store.close()
     assert all(p.done() and not p.exception() for p in pending)
-    async with SQLiteStore(db_path) as again:
+    async with open_store(database_url) as again:
         assert await again.count() == 50
 
 
