@@ -1,13 +1,378 @@
-"""The consent API: ``/_consent/api/consent`` (POST record, GET current, DELETE withdraw)."""
+"""The consent API: ``/_consent/api/consent`` (POST record, GET current, DELETE withdraw).
+
+Every decision becomes one log record, acknowledged only after the store says it
+is durable. Client mistakes are 4xx JSON ``{"error": {"code", "message"}}``:
+
+=====  ==========================  ============================================
+400    ``invalid_json``            body is not JSON (or NaN/Infinity, too deep)
+403    ``origin_not_allowed``      cross-origin request from an unconfigured origin
+404    ``no_consent``              GET without a valid consent cookie
+413    ``payload_too_large``       body over ``settings.max_body_bytes``
+415    ``unsupported_media_type``  POST without ``Content-Type: application/json``
+422    ``invalid_request``         unknown field, wrong type, unknown category,
+                                   method and granted disagree
+503    ``store_unavailable``       the consent log could not make the record durable
+=====  ==========================  ============================================
+
+Requiring ``application/json`` is also the CSRF defence: a cross-site page cannot
+send it without a CORS preflight, and preflights pass only for configured origins.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import json
+import re
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from .app import Runtime
+from .config import Site
+from .consent import (
+    CATEGORIES,
+    COOKIE_NAME,
+    Consent,
+    CookieRejected,
+    EventType,
+    Method,
+    new_consent_id,
+)
+from .errors import ApiError, error_response
+from .openapi import openapi_document
+from .store import ConsentEvent, StoreError
+from .visitor import (
+    TrustedProxies,
+    clean_page_url,
+    client_address,
+    mask_ip,
+    normalize_language,
+    region_from_headers,
+    truncate_user_agent,
+)
 
-__all__ = ["routes"]
+__all__ = ["API_METHODS", "BODY_FIELDS", "routes"]
+
+#: Methods a visitor's POST may carry (``withdraw`` is DELETE).
+API_METHODS: tuple[str, ...] = (
+    Method.ACCEPT_ALL,
+    Method.REJECT_ALL,
+    Method.CUSTOM,
+    Method.CLOSE,
+)
+BODY_FIELDS: tuple[str, ...] = ("granted", "method", "page_url", "language", "banner_hash")
+_BANNER_HASH = re.compile(r"^[A-Za-z0-9:+/=_.-]{0,128}$")
+_ALL = frozenset(CATEGORIES)
+_NECESSARY = frozenset({"necessary"})
+_ALLOWED_METHODS = "GET, POST, DELETE, OPTIONS"
+
+
+def _invalid(message: str) -> ApiError:
+    return ApiError(422, "invalid_request", message)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    """Decode and validate a POST body; raises :class:`ApiError` (400/422)."""
+    try:
+        doc = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise _invalid(f"the body must be a JSON object, got {type(doc).__name__}")
+    unknown = sorted(set(doc) - set(BODY_FIELDS))
+    if unknown:
+        raise _invalid(f"unknown field(s) {unknown}; allowed: {', '.join(BODY_FIELDS)}")
+    method = doc.get("method")
+    if method not in API_METHODS:
+        raise _invalid(f"method must be one of {', '.join(API_METHODS)}, got {method!r}")
+    if "granted" in doc:
+        granted = _parse_granted(doc["granted"])
+    elif method == Method.ACCEPT_ALL:
+        granted = _ALL
+    elif method in (Method.REJECT_ALL, Method.CLOSE):
+        granted = _NECESSARY
+    else:
+        raise _invalid('granted is required when method is "custom"')
+    if method == Method.ACCEPT_ALL and granted != _ALL:
+        raise _invalid(f"accept_all must grant every category ({', '.join(CATEGORIES)})")
+    if method in (Method.REJECT_ALL, Method.CLOSE) and granted != _NECESSARY:
+        raise _invalid(f'{method} grants only "necessary"; use method "custom" to pick categories')
+    out: dict[str, Any] = {"method": method, "granted": granted}
+    for name, limit in (("page_url", 2048), ("language", 35), ("banner_hash", 128)):
+        value = doc.get(name, "")
+        if not isinstance(value, str):
+            raise _invalid(f"{name} must be a string, got {type(value).__name__}")
+        if len(value) > limit:
+            raise _invalid(f"{name} is longer than {limit} characters")
+        out[name] = value
+    if out["language"] and not normalize_language(out["language"]):
+        raise _invalid(f"language must be a language tag like en or pt-BR, got {doc['language']!r}")
+    if not _BANNER_HASH.match(out["banner_hash"]):
+        raise _invalid("banner_hash may only hold letters, digits and :+/=_.-")
+    return out
+
+
+def _parse_granted(value: Any) -> frozenset[str]:
+    if not isinstance(value, list):
+        raise _invalid(f"granted must be a list of category ids, got {type(value).__name__}")
+    if len(value) > 4 * len(CATEGORIES):
+        raise _invalid("granted lists too many entries")
+    for item in value:
+        if not isinstance(item, str):
+            raise _invalid(f"granted holds category ids (strings), got {type(item).__name__}")
+        if item not in _ALL:
+            raise _invalid(f"unknown category {item!r}; known: {', '.join(CATEGORIES)}")
+    return frozenset(value) | _NECESSARY
+
+
+class ConsentApi:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.trusted = TrustedProxies(self.settings.trusted_proxies)
+        self._origins: dict[str, Site] = {}
+        self._origin_hosts: dict[str, Site] = {}
+        for site in self.settings.sites:
+            for origin in site.origins:
+                self._origins.setdefault(origin.rstrip("/").lower(), site)
+            for host in site.hosts:
+                self._origin_hosts.setdefault(host.lower(), site)
+
+    # -- routing ---------------------------------------------------------------------
+
+    async def endpoint(self, request: Request) -> Response:
+        origin = request.headers.get("origin")
+        site, cors = self._site_and_cors(request, origin)
+        try:
+            if request.method == "OPTIONS":
+                response = self._preflight(request, origin, cors)
+            elif origin and cors is None and not self._same_origin(request, origin):
+                raise ApiError(
+                    403,
+                    "origin_not_allowed",
+                    f"origin {origin!r} is not configured for any site (add it to "
+                    "[[sites]] hosts or origins)",
+                )
+            elif request.method == "POST":
+                response = await self.post(request, site)
+            elif request.method == "DELETE":
+                response = await self.delete(request, site)
+            else:
+                response = self.get(request, site)
+        except ApiError as exc:
+            self.runtime.metrics.api_errors.labels(code=exc.code).inc()
+            response = error_response(exc.status, exc.code, exc.message)
+        if cors:
+            response.headers.update(cors)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def _site_and_cors(
+        self, request: Request, origin: str | None
+    ) -> tuple[Site, dict[str, str] | None]:
+        if origin:
+            site = self._origin_site(origin)
+            if site is not None:
+                return site, {
+                    "Access-Control-Allow-Origin": origin,
+                    "Access-Control-Allow-Credentials": "true",
+                    "Vary": "Origin",
+                }
+        return self.runtime.site_for(request), None
+
+    def _origin_site(self, origin: str) -> Site | None:
+        site = self._origins.get(origin.rstrip("/").lower())
+        if site is not None:
+            return site
+        try:
+            host = urlsplit(origin).hostname
+        except ValueError:
+            return None
+        return self._origin_hosts.get(host or "")
+
+    @staticmethod
+    def _same_origin(request: Request, origin: str) -> bool:
+        try:
+            netloc = urlsplit(origin).netloc.lower()
+        except ValueError:
+            return False
+        return bool(netloc) and netloc == request.headers.get("host", "").lower()
+
+    def _preflight(
+        self, request: Request, origin: str | None, cors: dict[str, str] | None
+    ) -> Response:
+        if origin and cors is None:
+            raise ApiError(
+                403, "origin_not_allowed", f"origin {origin!r} is not configured for any site"
+            )
+        headers = {"Allow": _ALLOWED_METHODS}
+        if cors:
+            headers.update(
+                {
+                    "Access-Control-Allow-Methods": "GET, POST, DELETE",
+                    "Access-Control-Allow-Headers": "Content-Type",
+                    "Access-Control-Max-Age": "600",
+                }
+            )
+        return Response(status_code=204, headers=headers)
+
+    # -- handlers --------------------------------------------------------------------
+
+    def get(self, request: Request, site: Site) -> Response:
+        consent = self.runtime.consent_from_cookie(request.cookies.get(COOKIE_NAME), site)
+        if consent is None:
+            raise ApiError(404, "no_consent", "no valid consent cookie for this site")
+        return JSONResponse(consent.to_json())
+
+    async def post(self, request: Request, site: Site) -> Response:
+        content_type = request.headers.get("content-type", "")
+        media, _, params = content_type.partition(";")
+        charset = params.strip().lower().removeprefix("charset=").strip('"')
+        if media.strip().lower() != "application/json" or charset not in ("", "utf-8", "utf8"):
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                f"send Content-Type: application/json, got {content_type or 'none'!r}",
+            )
+        body = parse_body(await self._read_body(request))
+        prior = self._prior(request, site)
+        event_type = EventType.UPDATE if prior else EventType.INITIAL
+        return await self._record(
+            request, site, prior, event_type, body["method"], body["granted"], body, 201
+        )
+
+    async def delete(self, request: Request, site: Site) -> Response:
+        prior = self._prior(request, site)
+        return await self._record(
+            request, site, prior, EventType.WITHDRAW, Method.WITHDRAW, _NECESSARY, {}, 200
+        )
+
+    async def _read_body(self, request: Request) -> bytes:
+        limit = self.settings.max_body_bytes
+        too_large = ApiError(
+            413, "payload_too_large", f"the body is larger than {limit} bytes (max_body_bytes)"
+        )
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large
+        chunks = bytearray()
+        async for chunk in request.stream():
+            chunks += chunk
+            if len(chunks) > limit:
+                raise too_large
+        return bytes(chunks)
+
+    def _prior(self, request: Request, site: Site) -> Consent | None:
+        """The visitor's earlier consent (any policy version) to keep the consent id."""
+        value = request.cookies.get(COOKIE_NAME)
+        if not value:
+            return None
+        try:
+            return self.runtime.codec.loads(value, site_id=site.id)
+        except CookieRejected as exc:
+            self.runtime.metrics.cookie_rejected(exc.reason)
+            return None
+
+    async def _record(
+        self,
+        request: Request,
+        site: Site,
+        prior: Consent | None,
+        event_type: str,
+        method: str,
+        granted: frozenset[str],
+        body: dict[str, Any],
+        status: int,
+    ) -> Response:
+        headers = request.headers
+        peer = request.client.host if request.client else None
+        trusted_peer = peer in self.trusted
+        region = ""
+        if trusted_peer and self.settings.region_header:
+            region = region_from_headers(
+                headers.get(self.settings.region_header),
+                headers.get(self.settings.subdivision_header)
+                if self.settings.subdivision_header
+                else None,
+            )
+        regime = site.regimes.get(region) or site.regimes.get(region[:2]) or site.default_regime
+        gpc = headers.get("sec-gpc", "").strip() == "1"
+        now = datetime.now(UTC)
+        given_at = int(now.timestamp())
+        consent = Consent(
+            consent_id=prior.consent_id if prior else new_consent_id(),
+            granted=granted,
+            policy_version=site.policy_version,
+            given_at=given_at,
+            expires_at=given_at + site.lifetime_seconds,
+            site_id=site.id,
+            regime=regime,
+            gpc=gpc,
+        )
+        event = ConsentEvent(
+            event_id=secrets.token_urlsafe(16),
+            consent_id=consent.consent_id,
+            site_id=site.id,
+            event_type=str(event_type),
+            method=str(method),
+            created_at=now,
+            granted=granted,
+            policy_version=site.policy_version,
+            banner_hash=body.get("banner_hash", ""),
+            language=normalize_language(body.get("language") or headers.get("accept-language")),
+            page_url=clean_page_url(body.get("page_url") or headers.get("referer")),
+            region=region,
+            regime=regime,
+            gpc=gpc,
+            ip_masked=mask_ip(client_address(peer, headers.get("x-forwarded-for"), self.trusted)),
+            user_agent=truncate_user_agent(headers.get("user-agent")),
+        )
+        started = time.perf_counter()
+        try:
+            await self.runtime.store.append(event)
+        except StoreError:
+            raise ApiError(
+                503, "store_unavailable", "the consent could not be recorded; try again"
+            ) from None
+        metrics = self.runtime.metrics
+        metrics.write_latency.observe(time.perf_counter() - started)
+        metrics.consents.labels(site=site.id, type=event_type, method=method).inc()
+        response = JSONResponse(consent.to_json(), status_code=status)
+        response.set_cookie(
+            COOKIE_NAME,
+            self.runtime.codec.dumps(consent),
+            max_age=site.lifetime_seconds,
+            path="/",
+            secure=self._is_https(request, trusted_peer),
+            httponly=True,
+            samesite="lax",
+        )
+        return response
+
+    @staticmethod
+    def _is_https(request: Request, trusted_peer: bool) -> bool:
+        if request.url.scheme == "https":
+            return True
+        proto = request.headers.get("x-forwarded-proto", "") if trusted_peer else ""
+        return proto.split(",", 1)[0].strip().lower() == "https"
 
 
 def routes(runtime: Runtime) -> list[BaseRoute]:
-    return []
+    api = ConsentApi(runtime)
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(openapi_document(runtime))
+
+    return [
+        Route("/api/consent", api.endpoint, methods=["GET", "POST", "DELETE", "OPTIONS"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]

@@ -161,9 +161,13 @@ class ConsentGateApp:
 
 
 def _store_options(settings: Settings) -> dict[str, Any]:
+    """Backend options: every store signs its chain heads with the server's keys."""
+    from .chain import HeadSigner
+
+    options: dict[str, Any] = {"head_signer": HeadSigner(settings.secret_keys)}
     if settings.database.startswith("postgres"):
-        return {"pool_size": settings.db_pool_size}
-    return {}
+        options["pool_size"] = settings.db_pool_size
+    return options
 
 
 def create_app(settings: Settings, store: ConsentStore | None = None) -> ConsentGateApp:

@@ -349,6 +349,8 @@ def _parse_site(raw: Any, index: int, file: str | None) -> Site:
             file=file,
             key=f"{key}upstream",
         )
+    from .regions.model import check_region_key
+
     for region, regime in values.get("regimes", {}).items():
         if regime not in ("opt-in", "opt-out", "notice"):
             raise ConfigError(
@@ -356,6 +358,10 @@ def _parse_site(raw: Any, index: int, file: str | None) -> Site:
                 file=file,
                 key=f"{key}regimes",
             )
+        try:
+            check_region_key(region)
+        except ValueError as exc:
+            raise ConfigError(str(exc), file=file, key=f"{key}regimes") from None
     if values.get("default_regime", "opt-in") not in ("opt-in", "opt-out", "notice"):
         raise ConfigError(
             "must be opt-in, opt-out or notice", file=file, key=f"{key}default_regime"
@@ -479,6 +485,12 @@ def load_settings(
             file=file,
             key="server.prefix",
         )
+    from .regions.detect import parse_networks
+
+    try:
+        parse_networks(server.get("trusted_proxies", []))
+    except ValueError as exc:
+        raise ConfigError(str(exc), file=file, key="server.trusted_proxies") from None
     return Settings(
         secret_keys=keys,
         database=database,

@@ -1,22 +1,89 @@
-"""Running the ASGI app under uvicorn."""
+"""Running the ASGI app under uvicorn, in one process or ``--workers N``.
+
+With one worker the app object is served directly. With several, uvicorn spawns
+fresh worker processes that build the app with :func:`app_factory`; the parent
+hands them its :class:`~consentgate.config.Settings` through a private run
+directory (mode 0700, removed at exit) named by ``CONSENTGATE_RUN_DIR``:
+
+* ``settings.pickle`` (mode 0600): the parent's settings, exactly as loaded, so
+  every worker serves the same config, keys and database;
+* ``metrics/``: ``PROMETHEUS_MULTIPROC_DIR``, so ``/_consent/metrics`` sums the
+  counters of all workers whichever worker answers.
+
+Every worker opens its own store: with PostgreSQL each is its own chain segment
+and connection pool; with SQLite each worker has its own writer (its own chain
+segment) and the workers serialize on SQLite's write lock (``BEGIN IMMEDIATE``
+with a busy timeout). The parent opens the store once before spawning workers so
+the schema migration and WAL switch happen in one process.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import pickle
+import shutil
+import tempfile
+from pathlib import Path
+
 import uvicorn
 
-from .app import create_app
+from .app import ConsentGateApp, create_app
 from .config import Settings
 
-__all__ = ["run"]
+__all__ = ["RUN_DIR_ENV", "app_factory", "run"]
+
+RUN_DIR_ENV = "CONSENTGATE_RUN_DIR"
+_SETTINGS_FILE = "settings.pickle"
+
+
+def _uvicorn_options(settings: Settings) -> dict[str, object]:
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": "info",
+        "proxy_headers": False,
+        "server_header": False,
+    }
 
 
 def run(settings: Settings) -> None:
+    if settings.workers <= 1:
+        uvicorn.run(create_app(settings), **_uvicorn_options(settings))  # type: ignore[arg-type]
+        return
+    asyncio.run(_prepare_store(settings))
+    run_dir = Path(tempfile.mkdtemp(prefix="consentgate-run-"))
+    try:
+        fd = os.open(run_dir / _SETTINGS_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(settings, fh)
+        metrics_dir = run_dir / "metrics"
+        metrics_dir.mkdir()
+        os.environ[RUN_DIR_ENV] = str(run_dir)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+        uvicorn.run(
+            "consentgate.server:app_factory",
+            factory=True,
+            workers=settings.workers,
+            **_uvicorn_options(settings),  # type: ignore[arg-type]
+        )
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+async def _prepare_store(settings: Settings) -> None:
+    """Create or upgrade the schema once, before the workers start."""
     app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level="info",
-        proxy_headers=False,
-        server_header=False,
-    )
+    async with app.lifespan():
+        pass
+
+
+def app_factory() -> ConsentGateApp:
+    """The app of one ``--workers`` process (uvicorn calls this in every worker)."""
+    run_dir = os.environ.get(RUN_DIR_ENV)
+    if not run_dir:
+        raise RuntimeError(f"{RUN_DIR_ENV} is not set; start workers with `consentgate serve`")
+    # The file is written by our parent process into a private 0700 directory.
+    with open(Path(run_dir) / _SETTINGS_FILE, "rb") as fh:
+        settings: Settings = pickle.load(fh)
+    return create_app(settings)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx2 as httpx
@@ -8,16 +9,54 @@ import pytest
 
 from consentgate.app import ConsentGateApp, create_app
 from consentgate.config import Settings, load_settings
+from tests import support
+
+#: Storage backends a ``both_backends`` test runs against. CONSENTGATE_TEST_BACKENDS
+#: (comma-separated) narrows the list for a quick local run; CI runs both.
+BACKENDS: tuple[str, ...] = tuple(
+    b.strip()
+    for b in os.environ.get("CONSENTGATE_TEST_BACKENDS", "sqlite,postgres").split(",")
+    if b.strip()
+)
+TEST_KEYS = "test-key-newest-0123456789,test-key-older-0123456789"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``both_backends`` (module ``pytestmark`` or per test) run once per
+    backend: every fixture built on ``backend`` (``database_url``, ``settings``,
+    ``app``, ``client``, ``store``) follows the parameter."""
+    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "both_backends"
+    ):
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def backend(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` (default) or ``postgres`` when the test is ``both_backends``."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """An empty consent log of the test's backend: a SQLite file in the test's data
+    dir, or a fresh PostgreSQL database ``cg_test_<random>`` dropped afterwards."""
+    if backend == "postgres":
+        with support.pg_database() as url:
+            yield url
+    else:
+        yield f"sqlite:///{tmp_path / 'data' / 'consent.db'}"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
     """Embedded defaults in a temporary data dir, with fixed keys."""
     return load_settings(
         None,
         environ={
             "CONSENTGATE_DATA_DIR": str(tmp_path / "data"),
-            "CONSENTGATE_SECRET_KEYS": "test-key-newest-0123456789,test-key-older-0123456789",
+            "CONSENTGATE_SECRET_KEYS": TEST_KEYS,
+            "CONSENTGATE_DATABASE": database_url,
         },
     )
 

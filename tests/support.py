@@ -84,3 +84,50 @@ def consentgate_server(
                 proc.wait()
         if proc.stdout:
             proc.stdout.close()
+
+
+#: The PostgreSQL server the tests use (trust auth on loopback; CI starts it).
+PG_ADMIN_URL = os.environ.get("CONSENTGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _pg_admin(sql: str) -> None:
+    """Run one statement on the admin database (in a private event loop and thread,
+    so it works from sync fixtures whether or not a loop is running)."""
+    import asyncio
+    import threading
+
+    import asyncpg
+
+    async def go() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(go())
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+@contextlib.contextmanager
+def pg_database() -> Iterator[str]:
+    """A fresh, empty database ``cg_test_<random>`` on the test server; dropped after."""
+    import secrets
+
+    name = f"cg_test_{secrets.token_hex(6)}"
+    _pg_admin(f"CREATE DATABASE {name}")
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        _pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

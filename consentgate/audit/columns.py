@@ -1,7 +1,8 @@
 """Export columns: what an auditor's file holds, in which order, in which form.
 
-Columns are :data:`consentgate.store.base.EVENT_FIELDS` followed by
-:data:`CHAIN_FIELDS` (the record's place in the tamper-evident log). Every value
+Columns are ``seq``, :data:`consentgate.store.base.EVENT_FIELDS`, then the
+record's place in the tamper-evident log (``chain_id``, ``chain_seq``,
+``prev_hash``, ``hash``) and ``erased`` -- the core's JSON Lines keys plus ``erased``. Every value
 is a ``str``, ``int`` or ``bool`` in a :data:`Row`; ``created_at`` is ISO 8601
 UTC with microseconds and a ``Z`` (fixed width, so it sorts as text).
 
@@ -29,9 +30,9 @@ __all__ = [
     "row_to_stored",
 ]
 
-#: The record's place in the log, after the event fields.
+#: The record's place in the log (``seq`` leads the row, the rest follow the event).
 CHAIN_FIELDS: tuple[str, ...] = ("seq", "chain_id", "chain_seq", "prev_hash", "hash", "erased")
-EXPORT_COLUMNS: tuple[str, ...] = (*EVENT_FIELDS, *CHAIN_FIELDS)
+EXPORT_COLUMNS: tuple[str, ...] = ("seq", *EVENT_FIELDS, *CHAIN_FIELDS[1:])
 BOOL_COLUMNS: frozenset[str] = frozenset({*CATEGORIES, "gpc", "erased"})
 INT_COLUMNS: frozenset[str] = frozenset({"seq", "chain_seq"})
 #: Fields a subject erasure blanks (the rest proves the decision).
@@ -58,6 +59,7 @@ def event_row(stored: StoredEvent) -> Row:
     e = stored.event
     g = e.granted
     return (
+        stored.seq,
         e.event_id,
         e.consent_id,
         e.site_id,
@@ -74,7 +76,6 @@ def event_row(stored: StoredEvent) -> Row:
         bool(e.gpc),
         e.ip_masked,
         e.user_agent,
-        stored.seq,
         stored.chain_id,
         stored.chain_seq,
         stored.prev_hash,

@@ -87,7 +87,8 @@ def _csv_text_column(col: tuple[str, ...]) -> Sequence[str]:
         return [_csv_cell(v) for v in col]
     if _DANGER_AFTER_SEP.search(joined):
         return [_csv_cell(v) for v in col]
-    if "," in joined or '"' in joined or "\n" in joined or "\r" in joined:  # quote every cell of this column (still valid CSV)
+    if "," in joined or '"' in joined or "\n" in joined or "\r" in joined:
+        # quote every cell of this column (still valid CSV)
         quoted = joined[1:].replace('"', '""').replace(_SEP, '"' + _SEP + '"')
         return ('"' + quoted + '"').split(_SEP)
     return col
@@ -117,7 +118,7 @@ class CsvEncoder:
                 outs.append(map(_TF.__getitem__, col))
             else:
                 outs.append(_csv_text_column(col))
-        return ("\r\n".join(map(",".join, zip(*outs))) + "\r\n").encode("utf-8")
+        return ("\r\n".join(map(",".join, zip(*outs, strict=True))) + "\r\n").encode("utf-8")
 
 
 class JsonlEncoder:
@@ -144,7 +145,8 @@ class JsonlEncoder:
                 outs.append(map(_TF.__getitem__, col))
             else:
                 outs.append(map(encode_basestring, col))
-        return ("\n".join(map(self._template.__mod__, zip(*outs))) + "\n").encode("utf-8")
+        lines = map(self._template.__mod__, zip(*outs, strict=True))
+        return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 def _typed(name: str, value: str, line: int) -> Any:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from itsdangerous import BadSignature, Signer
@@ -55,9 +54,7 @@ class KeyedSigner:
 
     def verify(self, message: str, signature: str) -> bool:
         try:
-            return self._signer.verify_signature(
-                message.encode("utf-8"), signature.encode("ascii")
-            )
+            return self._signer.verify_signature(message.encode("utf-8"), signature.encode("ascii"))
         except (BadSignature, UnicodeEncodeError):
             return False
 

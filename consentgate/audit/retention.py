@@ -76,7 +76,5 @@ def plan_checkpoints(
                 continue
             remove.extend(previous)
             message = checkpoint_message(chain_id, first, last, digest)
-            upsert.append(
-                PurgeCheckpoint(chain_id, first, last, digest, signer.sign(message), now)
-            )
+            upsert.append(PurgeCheckpoint(chain_id, first, last, digest, signer.sign(message), now))
     return upsert, remove

@@ -23,12 +23,12 @@ the head was forged.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..chain import HeadSigner, canonical, genesis, link_hash
-from ..store.base import ChainHead, Erasure, PurgeCheckpoint, StoredEvent
+from ..store.base import ChainHead, ConsentStore, Erasure, PurgeCheckpoint, StoredEvent
 from .columns import PERSONAL_FIELDS
 from .proofs import (
     ERASURE_SALT,
@@ -39,7 +39,7 @@ from .proofs import (
     fields_digest,
 )
 
-__all__ = ["Problem", "VerifyResult", "Verifier", "verify_events"]
+__all__ = ["Problem", "Verifier", "VerifyResult", "verify_events", "verify_store"]
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class Verifier:
         }
         head = self.heads.get(rec.chain_id)
         if head is None:
-            raise _Bad(Problem("inserted", "record of a chain segment with no signed head", **where))
+            raise _Bad(Problem("inserted", "record of a chain with no signed head", **where))
         if rec.chain_seq > head.chain_seq:
             raise _Bad(
                 Problem(
@@ -193,14 +193,10 @@ class Verifier:
         if (att.chain_id, att.chain_seq, att.hash) != (rec.chain_id, rec.chain_seq, rec.hash):
             raise _Bad(Problem("altered", "erasure attestation names another record", **where))
         if fields_digest(rec) != att.fields_digest:
-            raise _Bad(
-                Problem("altered", "kept fields of an erased record were changed", **where)
-            )
+            raise _Bad(Problem("altered", "kept fields of an erased record were changed", **where))
         row = rec.event.row()
         if any(row[f] for f in PERSONAL_FIELDS):
-            raise _Bad(
-                Problem("altered", "erased record carries personal fields again", **where)
-            )
+            raise _Bad(Problem("altered", "erased record carries personal fields again", **where))
 
     def finish(self, result: VerifyResult) -> None:
         for chain_id, head in self.heads.items():
@@ -256,3 +252,18 @@ async def verify_events(
 ) -> VerifyResult:
     """Walk ``records`` (``seq`` order) against the signed material."""
     return await Verifier(secret_keys, heads, checkpoints, erasures).run(records)
+
+
+async def verify_store(store: ConsentStore, secret_keys: list[str]) -> VerifyResult:
+    """Verify a whole store: one consistent snapshot of heads, then every record."""
+    snap = await store.snapshot()
+    checkpoints = await store.purge_checkpoints()
+    erasures = await store.erasures()
+
+    async def records() -> AsyncIterator[StoredEvent]:
+        async for rec in store.iter_events():
+            if rec.seq > snap.max_seq:
+                return
+            yield rec
+
+    return await verify_events(secret_keys, records(), snap.heads, checkpoints, erasures)

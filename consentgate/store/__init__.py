@@ -8,9 +8,17 @@ The API layer only ever sees :class:`~consentgate.store.base.ConsentStore`.
 
 from __future__ import annotations
 
-from .base import ConsentEvent, ConsentStore, EventFilter, StoredEvent, StoreError
+from .base import ChainHead, ConsentEvent, ConsentStore, EventFilter, StoredEvent, StoreError
 
-__all__ = ["ConsentEvent", "ConsentStore", "EventFilter", "StoreError", "StoredEvent", "open_store"]
+__all__ = [
+    "ChainHead",
+    "ConsentEvent",
+    "ConsentStore",
+    "EventFilter",
+    "StoreError",
+    "StoredEvent",
+    "open_store",
+]
 
 
 def open_store(url: str, **options: object) -> ConsentStore:

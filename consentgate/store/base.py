@@ -23,13 +23,14 @@ __all__ = [
     "ApiToken",
     "Attester",
     "AuditAction",
+    "ChainHead",
     "CheckpointPlanner",
-    "Erasure",
-    "LogSnapshot",
-    "PurgeCheckpoint",
     "ConsentEvent",
     "ConsentStore",
+    "Erasure",
     "EventFilter",
+    "LogSnapshot",
+    "PurgeCheckpoint",
     "StoreError",
     "StoredEvent",
 ]
@@ -105,6 +106,17 @@ class StoredEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class ChainHead:
+    """The signed head of one writer's chain segment (see ``docs/consent-log.md``)."""
+
+    chain_id: str
+    chain_seq: int  # last record's position in the segment
+    hash: str  # last record's hash
+    signature: str  # consentgate.chain.HeadSigner over chain_id|chain_seq|hash
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class EventFilter:
     site_id: str | None = None
     consent_id: str | None = None
@@ -145,6 +157,10 @@ class ConsentStore(abc.ABC):
     async def count(self, flt: EventFilter | None = None) -> int:
         """How many events match."""
 
+    @abc.abstractmethod
+    async def chain_heads(self) -> list[ChainHead]:
+        """Every chain segment's signed head, oldest first."""
+
     async def ping(self) -> bool:
         """Health check."""
         return True
@@ -158,25 +174,30 @@ class ConsentStore(abc.ABC):
 
     # -- auditor tools -------------------------------------------------------------------
     # Backend-neutral logic (chain walking, checkpoint planning, signatures) lives in
-    # consentgate/audit/; a backend only stores and fetches.
+    # consentgate/audit/; a backend only stores and fetches. A backend that does not
+    # implement one yet raises StoreError naming it (the auditor commands report it).
 
-    @abc.abstractmethod
+    def _unsupported(self, what: str) -> StoreError:
+        return StoreError(f"{type(self).__name__} does not support {what} yet")
+
     async def snapshot(self) -> LogSnapshot:
         """Chain heads and the highest ``seq``, consistent with each other."""
+        raise self._unsupported("snapshot")
 
-    @abc.abstractmethod
-    def iter_rows(
+    async def iter_rows(
         self, flt: EventFilter | None = None, *, max_seq: int | None = None, batch: int = 5000
     ) -> AsyncIterator[list[tuple[object, ...]]]:
         """Matching records as batches of tuples in ``audit.columns.EXPORT_COLUMNS``
         order, ``seq`` order, constant memory: text as ``str`` (never None), ``seq`` and
-        ``chain_seq`` as ``int``, booleans as 0/1 or bool, ``created_at`` as stored text."""
+        ``chain_seq`` as ``int``, booleans as 0/1 or bool, ``created_at`` as stored text
+        (``chain.format_time`` form)."""
+        raise self._unsupported("iter_rows")
+        yield []  # pragma: no cover - makes this an async generator
 
-    @abc.abstractmethod
     async def purge_checkpoints(self) -> list[PurgeCheckpoint]:
         """Every purge checkpoint."""
+        raise self._unsupported("purge_checkpoints")
 
-    @abc.abstractmethod
     async def purge(
         self, site_id: str, before: datetime, plan: CheckpointPlanner, *, batch: int = 5000
     ) -> int:
@@ -184,37 +205,39 @@ class ConsentStore(abc.ABC):
         transaction with its checkpoints from ``plan(deleted, existing_for_those_chains)``
         -> ``(upsert, remove)``; deleted = ``(chain_id, chain_seq, hash)``). Deleted
         content is overwritten, not left in free pages. Returns the number deleted."""
+        raise self._unsupported("purge")
 
-    @abc.abstractmethod
     async def erasures(self) -> list[Erasure]:
         """Every erasure attestation."""
+        raise self._unsupported("erasures")
 
-    @abc.abstractmethod
     async def erase(self, consent_id: str, attest: Attester) -> int:
         """Blank the personal fields of ``consent_id``'s records not yet erased, storing
         ``attest(record)`` for each in the same transaction; overwrite the old bytes.
         Returns how many records were erased."""
+        raise self._unsupported("erase")
 
-    @abc.abstractmethod
-    async def add_token(self, token: ApiToken) -> None: ...
+    async def add_token(self, token: ApiToken) -> None:
+        raise self._unsupported("API tokens")
 
-    @abc.abstractmethod
-    async def get_token(self, token_id: str) -> ApiToken | None: ...
+    async def get_token(self, token_id: str) -> ApiToken | None:
+        raise self._unsupported("API tokens")
 
-    @abc.abstractmethod
-    async def list_tokens(self) -> list[ApiToken]: ...
+    async def list_tokens(self) -> list[ApiToken]:
+        raise self._unsupported("API tokens")
 
-    @abc.abstractmethod
     async def revoke_token(self, token_id: str, at: datetime) -> bool:
         """Mark revoked; False when there is no such active token."""
+        raise self._unsupported("API tokens")
 
-    @abc.abstractmethod
     async def log_action(self, action: AuditAction) -> None:
         """Record an auditor/admin action (durable before returning)."""
+        raise self._unsupported("the action log")
 
-    @abc.abstractmethod
-    def iter_actions(self) -> AsyncIterator[AuditAction]:
+    async def iter_actions(self) -> AsyncIterator[AuditAction]:
         """Recorded actions, oldest first."""
+        raise self._unsupported("the action log")
+        yield AuditAction(datetime.min, "", "")  # pragma: no cover
 
 
 # -- auditor tools (consentgate/audit/): purge checkpoints, erasures, tokens, actions ------

@@ -1,0 +1,149 @@
+"""The consent log's hash chain: canonical record encoding, link hashes, signed heads.
+
+Pure logic, shared by every store backend and by the auditor tools (``verify``).
+The format is documented in ``docs/consent-log.md``; in short:
+
+* every store writer opens a new **chain segment** when it starts: a random
+  ``chain_id`` whose first record links to ``prev_hash = "genesis:" + chain_id``;
+* each record's ``hash = sha256(prev_hash.encode("ascii") + canonical(record))``
+  as lowercase hex, and ``chain_seq`` counts 1, 2, 3, ... within the segment;
+* the segment's head (``chain_id``, last ``chain_seq``, last ``hash``) is written in
+  the same transaction as the records, with an HMAC signature
+  (:class:`HeadSigner`) so that truncating the log or rewriting a whole segment
+  needs the server's secret key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from itsdangerous import BadSignature, Signer
+
+from .store.base import EVENT_FIELDS, ConsentEvent
+
+__all__ = [
+    "GENESIS_PREFIX",
+    "HEAD_SALT",
+    "ChainState",
+    "HeadSigner",
+    "canonical",
+    "canonical_row",
+    "format_time",
+    "genesis",
+    "head_message",
+    "link_hash",
+    "new_chain_id",
+]
+
+GENESIS_PREFIX = "genesis:"
+HEAD_SALT = "consentgate.chain-head"
+
+
+def format_time(value: datetime) -> str:
+    """ISO-8601 UTC with microseconds and a ``Z``: ``2026-01-02T03:04:05.000006Z``."""
+    if value.tzinfo is None:
+        raise ValueError("created_at must be timezone-aware (UTC)")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical_row(row: Mapping[str, Any]) -> bytes:
+    """Canonical bytes of a flat record (the keys of ``EVENT_FIELDS``).
+
+    Compact JSON with sorted keys, ASCII only (non-ASCII as ``\\uXXXX``); the five
+    category columns and ``gpc`` are JSON booleans; ``created_at`` is a string in
+    :func:`format_time`'s form.
+    """
+    doc: dict[str, Any] = {}
+    for name in EVENT_FIELDS:
+        value = row[name]
+        if isinstance(value, datetime):
+            value = format_time(value)
+        doc[name] = value
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def canonical(event: ConsentEvent) -> bytes:
+    """Canonical bytes of ``event`` (see :func:`canonical_row`)."""
+    row = event.row()
+    for name in ("necessary", "preferences", "statistics", "marketing", "unclassified", "gpc"):
+        row[name] = bool(row[name])
+    return canonical_row(row)
+
+
+def link_hash(prev_hash: str, canonical_bytes: bytes) -> str:
+    """``sha256(prev_hash bytes + canonical bytes)`` as lowercase hex."""
+    return hashlib.sha256(prev_hash.encode("ascii") + canonical_bytes).hexdigest()
+
+
+def new_chain_id() -> str:
+    """A random chain segment id (128 bits, hex)."""
+    return secrets.token_hex(16)
+
+
+def genesis(chain_id: str) -> str:
+    """The ``prev_hash`` of a segment's first record."""
+    return GENESIS_PREFIX + chain_id
+
+
+def head_message(chain_id: str, chain_seq: int, hash_: str) -> bytes:
+    """What a head signature covers: ``chain_id|chain_seq|hash``."""
+    return f"{chain_id}|{chain_seq}|{hash_}".encode("ascii")
+
+
+class HeadSigner:
+    """Signs chain heads with the newest secret key; verifies with any configured key.
+
+    ``secret_keys`` newest first, as in ``Settings.secret_keys``. The signature is
+    itsdangerous's HMAC signature (``Signer`` with salt ``consentgate.chain-head``,
+    key derivation ``django-concat``, digest SHA-256), URL-safe base64 text.
+    """
+
+    def __init__(self, secret_keys: Sequence[str]) -> None:
+        if not secret_keys:
+            raise ValueError("at least one secret key is required")
+        # itsdangerous wants oldest -> newest and signs with the last.
+        self._signer = Signer(
+            list(reversed(list(secret_keys))), salt=HEAD_SALT, digest_method=hashlib.sha256
+        )
+
+    def sign(self, chain_id: str, chain_seq: int, hash_: str) -> str:
+        return self._signer.get_signature(head_message(chain_id, chain_seq, hash_)).decode("ascii")
+
+    def verify(self, chain_id: str, chain_seq: int, hash_: str, signature: str) -> bool:
+        try:
+            return self._signer.verify_signature(
+                head_message(chain_id, chain_seq, hash_), signature.encode("ascii")
+            )
+        except (BadSignature, UnicodeEncodeError):
+            return False
+
+
+class ChainState:
+    """A writer's position in its own segment. ``advance`` links one record."""
+
+    __slots__ = ("chain_id", "chain_seq", "prev_hash")
+
+    def __init__(self, chain_id: str | None = None) -> None:
+        self.chain_id = chain_id or new_chain_id()
+        self.chain_seq = 0
+        self.prev_hash = genesis(self.chain_id)
+
+    def advance(self, event: ConsentEvent) -> tuple[int, str, str]:
+        """Link ``event``: returns ``(chain_seq, prev_hash, hash)`` and moves on."""
+        prev = self.prev_hash
+        digest = link_hash(prev, canonical(event))
+        self.chain_seq += 1
+        self.prev_hash = digest
+        return self.chain_seq, prev, digest
+
+    def snapshot(self) -> tuple[int, str]:
+        return self.chain_seq, self.prev_hash
+
+    def restore(self, snap: tuple[int, str]) -> None:
+        """Undo ``advance`` calls after a failed transaction."""
+        self.chain_seq, self.prev_hash = snap

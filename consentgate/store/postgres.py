@@ -1,0 +1,328 @@
+"""The shared consent log: PostgreSQL through asyncpg, for several consentgate nodes.
+
+* **Durability**: every session runs with ``synchronous_commit = on``; ``append``
+  resolves only after the batch's ``COMMIT`` returned, i.e. after the WAL flush.
+* **One writer per store, group commit**: ``append`` queues the event; a writer task
+  takes everything queued, links it into this store's own chain segment, and writes
+  the whole batch with binary ``COPY`` plus the signed chain head in ONE transaction.
+  The writer has its own connection; reads use a pool of ``pool_size`` connections.
+* **Several nodes** (or ``--workers``): every store instance is its own chain
+  segment (``chain_id``), so concurrent writers never interleave a chain, and a
+  node killed mid-batch leaves its segment ending at its last committed head.
+  A write that fails (or whose commit outcome is unknown) makes the writer start a
+  fresh segment, so a chain never reuses a position.
+* **Volume**: ``consent_events`` is partitioned by month (see
+  :mod:`~consentgate.store.postgres_schema`); exports stream through a server-side
+  cursor in one snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from ..chain import ChainState, HeadSigner
+from ..consent import CATEGORIES
+from .base import ChainHead, ConsentEvent, ConsentStore, EventFilter, StoredEvent, StoreError
+from .postgres_schema import EVENTS, ensure_partition, existing_partitions, migrate, month_of
+from .records import INSERT_COLUMNS
+
+__all__ = ["PostgresStore"]
+
+_COPY_COLUMNS: tuple[str, ...] = ("seq", *INSERT_COLUMNS)
+_UPSERT_HEAD = (
+    "INSERT INTO chain_heads (chain_id, chain_seq, hash, signature, started_at, updated_at) "
+    "VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (chain_id) DO UPDATE SET "
+    "chain_seq = excluded.chain_seq, hash = excluded.hash, "
+    "signature = excluded.signature, updated_at = excluded.updated_at"
+)
+_MAX_BATCH = 5000
+_PREFETCH = 1000
+_SERVER_SETTINGS = {"synchronous_commit": "on", "application_name": "consentgate"}
+_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
+
+Batch = list[tuple[ConsentEvent, "asyncio.Future[StoredEvent]"]]
+
+
+def _copy_row(
+    seq: int, event: ConsentEvent, chain_id: str, chain_seq: int, prev: str, digest: str
+) -> tuple[Any, ...]:
+    granted = event.granted
+    return (
+        seq,
+        event.event_id,
+        event.consent_id,
+        event.site_id,
+        event.event_type,
+        event.method,
+        event.created_at,
+        *(c in granted for c in CATEGORIES),
+        event.policy_version,
+        event.banner_hash,
+        event.language,
+        event.page_url,
+        event.region,
+        event.regime,
+        bool(event.gpc),
+        event.ip_masked,
+        event.user_agent,
+        chain_id,
+        chain_seq,
+        prev,
+        digest,
+    )
+
+
+def stored_from_record(r: asyncpg.Record) -> StoredEvent:
+    event = ConsentEvent(
+        event_id=r["event_id"],
+        consent_id=r["consent_id"],
+        site_id=r["site_id"],
+        event_type=r["event_type"],
+        method=r["method"],
+        created_at=r["created_at"].astimezone(UTC),
+        granted=frozenset(c for c in CATEGORIES if r[c]),
+        policy_version=r["policy_version"],
+        banner_hash=r["banner_hash"],
+        language=r["language"],
+        page_url=r["page_url"],
+        region=r["region"],
+        regime=r["regime"],
+        gpc=r["gpc"],
+        ip_masked=r["ip_masked"],
+        user_agent=r["user_agent"],
+    )
+    return StoredEvent(
+        seq=r["seq"],
+        event=event,
+        chain_id=r["chain_id"],
+        chain_seq=r["chain_seq"],
+        prev_hash=r["prev_hash"],
+        hash=r["hash"],
+        erased=r["erased"],
+    )
+
+
+def where(flt: EventFilter | None, first: int = 1) -> tuple[str, list[Any]]:
+    """``WHERE ...`` (or "") for ``flt`` with ``$first``-numbered parameters."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    if flt is not None:
+        for column in ("site_id", "consent_id", "method", "region", "regime"):
+            value = getattr(flt, column)
+            if value is not None:
+                args.append(value)
+                clauses.append(f"{column} = ${first + len(args) - 1}")
+        if flt.since is not None:
+            args.append(flt.since)
+            clauses.append(f"created_at >= ${first + len(args) - 1}")
+        if flt.until is not None:
+            args.append(flt.until)
+            clauses.append(f"created_at < ${first + len(args) - 1}")
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+class PostgresStore(ConsentStore):
+    """The consent log in a PostgreSQL database (``url``: ``postgresql://...``)."""
+
+    def __init__(
+        self, url: str, *, pool_size: int = 10, head_signer: HeadSigner | None = None
+    ) -> None:
+        if pool_size < 1:
+            raise StoreError(f"pool_size must be at least 1, got {pool_size}")
+        self.url = url
+        self.pool_size = pool_size
+        self.head_signer = head_signer
+        self.chain = ChainState()
+        self._pool: asyncpg.Pool | None = None
+        self._writer_conn: asyncpg.Connection | None = None
+        self._months: set[tuple[int, int]] = set()
+        self._queue: asyncio.Queue[tuple[ConsentEvent, asyncio.Future[StoredEvent]] | None] = (
+            asyncio.Queue()
+        )
+        self._writer_task: asyncio.Task[None] | None = None
+        self._closing = False
+        #: Transactions the writer committed (batches, not events).
+        self.commits = 0
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def _connect(self) -> asyncpg.Connection:
+        return await asyncpg.connect(self.url, server_settings=_SERVER_SETTINGS)
+
+    async def open(self) -> None:
+        try:
+            self._writer_conn = await self._connect()
+            await migrate(self._writer_conn)
+            self._months = set(await existing_partitions(self._writer_conn))
+            self._pool = await asyncpg.create_pool(
+                self.url,
+                min_size=1,
+                max_size=self.pool_size,
+                server_settings=_SERVER_SETTINGS,
+            )
+        except (*_DB_ERRORS, ValueError) as exc:
+            await self._close_connections()
+            raise StoreError(f"cannot open consent log {self._safe_url()}: {exc}") from exc
+        self._queue = asyncio.Queue()
+        self._closing = False
+        self._writer_task = asyncio.create_task(self._writer(), name="consentgate-pg-writer")
+
+    def _safe_url(self) -> str:
+        """The URL without a password, for messages."""
+        scheme, sep, rest = self.url.partition("://")
+        creds, at, host = rest.rpartition("@")
+        if at and ":" in creds:
+            creds = creds.split(":", 1)[0] + ":***"
+        return f"{scheme}{sep}{creds}{at}{host}"
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._writer_task is not None:
+            self._queue.put_nowait(None)  # drain what is queued, then stop
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer_task
+            self._writer_task = None
+        await self._close_connections()
+
+    async def _close_connections(self) -> None:
+        conn, self._writer_conn = self._writer_conn, None
+        if conn is not None:
+            with contextlib.suppress(*_DB_ERRORS):
+                await conn.close()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            with contextlib.suppress(*_DB_ERRORS):
+                await pool.close()
+
+    # -- writes ----------------------------------------------------------------------
+
+    async def append(self, event: ConsentEvent) -> StoredEvent:
+        if self._writer_task is None or self._closing:
+            raise StoreError("the consent log is not open")
+        if event.created_at.tzinfo is None:
+            raise StoreError("created_at must be timezone-aware (UTC)")
+        future: asyncio.Future[StoredEvent] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((event, future))
+        return await future
+
+    async def _writer(self) -> None:
+        """The writer: one transaction per batch of everything queued."""
+        stop = False
+        while not stop:
+            item = await self._queue.get()
+            batch: Batch = []
+            if item is None:
+                stop = True
+            else:
+                batch.append(item)
+            while len(batch) < _MAX_BATCH and not self._queue.empty():
+                more = self._queue.get_nowait()
+                if more is None:
+                    stop = True
+                else:
+                    batch.append(more)
+            if batch:
+                await self._commit(batch)
+
+    async def _writer_connection(self) -> asyncpg.Connection:
+        if self._writer_conn is None or self._writer_conn.is_closed():
+            self._writer_conn = await self._connect()
+        return self._writer_conn
+
+    async def _commit(self, batch: Batch) -> None:
+        chain = self.chain
+        try:
+            conn = await self._writer_connection()
+            for month in {month_of(event.created_at) for event, _ in batch} - self._months:
+                await ensure_partition(conn, month)
+                self._months.add(month)
+            links = [chain.advance(event) for event, _ in batch]
+            last_seq, head_hash = links[-1][0], links[-1][2]
+            signature = (
+                self.head_signer.sign(chain.chain_id, last_seq, head_hash)
+                if self.head_signer
+                else ""
+            )
+            async with conn.transaction():
+                seqs = sorted(
+                    r[0]
+                    for r in await conn.fetch(
+                        "SELECT nextval('consent_events_seq') FROM generate_series(1, $1)",
+                        len(batch),
+                    )
+                )
+                rows = [
+                    _copy_row(seq, event, chain.chain_id, *link)
+                    for seq, (event, _), link in zip(seqs, batch, links, strict=True)
+                ]
+                await conn.copy_records_to_table(EVENTS, records=rows, columns=_COPY_COLUMNS)
+                await conn.execute(
+                    _UPSERT_HEAD,
+                    chain.chain_id,
+                    last_seq,
+                    head_hash,
+                    signature,
+                    datetime.now(UTC),
+                )
+            self.commits += 1
+        except Exception as exc:
+            # The commit may or may not have happened: never reuse this segment, and
+            # re-check partitions (another node's retention may have dropped one).
+            self.chain = ChainState()
+            self._months = set()
+            error = StoreError(f"could not write to the consent log: {exc}")
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for (event, future), link, seq in zip(batch, links, seqs, strict=True):
+            if not future.done():  # the caller may have gone away; the record stays
+                future.set_result(StoredEvent(seq, event, chain.chain_id, *link))
+
+    # -- reads -----------------------------------------------------------------------
+
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StoreError("the consent log is not open")
+        return self._pool
+
+    async def latest(self, consent_id: str) -> StoredEvent | None:
+        row = await self.pool().fetchrow(
+            f"SELECT * FROM {EVENTS} WHERE consent_id = $1 ORDER BY seq DESC LIMIT 1",
+            consent_id,
+        )
+        return stored_from_record(row) if row is not None else None
+
+    async def iter_events(self, flt: EventFilter | None = None) -> AsyncIterator[StoredEvent]:
+        """A server-side cursor in one read-only snapshot: constant memory."""
+        clause, args = where(flt)
+        async with self.pool().acquire() as conn, conn.transaction(readonly=True):
+            cursor = conn.cursor(
+                f"SELECT * FROM {EVENTS}{clause} ORDER BY seq", *args, prefetch=_PREFETCH
+            )
+            async for row in cursor:
+                yield stored_from_record(row)
+
+    async def count(self, flt: EventFilter | None = None) -> int:
+        clause, args = where(flt)
+        return int(await self.pool().fetchval(f"SELECT count(*) FROM {EVENTS}{clause}", *args))
+
+    async def chain_heads(self) -> list[ChainHead]:
+        rows = await self.pool().fetch(
+            "SELECT chain_id, chain_seq, hash, signature, updated_at FROM chain_heads "
+            "ORDER BY started_at, chain_id"
+        )
+        return [ChainHead(r[0], r[1], r[2], r[3], r[4].astimezone(UTC)) for r in rows]
+
+    async def ping(self) -> bool:
+        try:
+            await self.pool().fetchval("SELECT 1", timeout=5)
+        except (*_DB_ERRORS, StoreError):
+            return False
+        return self._writer_task is not None and not self._writer_task.done()

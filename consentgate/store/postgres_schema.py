@@ -1,0 +1,212 @@
+"""PostgreSQL schema: versioned migrations and monthly partitions of the event log.
+
+Migrations run at :meth:`PostgresStore.open` under a session advisory lock, so
+several nodes starting at once apply each step exactly once. Applied versions are
+kept in ``consentgate_migrations``.
+
+``consent_events`` is range-partitioned by month on ``created_at``. Partitions are
+named ``consent_events_pYYYYMM``; :func:`ensure_partitions` creates the current
+month plus :data:`MONTHS_AHEAD` months ahead at start-up, and the writer creates
+any other month on demand before it inserts into it (under a transaction-level
+advisory lock, so two nodes never race on the same ``CREATE TABLE``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import asyncpg
+
+from ..consent import CATEGORIES
+
+__all__ = [
+    "EVENTS",
+    "MIGRATIONS",
+    "MONTHS_AHEAD",
+    "delete_before",
+    "ensure_partition",
+    "ensure_partitions",
+    "existing_partitions",
+    "migrate",
+    "month_of",
+    "month_range",
+    "partition_name",
+]
+
+EVENTS = "consent_events"
+#: Months of partitions created ahead of the current one.
+MONTHS_AHEAD = 3
+#: pg_advisory_lock keys (arbitrary constants, "cg" namespace).
+MIGRATE_LOCK = 0x6367_0001
+PARTITION_LOCK = 0x6367_0002
+
+_CATEGORY_COLUMNS = ",\n    ".join(f"{c} boolean NOT NULL" for c in CATEGORIES)
+
+#: (version, description, SQL). Never edit an applied step: append a new one.
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (
+        1,
+        "partitioned event log, chain heads",
+        f"""
+CREATE SEQUENCE IF NOT EXISTS consent_events_seq AS bigint;
+CREATE TABLE {EVENTS} (
+    seq bigint NOT NULL DEFAULT nextval('consent_events_seq'),
+    event_id text NOT NULL,
+    consent_id text NOT NULL,
+    site_id text NOT NULL,
+    event_type text NOT NULL,
+    method text NOT NULL,
+    created_at timestamptz NOT NULL,
+    {_CATEGORY_COLUMNS},
+    policy_version text NOT NULL,
+    banner_hash text NOT NULL DEFAULT '',
+    language text NOT NULL DEFAULT '',
+    page_url text NOT NULL DEFAULT '',
+    region text NOT NULL DEFAULT '',
+    regime text NOT NULL DEFAULT '',
+    gpc boolean NOT NULL DEFAULT false,
+    ip_masked text NOT NULL DEFAULT '',
+    user_agent text NOT NULL DEFAULT '',
+    chain_id text NOT NULL,
+    chain_seq bigint NOT NULL,
+    prev_hash text NOT NULL,
+    hash text NOT NULL,
+    erased boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (seq, created_at)
+) PARTITION BY RANGE (created_at);
+CREATE INDEX {EVENTS}_consent ON {EVENTS} (consent_id, seq);
+CREATE INDEX {EVENTS}_site ON {EVENTS} (site_id, created_at);
+CREATE INDEX {EVENTS}_created ON {EVENTS} (created_at);
+CREATE INDEX {EVENTS}_method ON {EVENTS} (method, created_at);
+CREATE INDEX {EVENTS}_region ON {EVENTS} (region, created_at);
+CREATE INDEX {EVENTS}_regime ON {EVENTS} (regime, created_at);
+CREATE INDEX {EVENTS}_chain ON {EVENTS} (chain_id, chain_seq);
+CREATE TABLE chain_heads (
+    chain_id text PRIMARY KEY,
+    chain_seq bigint NOT NULL,
+    hash text NOT NULL,
+    signature text NOT NULL,
+    started_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+""",
+    ),
+)
+
+
+async def migrate(conn: asyncpg.Connection) -> list[int]:
+    """Apply pending migrations; returns the versions applied by this call."""
+    applied: list[int] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATE_LOCK)
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS consentgate_migrations ("
+            " version integer PRIMARY KEY, description text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r[0] for r in await conn.fetch("SELECT version FROM consentgate_migrations")}
+        for version, description, sql in MIGRATIONS:
+            if version in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(sql)
+                await conn.execute(
+                    "INSERT INTO consentgate_migrations (version, description) VALUES ($1, $2)",
+                    version,
+                    description,
+                )
+            applied.append(version)
+        await ensure_partitions(conn, datetime.now(UTC))
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATE_LOCK)
+    return applied
+
+
+def month_of(when: datetime) -> tuple[int, int]:
+    when = when.astimezone(UTC)
+    return when.year, when.month
+
+
+def _add_months(month: tuple[int, int], n: int) -> tuple[int, int]:
+    index = month[0] * 12 + (month[1] - 1) + n
+    return index // 12, index % 12 + 1
+
+
+def month_range(month: tuple[int, int]) -> tuple[datetime, datetime]:
+    """[start, end) of a month in UTC."""
+    nxt = _add_months(month, 1)
+    return (
+        datetime(month[0], month[1], 1, tzinfo=UTC),
+        datetime(nxt[0], nxt[1], 1, tzinfo=UTC),
+    )
+
+
+def partition_name(month: tuple[int, int]) -> str:
+    return f"{EVENTS}_p{month[0]:04d}{month[1]:02d}"
+
+
+async def existing_partitions(conn: asyncpg.Connection) -> dict[tuple[int, int], str]:
+    """Month -> partition table name, for every partition of the event table."""
+    rows = await conn.fetch(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = $1::regclass",
+        EVENTS,
+    )
+    out: dict[tuple[int, int], str] = {}
+    for (name,) in rows:
+        suffix = name.removeprefix(f"{EVENTS}_p")
+        if len(suffix) == 6 and suffix.isdigit():
+            out[(int(suffix[:4]), int(suffix[4:]))] = name
+    return out
+
+
+async def ensure_partition(conn: asyncpg.Connection, month: tuple[int, int]) -> None:
+    """Create the partition holding ``month`` if it does not exist yet."""
+    start, end = month_range(month)
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", PARTITION_LOCK)
+        await conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {partition_name(month)} PARTITION OF {EVENTS} "
+            f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
+        )
+
+
+async def ensure_partitions(
+    conn: asyncpg.Connection, now: datetime, ahead: int = MONTHS_AHEAD
+) -> None:
+    """The current month's partition and ``ahead`` more."""
+    have = await existing_partitions(conn)
+    current = month_of(now)
+    for n in range(ahead + 1):
+        month = _add_months(current, n)
+        if month not in have:
+            await ensure_partition(conn, month)
+
+
+async def delete_before(
+    conn: asyncpg.Connection, cutoff: datetime, site_id: str | None = None
+) -> tuple[int, list[str]]:
+    """Remove events created before ``cutoff`` (of one site, or all).
+
+    For the whole log, a partition whose month ended by ``cutoff`` is dropped as a
+    whole (no row-by-row delete, no bloat); rows older than ``cutoff`` in the
+    partition that straddles it are deleted. With ``site_id`` other sites may still
+    need a partition, so only rows are deleted. Returns (events removed, partitions
+    dropped). Runs in the caller's transaction when there is one.
+    """
+    removed = 0
+    dropped: list[str] = []
+    if site_id is None:
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", PARTITION_LOCK)
+        for month, name in sorted((await existing_partitions(conn)).items()):
+            if month_range(month)[1] <= cutoff:
+                removed += int(await conn.fetchval(f"SELECT count(*) FROM {name}"))
+                await conn.execute(f"DROP TABLE {name}")
+                dropped.append(name)
+        status = await conn.execute(f"DELETE FROM {EVENTS} WHERE created_at < $1", cutoff)
+    else:
+        status = await conn.execute(
+            f"DELETE FROM {EVENTS} WHERE site_id = $1 AND created_at < $2", site_id, cutoff
+        )
+    removed += int(status.rsplit(" ", 1)[-1])
+    return removed, dropped

@@ -1,0 +1,353 @@
+"""The embedded consent log: SQLite through aiosqlite.
+
+* **Durability**: WAL journal with ``synchronous=FULL``: a commit returns only after
+  the WAL is fsynced, so an acknowledged record survives ``kill -9`` and power loss.
+* **Single writer, group commit**: ``append`` puts the event on a queue; one writer
+  task takes everything queued, links it into the hash chain, inserts the whole batch
+  and the chain head in ONE transaction, and resolves each caller's future only after
+  the commit (datasette's single-writer pattern).
+* **Reads** use a second connection, so exports never wait behind the writer.
+* **Schema** versioned in ``schema_version`` and upgraded by :data:`MIGRATIONS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from ..chain import ChainState, HeadSigner, format_time
+from .base import ChainHead, ConsentEvent, ConsentStore, EventFilter, StoredEvent, StoreError
+from .records import INSERT_COLUMNS, event_values, parse_time, stored_from_row
+from .sqlite_audit import AUDIT_MIGRATION, SQLiteAuditMixin
+
+__all__ = ["MIGRATIONS", "SQLiteStore", "schema_version"]
+
+#: (version, SQL script). Append new entries; never edit a released one.
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (
+        1,
+        """
+        CREATE TABLE events (
+            seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+            event_id       TEXT    NOT NULL UNIQUE,
+            consent_id     TEXT    NOT NULL,
+            site_id        TEXT    NOT NULL,
+            event_type     TEXT    NOT NULL,
+            method         TEXT    NOT NULL,
+            created_at     TEXT    NOT NULL,
+            necessary      INTEGER NOT NULL,
+            preferences    INTEGER NOT NULL,
+            statistics     INTEGER NOT NULL,
+            marketing      INTEGER NOT NULL,
+            unclassified   INTEGER NOT NULL,
+            policy_version TEXT    NOT NULL,
+            banner_hash    TEXT    NOT NULL DEFAULT '',
+            language       TEXT    NOT NULL DEFAULT '',
+            page_url       TEXT    NOT NULL DEFAULT '',
+            region         TEXT    NOT NULL DEFAULT '',
+            regime         TEXT    NOT NULL DEFAULT 'opt-in',
+            gpc            INTEGER NOT NULL DEFAULT 0,
+            ip_masked      TEXT    NOT NULL DEFAULT '',
+            user_agent     TEXT    NOT NULL DEFAULT '',
+            chain_id       TEXT    NOT NULL,
+            chain_seq      INTEGER NOT NULL,
+            prev_hash      TEXT    NOT NULL,
+            hash           TEXT    NOT NULL,
+            erased         INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (chain_id, chain_seq)
+        );
+        CREATE INDEX events_consent ON events (consent_id, seq);
+        CREATE INDEX events_site_time ON events (site_id, created_at);
+        CREATE TABLE chain_heads (
+            chain_id   TEXT    PRIMARY KEY,
+            chain_seq  INTEGER NOT NULL,
+            hash       TEXT    NOT NULL,
+            signature  TEXT    NOT NULL,
+            updated_at TEXT    NOT NULL
+        );
+        """,
+    ),
+    AUDIT_MIGRATION,
+)
+
+_INSERT = (
+    f"INSERT INTO events ({', '.join(INSERT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in INSERT_COLUMNS)})"
+)
+_UPSERT_HEAD = (
+    "INSERT INTO chain_heads (chain_id, chain_seq, hash, signature, updated_at) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (chain_id) DO UPDATE SET "
+    "chain_seq = excluded.chain_seq, hash = excluded.hash, "
+    "signature = excluded.signature, updated_at = excluded.updated_at"
+)
+_MAX_BATCH = 2048
+_PAGE = 500
+
+
+def _connect_pragmas() -> list[str]:
+    return [
+        "PRAGMA journal_mode=WAL",
+        "PRAGMA synchronous=FULL",
+        "PRAGMA busy_timeout=10000",
+    ]
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The applied schema version of a plain ``sqlite3`` connection (0 when empty)."""
+    try:
+        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    except sqlite3.OperationalError:
+        return 0
+    return int(row[0] or 0)
+
+
+def _where(flt: EventFilter | None) -> tuple[list[str], list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    if flt is None:
+        return clauses, args
+    for column in ("site_id", "consent_id", "method", "region", "regime"):
+        value = getattr(flt, column)
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            args.append(value)
+    if flt.since is not None:
+        clauses.append("created_at >= ?")
+        args.append(format_time(flt.since))
+    if flt.until is not None:
+        clauses.append("created_at < ?")
+        args.append(format_time(flt.until))
+    return clauses, args
+
+
+class SQLiteStore(SQLiteAuditMixin, ConsentStore):
+    """The consent log in one SQLite file (``path``; parent directories are created).
+
+    ``head_signer`` signs the chain head on every commit; without one the head is
+    stored with an empty signature (tests and tools that only read).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, head_signer: HeadSigner | None = None):
+        self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"
+        self.head_signer = head_signer
+        self.chain = ChainState()
+        self._writer_db: aiosqlite.Connection | None = None
+        self._reader_db: aiosqlite.Connection | None = None
+        self._queue: asyncio.Queue[tuple[ConsentEvent, asyncio.Future[StoredEvent]] | None] = (
+            asyncio.Queue()
+        )
+        self._writer_task: asyncio.Task[None] | None = None
+        self._closing = False
+        #: Transactions committed by this writer (group-commit visibility for tests/bench).
+        self.commits = 0
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer_db = await self._connect()
+            await self._migrate(self._writer_db)
+            self._reader_db = await self._connect()
+        except StoreError:
+            await self._close_connections()
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            await self._close_connections()
+            raise StoreError(f"cannot open consent log {self.path}: {exc}") from exc
+        self._queue = asyncio.Queue()
+        self._closing = False
+        self._writer_task = asyncio.create_task(self._writer(), name="consentgate-sqlite-writer")
+
+    async def _connect(self) -> aiosqlite.Connection:
+        db = await aiosqlite.connect(self.path, isolation_level=None)
+        db.row_factory = aiosqlite.Row
+        for pragma in _connect_pragmas():
+            await db.execute(pragma)
+        return db
+
+    async def _migrate(self, db: aiosqlite.Connection) -> None:
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            await db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                "version INTEGER NOT NULL PRIMARY KEY, applied_at TEXT NOT NULL)"
+            )
+            async with db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version") as cur:
+                row = await cur.fetchone()
+            current = int(row[0]) if row else 0
+            known = MIGRATIONS[-1][0]
+            if current > known:
+                raise StoreError(
+                    f"{self.path} has schema version {current}, newer than this consentgate "
+                    f"understands ({known}); upgrade consentgate"
+                )
+            for version, script in MIGRATIONS:
+                if version <= current:
+                    continue
+                for statement in script.split(";"):
+                    if statement.strip():
+                        await db.execute(statement)
+                await db.execute(
+                    "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                    (version, format_time(datetime.now(UTC))),
+                )
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._writer_task is not None:
+            self._queue.put_nowait(None)  # drain what is queued, then stop
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer_task
+            self._writer_task = None
+        await self._close_connections()
+
+    async def _close_connections(self) -> None:
+        await self._close_admin()
+        for attr in ("_writer_db", "_reader_db"):
+            db = getattr(self, attr)
+            if db is not None:
+                setattr(self, attr, None)
+                with contextlib.suppress(sqlite3.Error, ValueError):
+                    await db.close()
+
+    # -- writes ----------------------------------------------------------------------
+
+    async def append(self, event: ConsentEvent) -> StoredEvent:
+        if self._writer_task is None or self._closing:
+            raise StoreError("the consent log is not open")
+        if event.created_at.tzinfo is None:
+            raise StoreError("created_at must be timezone-aware (UTC)")
+        future: asyncio.Future[StoredEvent] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((event, future))
+        return await future
+
+    async def _writer(self) -> None:
+        """The single writer: one transaction per batch of everything queued."""
+        stop = False
+        while not stop:
+            item = await self._queue.get()
+            batch: list[tuple[ConsentEvent, asyncio.Future[StoredEvent]]] = []
+            if item is None:
+                stop = True
+            else:
+                batch.append(item)
+            while len(batch) < _MAX_BATCH and not self._queue.empty():
+                more = self._queue.get_nowait()
+                if more is None:
+                    stop = True
+                else:
+                    batch.append(more)
+            if batch:
+                await self._commit(batch)
+
+    async def _commit(self, batch: list[tuple[ConsentEvent, asyncio.Future[StoredEvent]]]) -> None:
+        db = self._writer_db
+        assert db is not None
+        snapshot = self.chain.snapshot()
+        chain_id = self.chain.chain_id
+        try:
+            links = [self.chain.advance(event) for event, _ in batch]
+            rows = [
+                event_values(event, chain_id, *link)
+                for (event, _), link in zip(batch, links, strict=True)
+            ]
+            first_seq, last_seq, head_hash = links[0][0], links[-1][0], links[-1][2]
+            signature = (
+                self.head_signer.sign(chain_id, last_seq, head_hash) if self.head_signer else ""
+            )
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                await db.executemany(_INSERT, rows)
+                await db.execute(
+                    _UPSERT_HEAD,
+                    (chain_id, last_seq, head_hash, signature, format_time(datetime.now(UTC))),
+                )
+                async with db.execute(
+                    "SELECT seq FROM events WHERE chain_id = ? AND chain_seq >= ? "
+                    "ORDER BY chain_seq",
+                    (chain_id, first_seq),
+                ) as cur:
+                    seqs = [int(r[0]) for r in await cur.fetchall()]
+                await db.execute("COMMIT")
+                self.commits += 1
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    await db.execute("ROLLBACK")
+                raise
+        except Exception as exc:
+            self.chain.restore(snapshot)
+            error = StoreError(f"could not write to the consent log: {exc}")
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for (event, future), (chain_seq, prev, digest), seq in zip(batch, links, seqs, strict=True):
+            if not future.done():  # the caller may have gone away; the record stays
+                future.set_result(StoredEvent(seq, event, chain_id, chain_seq, prev, digest))
+
+    # -- reads -----------------------------------------------------------------------
+
+    def _reader(self) -> aiosqlite.Connection:
+        if self._reader_db is None:
+            raise StoreError("the consent log is not open")
+        return self._reader_db
+
+    async def latest(self, consent_id: str) -> StoredEvent | None:
+        async with self._reader().execute(
+            "SELECT * FROM events WHERE consent_id = ? ORDER BY seq DESC LIMIT 1", (consent_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return stored_from_row(row) if row is not None else None
+
+    async def iter_events(self, flt: EventFilter | None = None) -> AsyncIterator[StoredEvent]:
+        """Keyset-paged so no read transaction stays open between pages."""
+        clauses, args = _where(flt)
+        last = 0
+        while True:
+            where = " AND ".join(["seq > ?", *clauses])
+            async with self._reader().execute(
+                f"SELECT * FROM events WHERE {where} ORDER BY seq LIMIT {_PAGE}", (last, *args)
+            ) as cur:
+                rows = await cur.fetchall()
+            for row in rows:
+                yield stored_from_row(row)
+            if len(rows) < _PAGE:
+                return
+            last = int(rows[-1]["seq"])
+
+    async def count(self, flt: EventFilter | None = None) -> int:
+        clauses, args = _where(flt)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        async with self._reader().execute(f"SELECT COUNT(*) FROM events{where}", args) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def chain_heads(self) -> list[ChainHead]:
+        async with self._reader().execute(
+            "SELECT chain_id, chain_seq, hash, signature, updated_at FROM chain_heads "
+            "ORDER BY rowid"
+        ) as cur:
+            rows = await cur.fetchall()
+        return [ChainHead(r[0], int(r[1]), r[2], r[3], parse_time(r[4])) for r in rows]
+
+    async def ping(self) -> bool:
+        try:
+            async with self._reader().execute("SELECT 1") as cur:
+                await cur.fetchone()
+        except (sqlite3.Error, StoreError, ValueError):
+            return False
+        return self._writer_task is not None and not self._writer_task.done()

@@ -1,0 +1,136 @@
+"""What the consent log records about a visitor, minimised before it is stored.
+
+Pure functions over headers and addresses: the masked IP (IPv4 /24, IPv6 /48 —
+never the full address), the page URL without query, fragment or credentials, the
+user agent (truncated), and the region from a trusted proxy header.
+
+Forwarding headers (``X-Forwarded-For``, ``X-Forwarded-Proto``) and the region
+header are believed only when the TCP peer is one of ``trusted_proxies``
+(addresses or CIDR networks).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = [
+    "USER_AGENT_MAX",
+    "TrustedProxies",
+    "clean_page_url",
+    "client_address",
+    "mask_ip",
+    "normalize_language",
+    "region_from_headers",
+    "truncate_user_agent",
+]
+
+USER_AGENT_MAX = 256
+PAGE_URL_MAX = 2048
+_LANGUAGE = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")
+_REGION = re.compile(r"^[A-Za-z0-9]{1,3}$")
+_SUBDIVISION = re.compile(r"^([A-Za-z]{2}-)?[A-Za-z0-9]{1,3}$")
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class TrustedProxies:
+    """A set of addresses / networks whose forwarding headers are believed."""
+
+    def __init__(self, entries: Iterable[str]) -> None:
+        self.networks: list[IPNetwork] = []
+        for entry in entries:
+            try:
+                self.networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+            except ValueError:
+                continue  # config validation reports these; never trust a typo
+
+    def __contains__(self, address: str | None) -> bool:
+        if not address:
+            return False
+        ip = _parse_ip(address)
+        return ip is not None and any(ip in net for net in self.networks)
+
+
+@lru_cache(maxsize=4096)
+def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        ip = ipaddress.ip_address(text.strip().strip("[]"))
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+@lru_cache(maxsize=4096)
+def mask_ip(address: str | None) -> str:
+    """IPv4 -> its /24 network address, IPv6 -> its /48; anything else -> ``""``."""
+    if not address:
+        return ""
+    ip = _parse_ip(address)
+    if ip is None:
+        return ""
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
+
+
+def client_address(peer: str | None, forwarded_for: str | None, trusted: TrustedProxies) -> str:
+    """The visitor's address: the peer, or — when the peer is a trusted proxy — the
+    rightmost ``X-Forwarded-For`` entry that is not itself a trusted proxy."""
+    if peer is None:
+        return ""
+    if not forwarded_for or peer not in trusted:
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if _parse_ip(hop) is None:
+            return peer  # garbage in the chain: fall back to what we know
+        if hop not in trusted:
+            return hop
+    return hops[0] if hops else peer
+
+
+def clean_page_url(url: str | None) -> str:
+    """``scheme://host/path`` of an http(s) URL: no query, fragment or credentials."""
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url.strip()[:PAGE_URL_MAX])
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return ""
+    if parts.scheme not in ("http", "https") or not host:
+        return ""
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path or "/", "", ""))
+
+
+def truncate_user_agent(value: str | None) -> str:
+    return (value or "")[:USER_AGENT_MAX]
+
+
+def normalize_language(value: str | None) -> str:
+    """A BCP 47-looking tag (``en``, ``pt-BR``), else ``""``. Accept-Language lists
+    give their first entry."""
+    if not value:
+        return ""
+    first = value.split(",", 1)[0].split(";", 1)[0].strip()
+    return first if len(first) <= 35 and _LANGUAGE.match(first) else ""
+
+
+def region_from_headers(country: str | None, subdivision: str | None) -> str:
+    """``DE``, ``US-CA`` or ``""`` (unknown) from trusted header values."""
+    if not country or not _REGION.match(country.strip()):
+        return ""
+    region = country.strip().upper()
+    sub = (subdivision or "").strip().upper()
+    if sub and _SUBDIVISION.match(sub):
+        return sub if "-" in sub else f"{region}-{sub}"
+    return region
