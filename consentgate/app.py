@@ -124,10 +124,14 @@ class ConsentGateApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
+        from .audit.scheduler import start_daily_purge, stop
+
         await self.runtime.store.open()
+        retention = start_daily_purge(self.runtime.store, self.settings)
         try:
             yield
         finally:
+            await stop(retention)
             await self.runtime.store.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
