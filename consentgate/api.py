@@ -45,6 +45,7 @@ from .consent import (
 )
 from .errors import ApiError, error_response
 from .openapi import openapi_document
+from .regions import decide_scope, method_allowed
 from .store import ConsentEvent, StoreError
 from .visitor import (
     TrustedProxies,
@@ -52,7 +53,6 @@ from .visitor import (
     client_address,
     mask_ip,
     normalize_language,
-    region_from_headers,
     truncate_user_agent,
 )
 
@@ -64,6 +64,8 @@ API_METHODS: tuple[str, ...] = (
     Method.REJECT_ALL,
     Method.CUSTOM,
     Method.CLOSE,
+    Method.OPT_OUT,  # opt-out regime: "Do Not Sell or Share My Personal Information"
+    Method.ACKNOWLEDGE,  # notice regime
 )
 BODY_FIELDS: tuple[str, ...] = ("granted", "method", "page_url", "language", "banner_hash")
 _BANNER_HASH = re.compile(r"^[A-Za-z0-9:+/=_.-]{0,128}$")
@@ -100,12 +102,20 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         granted = _ALL
     elif method in (Method.REJECT_ALL, Method.CLOSE):
         granted = _NECESSARY
+    elif method == Method.OPT_OUT:
+        granted = _ALL - {"marketing"}
+    elif method == Method.ACKNOWLEDGE:
+        granted = _ALL
     else:
         raise _invalid('granted is required when method is "custom"')
     if method == Method.ACCEPT_ALL and granted != _ALL:
         raise _invalid(f"accept_all must grant every category ({', '.join(CATEGORIES)})")
     if method in (Method.REJECT_ALL, Method.CLOSE) and granted != _NECESSARY:
         raise _invalid(f'{method} grants only "necessary"; use method "custom" to pick categories')
+    if method == Method.OPT_OUT and "marketing" in granted:
+        raise _invalid('opt_out refuses "marketing" (sale and sharing); leave it out of granted')
+    if method == Method.ACKNOWLEDGE and granted != _ALL:
+        raise _invalid("acknowledge (notice regime) grants every category; omit granted")
     out: dict[str, Any] = {"method": method, "granted": granted}
     for name, limit in (("page_url", 2048), ("language", 35), ("banner_hash", 128)):
         value = doc.get(name, "")
@@ -229,6 +239,8 @@ class ConsentApi:
 
     def get(self, request: Request, site: Site) -> Response:
         consent = self.runtime.consent_from_cookie(request.cookies.get(COOKIE_NAME), site)
+        # a consent given under a less strict regime than the visitor's now: ask again
+        consent = decide_scope(self.runtime, site, request.scope, consent).consent
         if consent is None:
             raise ApiError(404, "no_consent", "no valid consent cookie for this site")
         return JSONResponse(consent.to_json())
@@ -296,16 +308,10 @@ class ConsentApi:
         headers = request.headers
         peer = request.client.host if request.client else None
         trusted_peer = peer in self.trusted
-        region = ""
-        if trusted_peer and self.settings.region_header:
-            region = region_from_headers(
-                headers.get(self.settings.region_header),
-                headers.get(self.settings.subdivision_header)
-                if self.settings.subdivision_header
-                else None,
-            )
-        regime = site.regimes.get(region) or site.regimes.get(region[:2]) or site.default_regime
-        gpc = headers.get("sec-gpc", "").strip() == "1"
+        decision = decide_scope(self.runtime, site, request.scope, prior)
+        region, regime, gpc = decision.region.code, decision.regime, decision.gpc
+        if not method_allowed(method, regime):
+            raise _invalid(f"method {method} does not apply to this visitor's regime ({regime})")
         now = datetime.now(UTC)
         given_at = int(now.timestamp())
         consent = Consent(

@@ -72,9 +72,11 @@ _REQUEST_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "properties": {
         "method": {
-            "enum": ["accept_all", "reject_all", "custom", "close"],
+            "enum": ["accept_all", "reject_all", "custom", "close", "opt_out", "acknowledge"],
             "description": "accept_all must grant every category; reject_all and close "
-            "(banner closed) grant only necessary; custom needs granted.",
+            '(banner closed) grant only necessary; custom needs granted. opt_out ("Do Not '
+            'Sell or Share", opt-out regime only) refuses marketing; acknowledge (notice '
+            "regime only) grants every category.",
         },
         "granted": {
             "type": "array",

@@ -5,8 +5,7 @@ HTML responses are rewritten for the visitor's consent by the rewriting middlewa
 
 from __future__ import annotations
 
-from starlette.responses import HTMLResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from .app import Runtime
 
@@ -14,10 +13,11 @@ __all__ = ["build_site_app"]
 
 
 def build_site_app(runtime: Runtime) -> ASGIApp:
-    async def demo(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        response = HTMLResponse("<!doctype html><title>consentgate demo</title><h1>demo</h1>")
-        await response(scope, receive, send)
+    from .demo import demo_app
 
+    demo = demo_app(runtime, inject_banner=True)
+    if any(site.upstream for site in runtime.settings.sites):
+        from .proxy import ProxyApp
+
+        return ProxyApp(runtime, fallback=demo)
     return demo

@@ -2,11 +2,10 @@
 
 Pure functions over headers and addresses: the masked IP (IPv4 /24, IPv6 /48 —
 never the full address), the page URL without query, fragment or credentials, the
-user agent (truncated), and the region from a trusted proxy header.
+user agent (truncated). The region is found by ``consentgate.regions``.
 
-Forwarding headers (``X-Forwarded-For``, ``X-Forwarded-Proto``) and the region
-header are believed only when the TCP peer is one of ``trusted_proxies``
-(addresses or CIDR networks).
+Forwarding headers (``X-Forwarded-For``, ``X-Forwarded-Proto``) are believed only
+when the TCP peer is one of ``trusted_proxies`` (addresses or CIDR networks).
 """
 
 from __future__ import annotations
@@ -24,15 +23,12 @@ __all__ = [
     "client_address",
     "mask_ip",
     "normalize_language",
-    "region_from_headers",
     "truncate_user_agent",
 ]
 
 USER_AGENT_MAX = 256
 PAGE_URL_MAX = 2048
 _LANGUAGE = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")
-_REGION = re.compile(r"^[A-Za-z0-9]{1,3}$")
-_SUBDIVISION = re.compile(r"^([A-Za-z]{2}-)?[A-Za-z0-9]{1,3}$")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -123,14 +119,3 @@ def normalize_language(value: str | None) -> str:
         return ""
     first = value.split(",", 1)[0].split(";", 1)[0].strip()
     return first if len(first) <= 35 and _LANGUAGE.match(first) else ""
-
-
-def region_from_headers(country: str | None, subdivision: str | None) -> str:
-    """``DE``, ``US-CA`` or ``""`` (unknown) from trusted header values."""
-    if not country or not _REGION.match(country.strip()):
-        return ""
-    region = country.strip().upper()
-    sub = (subdivision or "").strip().upper()
-    if sub and _SUBDIVISION.match(sub):
-        return sub if "-" in sub else f"{region}-{sub}"
-    return region

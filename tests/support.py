@@ -14,8 +14,13 @@ from pathlib import Path
 import httpx2 as httpx
 
 REPO = Path(__file__).resolve().parent.parent
-CORPUS = REPO.parent / "shared" / "corpus"
-SEEDS = REPO.parent / "shared" / "seeds"
+# ../shared next to the checkout; worktrees under /work/wt/<name> find it one level up.
+SHARED = next(
+    (p / "shared" for p in REPO.parents if (p / "shared" / "corpus").is_dir()),
+    REPO.parent / "shared",
+)
+CORPUS = SHARED / "corpus"
+SEEDS = SHARED / "seeds"
 
 
 def free_port() -> int:
@@ -131,3 +136,28 @@ def pg_database() -> Iterator[str]:
         yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     finally:
         _pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+async def walk_chains(url: str, keys: list[str]) -> dict[str, int]:
+    """Recompute every chain segment of the log at ``url`` from its genesis and check
+    its signed head (asserting); returns chain_id -> number of records."""
+    from consentgate.chain import HeadSigner, canonical, genesis, link_hash
+    from consentgate.store import StoredEvent, open_store
+
+    signer = HeadSigner(keys)
+    by_chain: dict[str, list[StoredEvent]] = {}
+    async with open_store(url) as store:
+        async for stored in store.iter_events():
+            by_chain.setdefault(stored.chain_id, []).append(stored)
+        heads = await store.chain_heads()
+    assert {h.chain_id for h in heads} == set(by_chain)
+    for head in heads:
+        prev = genesis(head.chain_id)
+        records = sorted(by_chain[head.chain_id], key=lambda s: s.chain_seq)
+        for n, stored in enumerate(records, start=1):
+            assert (stored.chain_seq, stored.prev_hash) == (n, prev)
+            assert stored.hash == link_hash(prev, canonical(stored.event))
+            prev = stored.hash
+        assert (head.chain_seq, head.hash) == (len(records), prev)
+        assert signer.verify(head.chain_id, head.chain_seq, head.hash, head.signature)
+    return {c: len(r) for c, r in by_chain.items()}

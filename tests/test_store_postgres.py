@@ -10,16 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 
-from consentgate.chain import HeadSigner, canonical, genesis, link_hash
+from consentgate.chain import HeadSigner
 from consentgate.store import EventFilter, StoreError, open_store
-from consentgate.store.base import ConsentEvent, StoredEvent
+from consentgate.store.base import ConsentEvent
 from consentgate.store.postgres import PostgresStore
 from consentgate.store.postgres_schema import MIGRATIONS, MONTHS_AHEAD, month_of, partition_name
 from tests import support
@@ -61,29 +60,6 @@ def new_store(url: str) -> PostgresStore:
     store = open_store(url, head_signer=HeadSigner(KEYS), pool_size=2)
     assert isinstance(store, PostgresStore)
     return store
-
-
-async def check_chains(store: PostgresStore) -> dict[str, int]:
-    """Walk every chain segment: contiguous positions, linked hashes, signed heads.
-    Returns chain_id -> records."""
-    by_chain: dict[str, list[StoredEvent]] = defaultdict(list)
-    async for stored in store.iter_events():
-        by_chain[stored.chain_id].append(stored)
-    heads = {h.chain_id: h for h in await store.chain_heads()}
-    assert set(heads) == set(by_chain)
-    signer = HeadSigner(KEYS)
-    for chain_id, records in by_chain.items():
-        records.sort(key=lambda s: s.chain_seq)
-        prev = genesis(chain_id)
-        for n, stored in enumerate(records, start=1):
-            assert stored.chain_seq == n
-            assert stored.prev_hash == prev
-            assert stored.hash == link_hash(prev, canonical(stored.event))
-            prev = stored.hash
-        head = heads[chain_id]
-        assert (head.chain_seq, head.hash) == (len(records), prev)
-        assert signer.verify(chain_id, head.chain_seq, head.hash, head.signature)
-    return {c: len(r) for c, r in by_chain.items()}
 
 
 async def test_nodes_starting_at_once_migrate_once(pg_url: str) -> None:
@@ -148,7 +124,7 @@ async def test_concurrent_writers_keep_separate_chains(pg_url: str) -> None:
         results = await asyncio.gather(*(stores[i % 3].append(make_event(i)) for i in range(900)))
         assert len({r.event.event_id for r in results}) == 900
         assert len({r.seq for r in results}) == 900
-        counts = await check_chains(stores[0])
+        counts = await support.walk_chains(stores[0].url, KEYS)
         assert sorted(counts.values()) == [300, 300, 300]
         assert {r.chain_id for r in results} == set(counts)
         # what each writer acknowledged is what is stored
@@ -210,7 +186,7 @@ async def test_writer_recovers_after_its_connection_is_killed(pg_url: str) -> No
         assert len(acknowledged) >= 4
         stored = {s.event.event_id async for s in store.iter_events()}
         assert {a.event.event_id for a in acknowledged} <= stored
-        await check_chains(store)
+        await support.walk_chains(store.url, KEYS)
 
 
 async def test_bad_url_is_a_store_error() -> None:

@@ -8,7 +8,6 @@ from consentgate.visitor import (
     client_address,
     mask_ip,
     normalize_language,
-    region_from_headers,
 )
 
 
@@ -53,10 +52,6 @@ def test_clean_page_url(url: str | None, clean: str) -> None:
     assert clean_page_url(url) == clean
 
 
-def test_language_and_region() -> None:
+def test_language() -> None:
     assert normalize_language("de-CH,de;q=0.9,en;q=0.8") == "de-CH"
     assert normalize_language("<b>") == ""
-    assert region_from_headers("de", None) == "DE"
-    assert region_from_headers("US", "ca") == "US-CA"
-    assert region_from_headers("US", "US-NY") == "US-NY"
-    assert region_from_headers("../etc", None) == ""

@@ -25,6 +25,8 @@ from .decision import (
     detector,
     effective_granted,
     gpc_from_headers,
+    method_allowed,
+    vary_fields,
 )
 from .detect import GeoIPDatabase, RegionDetector, parse_networks
 from .model import (
@@ -68,9 +70,11 @@ __all__ = [
     "detector",
     "effective_granted",
     "gpc_from_headers",
+    "method_allowed",
     "parse_networks",
     "parse_region",
     "regime_for",
     "stricter",
     "strictness",
+    "vary_fields",
 ]

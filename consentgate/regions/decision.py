@@ -33,6 +33,8 @@ __all__ = [
     "decide_scope",
     "effective_granted",
     "gpc_from_headers",
+    "method_allowed",
+    "vary_fields",
 ]
 
 ALL: frozenset[str] = frozenset(CATEGORIES)
@@ -62,6 +64,23 @@ def effective_granted(consent: Consent | None, regime: str, gpc: bool) -> frozen
     if gpc and not (counted is not None and counted.gpc and "marketing" in counted.granted):
         granted = granted - {"marketing"}
     return granted | NECESSARY
+
+
+def method_allowed(method: str, regime: str) -> bool:
+    """``acknowledge`` belongs to the notice regime and ``opt_out`` to the opt-out
+    regime: neither may grant anything where consent must be asked for."""
+    if method == "acknowledge":
+        return regime == NOTICE
+    if method == "opt_out":
+        return regime == OPT_OUT
+    return True
+
+
+def vary_fields(settings: Settings) -> tuple[bytes, ...]:
+    """Request headers a page rewritten by :func:`decide_scope` depends on, for
+    ``Vary`` (besides ``Cookie``): ``Sec-GPC`` and the configured region headers."""
+    names = ("Sec-GPC", settings.region_header, settings.subdivision_header)
+    return tuple(n.encode("latin-1") for n in names if n)
 
 
 def gpc_from_headers(headers: Mapping[str, str]) -> bool:

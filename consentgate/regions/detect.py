@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..config import ConfigError
+from ..visitor import TrustedProxies, client_address
 from .model import UNKNOWN, Region, parse_region
 
 if TYPE_CHECKING:
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["GeoIPDatabase", "RegionDetector", "parse_networks"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 INSTALL_HINT = "install the optional extra: python3 -m pip install 'consentgate[geoip]'"
 
@@ -44,22 +44,6 @@ def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
                 f"{value!r} is not an IP address or CIDR network (e.g. 10.0.0.0/8)"
             ) from None
     return tuple(out)
-
-
-def _address(value: str | None) -> Address | None:
-    """An IP from a peer or ``X-Forwarded-For`` entry (ports and brackets allowed)."""
-    text = (value or "").strip()
-    if text.startswith("["):  # [2001:db8::1]:443
-        text = text[1:].split("]", 1)[0]
-    elif text.count(":") == 1:  # 192.0.2.1:443
-        text = text.split(":", 1)[0]
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
 
 
 class GeoIPDatabase:
@@ -88,10 +72,10 @@ class GeoIPDatabase:
             ) from None
         self.path = path
 
-    def lookup(self, ip: Address | str) -> Region:
+    def lookup(self, ip: str) -> Region:
         try:
-            record = self._reader.get(str(ip))
-        except ValueError:  # an IPv6 address in an IPv4-only database
+            record = self._reader.get(ip)
+        except ValueError:  # not an address, or IPv6 in an IPv4-only database
             return UNKNOWN
         return _region_from_record(record)
 
@@ -130,7 +114,7 @@ class RegionDetector:
     ) -> None:
         self.region_header = region_header.strip().lower()
         self.subdivision_header = subdivision_header.strip().lower()
-        self.trusted_networks = parse_networks(trusted_proxies)
+        self.trusted = TrustedProxies(trusted_proxies)
         self.geoip = geoip
 
     @classmethod
@@ -148,30 +132,9 @@ class RegionDetector:
             geoip=geoip,
         )
 
-    def is_trusted(self, ip: Address | str | None) -> bool:
-        addr = ip if isinstance(ip, ipaddress.IPv4Address | ipaddress.IPv6Address) else None
-        if addr is None:
-            addr = _address(ip if isinstance(ip, str) else None)
-        return addr is not None and any(addr in net for net in self.trusted_networks)
-
-    def client_address(self, peer: str | None, headers: Mapping[str, str]) -> Address | None:
-        """The visitor's address: the peer, or when the peer is a trusted proxy the
-        right-most ``X-Forwarded-For`` entry that is not itself a trusted proxy."""
-        addr = _address(peer)
-        if addr is None or not self.is_trusted(addr):
-            return addr
-        forwarded = [p for p in (headers.get("x-forwarded-for") or "").split(",") if p.strip()]
-        for entry in reversed(forwarded):
-            hop = _address(entry)
-            if hop is None:
-                return None  # garbage in the chain: do not guess
-            if not self.is_trusted(hop):
-                return hop
-        return _address(forwarded[0]) if forwarded else addr
-
     def from_headers(self, peer: str | None, headers: Mapping[str, str]) -> Region:
         """The region the trusted headers state, or :data:`UNKNOWN`."""
-        if not self.region_header or not self.is_trusted(peer):
+        if not self.region_header or peer not in self.trusted:
             return UNKNOWN
         region = parse_region(headers.get(self.region_header), "header")
         if not region.known or region.subdivision or not self.subdivision_header:
@@ -188,8 +151,8 @@ class RegionDetector:
         region = self.from_headers(peer, headers)
         if region.known or self.geoip is None:
             return region
-        client = self.client_address(peer, headers)
-        return self.geoip.lookup(client) if client is not None else UNKNOWN
+        client = client_address(peer, headers.get("x-forwarded-for"), self.trusted)
+        return self.geoip.lookup(client) if client else UNKNOWN
 
     def close(self) -> None:
         if self.geoip is not None:

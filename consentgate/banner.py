@@ -1,0 +1,335 @@
+"""The banner's HTTP side: ``/banner.js``, ``/banner.css``, ``/declaration``,
+``/declaration.js``, and :func:`head_snippet`, the markup injected early in ``<head>``.
+
+``banner.js`` is one file per (site, language): the code in ``static/banner/banner.js``,
+called with that site's texts, categories, declared cookies and the CSS. It is built once,
+compressed once (gzip -9, brotli 11) and served by Accept-Encoding. A versioned URL
+(``?v=<hash>``, what :func:`head_snippet` emits) is cached for a year; any other request
+gets an ETag and revalidates (``304``).
+
+The visitor's consent is not part of ``banner.js`` (that would defeat caching): in proxy
+mode :func:`head_snippet` puts it on the script tag (``data-state``); in script-tag mode
+the banner asks ``GET /api/consent``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import html
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import brotli
+from jinja2 import Environment
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from .app import Runtime
+from .config import Site
+from .consent import CATEGORIES, Consent
+from .errors import ApiError
+from .minify import minify_css, minify_js
+from .regions.consent_mode import consent_mode_state
+from .texts import banner_hash, pick_language, site_languages, texts_for
+
+__all__ = ["Asset", "BannerAssets", "cookie_patterns", "head_snippet", "routes"]
+
+STATIC = Path(__file__).parent / "static" / "banner"
+YEAR = "public, max-age=31536000, immutable"
+REVALIDATE = "public, max-age=300"
+
+#: Cookie name patterns (``*`` = any run of characters) of well-known trackers, per category.
+#: Used when the tracker catalog is not available; the catalog's patterns are added to these.
+TRACKER_COOKIES: dict[str, tuple[str, ...]] = {
+    "statistics": (
+        "_ga",
+        "_ga_*",
+        "_gid",
+        "_gat*",
+        "__utm*",
+        "_hj*",
+        "_clck",
+        "_clsk",
+        "_pk_*",
+    ),
+    "marketing": ("_fbp", "_fbc", "_gcl_*", "_uet*", "_ttp", "_tt_*", "li_fat_id", "_pin_unauth"),
+}
+
+
+def consent_mode(granted: Iterable[str]) -> dict[str, str]:
+    """Consent Mode v2 signals for granted categories (without ``security_storage``)."""
+    state = consent_mode_state(granted)
+    del state["security_storage"]
+    return state
+
+
+def _catalog_cookie_patterns() -> dict[str, list[str]]:
+    """Cookie patterns from the tracker catalog, when that module is present."""
+    try:
+        from . import catalog
+    except ImportError:
+        return {}
+    out: dict[str, list[str]] = {}
+    try:
+        services = catalog.load_catalog().services
+    except Exception:  # the catalog is optional for the banner; keep the built-in list
+        return {}
+    for service in services:
+        for cookie in getattr(service, "cookies", ()):
+            name = getattr(cookie, "name", cookie)
+            if isinstance(name, str):
+                out.setdefault(service.category, []).append(name)
+    return out
+
+
+def cookie_patterns(site: Site) -> dict[str, list[str]]:
+    """Per category, the cookie names the banner deletes when that category is withdrawn."""
+    out: dict[str, list[str]] = {c: [] for c in CATEGORIES[1:]}
+    sources: list[tuple[str, Iterable[str]]] = list(TRACKER_COOKIES.items())
+    sources += list(_catalog_cookie_patterns().items())
+    sources += [(c.category, [c.name]) for c in site.cookies]
+    for category, names in sources:
+        if category in out:
+            for name in names:
+                if name not in out[category]:
+                    out[category].append(name)
+    return {c: names for c, names in out.items() if names}
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One static body with its precompressed variants."""
+
+    body: bytes
+    media_type: str
+    version: str
+    gz: bytes
+    br: bytes
+
+    @classmethod
+    def build(cls, body: bytes, media_type: str) -> Asset:
+        return cls(
+            body=body,
+            media_type=media_type,
+            version=hashlib.sha256(body).hexdigest()[:16],
+            gz=gzip.compress(body, 9, mtime=0),
+            br=brotli.compress(body, quality=11),
+        )
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version}"'
+
+    def response(self, request: Request, *, vary: str = "") -> Response:
+        immutable = request.query_params.get("v") == self.version
+        headers = {
+            "Cache-Control": YEAR if immutable else REVALIDATE,
+            "ETag": self.etag,
+            "Vary": ", ".join(filter(None, ["Accept-Encoding", vary])),
+            "Access-Control-Allow-Origin": "*",
+            "Cross-Origin-Resource-Policy": "cross-origin",
+            "X-Content-Type-Options": "nosniff",
+        }
+        match = request.headers.get("if-none-match", "")
+        if self.version in match or match.strip() == "*":
+            return Response(status_code=304, headers=headers)
+        body = self.body
+        accepted = _accepted_encodings(request.headers.get("accept-encoding", ""))
+        if "br" in accepted:
+            body, headers["Content-Encoding"] = self.br, "br"
+        elif "gzip" in accepted:
+            body, headers["Content-Encoding"] = self.gz, "gzip"
+        if request.method == "HEAD":
+            headers["Content-Length"] = str(len(body))
+            return Response(status_code=200, headers=headers, media_type=self.media_type)
+        return Response(body, headers=headers, media_type=self.media_type)
+
+
+def _accepted_encodings(value: str) -> set[str]:
+    out = set()
+    for part in value.split(","):
+        coding, _, params = part.strip().partition(";")
+        q = params.strip()
+        if q.startswith("q=") and q[2:].strip() in ("0", "0.0", "0.00", "0.000"):
+            continue
+        out.add(coding.strip().lower())
+    return out
+
+
+_DECLARATION = Environment(autoescape=True).from_string(
+    '<table class="consentgate-declaration" lang="{{ lang }}" dir="{{ dir }}">'
+    "<caption>{{ d.caption }}</caption><thead><tr>"
+    '{% for k in cols %}<th scope="col">{{ d[k] }}</th>{% endfor %}</tr></thead><tbody>'
+    '{% for c in cookies %}<tr><th scope="row"><code>{{ c.name }}</code></th>'
+    "<td>{{ c.description }}</td><td>{{ c.created }}</td><td>{{ c.expiry }}</td>"
+    "<td>{{ c.data_used }}</td><td>{{ c.provider }}</td><td>{{ cats[c.category] }}</td></tr>"
+    "{% endfor %}</tbody></table>"
+)
+_DECLARATION_COLUMNS = ("name", "description", "created", "expiry", "data_used", "provider")
+
+
+class BannerAssets:
+    """Builds and caches every banner asset for the configured sites (one per process)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.prefix = runtime.settings.prefix
+        self._code = minify_js((STATIC / "banner.js").read_text(encoding="utf-8"))
+        self._css_text = minify_css((STATIC / "banner.css").read_text(encoding="utf-8"))
+        self.css = Asset.build(self._css_text.encode(), "text/css; charset=utf-8")
+        self._cache: dict[tuple[str, str, str], Asset] = {}
+
+    def config(self, site: Site, lang: str) -> dict[str, Any]:
+        """What banner.js is called with (short keys: every byte goes to every visitor)."""
+        t = texts_for(site, lang)
+        declared: dict[str, list[list[str]]] = {c: [] for c in CATEGORIES}
+        for c in site.cookies:
+            declared[c.category].append([c.name, c.provider, c.description, c.expiry])
+        return {
+            "a": self.prefix + "/api/consent",
+            "p": site.privacy_policy_url,
+            "v": site.policy_version,
+            "l": lang,
+            "d": t["dir"],
+            "h": banner_hash(t),
+            "t": t["texts"],
+            "c": [[c, *t["categories"][c], declared[c]] for c in CATEGORIES],
+            "k": cookie_patterns(site),
+        }
+
+    def banner(self, site: Site, lang: str) -> Asset:
+        key = ("js", site.id, lang)
+        if key not in self._cache:
+            cfg = json.dumps(self.config(site, lang), ensure_ascii=False, separators=(",", ":"))
+            css = json.dumps(self._css_text, ensure_ascii=False)
+            code = self._code.rstrip().rstrip(";")
+            body = f"{code}({cfg},{css});\n".encode()
+            self._cache[key] = Asset.build(body, "text/javascript; charset=utf-8")
+        return self._cache[key]
+
+    def declaration_html(self, site: Site, lang: str) -> str:
+        t = texts_for(site, lang)
+        return _DECLARATION.render(
+            lang=lang,
+            dir=t["dir"],
+            d=t["declaration"],
+            cols=(*_DECLARATION_COLUMNS, "category"),
+            cookies=site.cookies,
+            cats={c: t["categories"][c][0] for c in CATEGORIES},
+        )
+
+    def declaration(self, site: Site, lang: str) -> Asset:
+        key = ("html", site.id, lang)
+        if key not in self._cache:
+            body = self.declaration_html(site, lang).encode()
+            self._cache[key] = Asset.build(body, "text/html; charset=utf-8")
+        return self._cache[key]
+
+    def declaration_js(self, site: Site, lang: str) -> Asset:
+        key = ("djs", site.id, lang)
+        if key not in self._cache:
+            fragment = json.dumps(self.declaration_html(site, lang), ensure_ascii=False)
+            fragment = fragment.replace("</", "<\\/")
+            body = (
+                "(h=>{const s=document.currentScript,"
+                "t=document.querySelector('[data-consentgate-declaration]'),"
+                "d=document.createElement('div');d.className='consentgate-declaration';"
+                "d.innerHTML=h;t?t.replaceChildren(d):s.after(d)})"
+                f"({fragment});\n"
+            ).encode()
+            self._cache[key] = Asset.build(body, "text/javascript; charset=utf-8")
+        return self._cache[key]
+
+
+def assets(runtime: Runtime) -> BannerAssets:
+    found = runtime.extras.get("banner")
+    if not isinstance(found, BannerAssets):
+        found = runtime.extras["banner"] = BannerAssets(runtime)
+    return found
+
+
+def _header_map(headers: Mapping[str, str] | Iterable[tuple[bytes, bytes]] | None) -> dict:
+    if headers is None:
+        return {}
+    if isinstance(headers, Mapping):
+        return {str(k).lower(): str(v) for k, v in headers.items()}
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers}
+
+
+def head_snippet(
+    runtime: Runtime,
+    site: Site,
+    consent: Consent | None,
+    headers: Mapping[str, str] | Iterable[tuple[bytes, bytes]] | None,
+) -> Callable[[str | None], bytes]:
+    """The markup for early ``<head>``: Consent Mode v2 default (and update when the visitor
+    has decided) inline, then the banner tag. The returned callable takes the page's CSP
+    nonce (or None) and gives the bytes to inject."""
+    h = _header_map(headers)
+    lang = pick_language(h.get("accept-language"), site)
+    asset = assets(runtime).banner(site, lang)
+    default = {**consent_mode(()), "security_storage": "granted", "wait_for_update": 500}
+    calls = f"g('consent','default',{json.dumps(default, separators=(',', ':'))});"
+    if consent is not None:
+        update = json.dumps(consent_mode(consent.granted), separators=(",", ":"))
+        calls += f"g('consent','update',{update});"
+    inline = (
+        "window.dataLayer=window.dataLayer||[];"
+        f"(function(g){{{calls}}})(function(){{dataLayer.push(arguments)}});"
+    )
+    src = f"{runtime.settings.prefix}/banner.js?v={asset.version}&l={lang}&site={site.id}"
+    state = json.dumps(consent.to_json() if consent else None, separators=(",", ":"))
+    gpc = " data-gpc" if h.get("sec-gpc", "").strip() == "1" else ""
+    esc = html.escape
+
+    def render(nonce: str | None) -> bytes:
+        n = f' nonce="{esc(nonce)}"' if nonce else ""
+        return (
+            f"<script{n}>{inline}</script>"
+            f'<script src="{esc(src)}" defer data-cm="1" data-state="{esc(state)}"{gpc}{n}>'
+            "</script>"
+        ).encode()
+
+    return render
+
+
+def routes(runtime: Runtime) -> list[BaseRoute]:
+    def site_and_lang(request: Request) -> tuple[Site, str, str]:
+        sid = request.query_params.get("site")
+        site = runtime.site_for(request)
+        if sid is not None and sid != site.id:
+            match = [s for s in runtime.settings.sites if s.id == sid]
+            if not match:
+                raise ApiError(404, "unknown_site", f"no site {sid!r} is configured")
+            site = match[0]
+        lang = request.query_params.get("l", "").lower()
+        if lang in site_languages(site):
+            return site, lang, ""
+        return site, pick_language(request.headers.get("accept-language"), site), "Accept-Language"
+
+    async def banner_js(request: Request) -> Response:
+        site, lang, vary = site_and_lang(request)
+        return assets(runtime).banner(site, lang).response(request, vary=vary)
+
+    async def banner_css(request: Request) -> Response:
+        return assets(runtime).css.response(request)
+
+    async def declaration(request: Request) -> Response:
+        site, lang, vary = site_and_lang(request)
+        return assets(runtime).declaration(site, lang).response(request, vary=vary)
+
+    async def declaration_js(request: Request) -> Response:
+        site, lang, vary = site_and_lang(request)
+        return assets(runtime).declaration_js(site, lang).response(request, vary=vary)
+
+    return [
+        Route("/banner.js", banner_js, methods=["GET"]),
+        Route("/banner.css", banner_css, methods=["GET"]),
+        Route("/declaration", declaration, methods=["GET"]),
+        Route("/declaration.js", declaration_js, methods=["GET"]),
+    ]

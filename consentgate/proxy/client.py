@@ -1,0 +1,498 @@
+"""A small HTTP/1.1 client for the upstream: asyncio Protocol + httptools, keep-alive pool.
+
+The proxy talks to a handful of configured origins, so a general-purpose client buys
+nothing but overhead. Each connection is an :class:`asyncio.Protocol` whose bytes go
+straight into an ``httptools`` (llhttp) response parser; body chunks are queued on the
+:class:`UpstreamResponse` (with read-side back-pressure) and connections that end a
+message cleanly return to a per-origin idle pool.
+
+Exceptions::
+
+    UpstreamError              anything that went wrong talking to the upstream
+    ├── UpstreamConnectError   could not connect (refused, unreachable)       -> 502
+    ├── UpstreamTimeout        connect or read timed out (``phase`` says which) -> 504
+    └── UpstreamProtocolError  garbage, oversized headers, reset mid-message    -> 502
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httptools
+
+__all__ = [
+    "Origin",
+    "UpstreamConnectError",
+    "UpstreamError",
+    "UpstreamPool",
+    "UpstreamProtocolError",
+    "UpstreamResponse",
+    "UpstreamTimeout",
+]
+
+MAX_RESPONSE_HEADERS = 100
+MAX_RESPONSE_HEADER_BYTES = 64 * 1024
+#: Buffered body bytes above which the upstream socket stops being read.
+HIGH_WATER = 256 * 1024
+MAX_IDLE_PER_ORIGIN = 64
+
+
+class UpstreamError(Exception):
+    """Talking to the upstream failed."""
+
+    status = 502
+
+
+class UpstreamConnectError(UpstreamError):
+    """No connection could be made."""
+
+
+class UpstreamTimeout(UpstreamError):
+    """The upstream did not answer in time; ``phase`` is ``connect`` or ``read``."""
+
+    status = 504
+
+    def __init__(self, phase: str, seconds: float) -> None:
+        super().__init__(f"upstream {phase} timed out after {seconds:g}s")
+        self.phase = phase
+        self.seconds = seconds
+
+
+class UpstreamProtocolError(UpstreamError):
+    """The upstream sent something that is not a valid HTTP/1.1 response, or hung up."""
+
+
+@dataclass(frozen=True)
+class Origin:
+    """A configured upstream: where to connect and the path prefix to add."""
+
+    scheme: str
+    host: str
+    port: int
+    base_path: str = ""
+
+    @classmethod
+    def parse(cls, url: str) -> Origin:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"upstream must be http://host[:port][/path], got {url!r}")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return cls(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
+
+    @property
+    def netloc(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.scheme == "https" else 80
+        return host if self.port == default else f"{host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.netloc}"
+
+
+class UpstreamResponse:
+    """Status, headers (names lower-cased) and a streamed body from :meth:`read`."""
+
+    __slots__ = (
+        "_buffered",
+        "_chunks",
+        "_conn",
+        "_done",
+        "_error",
+        "_head_waiter",
+        "_header_bytes",
+        "_loop",
+        "_waiter",
+        "eof_framed",
+        "head_request",
+        "headers",
+        "read_timeout",
+        "status",
+    )
+
+    def __init__(self, conn: _Connection, read_timeout: float, head_request: bool) -> None:
+        self._conn: _Connection | None = conn
+        self._loop = asyncio.get_running_loop()
+        self.read_timeout = read_timeout
+        self.head_request = head_request
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self._header_bytes = 0
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._done = False
+        self._error: UpstreamError | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._head_waiter: asyncio.Future[None] = self._loop.create_future()
+        #: True when the body is delimited by the upstream closing the connection.
+        self.eof_framed = False
+
+    # -- parser callbacks (called from _Connection.data_received) --------------
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value) + 4
+        if len(self.headers) >= MAX_RESPONSE_HEADERS or self._header_bytes > (
+            MAX_RESPONSE_HEADER_BYTES
+        ):
+            raise UpstreamProtocolError("upstream response headers too large")
+        self.headers.append((name.lower(), value))
+
+    def on_headers_complete(self, status: int) -> None:
+        if 100 <= status < 200:  # interim response (100 Continue, 103): skip it
+            self.headers = []
+            self._header_bytes = 0
+            return
+        self.status = status
+        framed = status in (204, 304) or self.head_request
+        if not framed:
+            framed = any(n in (b"content-length", b"transfer-encoding") for n, _ in self.headers)
+        self.eof_framed = not framed
+        if not self._head_waiter.done():
+            self._head_waiter.set_result(None)
+
+    def on_body(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered > HIGH_WATER and self._conn is not None:
+            self._conn.pause_reading()
+        self._wake()
+
+    def on_complete(self) -> None:
+        self._done = True
+        self._wake()
+
+    def fail(self, error: UpstreamError) -> None:
+        if self._done or self._error is not None:
+            return
+        self._error = error
+        if not self._head_waiter.done():
+            self._head_waiter.set_exception(error)
+            self._head_waiter.exception()  # mark retrieved
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- consumer side ----------------------------------------------------------
+    @property
+    def complete(self) -> bool:
+        return self._done
+
+    @property
+    def got_headers(self) -> bool:
+        return self._head_waiter.done()
+
+    async def wait_headers(self) -> None:
+        if self._head_waiter.done():
+            self._head_waiter.result()
+            return
+        timer = self._loop.call_later(self.read_timeout, self._timeout)
+        try:
+            await self._head_waiter
+        finally:
+            timer.cancel()
+
+    def _timeout(self) -> None:
+        self.fail(UpstreamTimeout("read", self.read_timeout))
+        if self._conn is not None:
+            self._conn.abort()
+
+    async def read(self) -> bytes:
+        """The next body chunk (all buffered bytes joined); ``b""`` at the end."""
+        while True:
+            if self._chunks:
+                if len(self._chunks) == 1:
+                    data = self._chunks.popleft()
+                else:
+                    data = b"".join(self._chunks)
+                    self._chunks.clear()
+                self._buffered = 0
+                if self._conn is not None and not self._done:
+                    self._conn.resume_reading()
+                return data
+            if self._done:
+                return b""
+            if self._error is not None:
+                raise self._error
+            self._waiter = self._loop.create_future()
+            timer = self._loop.call_later(self.read_timeout, self._timeout)
+            try:
+                await self._waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+
+    def unread(self, data: bytes) -> None:
+        """Put back a chunk taken with :meth:`read` (to peek at the start of a body)."""
+        if data:
+            self._chunks.appendleft(data)
+            self._buffered += len(data)
+
+    async def iter_body(self) -> AsyncIterator[bytes]:
+        while chunk := await self.read():
+            yield chunk
+
+    def close(self) -> None:
+        """Give up on the rest of the body (closes the connection if unfinished)."""
+        conn = self._conn
+        if conn is not None and not self._done:
+            conn.abort()
+        self._conn = None
+
+
+class _Connection(asyncio.Protocol):
+    """One upstream connection; serves one request at a time."""
+
+    def __init__(self, pool: UpstreamPool, key: Origin) -> None:
+        self.pool = pool
+        self.key = key
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.reused = False
+        self.reusable = True
+        self.response: UpstreamResponse | None = None
+        self.parser: httptools.HttpResponseParser | None = None
+        self._paused = False
+        self._write_paused = False
+        self._drain: asyncio.Future[None] | None = None
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        resp = self.response
+        if resp is None or self.parser is None:  # bytes while idle: not reusable
+            self.abort()
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            error = cause if isinstance(cause, UpstreamError) else UpstreamProtocolError(str(exc))
+            resp.fail(error)
+            self.abort()
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            resp.fail(UpstreamProtocolError(f"invalid upstream response: {exc}"))
+            self.abort()
+        except UpstreamError as exc:
+            resp.fail(exc)
+            self.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        resp = self.response
+        self.response = None
+        if resp is not None and not resp.complete:
+            if resp.got_headers and resp.eof_framed:
+                resp.on_complete()
+            else:
+                resp.fail(UpstreamProtocolError("upstream closed the connection mid-response"))
+        waiter = self._drain
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(UpstreamProtocolError("upstream closed while we were sending"))
+            waiter.exception()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiter = self._drain
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.response is not None:
+            self.response.on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        resp = self.response
+        if resp is None or self.parser is None:
+            return
+        resp.on_headers_complete(self.parser.get_status_code())
+        if resp.head_request and resp.status >= 200:
+            # A HEAD response has no body whatever its headers say.
+            self._finish(resp, keep_alive=self.parser.should_keep_alive())
+
+    def on_body(self, body: bytes) -> None:
+        if self.response is not None:
+            self.response.on_body(body)
+
+    def on_message_complete(self) -> None:
+        resp = self.response
+        if resp is None or self.parser is None or resp.status == 0:
+            return  # end of an interim (1xx) response
+        self._finish(resp, keep_alive=self.parser.should_keep_alive())
+
+    # helpers
+    def _finish(self, resp: UpstreamResponse, keep_alive: bool) -> None:
+        self.response = None
+        self.parser = None
+        resp._conn = None
+        resp.on_complete()
+        if self._paused:
+            self.resume_reading()
+        if keep_alive and self.reusable and not self.closed:
+            self.pool._release(self)
+        else:
+            self.abort()
+
+    def start(self, resp: UpstreamResponse) -> None:
+        self.response = resp
+        self.parser = httptools.HttpResponseParser(self)
+
+    async def write(self, data: bytes) -> None:
+        if self.closed or self.transport is None:
+            raise UpstreamProtocolError("upstream connection closed")
+        self.transport.write(data)
+        if self._write_paused:
+            self._drain = asyncio.get_running_loop().create_future()
+            timeout = self.pool.read_timeout
+            try:
+                await asyncio.wait_for(self._drain, timeout)
+            except TimeoutError:
+                self.abort()
+                raise UpstreamTimeout("write", timeout) from None
+            finally:
+                self._drain = None
+
+    def pause_reading(self) -> None:
+        if not self._paused and self.transport is not None and not self.closed:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._paused and self.transport is not None and not self.closed:
+            self._paused = False
+            self.transport.resume_reading()
+
+    def abort(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class UpstreamPool:
+    """Keep-alive connections per upstream origin."""
+
+    def __init__(self, connect_timeout: float, read_timeout: float) -> None:
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self._idle: dict[Origin, list[_Connection]] = {}
+        self._ssl: ssl.SSLContext | None = None
+
+    def _release(self, conn: _Connection) -> None:
+        idle = self._idle.setdefault(conn.key, [])
+        if len(idle) >= MAX_IDLE_PER_ORIGIN:
+            conn.abort()
+            return
+        conn.reused = True
+        idle.append(conn)
+
+    async def _connect(self, origin: Origin) -> _Connection:
+        idle = self._idle.get(origin)
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
+                return conn
+        loop = asyncio.get_running_loop()
+        context = None
+        if origin.scheme == "https":
+            if self._ssl is None:
+                self._ssl = ssl.create_default_context()
+            context = self._ssl
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: _Connection(self, origin),
+                    origin.host,
+                    origin.port,
+                    ssl=context,
+                    server_hostname=origin.host if context else None,
+                ),
+                self.connect_timeout,
+            )
+        except TimeoutError:
+            raise UpstreamTimeout("connect", self.connect_timeout) from None
+        except OSError as exc:
+            raise UpstreamConnectError(
+                f"cannot connect to {origin.url}: {exc.strerror or exc}"
+            ) from None
+        return conn
+
+    async def request(
+        self,
+        origin: Origin,
+        method: str,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: AsyncIterator[bytes] | None = None,
+        chunked: bool = False,
+    ) -> UpstreamResponse:
+        """Send a request; returns once the response headers are in.
+
+        ``body`` is streamed as is (the caller set Content-Length) or, with ``chunked``,
+        in chunked transfer coding. A request without a body is retried once on a fresh
+        connection when a reused keep-alive connection turns out to be dead.
+        """
+        head = b"".join(
+            [
+                method.encode("ascii"),
+                b" ",
+                target,
+                b" HTTP/1.1\r\n",
+                *[b"%s: %s\r\n" % (n, v) for n, v in headers],
+                b"\r\n",
+            ]
+        )
+        attempts = 1 if body is not None else 2
+        for attempt in range(attempts):
+            conn = await self._connect(origin)
+            resp = UpstreamResponse(conn, self.read_timeout, head_request=method == "HEAD")
+            conn.start(resp)
+            try:
+                await conn.write(head)
+                if body is not None:
+                    await self._send_body(conn, resp, body, chunked)
+                await resp.wait_headers()
+            except UpstreamProtocolError:
+                resp.close()
+                if conn.reused and attempt + 1 < attempts and not resp.got_headers:
+                    continue
+                raise
+            except BaseException:
+                resp.close()
+                raise
+            return resp
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send_body(
+        self, conn: _Connection, resp: UpstreamResponse, body: AsyncIterator[bytes], chunked: bool
+    ) -> None:
+        async for chunk in body:
+            if resp.got_headers:  # the upstream answered early (e.g. 413): stop sending
+                conn.reusable = False
+                return
+            if not chunk:
+                continue
+            if chunked:
+                await conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            else:
+                await conn.write(chunk)
+        if chunked:
+            await conn.write(b"0\r\n\r\n")
+
+    async def aclose(self) -> None:
+        for idle in self._idle.values():
+            for conn in idle:
+                conn.abort()
+        self._idle.clear()
+        await asyncio.sleep(0)

@@ -1,0 +1,219 @@
+"""Header rules of the proxy: hop-by-hop removal, forwarding headers, Location, ETag.
+
+Pure functions over ASGI-style header lists (``list[tuple[bytes, bytes]]``, names
+lower-cased), so they are easy to test and cheap to run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..visitor import TrustedProxies
+from .encoding import constrain_accept_encoding
+
+__all__ = [
+    "HOP_BY_HOP",
+    "MAX_REQUEST_HEADERS",
+    "MAX_REQUEST_HEADER_BYTES",
+    "Visitor",
+    "connection_tokens",
+    "consent_etag",
+    "request_headers_for_upstream",
+    "rewrite_location",
+    "strip_hop_by_hop",
+    "translate_if_none_match",
+]
+
+MAX_REQUEST_HEADERS = 100
+MAX_REQUEST_HEADER_BYTES = 32 * 1024
+
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+_FORWARDING = frozenset(
+    {b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Visitor:
+    """Where the request came from, as the proxy believes it."""
+
+    client_ip: str
+    scheme: str  # http | https, as the visitor used it
+    host: str  # the Host the visitor asked for (may be empty)
+    trusted_peer: bool  # the direct peer is a trusted proxy
+
+    @property
+    def origin(self) -> str:
+        return f"{self.scheme}://{self.host}"
+
+
+def connection_tokens(headers: list[tuple[bytes, bytes]]) -> set[bytes]:
+    """Header names listed in ``Connection`` (they are hop-by-hop too)."""
+    tokens: set[bytes] = set()
+    for name, value in headers:
+        if name == b"connection":
+            tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
+    return tokens
+
+
+def strip_hop_by_hop(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    drop = HOP_BY_HOP | connection_tokens(headers)
+    return [(n, v) for n, v in headers if n not in drop]
+
+
+def visitor_of(
+    client_ip: str, scheme: str, headers: list[tuple[bytes, bytes]], trusted: TrustedProxies
+) -> Visitor:
+    host = ""
+    proto = ""
+    for name, value in headers:
+        if name == b"host":
+            host = value.decode("latin-1")
+        elif name == b"x-forwarded-proto":
+            proto = value.decode("latin-1").split(",")[0].strip().lower()
+    trusted_peer = client_ip in trusted
+    if trusted_peer and proto in ("http", "https"):
+        scheme = proto
+    return Visitor(client_ip, "https" if scheme in ("https", "wss") else "http", host, trusted_peer)
+
+
+def _forwarded_for(ip: str) -> str:
+    return f'"[{ip}]"' if ":" in ip else ip
+
+
+def request_headers_for_upstream(
+    headers: list[tuple[bytes, bytes]],
+    visitor: Visitor,
+    upstream_host: str,
+    *,
+    consent_token: str,
+    rewriting_possible: bool = True,
+) -> list[tuple[bytes, bytes]]:
+    """The visitor's request headers as the upstream should see them.
+
+    Drops hop-by-hop headers (and those named in Connection), ``Expect`` (the server in
+    front already answered it), forwarding headers from untrusted peers; narrows
+    Accept-Encoding to what the proxy can decode; translates consent-tagged
+    If-None-Match; sets Host and appends X-Forwarded-* and Forwarded.
+    """
+    drop = HOP_BY_HOP | connection_tokens(headers) | {b"host", b"expect"}
+    out: list[tuple[bytes, bytes]] = []
+    prior_xff = b""
+    prior_fwd = b""
+    for name, value in headers:
+        if name in drop:
+            continue
+        if name in _FORWARDING:
+            if visitor.trusted_peer:
+                if name == b"x-forwarded-for":
+                    prior_xff = value
+                elif name == b"forwarded":
+                    prior_fwd = value
+            continue
+        if name == b"accept-encoding" and rewriting_possible:
+            narrowed = constrain_accept_encoding(value)
+            if narrowed:
+                out.append((name, narrowed))
+            continue
+        if name == b"if-none-match":
+            translated = translate_if_none_match(value, consent_token)
+            if translated:
+                out.append((name, translated))
+            continue
+        out.append((name, value))
+    host = (upstream_host or visitor.host).encode("latin-1")
+    ip = visitor.client_ip
+    xff = (prior_xff + b", " if prior_xff else b"") + ip.encode("latin-1")
+    fwd = f"for={_forwarded_for(ip) if ip else 'unknown'};proto={visitor.scheme}"
+    if visitor.host:
+        fwd += f';host="{visitor.host}"'
+    fwd_bytes = (prior_fwd + b", " if prior_fwd else b"") + fwd.encode("latin-1")
+    out.append((b"host", host))
+    if ip:
+        out.append((b"x-forwarded-for", xff))
+    out.append((b"x-forwarded-proto", visitor.scheme.encode("latin-1")))
+    if visitor.host:
+        out.append((b"x-forwarded-host", visitor.host.encode("latin-1")))
+    out.append((b"forwarded", fwd_bytes))
+    return out
+
+
+def rewrite_location(value: bytes, upstream_origins: tuple[str, ...], visitor: Visitor) -> bytes:
+    """A redirect to the upstream's own origin becomes one to the visitor's origin."""
+    if not visitor.host:
+        return value
+    text = value.decode("latin-1")
+    lowered = text.lower()
+    for origin in upstream_origins:
+        if lowered.startswith(origin.lower()):
+            rest = text[len(origin) :]
+            if rest == "" or rest[0] in "/?#":
+                return (visitor.origin + rest).encode("latin-1")
+    return value
+
+
+# -- ETags of rewritten pages --------------------------------------------------
+# A rewritten page depends on the visitor's consent, so its ETag is weakened and
+# tagged with the consent it was rewritten for: "abc" -> W/"abc-cg<token>".
+# A conditional request carrying a tag for another consent must not get a 304.
+
+_MARK = "-cg"
+
+
+def consent_etag(value: bytes, token: str) -> bytes:
+    text = value.decode("latin-1").strip()
+    if text.startswith("W/"):
+        text = text[2:]
+    if len(text) < 2 or not (text.startswith('"') and text.endswith('"')):
+        return value
+    return f'W/"{text[1:-1]}{_MARK}{token}"'.encode("latin-1")
+
+
+def translate_if_none_match(value: bytes, token: str) -> bytes:
+    """Consent-tagged entity tags for this consent -> the upstream's tag; others dropped."""
+    text = value.decode("latin-1").strip()
+    if text == "*":
+        return value
+    kept: list[str] = []
+    for raw in text.split(","):
+        tag = raw.strip()
+        if not tag:
+            continue
+        weak = tag.startswith("W/")
+        opaque = tag[2:] if weak else tag
+        if not (len(opaque) >= 2 and opaque.startswith('"') and opaque.endswith('"')):
+            continue
+        inner = opaque[1:-1]
+        cut = inner.rfind(_MARK)
+        if weak and cut >= 0:
+            if inner[cut + len(_MARK) :] != token:
+                continue  # rewritten for another consent: must be served again
+            kept.append(f'"{inner[:cut]}"')
+        else:
+            kept.append(tag)
+    return ", ".join(kept).encode("latin-1")
+
+
+def merge_vary(headers: list[tuple[bytes, bytes]], field: bytes) -> list[tuple[bytes, bytes]]:
+    for i, (name, value) in enumerate(headers):
+        if name == b"vary":
+            parts = [p.strip().lower() for p in value.split(b",")]
+            if field.lower() in parts or b"*" in parts:
+                return headers
+            headers[i] = (name, value + b", " + field)
+            return headers
+    headers.append((b"vary", field))
+    return headers

@@ -1,0 +1,313 @@
+"""In-process tests of the banner endpoints, texts and head snippet (no browser)."""
+
+from __future__ import annotations
+
+import gzip
+import html
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import brotli
+import httpx2 as httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from support import SEEDS
+
+from consentgate import banner
+from consentgate.app import Runtime
+from consentgate.config import SEED_COOKIES, Settings, Site, load_settings
+from consentgate.consent import CATEGORIES, Consent, ConsentCodec
+from consentgate.errors import ApiError, api_error_handler
+from consentgate.metrics import Metrics
+from consentgate.texts import LOCALES, banner_hash, pick_language, texts_for
+
+KEYS = "test-key-newest-0123456789"
+
+
+def make_runtime(tmp_path: Path, sites: list[Site] | None = None) -> Runtime:
+    settings: Settings = load_settings(
+        None,
+        environ={"CONSENTGATE_DATA_DIR": str(tmp_path), "CONSENTGATE_SECRET_KEYS": KEYS},
+    )
+    if sites:
+        settings.sites = sites
+    # The banner endpoints never touch the store.
+    return Runtime(settings, ConsentCodec(settings.secret_keys), None, Metrics())  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Runtime:
+    other = Site(
+        id="other",
+        hosts=["other.test"],
+        languages=["en", "de", "ar"],
+        default_language="de",
+        texts={
+            "en": {"title": "Cookies at Other", "cat_statistics": "Analytics"},
+            "ar": {"dir": "rtl", "title": "ملفات تعريف الارتباط"},
+        },
+        policy_version="7",
+    )
+    demo = Site(id="demo", cookies=list(SEED_COOKIES), demo=True)
+    return make_runtime(tmp_path, [demo, other])
+
+
+@pytest.fixture
+async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    app = Starlette(
+        routes=[Mount("/_consent", routes=banner.routes(runtime))],
+        exception_handlers={ApiError: api_error_handler},
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
+        yield c
+
+
+def config_of(js: str) -> dict:
+    """The config object banner.js is called with."""
+    start = js.rindex("({") + 1
+    depth = 0
+    for i in range(start, len(js)):
+        depth += {"{": 1, "}": -1}.get(js[i], 0)
+        if depth == 0:
+            return json.loads(js[start : i + 1])
+    raise AssertionError("no config in banner.js")
+
+
+async def test_banner_js_compressed_by_accept_encoding(client: httpx.AsyncClient) -> None:
+    plain = await client.get("/_consent/banner.js", headers={"Accept-Encoding": "identity"})
+    assert plain.status_code == 200
+    assert plain.headers["content-type"].startswith("text/javascript")
+    assert "content-encoding" not in plain.headers
+    for coding in ("br", "gzip"):
+        r = await client.get("/_consent/banner.js", headers={"Accept-Encoding": coding})
+        assert r.headers["content-encoding"] == coding
+        assert "Accept-Encoding" in r.headers["vary"]
+        assert int(r.headers["content-length"]) < len(plain.content) // 2
+        assert r.content == plain.content  # decoded by the client
+    no_br = await client.get("/_consent/banner.js", headers={"Accept-Encoding": "br;q=0, gzip"})
+    assert no_br.headers["content-encoding"] == "gzip"
+
+
+async def test_compressed_bodies_decode_to_the_plain_body(runtime: Runtime) -> None:
+    asset = banner.assets(runtime).banner(runtime.settings.sites[0], "en")
+    assert gzip.decompress(asset.gz) == asset.body
+    assert brotli.decompress(asset.br) == asset.body
+    assert len(asset.gz) < len(asset.body) // 2
+
+
+async def test_versioned_url_is_immutable_and_etag_revalidates(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    asset = banner.assets(runtime).banner(runtime.settings.sites[0], "en")
+    r = await client.get(f"/_consent/banner.js?v={asset.version}&l=en")
+    assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert "Accept-Language" not in r.headers["vary"]
+    unversioned = await client.get("/_consent/banner.js", headers={"Accept-Language": "en"})
+    assert unversioned.headers["cache-control"] == "public, max-age=300"
+    assert "Accept-Language" in unversioned.headers["vary"]
+    etag = unversioned.headers["etag"]
+    again = await client.get(
+        "/_consent/banner.js", headers={"If-None-Match": etag, "Accept-Language": "en"}
+    )
+    assert again.status_code == 304
+    assert again.content == b""
+    stale = await client.get("/_consent/banner.js?v=0000", headers={"Accept-Language": "en"})
+    assert stale.headers["cache-control"] == "public, max-age=300"
+
+
+async def test_css_served_minified_and_cacheable(client: httpx.AsyncClient) -> None:
+    r = await client.get("/_consent/banner.css")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/css")
+    assert "prefers-reduced-motion" in r.text
+    assert "/*" not in r.text
+    assert r.headers["etag"]
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        ("ru-RU,ru;q=0.9,en;q=0.8", "ru"),
+        ("kk-KZ", "kk"),
+        ("es-ES, fr;q=0.5, de;q=0.7", "de"),
+        ("es, *;q=0.1", "en"),
+        ("", "en"),
+        ("xx;q=garbage, fr", "fr"),
+    ],
+)
+async def test_language_from_accept_language(
+    client: httpx.AsyncClient, accept: str, expected: str
+) -> None:
+    r = await client.get("/_consent/banner.js", headers={"Accept-Language": accept})
+    cfg = config_of(r.text)
+    assert cfg["l"] == expected
+    assert cfg["t"]["accept"] == texts_for(Site(id="x"), expected)["texts"]["accept"]
+
+
+async def test_site_default_language_and_text_overrides(client: httpx.AsyncClient) -> None:
+    r = await client.get("/_consent/banner.js?site=other", headers={"Accept-Language": "es"})
+    cfg = config_of(r.text)
+    assert cfg["l"] == "de"  # the site's default
+    en = config_of(
+        (await client.get("/_consent/banner.js?site=other&l=en", headers={"Host": "x"})).text
+    )
+    assert en["t"]["title"] == "Cookies at Other"
+    assert dict((c[0], c[1]) for c in en["c"])["statistics"] == "Analytics"
+    assert en["v"] == "7"
+    ar = config_of((await client.get("/_consent/banner.js?site=other&l=ar")).text)
+    assert ar["d"] == "rtl"
+    assert ar["t"]["accept"] == "Accept all"  # missing keys fall back to English
+    by_host = config_of(
+        (await client.get("/_consent/banner.js?l=en", headers={"Host": "other.test"})).text
+    )
+    assert by_host["t"]["title"] == "Cookies at Other"
+
+
+async def test_unknown_site_is_a_json_404(client: httpx.AsyncClient) -> None:
+    r = await client.get("/_consent/banner.js?site=nope")
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "unknown_site"
+
+
+async def test_banner_carries_categories_declaration_and_cookie_patterns(
+    client: httpx.AsyncClient,
+) -> None:
+    cfg = config_of((await client.get("/_consent/banner.js?l=en")).text)
+    assert [c[0] for c in cfg["c"]] == list(CATEGORIES)
+    cats = {c[0]: c for c in cfg["c"]}
+    assert cats["statistics"][2].startswith("These cookies track your interactions")
+    assert [k[0] for k in cats["statistics"][3]] == ["_gat_gtag", "_gid", "_ga"]
+    assert cats["necessary"][3][0][:2] == ["PHPSESSID", "This site"]
+    for pattern in ("_ga", "_ga_*", "_gid", "_gat*", "_gat_gtag"):
+        assert pattern in cfg["k"]["statistics"]
+    assert "_fbp" in cfg["k"]["marketing"]
+    assert "PHPSESSID" not in json.dumps(cfg["k"])  # necessary cookies are never deleted
+    assert cfg["a"] == "/_consent/api/consent"
+    assert cfg["h"] == banner_hash(texts_for(Site(id="demo", cookies=list(SEED_COOKIES)), "en"))
+
+
+def test_every_locale_has_every_text() -> None:
+    assert {"en", "ru", "kk", "de", "fr"} <= set(LOCALES)
+    base = json.loads((Path(banner.__file__).parent / "locales" / "en.json").read_text())
+    for lang in LOCALES:
+        data = json.loads((Path(banner.__file__).parent / "locales" / f"{lang}.json").read_text())
+        assert set(data["texts"]) == set(base["texts"]), lang
+        assert set(data["categories"]) == set(CATEGORIES), lang
+        assert set(data["declaration"]) == set(base["declaration"]), lang
+        assert all(len(pair) == 2 and all(pair) for pair in data["categories"].values())
+
+
+def test_seed_category_texts_are_the_english_defaults() -> None:
+    # shared/ sits beside the clone (CI) or one level up (a worktree under wt/)
+    seeds = SEEDS if SEEDS.exists() else SEEDS.parent.parent.parent / "shared" / "seeds"
+    seed = sorted(seeds.glob("000_*.txt"))[0].read_text()
+    t = texts_for(Site(id="x"), "en")
+    for category, (name, description) in t["categories"].items():
+        assert f"\n{name}\n{description}\n" in seed, category
+
+
+def test_pick_language_prefers_quality_then_order() -> None:
+    site = Site(id="x", languages=["en", "de", "fr"], default_language="fr")
+    assert pick_language("de;q=0.4, en;q=0.9", site) == "en"
+    assert pick_language("it", site) == "fr"
+    assert pick_language("DE-at", site) == "de"
+    assert pick_language("ru", site) == "fr"  # ru exists but the site does not offer it
+
+
+def now_consent(granted: set[str]) -> Consent:
+    t = int(time.time())
+    return Consent("cid-123", frozenset(granted) | {"necessary"}, "1", t, t + 3600, "demo")
+
+
+def test_head_snippet_sets_consent_default_first_then_banner(runtime: Runtime) -> None:
+    site = runtime.settings.sites[0]
+    out = banner.head_snippet(runtime, site, None, {"Accept-Language": "de"})(None).decode()
+    assert out.startswith("<script>")
+    default = re.search(r"g\('consent','default',(\{.*?\})\)", out)
+    assert default is not None
+    mode = json.loads(default.group(1))
+    assert mode.pop("security_storage") == "granted"
+    assert mode.pop("wait_for_update") == 500
+    assert set(mode.values()) == {"denied"}
+    assert len(mode) == 6
+    assert "'update'" not in out
+    assert out.index("'default'") < out.index("banner.js")
+    tag = re.search(r'<script src="([^"]+)" defer data-cm="1" data-state="([^"]*)"', out)
+    assert tag is not None
+    assert "l=de" in html.unescape(tag.group(1))
+    assert json.loads(html.unescape(tag.group(2))) is None
+    assert "nonce" not in out and "data-gpc" not in out
+
+
+def test_head_snippet_with_consent_nonce_and_gpc(runtime: Runtime) -> None:
+    site = runtime.settings.sites[0]
+    consent = now_consent({"statistics"})
+    headers = [(b"accept-language", b"fr"), (b"sec-gpc", b"1")]
+    out = banner.head_snippet(runtime, site, consent, headers)('n0"nce').decode()
+    assert out.count('nonce="n0&quot;nce"') == 2
+    update = re.search(r"g\('consent','update',(\{.*?\})\)", out)
+    assert update is not None
+    mode = json.loads(update.group(1))
+    assert mode["analytics_storage"] == "granted"
+    assert mode["ad_storage"] == mode["functionality_storage"] == "denied"
+    assert " data-gpc" in out
+    state = re.search(r'data-state="([^"]*)"', out)
+    assert state is not None
+    assert json.loads(html.unescape(state.group(1)))["consent_id"] == "cid-123"
+
+
+def test_consent_mode_mapping() -> None:
+    mode = banner.consent_mode({"preferences", "marketing"})
+    assert mode == {
+        "functionality_storage": "granted",
+        "personalization_storage": "granted",
+        "analytics_storage": "denied",
+        "ad_storage": "granted",
+        "ad_user_data": "granted",
+        "ad_personalization": "granted",
+    }
+
+
+async def test_declaration_fragment_has_seed_columns(client: httpx.AsyncClient) -> None:
+    r = await client.get("/_consent/declaration", headers={"Accept-Language": "en"})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/html")
+    for header in (
+        "Name of the cookie",
+        "Description",
+        "Moment of creation",
+        "Expiry date",
+        "Data used",
+        "Provider",
+        "Category",
+    ):
+        assert f">{header}</th>" in r.text
+    assert r.text.count("<tr>") == 1 + len(SEED_COOKIES)
+    assert "<code>_ga</code></th><td>A unique ID is registered" in r.text
+    assert "&#34;Google Analytics&#34;" in r.text or "“Google Analytics”" in r.text
+    assert ">Statistics</td>" in r.text and ">Necessary</td>" in r.text
+    ru = await client.get("/_consent/declaration?l=ru")
+    assert "Название cookie" in ru.text and ">Статистика</td>" in ru.text
+
+
+async def test_declaration_escapes_site_text(tmp_path: Path) -> None:
+    from consentgate.config import CookieDecl
+
+    evil = Site(id="e", cookies=[CookieDecl("<script>x</script>", "marketing", "a&b")])
+    rt = make_runtime(tmp_path, [evil])
+    out = banner.assets(rt).declaration_html(evil, "en")
+    assert "<script>" not in out and "&lt;script&gt;" in out and "a&amp;b" in out
+    js = banner.assets(rt).declaration_js(evil, "en").body.decode()
+    assert "</" not in js.split("(h=>")[1].split("})(", 1)[1]
+
+
+async def test_declaration_js_embeds_the_fragment(client: httpx.AsyncClient) -> None:
+    r = await client.get("/_consent/declaration.js")
+    assert r.headers["content-type"].startswith("text/javascript")
+    assert "data-consentgate-declaration" in r.text
+    assert "PHPSESSID" in r.text

@@ -1,0 +1,109 @@
+"""The consent API follows the visitor's region: recorded region/regime, the
+regime in the cookie, opt_out/acknowledge only where they apply, re-ask."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx2 as httpx
+
+from consentgate.app import ConsentGateApp, create_app
+from consentgate.config import Settings
+from consentgate.consent import COOKIE_NAME
+
+API = "/_consent/api/consent"
+DE = {"cf-ipcountry": "DE"}
+US_CA = {"cf-ipcountry": "US", "cf-region-code": "CA"}
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    settings: Settings, peer: str = "127.0.0.1"
+) -> AsyncIterator[tuple[httpx.AsyncClient, ConsentGateApp]]:
+    settings.region_header = "CF-IPCountry"
+    settings.subdivision_header = "CF-Region-Code"
+    app = create_app(settings)
+    async with app.lifespan():
+        transport = httpx.ASGITransport(app=app, client=(peer, 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
+            yield c, app
+
+
+async def events(app: ConsentGateApp) -> list:
+    return [e.event async for e in app.runtime.store.iter_events()]
+
+
+async def test_region_and_regime_recorded_and_in_cookie(settings: Settings) -> None:
+    async with serve(settings) as (client, app):
+        r = await client.post(API, json={"method": "reject_all"}, headers=DE)
+        assert r.status_code == 201 and r.json()["regime"] == "opt-in"
+        r = await client.post(API, json={"method": "accept_all"}, headers={**US_CA, "sec-gpc": "1"})
+        assert (r.json()["regime"], r.json()["gpc"]) == ("opt-out", True)
+        cookie = app.runtime.codec.loads(r.cookies[COOKIE_NAME])
+        assert (cookie.regime, cookie.gpc) == ("opt-out", True)
+        first, second = await events(app)
+        assert (first.region, first.regime, first.gpc) == ("DE", "opt-in", False)
+        assert (second.region, second.regime, second.gpc) == ("US-CA", "opt-out", True)
+
+
+async def test_opt_out_only_in_opt_out_regime(settings: Settings) -> None:
+    async with serve(settings) as (client, app):
+        r = await client.post(API, json={"method": "opt_out"}, headers=US_CA)
+        assert r.status_code == 201
+        assert "marketing" not in r.json()["granted"] and "statistics" in r.json()["granted"]
+        r = await client.post(API, json={"method": "opt_out", "granted": []}, headers=US_CA)
+        assert r.json()["granted"] == ["necessary"]
+        bad = await client.post(
+            API, json={"method": "opt_out", "granted": ["marketing"]}, headers=US_CA
+        )
+        assert bad.status_code == 422 and "marketing" in bad.json()["error"]["message"]
+        r = await client.post(API, json={"method": "opt_out"}, headers=DE)
+        assert r.status_code == 422
+        assert r.json()["error"] == {
+            "code": "invalid_request",
+            "message": "method opt_out does not apply to this visitor's regime (opt-in)",
+        }
+        assert [e.method for e in await events(app)] == ["opt_out", "opt_out"]
+
+
+async def test_acknowledge_only_in_notice_regime(settings: Settings) -> None:
+    settings.sites[0].regimes = {"JP": "notice"}
+    async with serve(settings) as (client, app):
+        r = await client.post(API, json={"method": "acknowledge"}, headers={"cf-ipcountry": "JP"})
+        assert r.status_code == 201 and len(r.json()["granted"]) == 5
+        assert r.json()["regime"] == "notice"
+        for headers in (DE, US_CA, {}):
+            r = await client.post(API, json={"method": "acknowledge"}, headers=headers)
+            assert r.status_code == 422, headers
+        r = await client.post(
+            API, json={"method": "acknowledge", "granted": []}, headers={"cf-ipcountry": "JP"}
+        )
+        assert r.status_code == 422
+        (ev,) = await events(app)
+        assert (ev.region, ev.regime, ev.method) == ("JP", "notice", "acknowledge")
+
+
+async def test_moving_into_a_stricter_regime_asks_again(settings: Settings) -> None:
+    async with serve(settings) as (client, _app):
+        r = await client.post(API, json={"method": "opt_out"}, headers=US_CA)
+        client.cookies.set(COOKIE_NAME, r.cookies[COOKIE_NAME])
+        assert (await client.get(API, headers=US_CA)).status_code == 200
+        gone = await client.get(API, headers=DE)  # opt-out consent, now in an opt-in region
+        assert gone.status_code == 404 and gone.json()["error"]["code"] == "no_consent"
+        # a consent given under opt-in still counts in an opt-out region
+        r = await client.post(API, json={"method": "reject_all"}, headers=DE)
+        client.cookies.set(COOKIE_NAME, r.cookies[COOKIE_NAME])
+        again = await client.get(API, headers=US_CA)
+        assert again.status_code == 200 and again.json()["regime"] == "opt-in"
+
+
+async def test_spoofed_header_from_untrusted_peer(settings: Settings) -> None:
+    settings.trusted_proxies = ["10.0.0.0/8"]
+    async with serve(settings, peer="127.0.0.1") as (client, app):
+        r = await client.post(API, json={"method": "reject_all"}, headers=US_CA)
+        assert r.json()["regime"] == "opt-in"
+        r = await client.post(API, json={"method": "opt_out"}, headers=US_CA)
+        assert r.status_code == 422  # cannot claim California to skip consent
+        (ev,) = await events(app)
+        assert (ev.region, ev.regime) == ("", "opt-in")

@@ -1,0 +1,238 @@
+"""A small, real HTTP/1.1 upstream for the proxy tests, run on loopback in a thread.
+
+Raw asyncio streams so tests can make it misbehave on purpose. Routes:
+
+- ``/pages/NNN.html`` a corpus page; ``?enc=gzip|br|deflate|zz`` (``zz``: an encoding
+  nobody can decode), ``?chunked=1``, ``?cookies=1`` (sets ``_ga``, ``PHPSESSID`` and
+  ``mystery_pref``), ``?type=none`` (no Content-Type), ``?etag=1`` (ETag + 304)
+- ``/echo`` JSON with the method, target, headers and body it received
+- ``/redirect`` 302 to its own absolute origin; ``/asset.bin`` 64 KiB binary with Range
+- faults: ``/stall`` (never answers), ``/stall-body`` (half a body, then silence),
+  ``/reset`` (half a body, then RST), ``/garbage`` (not HTTP), ``/huge-headers``
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import socket
+import struct
+import threading
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import brotli
+
+from tests.support import CORPUS
+
+PAGES = CORPUS / "pages"
+ASSET = bytes(range(256)) * 256  # 64 KiB
+
+
+def page_bytes(name: str) -> bytes:
+    return (PAGES / name).read_bytes()
+
+
+class Upstream:
+    def __init__(self) -> None:
+        self.port = 0
+        self.paths: list[str] = []  # every request target seen
+        self._loop = asyncio.new_event_loop()
+        self._server: asyncio.Server | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._thread.start()
+        fut = asyncio.run_coroutine_threadsafe(self._start(), self._loop)
+        fut.result(10)
+
+    async def _start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def stop(self) -> None:
+        async def _stop() -> None:
+            assert self._server is not None
+            self._server.close()
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+
+        asyncio.run_coroutine_threadsafe(_stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                method, target, _ = lines[0].split(" ", 2)
+                headers = [tuple(x.split(": ", 1)) for x in lines[1:] if x]
+                hdict = {k.lower(): v for k, v in headers}
+                body = b""
+                if "content-length" in hdict:
+                    body = await reader.readexactly(int(hdict["content-length"]))
+                elif hdict.get("transfer-encoding", "").lower() == "chunked":
+                    while True:
+                        size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+                        chunk = await reader.readexactly(size + 2)
+                        if size == 0:
+                            break
+                        body += chunk[:-2]
+                self.paths.append(target)
+                keep = await self._route(method, target, headers, hdict, body, writer)
+                await writer.drain()
+                if not keep:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            writer.close()
+
+    async def _route(
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, ...]],
+        h: dict[str, str],
+        body: bytes,
+        w: asyncio.StreamWriter,
+    ) -> bool:
+        url = urlsplit(target)
+        q = {k: v[0] for k, v in parse_qs(url.query).items()}
+        path = url.path
+        if path == "/stall":
+            await asyncio.sleep(3600)
+        if path == "/garbage":
+            w.write(b"THIS IS NOT HTTP AT ALL\r\n\r\n<html>")
+            return False
+        if path == "/huge-headers":
+            w.write(b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"a" * 8000 + b"\r\n" * 1)
+            w.write(b"".join(b"X-H%d: v\r\n" % i for i in range(500)) + b"\r\n")
+            return False
+        if path in ("/stall-body", "/reset"):
+            page = page_bytes("005.html")
+            w.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n")
+            w.write(b"Content-Length: 1000000\r\n\r\n")
+            w.write(page[:3000])
+            await w.drain()
+            if path == "/stall-body":
+                await asyncio.sleep(3600)
+            sock = w.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            w.transport.abort()
+            return False
+        if path == "/echo":
+            echo = {"method": method, "target": target, "headers": headers}
+            echo["body"] = body.decode("latin-1")
+            data = json.dumps(echo).encode()
+            return self._send(w, 200, [("Content-Type", "application/json")], data, method)
+        if path == "/redirect":
+            loc = f"http://127.0.0.1:{self.port}/pages/003.html?x=1"
+            return self._send(w, 302, [("Location", loc)], b"", method)
+        if path == "/asset.bin":
+            rng = h.get("range", "")
+            if rng.startswith("bytes="):
+                a, _, b = rng[6:].partition("-")
+                start, end = int(a), int(b) if b else len(ASSET) - 1
+                extra = [
+                    ("Content-Type", "application/octet-stream"),
+                    ("Content-Range", f"bytes {start}-{end}/{len(ASSET)}"),
+                ]
+                return self._send(w, 206, extra, ASSET[start : end + 1], method)
+            extra = [("Content-Type", "application/octet-stream"), ("Accept-Ranges", "bytes")]
+            return self._send(w, 200, extra, ASSET, method)
+        if path.startswith("/pages/"):
+            return self._page(path[7:], q, h, method, w)
+        return self._send(w, 404, [("Content-Type", "text/plain")], b"no such page", method)
+
+    def _page(
+        self, name: str, q: dict[str, str], h: dict[str, str], method: str, w: asyncio.StreamWriter
+    ) -> bool:
+        try:
+            data = page_bytes(name)
+        except OSError:
+            return self._send(w, 404, [("Content-Type", "text/plain")], b"no", method)
+        extra: list[tuple[str, str]] = []
+        if q.get("type") != "none":
+            extra.append(("Content-Type", "text/html; charset=utf-8"))
+        if q.get("etag"):
+            extra.append(("ETag", '"v1"'))
+            if h.get("if-none-match") in ('"v1"', 'W/"v1"'):
+                return self._send(w, 304, extra, b"", "HEAD")
+        if q.get("cookies"):
+            extra += [
+                ("Set-Cookie", "_ga=GA1.1.123.456; Path=/; Max-Age=63072000"),
+                ("Set-Cookie", "PHPSESSID=abc123; Path=/; HttpOnly"),
+                ("Set-Cookie", "mystery_pref=1; Path=/shop"),
+            ]
+        enc = q.get("enc")
+        if enc == "gzip":
+            data = gzip.compress(data)
+        elif enc == "br":
+            data = brotli.compress(data)
+        elif enc == "deflate":
+            data = zlib.compress(data)
+        elif enc == "zz":
+            data = b"\x00\x01\x02" + data[:100]
+        if enc:
+            extra.append(("Content-Encoding", enc))
+        if q.get("chunked"):
+            head = "HTTP/1.1 200 OK\r\n" + "".join(f"{k}: {v}\r\n" for k, v in extra)
+            w.write(head.encode() + b"Transfer-Encoding: chunked\r\n\r\n")
+            if method != "HEAD":
+                for i in range(0, len(data), 7000):
+                    part = data[i : i + 7000]
+                    w.write(b"%x\r\n%s\r\n" % (len(part), part))
+                w.write(b"0\r\n\r\n")
+            return True
+        return self._send(w, 200, extra, data, method)
+
+    @staticmethod
+    def _send(
+        w: asyncio.StreamWriter,
+        status: int,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        method: str,
+    ) -> bool:
+        reason = {200: "OK", 206: "Partial Content", 302: "Found", 304: "Not Modified"}.get(
+            status, "X"
+        )
+        lines = [f"HTTP/1.1 {status} {reason}"] + [f"{k}: {v}" for k, v in headers]
+        if status != 304:
+            lines.append(f"Content-Length: {len(body)}")
+        w.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        if method != "HEAD":
+            w.write(body)
+        return True
+
+
+@contextmanager
+def running_upstream() -> Iterator[Upstream]:
+    up = Upstream()
+    up.start()
+    try:
+        yield up
+    finally:
+        up.stop()
+
+
+def refused_port() -> int:
+    """A loopback port nobody listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+__all__ = ["ASSET", "PAGES", "Path", "Upstream", "page_bytes", "refused_port", "running_upstream"]
