@@ -24,6 +24,7 @@ own records (by their valid cookie) as a JSON download.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -49,6 +50,7 @@ __all__ = ["routes"]
 _EXPORT_PARAMS = frozenset({"format", "site", "since", "until", "consent_id", "method", "bom"})
 _MEDIA = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 Handler = Callable[[Request, ApiToken], Awaitable[Response]]
+log = logging.getLogger("consentgate.audit")
 
 
 class AdminApi:
@@ -91,9 +93,10 @@ class AdminApi:
         return token
 
     async def log(self, token: ApiToken, action: str, detail: dict[str, Any]) -> None:
-        await self.store.log_action(
-            AuditAction(datetime.now(UTC), f"token:{token.token_id}", action, detail)
-        )
+        """Record the action durably, and name it (never the token) in the server log."""
+        actor = f"token:{token.token_id}"
+        await self.store.log_action(AuditAction(datetime.now(UTC), actor, action, detail))
+        log.info("%s (%s) %s", actor, token.role, action)
 
     # -- export --------------------------------------------------------------------------
 
