@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 
-from consentgate.audit.columns import EXPORT_COLUMNS, event_row, parse_time
+from consentgate.audit.columns import EXPORT_COLUMNS, parse_time
 from consentgate.audit.formats import BOM, read_rows
 from consentgate.audit.manifest import Manifest, manifest_path
 from consentgate.audit.runner import cli_store
 from consentgate.config import Settings
 from consentgate.store import ConsentEvent
 from consentgate.store.base import StoredEvent
+from consentgate.store.records import export_record
 from tests.audit_support import fill_log, make_settings, run_cli, user_agent
 
 
@@ -34,7 +35,7 @@ def stored_rows(settings: Settings) -> list[dict[str, Any]]:
         async with cli_store(settings) as store:
             return [r async for r in store.iter_events()]
 
-    return [dict(zip(EXPORT_COLUMNS, event_row(r), strict=True)) for r in asyncio.run(go())]
+    return [export_record(r) for r in asyncio.run(go())]
 
 
 def export(settings: Settings, tmp_path: Path, fmt: str, *args: str) -> list[dict[str, Any]]:

@@ -22,7 +22,8 @@ from typing import Any
 
 from ..chain import canonical, link_hash
 from ..store.base import ConsentStore, Erasure, EventFilter, StoredEvent
-from .columns import EXPORT_COLUMNS, event_row, format_time
+from ..store.records import export_record
+from .columns import format_time
 from .proofs import ERASURE_SALT, KeyedSigner, erasure_message, fields_digest
 
 __all__ = ["Attester", "ErasureRefused", "erase_subject", "subject_document", "subject_records"]
@@ -49,7 +50,7 @@ def subject_document(consent_id: str, records: Sequence[StoredEvent]) -> dict[st
     return {
         "consent_id": consent_id,
         "generated_at": format_time(datetime.now(UTC)),
-        "records": [dict(zip(EXPORT_COLUMNS, event_row(r), strict=True)) for r in records],
+        "records": [export_record(r) for r in records],
     }
 
 

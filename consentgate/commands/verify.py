@@ -16,7 +16,6 @@ from pathlib import Path
 
 import click
 
-from ..audit.columns import EXPORT_COLUMNS, event_row
 from ..audit.manifest import Manifest, check_export, manifest_path
 from ..audit.runner import check_log_exists, cli_store
 from ..audit.verify import VerifyResult, verify_store
@@ -24,6 +23,7 @@ from ..cli import config_option, data_dir_option, database_option, settings_from
 from ..config import DEFAULT_DATA_DIR, SECRET_FILE, Settings
 from ..store import StoreError
 from ..store.base import StoredEvent
+from ..store.records import export_record
 
 __all__ = ["register"]
 
@@ -43,7 +43,7 @@ async def _verify(settings: Settings) -> tuple[VerifyResult, StoredEvent | None]
 
 
 def _record_json(rec: StoredEvent) -> str:
-    return json.dumps(dict(zip(EXPORT_COLUMNS, event_row(rec), strict=True)), ensure_ascii=False)
+    return json.dumps(export_record(rec), ensure_ascii=False)
 
 
 def _keys_available(config: str | None, data_dir: str | None) -> bool:
