@@ -53,18 +53,22 @@ class TagHandling:
             self._stack_overflow += 1
         else:
             self._stack.append(entry)
+            ns = entry if entry in (b"svg", b"math") else self._namespace()
+            self._ns_stack.append(ns)
 
     def _pop_to(self: StreamRewriter, index: int) -> None:
         if self._stack_overflow:
             self._stack_overflow -= 1
             return
         del self._stack[index:]
+        del self._ns_stack[index:]
 
     def _leave_foreign(self: StreamRewriter) -> None:
         """A breakout tag: pop until an integration point (or HTML) is current."""
         self._stack_overflow = 0
         while self._stack and self._stack[-1][:1] != b"!":
             self._stack.pop()
+            self._ns_stack.pop()
 
     # -- start tags ---------------------------------------------------------------------
     def _start_tag(
@@ -142,10 +146,8 @@ class TagHandling:
         return end
 
     def _namespace(self: StreamRewriter) -> bytes:
-        for entry in reversed(self._stack):
-            if entry in (b"svg", b"math"):
-                return entry
-        return b"html"
+        """The namespace of the nearest open svg/math element (b"html" when none)."""
+        return self._ns_stack[-1] if self._ns_stack else b"html"
 
     def _script_start(
         self: StreamRewriter,
@@ -285,6 +287,7 @@ class TagHandling:
             self._lt_after = None
         else:
             if whole is None and n - pos <= self._tag_cap and self._needs_whole(name, foreign):
+                self._wait_gt = True
                 return -1 - pos
             if foreign and (name in g.FOREIGN_BREAKOUT or name == b"font"):
                 self._leave_foreign()

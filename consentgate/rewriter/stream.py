@@ -76,6 +76,7 @@ class StreamRewriter(TagHandling):
         switch_states: bool = True,
         tag_cap: int = DEFAULT_TAG_CAP,
         script_cap: int = DEFAULT_SCRIPT_CAP,
+        record_edits: bool = False,
     ) -> None:
         self.policy = policy
         self.stats: Counter[str] = Counter()
@@ -105,6 +106,7 @@ class StreamRewriter(TagHandling):
         self._content = 0  # start of the held script's content
         self._script_foreign = False
         self._stack: list[bytes] = []  # open svg/math elements and integration points
+        self._ns_stack: list[bytes] = []  # namespace in effect at each stack level
         self._stack_overflow = 0
         self._lt: list[int] = [0, 0]  # long tag: sub-state, self-closing flag
         self._lt_after: tuple[bytes, bool] | None = None
@@ -112,6 +114,12 @@ class StreamRewriter(TagHandling):
         self._finished = False
         self._out: list[bytes] = []
         self._emit = 0
+        self._base = 0  # absolute offset of the buffer's first byte
+        self._wait_gt = False  # an incomplete tag is held: nothing to do until a '>'
+        #: (start, end, replacement) in input offsets, when ``record_edits`` (tests)
+        self.edits: list[tuple[int, int, bytes]] | None = [] if record_edits else None
+        #: state-handler calls so far: a machine-independent measure of work (tests)
+        self.steps = 0
 
     # -- public API ---------------------------------------------------------------------
     def feed(self, chunk: bytes) -> bytes:
@@ -122,6 +130,13 @@ class StreamRewriter(TagHandling):
         self._seen += len(chunk)
         if self._state == PASS and not self._buf:
             return bytes(chunk)
+        if (
+            self._wait_gt
+            and b">" not in chunk
+            and len(self._buf) + len(chunk) - self._pos <= self._tag_cap
+        ):
+            self._buf += chunk  # the held tag cannot be complete yet
+            return b""
         data = self._buf + chunk if self._buf else bytes(chunk)
         return self._process(data, final=False)
 
@@ -142,7 +157,9 @@ class StreamRewriter(TagHandling):
         n = len(data)
         pos = self._pos
         handlers = self._handlers
+        self._wait_gt = False
         while pos < n:
+            self.steps += 1
             new = handlers[self._state](self, data, pos, final)
             if new < 0:  # need more input; keep data[-new - 1:]
                 pos = -new - 1
@@ -156,6 +173,7 @@ class StreamRewriter(TagHandling):
             out.append(data[self._emit : keep])
         self._buf = data[keep:]
         self._pos = pos - keep
+        self._base += keep
         if self._hold >= 0:
             self._hold -= keep
             self._content -= keep
@@ -170,6 +188,8 @@ class StreamRewriter(TagHandling):
             self._decide_script(data, len(data))
 
     def _edit(self, start: int, end: int, replacement: bytes) -> None:
+        if self.edits is not None:
+            self.edits.append((self._base + start, self._base + end, replacement))
         if start > self._emit:
             self._out.append(self._data[self._emit : start])
         self._out.append(replacement)
