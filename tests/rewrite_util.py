@@ -23,11 +23,14 @@ def chunked(data: bytes, sizes: list[int], policy: RewritePolicy = NONE, **kw: o
 
 
 def start_tags(data: bytes) -> set[tuple[int, int]]:
-    """Byte spans of every start tag the tokenizer finds (all tokens reported)."""
+    """Byte spans of every start tag the tokenizer finds (all tokens reported), with
+    the scripting view of <noscript> where it differs, as the rewriter sees them."""
     found: set[tuple[int, int]] = set()
-    rw = StreamRewriter(ALL, on_token=lambda k, buf, s, e: k == "start" and found.add(
-        (rw._base + s, rw._base + e)
-    ))
+    rw = StreamRewriter(
+        ALL,
+        on_token=lambda k, buf, s, e: k == "start" and found.add((rw._base + s, rw._base + e)),
+        noscript_views=True,
+    )
     rw.feed(data)
     rw.finish()
     return found

@@ -28,10 +28,11 @@ FRAGMENTS = [
     "<object data=https://hotjar.com/x>", "<embed src=//clarity.ms/t>", "<b>", "<br>", "</p>",
     "<script data-cookieconsent=ignore src=https://hotjar.com/x>", "&amp;", "&#x2F;", "\x00",
     "<img srcset='https://www.facebook.com/tr?id=1 1x, /a.png 2x'>", "<source src=x>", "é",
+    "<noscript><p title=\"", "</noscript>\">", "<noscript><style>", "<noscript><!--",
 ]  # fmt: skip
-html = st.lists(
-    st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=8)), max_size=40
-).map(lambda parts: "".join(parts).encode("utf-8", "surrogatepass"))
+html = st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=8)), max_size=40).map(
+    lambda parts: "".join(parts).encode("utf-8", "surrogatepass")
+)
 cuts = st.lists(st.integers(1, 64), min_size=1, max_size=12)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .policy import RewritePolicy
-from . import _states
 from .stream import HeadSnippet, StreamRewriter
 
 __all__ = ["HeadSnippet", "RewritePolicy", "StreamRewriter", "rewrite_bytes"]

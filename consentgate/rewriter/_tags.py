@@ -11,7 +11,7 @@ that leave foreign content.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import _states as S
 from . import grammar as g
@@ -36,6 +36,9 @@ _HEAD_OK = frozenset(b"html head title base link meta".split())
 _SVG_POINTS = frozenset(b"foreignobject desc title".split())
 _MATH_POINTS = frozenset(b"mi mo mn ms mtext".split())
 _MAX_STACK = 512
+#: How far past ``<noscript>`` its scripting-view end is looked for.
+NOSCRIPT_LOOKAHEAD = 64 * 1024
+_NOSCRIPT_END = re.compile(rb"</(?i:noscript)[\t\n\f\r />]")
 _SCRIPT_URL_ATTRS = (b"src", b"href", b"xlink:href", b"data-src", b"data-lazy-src")
 (_T_BEFORE, _T_NAME, _T_AFTER_NAME, _T_BEFORE_VALUE, _T_DQ, _T_SQ, _T_UNQ) = range(7)
 
@@ -82,6 +85,10 @@ class TagHandling:
                 foreign = self._foreign()
             if foreign:
                 return self._foreign_start(data, pos, end, name)
+        if name == b"noscript" and self._ns_views and (self._active or self._on_token):
+            wait = self._noscript_views(data, pos, end)
+            if wait is not None:
+                return wait
         if self._pending and self._pending_start(data, pos, end, name):
             return end
         if name == b"script":
@@ -91,6 +98,33 @@ class TagHandling:
             self._url_element(data, pos, end, name)
         self._enter_content(name, False, _self_closing(data, pos, end))
         return end
+
+    def _noscript_views(self: StreamRewriter, data: bytes, pos: int, end: int) -> int | None:
+        """``<noscript>`` is markup without scripting but raw text with it. Where the two
+        views part (its ``</noscript>`` sits inside an attribute, comment or raw text of
+        the markup view), the scripting view wins from there on: a browser with
+        JavaScript is where a hidden ``<script>`` would run. Returns ``-1 - pos`` to wait
+        for more input (at most :data:`NOSCRIPT_LOOKAHEAD` bytes), else None."""
+        m = _NOSCRIPT_END.search(data, end, end + NOSCRIPT_LOOKAHEAD)
+        if m is None:
+            if not self._final and len(data) - end < NOSCRIPT_LOOKAHEAD:
+                return -1 - pos
+            return None
+        raw_end = m.start()
+        last = [end]
+
+        def on_token(kind: str, buf: bytes, s: int, e: int) -> None:
+            if e <= len(buf):
+                last[0] = end + e
+
+        sub = type(self)(_token_policy(), on_token=on_token)
+        sub._state = S.DATA
+        sub.feed(data[end:raw_end])
+        if sub._state == S.DATA and not sub._buf:
+            return None  # both views end the noscript at the same </noscript>
+        cut = max(end, min(last[0], raw_end))
+        self._ns_cut = (self._base + cut, self._base + raw_end)
+        return None
 
     def _pending_start(self: StreamRewriter, data: bytes, pos: int, end: int, name: bytes) -> bool:
         """Place the head snippet if this tag decides where; True if fully handled."""
@@ -426,3 +460,15 @@ def _candidates(value: bytes, srcset: bool) -> list[bytes]:
         if words:
             out.append(words[0])
     return out
+
+
+_TOKEN_POLICY: list[Any] = []
+
+
+def _token_policy() -> Any:
+    if not _TOKEN_POLICY:
+        from ..consent import CATEGORIES
+        from .policy import RewritePolicy
+
+        _TOKEN_POLICY.append(RewritePolicy(granted=frozenset(CATEGORIES)))
+    return _TOKEN_POLICY[0]
