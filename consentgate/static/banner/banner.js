@@ -199,7 +199,7 @@ D.addEventListener('click', e => {
 })
 
 const st = at('data-state')
-const ready = st != null ? Promise.resolve(JSON.parse(st)) : fetch(API, { credentials: 'include' }).then(r => (r.ok ? r.json() : null), () => null)
+const ready = st != null ? Promise.resolve(JSON.parse(st)) : fetch(API, { credentials: 'include' }).then(r => r.json().then(j => (r.ok ? j : null))).catch(() => null)
 ready.then(c => {
   consent = valid(c)
   const go = () => {
