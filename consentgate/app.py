@@ -124,6 +124,9 @@ class ConsentGateApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
+        from .regions import detector
+
+        detector(self.runtime)  # opens the GeoIP database: a bad path fails start-up
         await self.runtime.store.open()
         try:
             yield

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..app import Runtime, cookie_value
 from ..config import Site
 from ..consent import CATEGORIES
+from ..regions import Decision, decide_scope, vary_fields
 from ..visitor import TrustedProxies
 from .client import Origin, UpstreamError, UpstreamPool, UpstreamResponse
 from .cookies import CookiePolicy, UndeclaredCookies
@@ -35,7 +36,7 @@ from .headers import (
     rewrite_location,
     visitor_of,
 )
-from .rewrite import PageRewriter, consent_token, granted_of, make_rewriter
+from .rewrite import PageRewriter, consent_token, make_rewriter
 
 __all__ = ["ProxyApp"]
 
@@ -160,7 +161,8 @@ class ProxyApp:
             await _error_page(send, 431, "Request Header Fields Too Large", "Too many headers.")
             return
         consent = self.runtime.consent_from_cookie(cookie_value(scope), site)
-        token = consent_token(consent)
+        decision = decide_scope(self.runtime, site, scope, consent)  # region + regime + GPC
+        token = consent_token(decision)
         visitor = self.visitor(scope)
         up_headers = request_headers_for_upstream(
             headers, visitor, site.upstream_host_header or "", consent_token=token
@@ -188,7 +190,7 @@ class ProxyApp:
                 await _error_page(send, 502, "Bad Gateway", "The site could not be reached.")
             return
         try:
-            await self.respond(scope, send, site, origin, visitor, consent, resp)
+            await self.respond(scope, send, site, origin, visitor, decision, resp)
         finally:
             resp.close()
 
@@ -222,10 +224,10 @@ class ProxyApp:
         site: Site,
         origin: Origin,
         visitor: Visitor,
-        consent: Any,
+        decision: Decision,
         resp: UpstreamResponse,
     ) -> None:
-        granted = granted_of(consent)
+        granted = decision.granted
         cookies = CookiePolicy(site, granted, self.undeclared)
         status = resp.status
         drop = HOP_BY_HOP | connection_tokens(resp.headers)
@@ -250,14 +252,15 @@ class ProxyApp:
                 if name in _BYTES_HEADERS:
                     continue
                 if name == b"etag":
-                    value = consent_etag(value, consent_token(consent))
+                    value = consent_etag(value, consent_token(decision))
             out.append((name, value))
         if not html:
             if status == 304:
                 merge_vary(out, b"Cookie")
             await self._stream(send, status, out, resp, bodyless)
             return
-        merge_vary(out, b"Cookie")
+        for field in (b"Cookie", *vary_fields(self.runtime.settings)):
+            merge_vary(out, field)
         out.extend(
             (b"set-cookie", v)
             for v in cookies.expire_refused(_header(scope["headers"], b"cookie"), visitor.host)
@@ -265,7 +268,7 @@ class ProxyApp:
         if bodyless:
             await self._stream(send, status, out, resp, True)
             return
-        await self._rewrite(scope, send, site, consent, status, out, resp, granted)
+        await self._rewrite(scope, send, site, decision, status, out, resp, granted)
 
     @staticmethod
     async def _sniff_html(resp: UpstreamResponse) -> bool:
@@ -311,7 +314,7 @@ class ProxyApp:
         scope: Scope,
         send: Send,
         site: Site,
-        consent: Any,
+        decision: Decision,
         status: int,
         headers: list[tuple[bytes, bytes]],
         resp: UpstreamResponse,
@@ -334,7 +337,7 @@ class ProxyApp:
                 encoder = encoder_for(coding.decode("latin-1"))
             else:
                 headers = [(n, v) for n, v in headers if n != b"content-encoding"]
-        rewriter = make_rewriter(self.runtime, site, consent, scope["headers"])
+        rewriter = make_rewriter(self.runtime, site, decision, scope["headers"])
         try:
             first = self._process(await resp.read(), decoder, rewriter, encoder)
             if resp.complete:

@@ -9,9 +9,10 @@ import logging
 from typing import Any, Protocol
 
 from ..config import Site
-from ..consent import CATEGORIES, Consent
+from ..consent import CATEGORIES
+from ..regions import Decision
 
-__all__ = ["PageRewriter", "consent_token", "granted_of", "make_rewriter"]
+__all__ = ["PageRewriter", "consent_token", "make_rewriter"]
 
 log = logging.getLogger("consentgate.proxy")
 
@@ -21,16 +22,14 @@ class PageRewriter(Protocol):
     def finish(self) -> bytes: ...
 
 
-def granted_of(consent: Consent | None) -> frozenset[str]:
-    """Categories the visitor granted; only ``necessary`` before a decision."""
-    return consent.granted if consent is not None else frozenset({"necessary"})
+_REGIME_TAG = {"opt-in": "", "opt-out": "-o", "notice": "-n"}
 
 
-def consent_token(consent: Consent | None) -> str:
-    """A short tag naming what a rewritten page was rewritten for (used in ETags)."""
-    if consent is None:
-        return "x"
-    return "".join(c[0] for c in CATEGORIES if c in consent.granted)
+def consent_token(decision: Decision) -> str:
+    """A short tag naming what a rewritten page was rewritten for (used in ETags):
+    the effective categories' initials, ``x`` before a decision, and the regime."""
+    letters = "".join(c[0] for c in CATEGORIES if c in decision.granted)
+    return ("" if decision.decided else "x") + letters + _REGIME_TAG[decision.regime]
 
 
 class _PassThrough:
@@ -44,15 +43,16 @@ class _PassThrough:
 
 
 def make_rewriter(
-    runtime: Any, site: Site, consent: Consent | None, headers: list[tuple[bytes, bytes]]
+    runtime: Any, site: Site, decision: Decision, headers: list[tuple[bytes, bytes]]
 ) -> PageRewriter:
-    """A fresh streaming rewriter for one page and one visitor."""
+    """A fresh streaming rewriter for one page and one visitor (``decision`` from
+    :func:`consentgate.regions.decide_scope`: what the visitor may receive now)."""
     try:
         from ..rewriter import RewritePolicy, StreamRewriter
     except ImportError:
         return _PassThrough()
-    policy = RewritePolicy(granted=granted_of(consent), catalog=_catalog(runtime), site=site)
-    return StreamRewriter(policy, head_snippet=_head_snippet(runtime, site, consent, headers))
+    policy = RewritePolicy(granted=decision.granted, catalog=_catalog(runtime), site=site)
+    return StreamRewriter(policy, head_snippet=_head_snippet(runtime, site, decision, headers))
 
 
 def _catalog(runtime: Any) -> Any:
@@ -67,10 +67,10 @@ def _catalog(runtime: Any) -> Any:
 
 
 def _head_snippet(
-    runtime: Any, site: Site, consent: Consent | None, headers: list[tuple[bytes, bytes]]
+    runtime: Any, site: Site, decision: Decision, headers: list[tuple[bytes, bytes]]
 ) -> Any:
     try:
         from ..banner import head_snippet
     except ImportError:
         return None
-    return head_snippet(runtime, site, consent, headers)
+    return head_snippet(runtime, site, decision.consent, headers)

@@ -26,6 +26,7 @@ from .decision import (
     effective_granted,
     gpc_from_headers,
     method_allowed,
+    vary_fields,
 )
 from .detect import GeoIPDatabase, RegionDetector, parse_networks
 from .model import (
@@ -75,4 +76,5 @@ __all__ = [
     "regime_for",
     "stricter",
     "strictness",
+    "vary_fields",
 ]

@@ -34,6 +34,7 @@ __all__ = [
     "effective_granted",
     "gpc_from_headers",
     "method_allowed",
+    "vary_fields",
 ]
 
 ALL: frozenset[str] = frozenset(CATEGORIES)
@@ -73,6 +74,13 @@ def method_allowed(method: str, regime: str) -> bool:
     if method == "opt_out":
         return regime == OPT_OUT
     return True
+
+
+def vary_fields(settings: Settings) -> tuple[bytes, ...]:
+    """Request headers a page rewritten by :func:`decide_scope` depends on, for
+    ``Vary`` (besides ``Cookie``): ``Sec-GPC`` and the configured region headers."""
+    names = ("Sec-GPC", settings.region_header, settings.subdivision_header)
+    return tuple(n.encode("latin-1") for n in names if n)
 
 
 def gpc_from_headers(headers: Mapping[str, str]) -> bool:

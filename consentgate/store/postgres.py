@@ -14,6 +14,9 @@
 * **Volume**: ``consent_events`` is partitioned by month (see
   :mod:`~consentgate.store.postgres_schema`); exports stream through a server-side
   cursor in one snapshot.
+* **Order**: a writer takes its ``seq`` numbers under a transaction-level advisory
+  lock held until its commit, so ``seq`` order is commit order across all nodes and
+  "every record with ``seq <= max(seq)`` is visible" holds for exports and verify.
 """
 
 from __future__ import annotations
@@ -29,10 +32,17 @@ import asyncpg
 from ..chain import ChainState, HeadSigner
 from ..consent import CATEGORIES
 from .base import ChainHead, ConsentEvent, ConsentStore, EventFilter, StoredEvent, StoreError
-from .postgres_schema import EVENTS, ensure_partition, existing_partitions, migrate, month_of
+from .postgres_schema import (
+    EVENTS,
+    SEQ_LOCK,
+    ensure_partition,
+    existing_partitions,
+    migrate,
+    month_of,
+)
 from .records import INSERT_COLUMNS
 
-__all__ = ["PostgresStore"]
+__all__ = ["PostgresStore", "stored_from_record", "where"]
 
 _COPY_COLUMNS: tuple[str, ...] = ("seq", *INSERT_COLUMNS)
 _UPSERT_HEAD = (
@@ -250,6 +260,8 @@ class PostgresStore(ConsentStore):
                 else ""
             )
             async with conn.transaction():
+                # seq order = commit order across nodes (released at commit)
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", SEQ_LOCK)
                 seqs = sorted(
                     r[0]
                     for r in await conn.fetch(
@@ -286,6 +298,9 @@ class PostgresStore(ConsentStore):
                 future.set_result(StoredEvent(seq, event, chain.chain_id, *link))
 
     # -- reads -----------------------------------------------------------------------
+
+    _where = staticmethod(where)
+    _stored = staticmethod(stored_from_record)
 
     def pool(self) -> asyncpg.Pool:
         if self._pool is None:

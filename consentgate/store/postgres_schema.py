@@ -39,6 +39,10 @@ MONTHS_AHEAD = 3
 #: pg_advisory_lock keys (arbitrary constants, "cg" namespace).
 MIGRATE_LOCK = 0x6367_0001
 PARTITION_LOCK = 0x6367_0002
+#: Held by a writer from taking its ``seq`` numbers until its commit: ``seq`` order is
+#: commit order across all nodes, so "every seq <= max(seq) is visible" holds.
+SEQ_LOCK = 0x6367_0003
+PURGE_LOCK = 0x6367_0004
 
 _CATEGORY_COLUMNS = ",\n    ".join(f"{c} boolean NOT NULL" for c in CATEGORIES)
 
@@ -88,6 +92,45 @@ CREATE TABLE chain_heads (
     signature text NOT NULL,
     started_at timestamptz NOT NULL,
     updated_at timestamptz NOT NULL
+);
+""",
+    ),
+    (
+        2,
+        "purge checkpoints, erasures, API tokens, action log",
+        """
+CREATE TABLE purge_checkpoints (
+    chain_id text NOT NULL,
+    first_seq bigint NOT NULL,
+    last_seq bigint NOT NULL,
+    last_hash text NOT NULL,
+    signature text NOT NULL,
+    purged_at timestamptz NOT NULL,
+    PRIMARY KEY (chain_id, first_seq)
+);
+CREATE TABLE erasures (
+    seq bigint PRIMARY KEY,
+    chain_id text NOT NULL,
+    chain_seq bigint NOT NULL,
+    hash text NOT NULL,
+    fields_digest text NOT NULL,
+    signature text NOT NULL,
+    erased_at timestamptz NOT NULL
+);
+CREATE TABLE api_tokens (
+    token_id text PRIMARY KEY,
+    role text NOT NULL,
+    name text NOT NULL DEFAULT '',
+    token_hash text NOT NULL,
+    created_at timestamptz NOT NULL,
+    revoked_at timestamptz
+);
+CREATE TABLE audit_actions (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at timestamptz NOT NULL,
+    actor text NOT NULL,
+    action text NOT NULL,
+    detail text NOT NULL DEFAULT '{}'
 );
 """,
     ),

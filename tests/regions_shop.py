@@ -1,0 +1,110 @@
+"""A small shop upstream for the region tests: a real uvicorn on loopback serving one
+page with the canonical GA4 and Meta Pixel snippets, a YouTube embed, and cookies of
+three categories (``PHPSESSID`` necessary, ``_ga`` statistics, ``_fbp`` marketing)."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
+
+from tests import support
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Shop</title>
+<!-- Google tag (gtag.js) -->
+<script async src="https://www.googletagmanager.com/gtag/js?id=G-TEST12345"></script>
+<script>
+  window.dataLayer = window.dataLayer || [];
+  function gtag(){dataLayer.push(arguments);}
+  gtag('js', new Date());
+  gtag('config', 'G-TEST12345');
+</script>
+<!-- Meta Pixel Code -->
+<script>
+!function(f,b,e,v,n,t,s)
+{if(f.fbq)return;n=f.fbq=function(){n.callMethod?
+n.callMethod.apply(n,arguments):n.queue.push(arguments)};
+if(!f._fbq)f._fbq=n;n.push=n;n.loaded=!0;n.version='2.0';
+n.queue=[];t=b.createElement(e);t.async=!0;
+t.src=v;s=b.getElementsByTagName(e)[0];
+s.parentNode.insertBefore(t,s)}(window, document,'script',
+'https://connect.facebook.net/en_US/fbevents.js');
+fbq('init', '123456789012345');
+fbq('track', 'PageView');
+</script>
+</head>
+<body>
+<h1>Shop</h1>
+<iframe width="560" height="315" src="https://www.youtube.com/embed/M7lc1UVf-VE"
+ title="Video"></iframe>
+</body></html>
+"""
+
+COOKIES = (
+    "PHPSESSID=s3ss10n; Path=/; HttpOnly",
+    "_ga=GA1.1.111.222; Path=/; Max-Age=63072000",
+    "_fbp=fb.1.111.222; Path=/; Max-Age=7776000",
+)
+
+
+async def _page(request: Request) -> HTMLResponse:
+    response = HTMLResponse(PAGE)
+    for value in COOKIES:
+        response.headers.append("set-cookie", value)
+    return response
+
+
+@contextlib.contextmanager
+def shop_upstream() -> Iterator[str]:
+    app = Starlette(routes=[Route("/", _page), Route("/shop", _page)])
+    port = support.free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the shop upstream did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def write_config(path: Path, upstream: str, trusted: list[str], geoip: Path | None = None) -> Path:
+    """A config whose site proxies ``upstream`` and believes CF-style region headers
+    from ``trusted`` peers (and looks addresses up in ``geoip``, if given)."""
+    quoted = ", ".join(f'"{t}"' for t in trusted)
+    database = f'geoip_database = "{geoip}"' if geoip else ""
+    path.write_text(
+        f"""[server]
+{database}
+region_header = "CF-IPCountry"
+subdivision_header = "CF-Region-Code"
+trusted_proxies = [{quoted}]
+
+[[sites]]
+id = "shop"
+upstream = "{upstream}"
+cookies = [
+  {{ name = "PHPSESSID", category = "necessary" }},
+  {{ name = "_ga", category = "statistics" }},
+  {{ name = "_fbp", category = "marketing" }},
+]
+"""
+    )
+    return path
