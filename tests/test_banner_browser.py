@@ -118,8 +118,22 @@ def wait_until(page: Page, expression: str, timeout: float = 10.0) -> None:
         page.wait_for_timeout(50)
 
 
-def settle(page: Page) -> None:
-    page.wait_for_load_state("networkidle")
+def settle(page: Page, quiet: float = 0.4, timeout: float = 10.0) -> None:
+    """Wait until the page has loaded and no request was seen for ``quiet`` seconds
+    (Playwright's "networkidle" never comes for some frames swapped in by the banner)."""
+    page.wait_for_load_state("load")
+    seen: list[float] = [time.monotonic()]
+
+    def note(_: object) -> None:
+        seen.append(time.monotonic())
+
+    page.context.on("request", note)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() - seen[-1] < quiet and time.monotonic() < deadline:
+            page.wait_for_timeout(50)
+    finally:
+        page.context.remove_listener("request", note)
 
 
 def ga_runs(page: Page) -> tuple[int, int]:
