@@ -28,7 +28,7 @@ from .errors import ApiError, api_error_handler, error_response
 from .metrics import Metrics
 from .store import ConsentStore, open_store
 
-__all__ = ["ConsentGateApp", "Runtime", "create_app"]
+__all__ = ["ConsentGateApp", "Runtime", "create_app", "store_options"]
 
 
 @dataclass
@@ -110,7 +110,7 @@ class ConsentGateApp:
         self.runtime = Runtime(
             settings=settings,
             codec=ConsentCodec(settings.secret_keys),
-            store=store or open_store(settings.database, **_store_options(settings)),
+            store=store or open_store(settings.database, **store_options(settings)),
             metrics=Metrics(),
         )
         self.consent_app = create_consent_app(self.runtime)
@@ -165,7 +165,7 @@ class ConsentGateApp:
         await send({"type": "lifespan.shutdown.complete"})
 
 
-def _store_options(settings: Settings) -> dict[str, Any]:
+def store_options(settings: Settings) -> dict[str, Any]:
     """Backend options: every store signs its chain heads with the server's keys."""
     from .chain import HeadSigner
 
