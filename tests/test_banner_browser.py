@@ -75,8 +75,10 @@ class Fakes:
             route.fulfill(status=204, body="")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
+    # Module scope, not session: sync Playwright keeps an event loop running in this thread
+    # while it is open, which would break later tests that call asyncio.run().
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         yield browser
