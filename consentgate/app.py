@@ -124,13 +124,16 @@ class ConsentGateApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
+        from .audit.scheduler import start_daily_purge, stop
         from .regions import detector
 
         detector(self.runtime)  # opens the GeoIP database: a bad path fails start-up
         await self.runtime.store.open()
+        retention = start_daily_purge(self.runtime.store, self.settings)
         try:
             yield
         finally:
+            await stop(retention)
             for close in self.runtime.extras.pop("on_shutdown", []):
                 await close()
             await self.runtime.store.close()

@@ -28,8 +28,8 @@ __all__ = [
 CHAIN_COLUMNS: tuple[str, ...] = ("chain_id", "chain_seq", "prev_hash", "hash")
 #: Columns an append writes (``seq`` is assigned by the database).
 INSERT_COLUMNS: tuple[str, ...] = (*EVENT_FIELDS, *CHAIN_COLUMNS)
-#: Keys of an exported record, in order.
-EXPORT_COLUMNS: tuple[str, ...] = ("seq", *EVENT_FIELDS, *CHAIN_COLUMNS)
+#: Keys of an exported record, in order (``erased``: see docs/audit.md).
+EXPORT_COLUMNS: tuple[str, ...] = ("seq", *EVENT_FIELDS, *CHAIN_COLUMNS, "erased")
 
 
 def parse_time(text: str) -> datetime:
@@ -109,5 +109,6 @@ def export_record(stored: StoredEvent) -> dict[str, Any]:
         chain_seq=stored.chain_seq,
         prev_hash=stored.prev_hash,
         hash=stored.hash,
+        erased=stored.erased,
     )
     return {name: row[name] for name in EXPORT_COLUMNS}
