@@ -100,7 +100,7 @@ async def test_two_nodes_one_killed_mid_load_lose_no_acknowledged_consent(
 
         conn = await asyncpg.connect(url)
         try:
-            stored = {r[0] for r in await conn.fetch("SELECT consent_id FROM consent_events")}
+            stored = {r[0] for r in await conn.fetch("SELECT consent_id FROM events")}
         finally:
             await conn.close()
         acknowledged = set(acked_a) | set(acked_b)

@@ -75,7 +75,7 @@ async def test_nodes_starting_at_once_migrate_once(pg_url: str) -> None:
                 r[0]
                 for r in await conn.fetch(
                     "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                    "WHERE i.inhparent = 'consent_events'::regclass"
+                    "WHERE i.inhparent = 'events'::regclass"
                 )
             }
         finally:
@@ -103,12 +103,12 @@ async def test_event_of_any_month_gets_its_partition(pg_url: str) -> None:
         conn = await asyncpg.connect(pg_url)
         try:
             where = await conn.fetchval(
-                "SELECT tableoid::regclass::text FROM consent_events WHERE event_id = $1",
+                "SELECT tableoid::regclass::text FROM events WHERE event_id = $1",
                 old.event.event_id,
             )
         finally:
             await conn.close()
-        assert where == "consent_events_p201902"
+        assert where == "events_p201902"
         assert [s.event for s in [x async for x in store.iter_events()]] == [old.event, new.event]
     # a second node learns the partition exists and writes there too
     async with new_store(pg_url) as other:
