@@ -8,7 +8,8 @@ Raw asyncio streams so tests can make it misbehave on purpose. Routes:
 - ``/echo`` JSON with the method, target, headers and body it received
 - ``/redirect`` 302 to its own absolute origin; ``/asset.bin`` 64 KiB binary with Range
 - faults: ``/stall`` (never answers), ``/stall-body`` (half a body, then silence),
-  ``/reset`` (half a body, then RST), ``/garbage`` (not HTTP), ``/huge-headers``
+  ``/reset`` (half a body, then RST), ``/garbage`` (not HTTP), ``/huge-headers``,
+  ``/then-close`` (answers, then hangs up on the next request of that connection)
 """
 
 from __future__ import annotations
@@ -72,9 +73,12 @@ class Upstream:
         self._loop.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        drop_next = False
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
+                if drop_next:  # a keep-alive connection the server gave up on
+                    break
                 lines = head.decode("latin-1").split("\r\n")
                 method, target, _ = lines[0].split(" ", 2)
                 headers = [tuple(x.split(": ", 1)) for x in lines[1:] if x]
@@ -90,11 +94,14 @@ class Upstream:
                             break
                         body += chunk[:-2]
                 self.paths.append(target)
+                drop_next = target == "/then-close"
                 keep = await self._route(method, target, headers, hdict, body, writer)
                 await writer.drain()
                 if not keep:
                     break
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        except asyncio.CancelledError:  # stop(): end quietly
             pass
         finally:
             writer.close()
@@ -132,6 +139,8 @@ class Upstream:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             w.transport.abort()
             return False
+        if path == "/then-close":
+            return self._send(w, 200, [("Content-Type", "text/plain")], b"ok", method)
         if path == "/echo":
             echo = {"method": method, "target": target, "headers": headers}
             echo["body"] = body.decode("latin-1")
@@ -236,3 +245,61 @@ def refused_port() -> int:
 
 
 __all__ = ["ASSET", "PAGES", "Path", "Upstream", "page_bytes", "refused_port", "running_upstream"]
+
+
+class WebSocketUpstream:
+    """An echo WebSocket server (``websockets``) in a thread; records handshake headers."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.handshakes: list[dict[str, str]] = []
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: object = None
+
+    async def _handler(self, ws: object) -> None:
+        from websockets.asyncio.server import ServerConnection
+        from websockets.exceptions import ConnectionClosed
+
+        assert isinstance(ws, ServerConnection)
+        assert ws.request is not None
+        self.handshakes.append({k.lower(): v for k, v in ws.request.headers.raw_items()})
+        try:
+            async for message in ws:
+                await ws.send(message if message != "bye" else "closing")
+                if message == "bye":
+                    await ws.close(4001, "bye")
+        except ConnectionClosed:
+            pass
+
+    def start(self) -> None:
+        from websockets.asyncio.server import serve
+
+        async def _start() -> None:
+            server = await serve(self._handler, "127.0.0.1", 0, subprotocols=["chat", "other"])
+            self._server = server
+            self.port = next(iter(server.sockets)).getsockname()[1]
+
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(_start(), self._loop).result(10)
+
+    def stop(self) -> None:
+        async def _stop() -> None:
+            server = self._server
+            server.close()  # type: ignore[attr-defined]
+            await server.wait_closed()  # type: ignore[attr-defined]
+
+        asyncio.run_coroutine_threadsafe(_stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+
+@contextmanager
+def running_ws_upstream() -> Iterator[WebSocketUpstream]:
+    up = WebSocketUpstream()
+    up.start()
+    try:
+        yield up
+    finally:
+        up.stop()

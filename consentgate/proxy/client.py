@@ -186,7 +186,7 @@ class UpstreamResponse:
 
     @property
     def got_headers(self) -> bool:
-        return self._head_waiter.done()
+        return self.status != 0
 
     async def wait_headers(self) -> None:
         if self._head_waiter.done():

@@ -73,4 +73,4 @@ def _head_snippet(
         from ..banner import head_snippet
     except ImportError:
         return None
-    return head_snippet(runtime, site, decision.consent, headers)
+    return head_snippet(runtime, site, decision.consent, headers, decision)
