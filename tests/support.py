@@ -213,3 +213,15 @@ def pg_sql(url: str, statement: str, args: tuple[object, ...] = ()) -> list[tupl
     if errors:
         raise errors[0]
     return out
+
+
+def pg_all_rows(url: str) -> str:
+    """Every row of every table of the database's public schema, as text."""
+    tables = pg_sql(
+        url,
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY 1",
+    )
+    return "\n".join(
+        str(row[0]) for (table,) in tables for row in pg_sql(url, f"SELECT t::text FROM {table} t")
+    )

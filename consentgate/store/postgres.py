@@ -33,6 +33,7 @@ import asyncpg
 from ..chain import ChainState, HeadSigner
 from ..consent import CATEGORIES
 from .base import ChainHead, ConsentEvent, ConsentStore, EventFilter, StoredEvent, StoreError
+from .postgres_audit import PostgresAuditMixin
 from .postgres_schema import (
     EVENTS,
     SEQ_LOCK,
@@ -40,6 +41,7 @@ from .postgres_schema import (
     existing_partitions,
     migrate,
     month_of,
+    partition_name,
 )
 from .records import INSERT_COLUMNS
 
@@ -140,7 +142,7 @@ def where(flt: EventFilter | None, first: int = 1) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
-class PostgresStore(ConsentStore):
+class PostgresStore(PostgresAuditMixin, ConsentStore):
     """The consent log in a PostgreSQL database (``url``: ``postgresql://...``)."""
 
     def __init__(
@@ -155,6 +157,7 @@ class PostgresStore(ConsentStore):
         self._pool: asyncpg.Pool | None = None
         self._writer_conn: asyncpg.Connection | None = None
         self._months: set[tuple[int, int]] = set()
+        self._rewind: tuple[int, str] = (0, "")
         self._queue: asyncio.Queue[tuple[ConsentEvent, asyncio.Future[StoredEvent]] | None] = (
             asyncio.Queue()
         )
@@ -251,32 +254,17 @@ class PostgresStore(ConsentStore):
     async def _commit(self, batch: Batch) -> None:
         chain = self.chain
         try:
-            conn = await self._writer_connection()
-            for month in {month_of(event.created_at) for event, _ in batch} - self._months:
-                await ensure_partition(conn, month)
-                self._months.add(month)
-            links = [chain.advance(event) for event, _ in batch]
-            last_seq, head_hash = links[-1][0], links[-1][2]
-            signature = (
-                self.head_signer.sign(chain.chain_id, last_seq, head_hash)
-                if self.head_signer
-                else ""
-            )
-            # ONE statement, so one round trip and its own transaction: the seq lock
-            # (taken before any seq default is evaluated, released at commit), the
-            # batch, and the signed head.
-            rows = await conn.fetch(
-                _APPEND,
-                SEQ_LOCK,
-                chain.chain_id,
-                last_seq,
-                head_hash,
-                signature,
-                datetime.now(UTC),
-                *_columns(batch, links),
-            )
-            seqs_by_pos = {r[1]: r[0] for r in rows}
-            seqs = [seqs_by_pos[link[0]] for link in links]
+            try:
+                links, seqs = await self._insert(batch)
+            except asyncpg.CheckViolationError as exc:
+                # "no partition found": another node's retention dropped a month this
+                # writer thought existed. The statement was rolled back (a server
+                # error, not a lost connection): rewind the chain and retry once.
+                if "partition" not in str(exc):
+                    raise
+                chain.restore(self._rewind)
+                self._months = set()
+                links, seqs = await self._insert(batch)
             self.commits += 1
         except Exception as exc:
             # The commit may or may not have happened: never reuse this segment, and
@@ -292,7 +280,39 @@ class PostgresStore(ConsentStore):
             if not future.done():  # the caller may have gone away; the record stays
                 future.set_result(StoredEvent(seq, event, chain.chain_id, *link))
 
+    async def _insert(self, batch: Batch) -> tuple[list[tuple[int, str, str]], list[int]]:
+        """Link and write ``batch``; returns its links and seqs once committed."""
+        chain = self.chain
+        conn = await self._writer_connection()
+        for month in {month_of(event.created_at) for event, _ in batch} - self._months:
+            await ensure_partition(conn, month)
+            self._months.add(month)
+        self._rewind = chain.snapshot()
+        links = [chain.advance(event) for event, _ in batch]
+        last_seq, head_hash = links[-1][0], links[-1][2]
+        signature = (
+            self.head_signer.sign(chain.chain_id, last_seq, head_hash) if self.head_signer else ""
+        )
+        # ONE statement, so one round trip and its own transaction: the seq lock (taken
+        # before any seq default is evaluated, released at commit), the batch, the head.
+        rows = await conn.fetch(
+            _APPEND,
+            SEQ_LOCK,
+            chain.chain_id,
+            last_seq,
+            head_hash,
+            signature,
+            datetime.now(UTC),
+            *_columns(batch, links),
+        )
+        seqs_by_pos = {r[1]: r[0] for r in rows}
+        return links, [seqs_by_pos[link[0]] for link in links]
+
     # -- reads -----------------------------------------------------------------------
+
+    def _partition_dropped(self, name: str) -> None:
+        """Retention dropped partition ``name``: recreate it if a record needs it."""
+        self._months = {m for m in self._months if partition_name(m) != name}
 
     _where = staticmethod(where)
     _stored = staticmethod(stored_from_record)
