@@ -337,13 +337,18 @@ class ProxyApp:
                 encoder = encoder_for(coding.decode("latin-1"))
             else:
                 headers = [(n, v) for n, v in headers if n != b"content-encoding"]
-        rewriter = make_rewriter(self.runtime, site, decision, scope["headers"])
+        rewriter = make_rewriter(self.runtime, site, decision, scope["headers"], resp.headers)
         try:
             first = self._process(await resp.read(), decoder, rewriter, encoder)
             if resp.complete:
                 first += self._finish(decoder, rewriter, encoder)
         except (UpstreamError, DecodeError) as exc:
             log.error("site %s: page could not be read or decoded, not served: %s", site.id, exc)
+            await _error_page(send, 502, "Bad Gateway", "The page could not be made safe.")
+            return
+        unrewritten = getattr(rewriter, "passthrough_reason", None)
+        if unrewritten and not granted >= _ALL:
+            log.error("site %s: page cannot be rewritten (%s), not served", site.id, unrewritten)
             await _error_page(send, 502, "Bad Gateway", "The page could not be made safe.")
             return
         self.runtime.metrics.rewrites.labels(site=site.id).inc()

@@ -43,27 +43,48 @@ class _PassThrough:
 
 
 def make_rewriter(
-    runtime: Any, site: Site, decision: Decision, headers: list[tuple[bytes, bytes]]
+    runtime: Any,
+    site: Site,
+    decision: Decision,
+    request_headers: list[tuple[bytes, bytes]],
+    response_headers: list[tuple[bytes, bytes]],
 ) -> PageRewriter:
     """A fresh streaming rewriter for one page and one visitor (``decision`` from
-    :func:`consentgate.regions.decide_scope`: what the visitor may receive now)."""
+    :func:`consentgate.regions.decide_scope`: what the visitor may receive now).
+    The page's charset and CSP nonce come from the upstream's response headers."""
     try:
+        from ..catalog import load_catalog
         from ..rewriter import RewritePolicy, StreamRewriter
     except ImportError:
         return _PassThrough()
-    policy = RewritePolicy(granted=decision.granted, catalog=_catalog(runtime), site=site)
-    return StreamRewriter(policy, head_snippet=_head_snippet(runtime, site, decision, headers))
+    policy = RewritePolicy.for_site(site, decision.granted, load_catalog(site))
+    snippet = _head_snippet(runtime, site, decision, request_headers)
+    charset = nonce = None
+    for name, value in response_headers:
+        if name == b"content-type":
+            charset = _param(value, b"charset")
+        elif name == b"content-security-policy":
+            nonce = _csp_nonce(value)
+    return StreamRewriter(policy, snippet, nonce=nonce, charset=charset)
 
 
-def _catalog(runtime: Any) -> Any:
-    catalog = runtime.extras.get("catalog")
-    if catalog is None:
-        from .. import catalog as catalog_module
+def _param(value: bytes, key: bytes) -> str | None:
+    for part in value.split(b";")[1:]:
+        k, _, v = part.strip().partition(b"=")
+        if k.strip().lower() == key:
+            return v.strip().strip(b'"').decode("latin-1") or None
+    return None
 
-        loader = getattr(catalog_module, "load_catalog", None)
-        catalog = loader() if loader else catalog_module
-        runtime.extras["catalog"] = catalog
-    return catalog
+
+def _csp_nonce(value: bytes) -> str | None:
+    """The nonce a page's scripts may carry (``'nonce-...'`` in script-src/default-src)."""
+    for directive in value.split(b";"):
+        parts = directive.split()
+        if parts and parts[0].lower() in (b"script-src", b"script-src-elem", b"default-src"):
+            for source in parts[1:]:
+                if source.startswith(b"'nonce-") and source.endswith(b"'"):
+                    return source[7:-1].decode("latin-1")
+    return None
 
 
 def _head_snippet(
