@@ -44,6 +44,7 @@ def _uvicorn_options(settings: Settings) -> dict[str, object]:
         "log_level": "info",
         "proxy_headers": False,
         "server_header": False,
+        "access_log": settings.access_log,
     }
 
 

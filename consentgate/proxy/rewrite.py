@@ -6,15 +6,26 @@ Kept apart so the proxy's HTTP code does not care how a page rewriter is built.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..config import Site
 from ..consent import CATEGORIES
 from ..regions import Decision
 
-__all__ = ["PageRewriter", "consent_token", "make_rewriter"]
+__all__ = [
+    "PageRewriter",
+    "Snippet",
+    "consent_token",
+    "make_rewriter",
+    "page_inputs",
+    "page_snippet",
+]
 
 log = logging.getLogger("consentgate.proxy")
+
+
+Snippet = Callable[[str | None], bytes]
 
 
 class PageRewriter(Protocol):
@@ -42,29 +53,32 @@ class _PassThrough:
         return b""
 
 
-def make_rewriter(
-    runtime: Any,
-    site: Site,
-    decision: Decision,
-    request_headers: list[tuple[bytes, bytes]],
-    response_headers: list[tuple[bytes, bytes]],
-) -> PageRewriter:
-    """A fresh streaming rewriter for one page and one visitor (``decision`` from
-    :func:`consentgate.regions.decide_scope`: what the visitor may receive now).
-    The page's charset and CSP nonce come from the upstream's response headers."""
-    try:
-        from ..catalog import load_catalog
-        from ..rewriter import RewritePolicy, StreamRewriter
-    except ImportError:
-        return _PassThrough()
-    policy = RewritePolicy.for_site(site, decision.granted, load_catalog(site))
-    snippet = _head_snippet(runtime, site, decision, request_headers)
+def page_inputs(response_headers: list[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
+    """The page's charset and CSP script nonce, from the upstream's response headers."""
     charset = nonce = None
     for name, value in response_headers:
         if name == b"content-type":
             charset = _param(value, b"charset")
         elif name == b"content-security-policy":
             nonce = _csp_nonce(value)
+    return charset, nonce
+
+
+def make_rewriter(
+    site: Site,
+    decision: Decision,
+    snippet: Snippet | None,
+    charset: str | None,
+    nonce: str | None,
+) -> PageRewriter:
+    """A fresh streaming rewriter for one page and one visitor (``decision`` from
+    :func:`consentgate.regions.decide_scope`: what the visitor may receive now)."""
+    try:
+        from ..catalog import load_catalog
+        from ..rewriter import RewritePolicy, StreamRewriter
+    except ImportError:
+        return _PassThrough()
+    policy = RewritePolicy.for_site(site, decision.granted, load_catalog(site))
     return StreamRewriter(policy, snippet, nonce=nonce, charset=charset)
 
 
@@ -87,9 +101,10 @@ def _csp_nonce(value: bytes) -> str | None:
     return None
 
 
-def _head_snippet(
+def page_snippet(
     runtime: Any, site: Site, decision: Decision, headers: list[tuple[bytes, bytes]]
-) -> Any:
+) -> Snippet | None:
+    """The banner markup for this visitor (``nonce -> bytes``), None without the banner."""
     try:
         from ..banner import head_snippet
     except ImportError:
