@@ -166,7 +166,13 @@ def test_upstream_cannot_set_consentgate_cookie_nor_serve_consent_paths(
     r = get(proxy, "/_consent/anything/at/all")
     assert r.status_code == 404
     assert "error" in r.json()
-    assert not any(p.startswith("/_consent") for p in upstream.paths[before:])
+    port = int(proxy.rsplit(":", 1)[1])
+    for raw in (b"//_consent/banner.js", b"/x/../_consent/banner.js", b"/%2F_consent/a"):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"GET " + raw + b" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            status = s.recv(65536).split(b"\r\n", 1)[0]
+        assert status.split(b" ")[1] == b"404", raw
+    assert not any("_consent" in p for p in upstream.paths[before:])
 
 
 # -- rewritten pages: whole (cached) and streamed --------------------------------

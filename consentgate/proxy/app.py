@@ -11,6 +11,7 @@ streams through byte for byte.
 from __future__ import annotations
 
 import logging
+import posixpath
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,7 +21,7 @@ from ..config import Site
 from ..regions import Decision, decide_scope, vary_fields
 from ..visitor import TrustedProxies
 from .cache import RewriteCache
-from .client import Origin, UpstreamError, UpstreamPool, UpstreamResponse
+from .client import Origin, UpstreamError, UpstreamResponse
 from .cookies import CookiePolicy, UndeclaredCookies
 from .headers import (
     HOP_BY_HOP,
@@ -35,6 +36,7 @@ from .headers import (
     visitor_of,
 )
 from .pages import PageWriter, error_page, header, stream_body
+from .pool import UpstreamPool
 from .rewrite import consent_token
 
 __all__ = ["ProxyApp"]
@@ -108,6 +110,15 @@ class ProxyApp:
             target += b"?" + scope["query_string"]
         return target
 
+    def _shadows_prefix(self, path: str) -> bool:
+        """A path the upstream could resolve to consentgate's own (``//_consent/x``,
+        ``/a/../_consent/x``): never forwarded."""
+        if "//" not in path and "/." not in path:
+            return False
+        normal = posixpath.normpath("/" + path.lstrip("/"))
+        prefix = self.runtime.settings.prefix
+        return normal == prefix or normal.startswith(prefix + "/")
+
     async def forward(
         self, scope: Scope, receive: Receive, send: Send, site: Site, origin: Origin
     ) -> None:
@@ -120,6 +131,9 @@ class ProxyApp:
             MAX_REQUEST_HEADER_BYTES
         ):
             await error_page(send, 431, "Request Header Fields Too Large", "Too many headers.")
+            return
+        if self._shadows_prefix(scope["path"]):
+            await error_page(send, 404, "Not Found", "No such page.")
             return
         consent = self.runtime.consent_from_cookie(cookie_value(scope), site)
         decision = decide_scope(self.runtime, site, scope, consent)  # region + regime + GPC
