@@ -160,7 +160,7 @@ def start_consentgate(
 ) -> subprocess.Popen[bytes]:
     config = tmp / f"{name}.toml"
     config.write_text(
-        f'[server]\ndata_dir = "{tmp / name}"\naccess_log = false\n'
+        f'[server]\ndata_dir = "{tmp / name}"\n'
         f"rewrite_cache_mb = {cache_mb}\n"
         f'[[sites]]\nid = "bench"\nupstream = "http://127.0.0.1:{upstream}"\n'
     )

@@ -45,7 +45,7 @@ from .consent import (
 )
 from .errors import ApiError, error_response
 from .openapi import openapi_document
-from .regions import decide_scope, method_allowed
+from .regions import decide_scope, effective_granted, method_allowed
 from .store import ConsentEvent, StoreError
 from .visitor import (
     TrustedProxies,
@@ -72,6 +72,8 @@ _BANNER_HASH = re.compile(r"^[A-Za-z0-9:+/=_.-]{0,128}$")
 _ALL = frozenset(CATEGORIES)
 _NECESSARY = frozenset({"necessary"})
 _ALLOWED_METHODS = "GET, POST, DELETE, OPTIONS"
+#: Response header of GET naming the visitor's regime (opt-in, opt-out or notice).
+REGIME_HEADER = "Consentgate-Regime"
 
 
 def _invalid(message: str) -> ApiError:
@@ -105,7 +107,7 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     elif method == Method.OPT_OUT:
         granted = _ALL - {"marketing"}
     elif method == Method.ACKNOWLEDGE:
-        granted = _ALL
+        granted = _ALL  # replaced by the regime's default when recorded
     else:
         raise _invalid('granted is required when method is "custom"')
     if method == Method.ACCEPT_ALL and granted != _ALL:
@@ -114,8 +116,6 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         raise _invalid(f'{method} grants only "necessary"; use method "custom" to pick categories')
     if method == Method.OPT_OUT and "marketing" in granted:
         raise _invalid('opt_out refuses "marketing" (sale and sharing); leave it out of granted')
-    if method == Method.ACKNOWLEDGE and granted != _ALL:
-        raise _invalid("acknowledge (notice regime) grants every category; omit granted")
     out: dict[str, Any] = {"method": method, "granted": granted}
     for name, limit in (("page_url", 2048), ("language", 35), ("banner_hash", 128)):
         value = doc.get(name, "")
@@ -195,6 +195,7 @@ class ConsentApi:
                 return site, {
                     "Access-Control-Allow-Origin": origin,
                     "Access-Control-Allow-Credentials": "true",
+                    "Access-Control-Expose-Headers": REGIME_HEADER,
                     "Vary": "Origin",
                 }
         return self.runtime.site_for(request), None
@@ -240,10 +241,14 @@ class ConsentApi:
     def get(self, request: Request, site: Site) -> Response:
         consent = self.runtime.consent_from_cookie(request.cookies.get(COOKIE_NAME), site)
         # a consent given under a less strict regime than the visitor's now: ask again
-        consent = decide_scope(self.runtime, site, request.scope, consent).consent
-        if consent is None:
-            raise ApiError(404, "no_consent", "no valid consent cookie for this site")
-        return JSONResponse(consent.to_json())
+        decision = decide_scope(self.runtime, site, request.scope, consent)
+        regime = {REGIME_HEADER: decision.regime}  # the banner's mode in script-tag mode
+        if decision.consent is None:
+            self.runtime.metrics.api_errors.labels(code="no_consent").inc()
+            return error_response(
+                404, "no_consent", "no valid consent cookie for this site", headers=regime
+            )
+        return JSONResponse(decision.consent.to_json(), headers=regime)
 
     async def post(self, request: Request, site: Site) -> Response:
         content_type = request.headers.get("content-type", "")
@@ -312,6 +317,8 @@ class ConsentApi:
         region, regime, gpc = decision.region.code, decision.regime, decision.gpc
         if not method_allowed(method, regime):
             raise _invalid(f"method {method} does not apply to this visitor's regime ({regime})")
+        if method == Method.ACKNOWLEDGE:  # the notice was seen: keep the regime's default
+            granted = effective_granted(None, regime, gpc)
         now = datetime.now(UTC)
         given_at = int(now.timestamp())
         consent = Consent(

@@ -28,7 +28,7 @@ from .errors import ApiError, api_error_handler, error_response
 from .metrics import Metrics
 from .store import ConsentStore, open_store
 
-__all__ = ["ConsentGateApp", "Runtime", "create_app"]
+__all__ = ["ConsentGateApp", "Runtime", "create_app", "store_options"]
 
 
 @dataclass
@@ -110,7 +110,7 @@ class ConsentGateApp:
         self.runtime = Runtime(
             settings=settings,
             codec=ConsentCodec(settings.secret_keys),
-            store=store or open_store(settings.database, **_store_options(settings)),
+            store=store or open_store(settings.database, **store_options(settings)),
             metrics=Metrics(),
         )
         self.consent_app = create_consent_app(self.runtime)
@@ -124,13 +124,16 @@ class ConsentGateApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
+        from .audit.scheduler import start_daily_purge, stop
         from .regions import detector
 
         detector(self.runtime)  # opens the GeoIP database: a bad path fails start-up
         await self.runtime.store.open()
+        retention = start_daily_purge(self.runtime.store, self.settings)
         try:
             yield
         finally:
+            await stop(retention)
             for close in self.runtime.extras.pop("on_shutdown", []):
                 await close()
             await self.runtime.store.close()
@@ -165,7 +168,7 @@ class ConsentGateApp:
         await send({"type": "lifespan.shutdown.complete"})
 
 
-def _store_options(settings: Settings) -> dict[str, Any]:
+def store_options(settings: Settings) -> dict[str, Any]:
     """Backend options: every store signs its chain heads with the server's keys."""
     from .chain import HeadSigner
 

@@ -34,7 +34,14 @@ from .config import Site
 from .consent import CATEGORIES, Consent
 from .errors import ApiError
 from .minify import minify_css, minify_js
-from .regions.consent_mode import consent_mode_state
+from .regions import (
+    UNKNOWN,
+    Decision,
+    consent_mode_defaults,
+    consent_mode_state,
+    decide,
+    gpc_from_headers,
+)
 from .texts import banner_hash, pick_language, site_languages, texts_for
 
 __all__ = ["Asset", "BannerAssets", "cookie_patterns", "head_snippet", "routes"]
@@ -266,17 +273,28 @@ def head_snippet(
     site: Site,
     consent: Consent | None,
     headers: Mapping[str, str] | Iterable[tuple[bytes, bytes]] | None,
+    decision: Decision | None = None,
 ) -> Callable[[str | None], bytes]:
     """The markup for early ``<head>``: Consent Mode v2 default (and update when the visitor
     has decided) inline, then the banner tag. The returned callable takes the page's CSP
-    nonce (or None) and gives the bytes to inject."""
+    nonce (or None) and gives the bytes to inject.
+
+    ``decision`` (:func:`consentgate.regions.decide_scope`) carries the visitor's regime;
+    without it the region is unknown and the site's ``default_regime`` applies."""
     h = _header_map(headers)
+    if decision is None:
+        decision = decide(site, UNKNOWN, consent, gpc_from_headers(h))
+    consent = decision.consent  # None when the visitor must be asked (again)
     lang = pick_language(h.get("accept-language"), site)
     asset = assets(runtime).banner(site, lang)
-    default = {**consent_mode(()), "security_storage": "granted", "wait_for_update": 500}
-    calls = f"g('consent','default',{json.dumps(default, separators=(',', ':'))});"
+    defaults = consent_mode_defaults(
+        site, decision.region, decision.gpc, wait_for_update=500
+    )  # the visitor's regime first, then stricter regions
+    calls = "".join(
+        f"g('consent','default',{json.dumps(d, separators=(',', ':'))});" for d in defaults
+    )
     if consent is not None:
-        update = json.dumps(consent_mode(consent.granted), separators=(",", ":"))
+        update = json.dumps(consent_mode_state(decision.granted), separators=(",", ":"))
         calls += f"g('consent','update',{update});"
     inline = (
         "window.dataLayer=window.dataLayer||[];"
@@ -284,7 +302,9 @@ def head_snippet(
     )
     src = f"{runtime.settings.prefix}/banner.js?v={asset.version}&l={lang}&site={site.id}"
     state = json.dumps(consent.to_json() if consent else None, separators=(",", ":"))
-    gpc = " data-gpc" if h.get("sec-gpc", "").strip() == "1" else ""
+    gpc = " data-gpc" if decision.gpc else ""
+    if decision.regime != "opt-in":
+        gpc += f' data-regime="{decision.regime}"'
     esc = html.escape
 
     def render(nonce: str | None) -> bytes:

@@ -102,7 +102,6 @@ SERVER_SETTINGS: tuple[Setting, ...] = (
     Setting("db_pool_size", int, 10, "PostgreSQL connection pool size."),
     Setting("upstream_connect_timeout", float, 5.0, "Proxy: seconds to connect to an upstream."),
     Setting("upstream_read_timeout", float, 30.0, "Proxy: seconds to wait for upstream bytes."),
-    Setting("access_log", bool, True, "Log one line per request (uvicorn's access log)."),
     Setting(
         "rewrite_cache_mb",
         int,
@@ -251,7 +250,6 @@ class Settings:
     db_pool_size: int = 10
     upstream_connect_timeout: float = 5.0
     upstream_read_timeout: float = 30.0
-    access_log: bool = True
     rewrite_cache_mb: int = 32
     config_file: str | None = None
 

@@ -76,7 +76,8 @@ _REQUEST_SCHEMA: dict[str, Any] = {
             "description": "accept_all must grant every category; reject_all and close "
             '(banner closed) grant only necessary; custom needs granted. opt_out ("Do Not '
             'Sell or Share", opt-out regime only) refuses marketing; acknowledge (notice '
-            "regime only) grants every category.",
+            "or opt-out regime) records the regime's default: every category, marketing off "
+            "with GPC.",
         },
         "granted": {
             "type": "array",

@@ -22,16 +22,18 @@ from __future__ import annotations
 import asyncio
 import os
 import pickle
+import re
 import shutil
 import tempfile
 from pathlib import Path
 
+import click
 import uvicorn
 
 from .app import ConsentGateApp, create_app
-from .config import Settings
+from .config import Settings, Site
 
-__all__ = ["RUN_DIR_ENV", "app_factory", "run"]
+__all__ = ["RUN_DIR_ENV", "app_factory", "describe", "run"]
 
 RUN_DIR_ENV = "CONSENTGATE_RUN_DIR"
 _SETTINGS_FILE = "settings.pickle"
@@ -44,11 +46,36 @@ def _uvicorn_options(settings: Settings) -> dict[str, object]:
         "log_level": "info",
         "proxy_headers": False,
         "server_header": False,
-        "access_log": settings.access_log,
+        "access_log": False,  # uvicorn's access log would write full client IPs
     }
 
 
+def describe(settings: Settings) -> str:
+    """Start-up banner: where it listens, where the data lives (no secrets)."""
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    base = f"http://{host}:{settings.port}"
+    database = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", settings.database)
+
+    def mode(site: Site) -> str:
+        if site.upstream:
+            return f"proxy to {site.upstream}"
+        return "demo" if site.demo else "no upstream"
+
+    sites = ", ".join(f"{s.id} ({mode(s)})" for s in settings.sites)
+    return "\n".join(
+        [
+            f"consentgate listening on {base}/  (consent API {base}{settings.prefix}/api/consent)",
+            f"data dir: {Path(settings.data_dir).resolve()}",
+            f"consent log: {database}",
+            f"sites: {sites}",
+            f"config: {settings.config_file or 'none (embedded defaults)'}",
+            f"workers: {settings.workers}",
+        ]
+    )
+
+
 def run(settings: Settings) -> None:
+    click.echo(describe(settings))
     if settings.workers <= 1:
         uvicorn.run(create_app(settings), **_uvicorn_options(settings))  # type: ignore[arg-type]
         return

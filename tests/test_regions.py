@@ -280,22 +280,28 @@ def test_consent_mode_opt_out_visitor_can_only_tighten() -> None:
     assert with_gpc[0]["ad_storage"] == "denied" and with_gpc[0]["analytics_storage"] == "granted"
 
 
-def test_consent_mode_unknown_region_lists_every_mapped_region() -> None:
-    site = Site(id="s", regimes={"DE": "notice"})
-    cmds = consent_mode_defaults(site, UNKNOWN, gpc=False, wait_for_update=500)
-    assert cmds[0] == {**consent_mode_state(NEC), "wait_for_update": 500}
+def test_consent_mode_unknown_region_gets_the_site_default() -> None:
+    cmds = consent_mode_defaults(Site(id="s"), UNKNOWN, gpc=False, wait_for_update=500)
+    assert cmds == [{**consent_mode_state(NEC), "wait_for_update": 500}]  # nothing stricter
+    lax = Site(id="s", default_regime="notice", regimes={"DE": "notice", "US": "opt-out"})
+    cmds = consent_mode_defaults(lax, UNKNOWN, gpc=False)
+    assert cmds[0] == consent_mode_state(ALL)
     by_region = {code: c for c in cmds[1:] for code in c["region"]}
-    assert by_region["DE"]["ad_storage"] == "granted"  # the site's notice override
-    assert by_region["US-CA"]["analytics_storage"] == "granted"
-    assert "FR" not in by_region  # same as the default: no command needed
+    assert by_region["FR"]["ad_storage"] == "denied"  # EEA stays opt-in
+    assert by_region["US"]["ad_storage"] == "granted"  # opt-out: stricter than notice
+    assert "US-CA" not in by_region  # covered by its country's command
+    assert "DE" not in by_region  # the site made it notice, like the default
 
 
 def test_consent_mode_subdivision_under_a_listed_country() -> None:
-    site = Site(id="s", default_regime="notice", regimes={"US": "opt-out", "US-NY": "notice"})
+    site = Site(id="s", default_regime="notice", regimes={"US": "opt-out", "US-NY": "opt-in"})
     cmds = consent_mode_defaults(site, UNKNOWN, gpc=True)
     regions = {code: c["ad_storage"] for c in cmds[1:] for code in c["region"]}
     assert "US" in regions and "US-NY" in regions  # US-NY differs from its listed country
     assert "US-CA" not in regions  # same regime as US
+    # a known Californian (opt-out): only stricter regions, US-NY among them
+    ca = consent_mode_defaults(site, parse_region("US-CA"), gpc=False)
+    assert "US-NY" in ca[1]["region"] and "US" not in ca[1]["region"]
 
 
 def test_consent_mode_follows_a_counted_consent() -> None:

@@ -67,21 +67,33 @@ async def test_opt_out_only_in_opt_out_regime(settings: Settings) -> None:
         assert [e.method for e in await events(app)] == ["opt_out", "opt_out"]
 
 
-async def test_acknowledge_only_in_notice_regime(settings: Settings) -> None:
+async def test_acknowledge_keeps_the_regime_default(settings: Settings) -> None:
     settings.sites[0].regimes = {"JP": "notice"}
     async with serve(settings) as (client, app):
         r = await client.post(API, json={"method": "acknowledge"}, headers={"cf-ipcountry": "JP"})
         assert r.status_code == 201 and len(r.json()["granted"]) == 5
         assert r.json()["regime"] == "notice"
-        for headers in (DE, US_CA, {}):
+        # opt-out with GPC: the default keeps marketing off, whatever the client sent
+        body = {"method": "acknowledge", "granted": ["marketing"]}
+        r = await client.post(API, json=body, headers={**US_CA, "sec-gpc": "1"})
+        assert r.status_code == 201 and "marketing" not in r.json()["granted"]
+        assert "statistics" in r.json()["granted"]
+        for headers in (DE, {}):  # opt-in: nothing to acknowledge, consent is asked
             r = await client.post(API, json={"method": "acknowledge"}, headers=headers)
             assert r.status_code == 422, headers
-        r = await client.post(
-            API, json={"method": "acknowledge", "granted": []}, headers={"cf-ipcountry": "JP"}
-        )
-        assert r.status_code == 422
-        (ev,) = await events(app)
-        assert (ev.region, ev.regime, ev.method) == ("JP", "notice", "acknowledge")
+        notice, opt_out = await events(app)
+        assert (notice.region, notice.regime, notice.method) == ("JP", "notice", "acknowledge")
+        assert (opt_out.region, opt_out.regime, opt_out.gpc) == ("US-CA", "opt-out", True)
+
+
+async def test_get_names_the_regime_for_script_tag_mode(settings: Settings) -> None:
+    settings.sites[0].origins = ["https://shop.example"]
+    async with serve(settings) as (client, _app):
+        origin = {"origin": "https://shop.example"}
+        r = await client.get(API, headers={**US_CA, **origin})
+        assert r.status_code == 404 and r.headers["consentgate-regime"] == "opt-out"
+        assert r.headers["access-control-expose-headers"] == "Consentgate-Regime"
+        assert (await client.get(API, headers=DE)).headers["consentgate-regime"] == "opt-in"
 
 
 async def test_moving_into_a_stricter_regime_asks_again(settings: Settings) -> None:

@@ -109,4 +109,4 @@ def page_snippet(
         from ..banner import head_snippet
     except ImportError:
         return None
-    return head_snippet(runtime, site, decision.consent, headers)
+    return head_snippet(runtime, site, decision.consent, headers, decision)

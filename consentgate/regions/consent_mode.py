@@ -1,14 +1,12 @@
 """Google Consent Mode v2 ``default`` commands that follow the visitor's regime.
 
 The first command has no ``region``: it is the state consentgate decided for this
-visitor (:func:`~consentgate.regions.decision.effective_granted`). Then come
-region-specific commands (``region: ["DE", "FR", ...]``) for the site's mapped
-regions, which Google applies when *its* geolocation puts the visitor there:
-
-- when consentgate knows the visitor's region, only regions *stricter* than the
-  visitor's regime are listed, so Google's view can tighten but never loosen;
-- when the region is unknown, every mapped region whose regime differs from the
-  default is listed (the classic region-specific setup, e.g. in script-tag mode).
+visitor before any choice (:func:`~consentgate.regions.decision.effective_granted`).
+Then come region-specific commands (``region: ["DE", "FR", ...]``) for the site's
+mapped regions *stricter* than the visitor's regime, which Google applies when its
+own geolocation puts the visitor there: Google's view can tighten the default but
+never loosen what consentgate decided (an unknown region gets the site's
+``default_regime``, so with the default ``opt-in`` there is nothing stricter to list).
 
 Category -> Consent Mode mapping (PRODUCT.md): preferences -> functionality_storage
 + personalization_storage, statistics -> analytics_storage, marketing -> ad_storage
@@ -75,9 +73,7 @@ def consent_mode_defaults(
 
     def target(code: str) -> str:
         regime = regime_for(site, parse_region(code))
-        if not region.known or stricter(regime, visitor):
-            return regime
-        return visitor
+        return regime if stricter(regime, visitor) else visitor
 
     codes = _mapped_codes(site)
     by_regime: dict[str, list[str]] = {}

@@ -67,10 +67,11 @@ def effective_granted(consent: Consent | None, regime: str, gpc: bool) -> frozen
 
 
 def method_allowed(method: str, regime: str) -> bool:
-    """``acknowledge`` belongs to the notice regime and ``opt_out`` to the opt-out
-    regime: neither may grant anything where consent must be asked for."""
+    """``acknowledge`` (keep the regime's defaults) belongs to the notice and opt-out
+    regimes, ``opt_out`` to the opt-out regime: neither may grant anything where
+    consent must be asked for."""
     if method == "acknowledge":
-        return regime == NOTICE
+        return regime in (NOTICE, OPT_OUT)
     if method == "opt_out":
         return regime == OPT_OUT
     return True

@@ -12,7 +12,7 @@ batched into one transaction by a single writer (group commit).
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 
@@ -20,10 +20,17 @@ from ..consent import CATEGORIES
 
 __all__ = [
     "EVENT_FIELDS",
+    "ApiToken",
+    "Attester",
+    "AuditAction",
     "ChainHead",
+    "CheckpointPlanner",
     "ConsentEvent",
     "ConsentStore",
+    "Erasure",
     "EventFilter",
+    "LogSnapshot",
+    "PurgeCheckpoint",
     "StoreError",
     "StoredEvent",
 ]
@@ -168,3 +175,142 @@ class ConsentStore(abc.ABC):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    # -- auditor tools -------------------------------------------------------------------
+    # Backend-neutral logic (chain walking, checkpoint planning, signatures) lives in
+    # consentgate/audit/; a backend only stores and fetches. A backend that does not
+    # implement one yet raises StoreError naming it (the auditor commands report it).
+
+    def _unsupported(self, what: str) -> StoreError:
+        return StoreError(f"{type(self).__name__} does not support {what} yet")
+
+    async def snapshot(self) -> LogSnapshot:
+        """Chain heads and the highest ``seq``, consistent with each other."""
+        raise self._unsupported("snapshot")
+
+    async def iter_rows(
+        self, flt: EventFilter | None = None, *, max_seq: int | None = None, batch: int = 5000
+    ) -> AsyncIterator[list[tuple[object, ...]]]:
+        """Matching records as batches of tuples in ``audit.columns.EXPORT_COLUMNS``
+        order, ``seq`` order, constant memory: text as ``str`` (never None), ``seq`` and
+        ``chain_seq`` as ``int``, booleans as 0/1 or bool, ``created_at`` as stored text
+        (``chain.format_time`` form)."""
+        raise self._unsupported("iter_rows")
+        yield []  # pragma: no cover - makes this an async generator
+
+    async def purge_checkpoints(self) -> list[PurgeCheckpoint]:
+        """Every purge checkpoint."""
+        raise self._unsupported("purge_checkpoints")
+
+    async def purge(
+        self, site_id: str, before: datetime, plan: CheckpointPlanner, *, batch: int = 5000
+    ) -> int:
+        """Delete ``site_id``'s records created before ``before`` (in batches, each one
+        transaction with its checkpoints from ``plan(deleted, existing_for_those_chains)``
+        -> ``(upsert, remove)``; deleted = ``(chain_id, chain_seq, hash)``). Deleted
+        content is overwritten, not left in free pages. Returns the number deleted."""
+        raise self._unsupported("purge")
+
+    async def erasures(self) -> list[Erasure]:
+        """Every erasure attestation."""
+        raise self._unsupported("erasures")
+
+    async def erase(self, consent_id: str, attest: Attester) -> int:
+        """Blank the personal fields of ``consent_id``'s records not yet erased, storing
+        ``attest(record)`` for each in the same transaction; overwrite the old bytes.
+        Returns how many records were erased."""
+        raise self._unsupported("erase")
+
+    async def add_token(self, token: ApiToken) -> None:
+        raise self._unsupported("API tokens")
+
+    async def get_token(self, token_id: str) -> ApiToken | None:
+        raise self._unsupported("API tokens")
+
+    async def list_tokens(self) -> list[ApiToken]:
+        raise self._unsupported("API tokens")
+
+    async def revoke_token(self, token_id: str, at: datetime) -> bool:
+        """Mark revoked; False when there is no such active token."""
+        raise self._unsupported("API tokens")
+
+    async def log_action(self, action: AuditAction) -> None:
+        """Record an auditor/admin action (durable before returning)."""
+        raise self._unsupported("the action log")
+
+    async def iter_actions(self) -> AsyncIterator[AuditAction]:
+        """Recorded actions, oldest first."""
+        raise self._unsupported("the action log")
+        yield AuditAction(datetime.min, "", "")  # pragma: no cover
+
+
+# -- auditor tools (consentgate/audit/): purge checkpoints, erasures, tokens, actions ------
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeCheckpoint:
+    """Records ``first_seq..last_seq`` of ``chain_id`` were deleted by retention;
+    ``last_hash`` is the hash of the last of them (what the next record links to).
+    ``signature``: :class:`consentgate.audit.proofs.KeyedSigner` (purge salt)."""
+
+    chain_id: str
+    first_seq: int
+    last_seq: int
+    last_hash: str
+    signature: str
+    purged_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """Attestation stored when a record's personal fields were erased: the record
+    (``seq``, chain position, ``hash``) was intact, and its kept fields hash to
+    ``fields_digest``."""
+
+    seq: int
+    chain_id: str
+    chain_seq: int
+    hash: str
+    fields_digest: str
+    signature: str
+    erased_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LogSnapshot:
+    """Chain heads and the highest ``seq``, read in one transaction."""
+
+    heads: list[ChainHead]
+    max_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """An API token as stored: never the token itself, only its SHA-256."""
+
+    token_id: str
+    role: str  # admin | auditor
+    name: str
+    token_hash: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditAction:
+    """Who (``actor``: ``token:<id>`` or ``cli``) did what, when."""
+
+    at: datetime
+    actor: str
+    action: str  # export | subject.show | subject.export | subject.erase | token.* | purge
+    detail: dict[str, object] = field(default_factory=dict)
+    id: int = 0
+
+
+#: ``purge`` asks this to turn deleted rows + existing checkpoints into new checkpoints.
+CheckpointPlanner = Callable[
+    [list[tuple[str, int, str]], list[PurgeCheckpoint]],
+    tuple[list[PurgeCheckpoint], list[PurgeCheckpoint]],
+]
+#: ``erase`` asks this for an attestation of each record before blanking it.
+Attester = Callable[[StoredEvent], Erasure]

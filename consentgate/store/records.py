@@ -15,11 +15,21 @@ from ..chain import format_time
 from ..consent import CATEGORIES
 from .base import EVENT_FIELDS, ConsentEvent, StoredEvent
 
-__all__ = ["CHAIN_COLUMNS", "INSERT_COLUMNS", "event_values", "parse_time", "stored_from_row"]
+__all__ = [
+    "CHAIN_COLUMNS",
+    "EXPORT_COLUMNS",
+    "INSERT_COLUMNS",
+    "event_values",
+    "export_record",
+    "parse_time",
+    "stored_from_row",
+]
 
 CHAIN_COLUMNS: tuple[str, ...] = ("chain_id", "chain_seq", "prev_hash", "hash")
 #: Columns an append writes (``seq`` is assigned by the database).
 INSERT_COLUMNS: tuple[str, ...] = (*EVENT_FIELDS, *CHAIN_COLUMNS)
+#: Keys of an exported record, in order (``erased``: see docs/audit.md).
+EXPORT_COLUMNS: tuple[str, ...] = ("seq", *EVENT_FIELDS, *CHAIN_COLUMNS, "erased")
 
 
 def parse_time(text: str) -> datetime:
@@ -85,3 +95,20 @@ def stored_from_row(row: Mapping[str, Any]) -> StoredEvent:
         hash=row["hash"],
         erased=bool(row["erased"]),
     )
+
+
+def export_record(stored: StoredEvent) -> dict[str, Any]:
+    """A JSON-ready flat record (:data:`EXPORT_COLUMNS`): categories and ``gpc`` as
+    booleans, ``created_at`` as ISO-8601 UTC text. ``canonical_row`` of it is the
+    hashed encoding."""
+    row = stored.event.row()
+    row["created_at"] = format_time(stored.event.created_at)
+    row.update(
+        seq=stored.seq,
+        chain_id=stored.chain_id,
+        chain_seq=stored.chain_seq,
+        prev_hash=stored.prev_hash,
+        hash=stored.hash,
+        erased=stored.erased,
+    )
+    return {name: row[name] for name in EXPORT_COLUMNS}

@@ -26,6 +26,7 @@ import aiosqlite
 from ..chain import ChainState, HeadSigner, format_time
 from .base import ChainHead, ConsentEvent, ConsentStore, EventFilter, StoredEvent, StoreError
 from .records import INSERT_COLUMNS, event_values, parse_time, stored_from_row
+from .sqlite_audit import AUDIT_MIGRATION, SQLiteAuditMixin
 
 __all__ = ["MIGRATIONS", "SQLiteStore", "schema_version"]
 
@@ -74,6 +75,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    AUDIT_MIGRATION,
 )
 
 _INSERT = (
@@ -126,7 +128,7 @@ def _where(flt: EventFilter | None) -> tuple[list[str], list[Any]]:
     return clauses, args
 
 
-class SQLiteStore(ConsentStore):
+class SQLiteStore(SQLiteAuditMixin, ConsentStore):
     """The consent log in one SQLite file (``path``; parent directories are created).
 
     ``head_signer`` signs the chain head on every commit; without one the head is
@@ -214,6 +216,7 @@ class SQLiteStore(ConsentStore):
         await self._close_connections()
 
     async def _close_connections(self) -> None:
+        await self._close_admin()
         for attr in ("_writer_db", "_reader_db"):
             db = getattr(self, attr)
             if db is not None:

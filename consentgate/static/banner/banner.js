@@ -7,6 +7,7 @@
 //   data-state  the visitor's consent JSON or null (absent: ask the API, script-tag mode)
 //   data-cm     Consent Mode default already pushed inline
 //   data-gpc    the request carried Sec-GPC: 1
+//   data-regime opt-out | notice (absent: opt-in); script-tag mode: the API's Consentgate-Regime
 ((C, S) => {
 const W = window, D = document, me = D.currentScript, T = {}
 const at = n => me && me.getAttribute(n)
@@ -16,6 +17,7 @@ function gtag() { dl.push(arguments) }
 const CM = { preferences: ['functionality_storage', 'personalization_storage'], statistics: ['analytics_storage'], marketing: ['ad_storage', 'ad_user_data', 'ad_personalization'] }
 const modes = g => { const o = {}; for (const c in CM) for (const k of CM[c]) o[k] = g.includes(c) ? 'granted' : 'denied'; return o }
 const gpc = !!(navigator.globalPrivacyControl || at('data-gpc') != null)
+let R = at('data-regime') || 'opt-in'
 const ids = C.c.map(c => c[0])
 // other consent managers' names (vanilla-cookieconsent: analytics, ads, functionality, ...)
 const alias = c => /^(anal|stat|perf)/.test(c) ? 'statistics' : /^(ad|market|target)/.test(c) ? 'marketing' : /^(func|pref)/.test(c) ? 'preferences' : 'unclassified'
@@ -25,7 +27,8 @@ const fns = [], done = new WeakSet()
 let consent = null, host, root, view, fab, back, busy
 
 if (!at('data-cm')) gtag('consent', 'default', { ...modes([]), security_storage: 'granted', wait_for_update: 500 })
-const granted = () => (consent ? consent.granted : ['necessary'])
+// before a choice: opt-in gives only necessary; opt-out and notice give all (GPC: no marketing)
+const granted = () => (consent ? consent.granted : R == 'opt-in' ? ['necessary'] : all())
 const valid = c => c && c.policy_version == C.v && Date.parse(c.expires_at) > Date.now() ? c : null
 
 // ---- activation of blocked elements ----
@@ -114,6 +117,9 @@ const acts = {
   save: () => decide(['necessary', ...[...view.querySelectorAll('input:checked:enabled')].map(i => i.name)], 'custom'),
   custom: () => show(2),
   hide: () => close(),
+  optout: () => decide(ids.filter(c => c != 'marketing'), 'opt_out'),
+  ack: () => decide(all(), 'acknowledge'),
+  info: () => show(1),
 }
 
 // ---- views ----
@@ -140,7 +146,13 @@ const btns = x => `<div class="r"><button data-a="accept">${T.accept}</button><b
 const link = `<a href="${esc(C.p)}">${T.privacy}</a>`
 const note = gpc ? `<p class="g">${T.gpc}</p>` : ''
 function layer1() {
+  if (R != 'opt-in') return notice()
   return `<div class="b" role="dialog" aria-labelledby="t" aria-describedby="x" tabindex="-1" data-x="close"><h2 id="t">${T.title}</h2><p id="x">${T.text} ${link}</p>${note}${btns('custom')}<button class="x" data-a="close" aria-label="${T.close}">×</button></div>`
+}
+// opt-out: a notice with "Do Not Sell or Share"; notice: information and acknowledge
+function notice() {
+  const o = R == 'opt-out', b = o ? `<button data-a="optout">${T.dnss}</button><button data-a="custom">${T.custom}</button>` : ''
+  return `<div class="b" role="dialog" aria-labelledby="t" aria-describedby="x" tabindex="-1" data-x="ack" data-r="${R}"><h2 id="t">${T.notice_title}</h2><p id="x">${o ? T.optout_text : T.notice_text} ${link}</p>${o && gpc ? `<p class="g">${T.gpc_honored}</p>` : ''}<div class="r">${b}<button data-a="ack">${T.ok}</button></div><p class="e" role="alert" hidden></p></div>`
 }
 function layer2() {
   const g = consent ? consent.granted : ['necessary']
@@ -178,7 +190,7 @@ function showFab() {
   if (!fab) {
     fab = D.createElement('button')
     fab.className = 'f'
-    fab.dataset.a = 'custom'
+    fab.dataset.a = R == 'notice' ? 'info' : 'custom'
     fab.setAttribute('aria-label', C.t.reopen)
     fab.title = C.t.reopen
     fab.innerHTML = '<svg viewBox="0 0 24 24" width="24" height="24" aria-hidden="true"><path fill="currentColor" d="M12 2a10 10 0 1 0 10 10 4 4 0 0 1-5-5 4 4 0 0 1-5-5zM8 11a1.5 1.5 0 1 1 0 3 1.5 1.5 0 0 1 0-3zm6 4a1.5 1.5 0 1 1 0 3 1.5 1.5 0 0 1 0-3zM9 6a1 1 0 1 1 0 2 1 1 0 0 1 0-2z"/></svg>'
@@ -199,7 +211,7 @@ D.addEventListener('click', e => {
 })
 
 const st = at('data-state')
-const ready = st != null ? Promise.resolve(JSON.parse(st)) : fetch(API, { credentials: 'include' }).then(r => (r.ok ? r.json() : null), () => null)
+const ready = st != null ? Promise.resolve(JSON.parse(st)) : fetch(API, { credentials: 'include' }).then(r => { R = r.headers.get('consentgate-regime') || R; return r.ok ? r.json() : null }, () => null)
 ready.then(c => {
   consent = valid(c)
   const go = () => {
@@ -207,7 +219,10 @@ ready.then(c => {
       if (!at('data-cm')) gtag('consent', 'update', modes(consent.granted))
       showFab()
       activate()
-    } else show(1)
+    } else {
+      show(1)
+      if (R != 'opt-in') { if (!at('data-cm')) gtag('consent', 'update', modes(granted())); activate() }
+    }
   }
   D.readyState == 'loading' ? D.addEventListener('DOMContentLoaded', go) : go()
 })

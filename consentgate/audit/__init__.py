@@ -1,0 +1,1 @@
+"""Auditor tools: export, integrity proof, retention, subject requests, tokens."""

@@ -1,0 +1,101 @@
+"""API tokens for the admin/auditor HTTP API.
+
+A token reads ``cgt_<id>_<secret>``: ``id`` (12 hex digits) names it in lists and
+in the action log; ``secret`` is 256 random bits. Only ``sha256(token)`` is
+stored; a presented token is looked up by its id and compared with
+:func:`hmac.compare_digest` (constant time; an unknown id is compared against a
+dummy so both paths cost the same). The token itself is shown once, when it is
+created, and never logged: :func:`redact` replaces anything token-shaped.
+
+Roles: ``admin`` may do everything; ``auditor`` may export and view subjects,
+but not erase or manage tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from datetime import UTC, datetime
+
+from ..store.base import ApiToken, ConsentStore
+
+__all__ = [
+    "PREFIX",
+    "ROLES",
+    "TokenError",
+    "authenticate",
+    "can",
+    "hash_token",
+    "issue",
+    "new_token",
+    "parse_token",
+    "redact",
+]
+
+PREFIX = "cgt_"
+ROLES = ("admin", "auditor")
+#: What each role may do.
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "admin": frozenset({"export", "subject.show", "subject.export", "subject.erase", "tokens"}),
+    "auditor": frozenset({"export", "subject.show", "subject.export"}),
+}
+_TOKEN_RE = re.compile(r"cgt_[0-9a-f]{12}_[A-Za-z0-9_-]{20,}")
+_DUMMY_HASH = hashlib.sha256(b"consentgate-no-such-token").hexdigest()
+
+
+class TokenError(ValueError):
+    """A malformed token or a bad role."""
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> tuple[str, str]:
+    """``(token_id, token)`` -- fresh randomness from :mod:`secrets`."""
+    token_id = secrets.token_hex(6)
+    return token_id, f"{PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
+
+
+def parse_token(token: str) -> str:
+    """The id part of a well-formed token; :class:`TokenError` otherwise."""
+    if not _TOKEN_RE.fullmatch(token):
+        raise TokenError("not a consentgate API token (expected cgt_<id>_<secret>)")
+    return token[len(PREFIX) : len(PREFIX) + 12]
+
+
+def can(role: str, permission: str) -> bool:
+    return permission in PERMISSIONS.get(role, frozenset())
+
+
+def redact(text: str) -> str:
+    """``text`` with anything token-shaped replaced by ``cgt_<id>_***``."""
+    return _TOKEN_RE.sub(lambda m: m.group(0)[:16] + "_***", text)
+
+
+async def issue(store: ConsentStore, role: str, name: str = "") -> tuple[ApiToken, str]:
+    """Create and store a token; returns the record and the token (shown once)."""
+    if role not in ROLES:
+        raise TokenError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    token_id, token = new_token()
+    record = ApiToken(token_id, role, name, hash_token(token), datetime.now(UTC))
+    await store.add_token(record)
+    return record, token
+
+
+async def authenticate(store: ConsentStore, token: str) -> ApiToken | None:
+    """The active token record matching ``token``, or None."""
+    try:
+        token_id = parse_token(token)
+    except TokenError:
+        hmac.compare_digest(_DUMMY_HASH, hash_token(token))
+        return None
+    record = await store.get_token(token_id)
+    expected = record.token_hash if record is not None else _DUMMY_HASH
+    if not hmac.compare_digest(expected, hash_token(token)):
+        return None
+    if record is None or record.revoked_at is not None:
+        return None
+    return record

@@ -1,0 +1,126 @@
+"""``consentgate verify`` (the log's integrity) and ``consentgate verify-export FILE``
+(a file an auditor received, against its signed manifest).
+
+Both exit 0 when everything checks out, 1 naming the first bad record otherwise,
+2 for a usage mistake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import sys
+from pathlib import Path
+
+import click
+
+from ..audit.manifest import Manifest, check_export, manifest_path
+from ..audit.runner import check_log_exists, cli_store
+from ..audit.verify import VerifyResult, verify_store
+from ..cli import config_option, data_dir_option, database_option, settings_from
+from ..config import DEFAULT_DATA_DIR, SECRET_FILE, Settings
+from ..store import StoreError
+from ..store.base import StoredEvent
+from ..store.records import export_record
+
+__all__ = ["register"]
+
+
+async def _verify(settings: Settings) -> tuple[VerifyResult, StoredEvent | None]:
+    async with cli_store(settings) as store:
+        result = await verify_store(store, settings.secret_keys)
+        bad = None
+        if result.problem is not None and result.problem.seq is not None:
+            async for rec in store.iter_events():
+                if rec.seq == result.problem.seq:
+                    bad = rec
+                    break
+                if rec.seq > result.problem.seq:
+                    break
+        return result, bad
+
+
+def _record_json(rec: StoredEvent) -> str:
+    return json.dumps(export_record(rec), ensure_ascii=False)
+
+
+def _keys_available(config: str | None, data_dir: str | None) -> bool:
+    """True when settings would carry the installation's keys rather than make new ones."""
+    if config or os.environ.get("CONSENTGATE_SECRET_KEYS"):
+        return True
+    directory = Path(data_dir or os.environ.get("CONSENTGATE_DATA_DIR") or DEFAULT_DATA_DIR)
+    return (directory / SECRET_FILE).is_file()
+
+
+def register(cli: click.Group) -> None:
+    @cli.command()
+    @config_option
+    @data_dir_option
+    @database_option
+    def verify(config: str | None, data_dir: str | None, database: str | None) -> None:
+        """Check the consent log's hash chains and signed heads; exit 1 on the first
+        altered, inserted or missing record."""
+        if data_dir and not database and not Path(data_dir).is_dir():
+            raise click.BadParameter(f"{data_dir} is not a directory", param_hint="--data-dir")
+        settings = settings_from(config, data_dir=data_dir, database=database)
+        check_log_exists(settings)
+        try:
+            result, bad = asyncio.run(_verify(settings))
+        except (StoreError, sqlite3.DatabaseError) as exc:
+            click.echo(f"FAILED: the consent log cannot be read: {exc}", err=True)
+            sys.exit(1)
+        if result.problem is None:
+            click.echo(
+                f"ok: {result.checked} records in {result.chains} chain(s) verified "
+                f"({result.erased} erased, {result.purged} purged under signed checkpoints)"
+            )
+            return
+        click.echo(f"FAILED after {result.checked} good records: {result.problem}")
+        if bad is not None:
+            click.echo(f"first bad record: {_record_json(bad)}")
+        sys.exit(1)
+
+    @cli.command("verify-export")
+    @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.option(
+        "--manifest",
+        "manifest_file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="The export's manifest (default FILE.manifest.json).",
+    )
+    @config_option
+    @data_dir_option
+    def verify_export(
+        file: Path, manifest_file: Path | None, config: str | None, data_dir: str | None
+    ) -> None:
+        """Check an export FILE against its signed manifest: signature, SHA-256, row
+        count, time range, and every record's hash."""
+        manifest_file = manifest_file or manifest_path(file)
+        if not manifest_file.is_file():
+            raise click.BadParameter(
+                f"no manifest at {manifest_file}; pass --manifest", param_hint="FILE"
+            )
+        try:
+            manifest = Manifest.from_json(manifest_file.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise click.BadParameter(f"{manifest_file}: {exc}", param_hint="--manifest") from None
+        if not _keys_available(config, data_dir):
+            raise click.UsageError(
+                "no secret keys to check the signatures with: pass the installation's "
+                "--config or --data-dir (or set CONSENTGATE_SECRET_KEYS)"
+            )
+        settings = settings_from(config, data_dir=data_dir)
+        check = check_export(file, manifest, settings.secret_keys)
+        if check.ok:
+            click.echo(
+                f"ok: {file} matches its manifest ({check.rows} records, "
+                f"{manifest.first_created_at}..{manifest.last_created_at}, "
+                f"sha256 {manifest.sha256})"
+            )
+            return
+        click.echo(f"FAILED: {file}")
+        for problem in check.problems[:20]:
+            click.echo(f"  {problem}")
+        sys.exit(1)

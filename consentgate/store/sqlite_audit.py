@@ -1,0 +1,421 @@
+"""The auditor tools' storage on SQLite: purge checkpoints, erasures, API tokens,
+the action log, and fast batched reads for export.
+
+Mixed into :class:`~consentgate.store.sqlite.SQLiteStore`. Maintenance writes
+(purge, erase, tokens, actions) use their own connection with
+``PRAGMA secure_delete=ON``, so deleted or blanked content is overwritten in the
+file instead of lingering in free pages, and end with a ``wal_checkpoint(TRUNCATE)``
+so no old page image stays in the WAL either. SQLite's write lock serialises them
+with the appending writer (``busy_timeout``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import aiosqlite
+
+from ..chain import format_time
+from .base import (
+    ApiToken,
+    Attester,
+    AuditAction,
+    ChainHead,
+    CheckpointPlanner,
+    Erasure,
+    EventFilter,
+    LogSnapshot,
+    PurgeCheckpoint,
+)
+from .records import parse_time, stored_from_row
+
+__all__ = ["AUDIT_MIGRATION", "EXPORT_SELECT", "SQLiteAuditMixin"]
+
+AUDIT_MIGRATION: tuple[int, str] = (
+    2,
+    """
+    CREATE TABLE purge_checkpoints (
+        chain_id   TEXT    NOT NULL,
+        first_seq  INTEGER NOT NULL,
+        last_seq   INTEGER NOT NULL,
+        last_hash  TEXT    NOT NULL,
+        signature  TEXT    NOT NULL,
+        purged_at  TEXT    NOT NULL,
+        PRIMARY KEY (chain_id, first_seq)
+    );
+    CREATE TABLE erasures (
+        seq           INTEGER PRIMARY KEY,
+        chain_id      TEXT    NOT NULL,
+        chain_seq     INTEGER NOT NULL,
+        hash          TEXT    NOT NULL,
+        fields_digest TEXT    NOT NULL,
+        signature     TEXT    NOT NULL,
+        erased_at     TEXT    NOT NULL
+    );
+    CREATE TABLE api_tokens (
+        token_id   TEXT PRIMARY KEY,
+        role       TEXT NOT NULL,
+        name       TEXT NOT NULL DEFAULT '',
+        token_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    );
+    CREATE TABLE audit_actions (
+        id     INTEGER PRIMARY KEY AUTOINCREMENT,
+        at     TEXT NOT NULL,
+        actor  TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+    """,
+)
+
+#: Export columns (audit.columns.EXPORT_COLUMNS order) straight from ``events``.
+EXPORT_SELECT = (
+    "seq, event_id, consent_id, site_id, event_type, method, created_at, necessary, "
+    "preferences, statistics, marketing, unclassified, policy_version, banner_hash, "
+    "language, page_url, region, regime, gpc, ip_masked, user_agent, "
+    "chain_id, chain_seq, prev_hash, hash, erased"
+)
+
+
+def _filter_sql(flt: EventFilter | None) -> tuple[str, list[Any]]:
+    """Extra WHERE terms. ``+column`` keeps SQLite walking ``seq`` order (keyset
+    paging) instead of sorting a whole index range for every page; only the
+    selective ``consent_id`` index is used."""
+    if flt is None:
+        return "", []
+    terms: list[str] = []
+    args: list[Any] = []
+    if flt.consent_id is not None:
+        terms.append("consent_id = ?")
+        args.append(flt.consent_id)
+    for column in ("site_id", "method", "region", "regime"):
+        value = getattr(flt, column)
+        if value is not None:
+            terms.append(f"+{column} = ?")
+            args.append(value)
+    if flt.since is not None:
+        terms.append("+created_at >= ?")
+        args.append(format_time(flt.since))
+    if flt.until is not None:
+        terms.append("+created_at < ?")
+        args.append(format_time(flt.until))
+    return "".join(f" AND {t}" for t in terms), args
+
+
+class SQLiteAuditMixin:
+    """Needs the host store's ``_connect()``, ``_reader()`` and ``path``."""
+
+    _admin_db: aiosqlite.Connection | None = None
+    _admin_lock: asyncio.Lock | None = None
+
+    if TYPE_CHECKING:  # provided by SQLiteStore
+
+        async def _connect(self) -> aiosqlite.Connection: ...
+
+        def _reader(self) -> aiosqlite.Connection: ...
+
+    async def _admin(self) -> aiosqlite.Connection:
+        self._reader()  # raises when the store is not open
+        if self._admin_db is None:
+            db = await self._connect()
+            await db.execute("PRAGMA secure_delete=ON")
+            self._admin_db = db
+        return self._admin_db
+
+    def _lock(self) -> asyncio.Lock:
+        if self._admin_lock is None:
+            self._admin_lock = asyncio.Lock()
+        return self._admin_lock
+
+    async def _write(self, statements: list[tuple[str, Any]], *, scrub: bool = False) -> None:
+        """Run ``(sql, args | [args, ...])`` pairs in one IMMEDIATE transaction."""
+        async with self._lock():
+            db = await self._admin()
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, args in statements:
+                    if isinstance(args, list):
+                        await db.executemany(sql, args)
+                    else:
+                        await db.execute(sql, args)
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+            if scrub:
+                await self._scrub_wal(db)
+
+    async def _scrub_wal(self, db: aiosqlite.Connection) -> None:
+        """Copy the WAL into the file and truncate it, so old page images go."""
+        for _ in range(50):
+            async with db.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cur:
+                row = await cur.fetchone()
+            if row is not None and int(row[0]) == 0:
+                return
+            await asyncio.sleep(0.05)
+
+    async def _close_admin(self) -> None:
+        db, self._admin_db = self._admin_db, None
+        if db is not None:
+            with contextlib.suppress(sqlite3.Error, ValueError):
+                await db.close()
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def snapshot(self) -> LogSnapshot:
+        # one statement = one consistent read, whatever else uses the reader
+        async with self._reader().execute(
+            "SELECT (SELECT COALESCE(MAX(seq), 0) FROM events), h.chain_id, h.chain_seq, "
+            "h.hash, h.signature, h.updated_at FROM (SELECT 1) LEFT JOIN chain_heads AS h "
+            "ORDER BY h.rowid"
+        ) as cur:
+            rows = await cur.fetchall()
+        heads = [
+            ChainHead(r[1], int(r[2]), r[3], r[4], parse_time(r[5]))
+            for r in rows
+            if r[1] is not None
+        ]
+        return LogSnapshot(heads, int(rows[0][0]) if rows else 0)
+
+    async def iter_rows(
+        self, flt: EventFilter | None = None, *, max_seq: int | None = None, batch: int = 5000
+    ) -> AsyncIterator[list[tuple[object, ...]]]:
+        extra, args = _filter_sql(flt)
+        bound = " AND seq <= ?" if max_seq is not None else ""
+        bound_args = [max_seq] if max_seq is not None else []
+        sql = (
+            f"SELECT {EXPORT_SELECT} FROM events WHERE seq > ?{bound}{extra} "
+            f"ORDER BY seq LIMIT {int(batch)}"
+        )
+        last = 0
+        while True:
+            async with self._reader().execute(sql, (last, *bound_args, *args)) as cur:
+                cur._cursor.row_factory = None  # plain tuples: the export's hot path
+                rows: list[tuple[object, ...]] = await cur.fetchall()  # type: ignore[assignment]
+            if rows:
+                yield rows
+            if len(rows) < batch:
+                return
+            last = int(rows[-1][0])  # type: ignore[call-overload]
+
+    async def purge_checkpoints(self) -> list[PurgeCheckpoint]:
+        async with self._reader().execute(
+            "SELECT chain_id, first_seq, last_seq, last_hash, signature, purged_at "
+            "FROM purge_checkpoints ORDER BY chain_id, first_seq"
+        ) as cur:
+            return [_checkpoint(r) for r in await cur.fetchall()]
+
+    async def erasures(self) -> list[Erasure]:
+        async with self._reader().execute(
+            "SELECT seq, chain_id, chain_seq, hash, fields_digest, signature, erased_at "
+            "FROM erasures ORDER BY seq"
+        ) as cur:
+            return [
+                Erasure(int(r[0]), r[1], int(r[2]), r[3], r[4], r[5], parse_time(r[6]))
+                for r in await cur.fetchall()
+            ]
+
+    # -- retention and erasure -----------------------------------------------------------
+
+    async def purge(
+        self, site_id: str, before: datetime, plan: CheckpointPlanner, *, batch: int = 5000
+    ) -> int:
+        total = 0
+        cutoff = format_time(before)
+        async with self._lock():
+            db = await self._admin()
+            while True:
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    n = await self._purge_batch(db, site_id, cutoff, plan, batch)
+                    await db.execute("COMMIT")
+                except BaseException:
+                    await db.execute("ROLLBACK")
+                    raise
+                total += n
+                if n < batch:
+                    break
+            if total:
+                await self._scrub_wal(db)
+        return total
+
+    async def _purge_batch(
+        self, db: aiosqlite.Connection, site_id: str, cutoff: str, plan: CheckpointPlanner, n: int
+    ) -> int:
+        async with db.execute(
+            "SELECT seq, chain_id, chain_seq, hash FROM events "
+            f"WHERE site_id = ? AND created_at < ? ORDER BY seq LIMIT {int(n)}",
+            (site_id, cutoff),
+        ) as cur:
+            rows = [tuple(r) for r in await cur.fetchall()]
+        if not rows:
+            return 0
+        chains = sorted({r[1] for r in rows})
+        marks = ",".join("?" for _ in chains)
+        async with db.execute(
+            "SELECT chain_id, first_seq, last_seq, last_hash, signature, purged_at "
+            f"FROM purge_checkpoints WHERE chain_id IN ({marks})",
+            chains,
+        ) as cur:
+            existing = [_checkpoint(r) for r in await cur.fetchall()]
+        upsert, remove = plan([(r[1], int(r[2]), r[3]) for r in rows], existing)
+        seqs = [(r[0],) for r in rows]
+        await db.executemany("DELETE FROM events WHERE seq = ?", seqs)
+        await db.executemany("DELETE FROM erasures WHERE seq = ?", seqs)
+        await db.executemany(
+            "DELETE FROM purge_checkpoints WHERE chain_id = ? AND first_seq = ?",
+            [(c.chain_id, c.first_seq) for c in remove],
+        )
+        await db.executemany(
+            "INSERT OR REPLACE INTO purge_checkpoints "
+            "(chain_id, first_seq, last_seq, last_hash, signature, purged_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    c.chain_id,
+                    c.first_seq,
+                    c.last_seq,
+                    c.last_hash,
+                    c.signature,
+                    format_time(c.purged_at),
+                )
+                for c in upsert
+            ],
+        )
+        return len(rows)
+
+    async def erase(self, consent_id: str, attest: Attester) -> int:
+        async with self._lock():
+            db = await self._admin()
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                async with db.execute(
+                    "SELECT * FROM events WHERE consent_id = ? AND erased = 0 ORDER BY seq",
+                    (consent_id,),
+                ) as cur:
+                    records = [stored_from_row(r) for r in await cur.fetchall()]
+                proofs = [attest(r) for r in records]
+                await db.executemany(
+                    "UPDATE events SET ip_masked = '', user_agent = '', page_url = '', "
+                    "erased = 1 WHERE seq = ?",
+                    [(r.seq,) for r in records],
+                )
+                await db.executemany(
+                    "INSERT OR REPLACE INTO erasures (seq, chain_id, chain_seq, hash, "
+                    "fields_digest, signature, erased_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            p.seq,
+                            p.chain_id,
+                            p.chain_seq,
+                            p.hash,
+                            p.fields_digest,
+                            p.signature,
+                            format_time(p.erased_at),
+                        )
+                        for p in proofs
+                    ],
+                )
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+            if records:
+                await self._scrub_wal(db)
+        return len(records)
+
+    # -- tokens and the action log ------------------------------------------------------
+
+    async def add_token(self, token: ApiToken) -> None:
+        await self._write(
+            [
+                (
+                    "INSERT INTO api_tokens (token_id, role, name, token_hash, created_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (
+                        token.token_id,
+                        token.role,
+                        token.name,
+                        token.token_hash,
+                        format_time(token.created_at),
+                    ),
+                )
+            ]
+        )
+
+    async def get_token(self, token_id: str) -> ApiToken | None:
+        async with self._reader().execute(
+            "SELECT * FROM api_tokens WHERE token_id = ?", (token_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return _token(row) if row is not None else None
+
+    async def list_tokens(self) -> list[ApiToken]:
+        async with self._reader().execute(
+            "SELECT * FROM api_tokens ORDER BY created_at, token_id"
+        ) as cur:
+            return [_token(r) for r in await cur.fetchall()]
+
+    async def revoke_token(self, token_id: str, at: datetime) -> bool:
+        async with self._lock():
+            db = await self._admin()
+            cur = await db.execute(
+                "UPDATE api_tokens SET revoked_at = ? WHERE token_id = ? AND revoked_at IS NULL",
+                (format_time(at), token_id),
+            )
+            changed = cur.rowcount
+            await cur.close()
+        return changed > 0
+
+    async def log_action(self, action: AuditAction) -> None:
+        await self._write(
+            [
+                (
+                    "INSERT INTO audit_actions (at, actor, action, detail) VALUES (?, ?, ?, ?)",
+                    (
+                        format_time(action.at),
+                        action.actor,
+                        action.action,
+                        json.dumps(action.detail, sort_keys=True),
+                    ),
+                )
+            ]
+        )
+
+    async def iter_actions(self) -> AsyncIterator[AuditAction]:
+        last = 0
+        while True:
+            async with self._reader().execute(
+                "SELECT id, at, actor, action, detail FROM audit_actions WHERE id > ? "
+                "ORDER BY id LIMIT 500",
+                (last,),
+            ) as cur:
+                rows = await cur.fetchall()
+            for r in rows:
+                yield AuditAction(parse_time(r[1]), r[2], r[3], json.loads(r[4]), int(r[0]))
+            if len(rows) < 500:
+                return
+            last = int(rows[-1][0])
+
+
+def _checkpoint(r: Any) -> PurgeCheckpoint:
+    return PurgeCheckpoint(r[0], int(r[1]), int(r[2]), r[3], r[4], parse_time(r[5]))
+
+
+def _token(r: Any) -> ApiToken:
+    return ApiToken(
+        r["token_id"],
+        r["role"],
+        r["name"],
+        r["token_hash"],
+        parse_time(r["created_at"]),
+        parse_time(r["revoked_at"]) if r["revoked_at"] else None,
+    )

@@ -1,0 +1,145 @@
+"""`consentgate verify` on a log filled through the API, then tampered with
+directly in SQLite (the sqlite3 module, or the raw file bytes)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from consentgate.chain import canonical_row, link_hash
+from consentgate.config import Settings
+from tests.audit_support import db_path, fill_log, make_settings, run_cli, sql, user_agent
+
+
+@pytest.fixture
+def filled(tmp_path: Path) -> Settings:
+    settings = make_settings(tmp_path)
+    fill_log(settings, 30)
+    return settings
+
+
+def verify(settings: Settings) -> tuple[int, str]:
+    result = run_cli(settings, "verify")
+    return result.exit_code, result.output
+
+
+def test_a_real_log_verifies(filled: Settings) -> None:
+    code, out = verify(filled)
+    assert code == 0, out
+    total = sql(filled, "SELECT COUNT(*) FROM events")[0][0]
+    assert out.startswith(f"ok: {total} records in 1 chain(s)")
+
+
+def test_update_of_one_field_is_caught_at_that_record(filled: Settings) -> None:
+    seq, event_id = sql(filled, "SELECT seq, event_id FROM events WHERE seq = 17")[0]
+    sql(filled, "UPDATE events SET marketing = 1 - marketing WHERE seq = 17")
+    code, out = verify(filled)
+    assert code == 1
+    assert "altered: content does not match its hash" in out
+    assert f"seq {seq}," in out and event_id in out
+    assert "first bad record:" in out
+
+
+def test_delete_of_one_row_is_caught(filled: Settings) -> None:
+    chain_seq = sql(filled, "SELECT chain_seq FROM events WHERE seq = 12")[0][0]
+    sql(filled, "DELETE FROM events WHERE seq = 12")
+    code, out = verify(filled)
+    assert code == 1
+    assert f"missing: records #{chain_seq}..#{chain_seq} of this chain were removed" in out
+    assert "seq 13," in out  # named at the record after the gap
+
+
+def test_delete_of_the_tail_is_caught_by_the_signed_head(filled: Settings) -> None:
+    last = sql(filled, "SELECT MAX(chain_seq) FROM events")[0][0]
+    sql(filled, "DELETE FROM events WHERE chain_seq >= ?", (last - 1,))
+    code, out = verify(filled)
+    assert code == 1
+    assert f"missing: records #{last - 1}..#{last} (the end of this chain" in out
+
+
+def _forged_row(settings: Settings, seq: int) -> dict[str, object]:
+    cols = [c[1] for c in sql(settings, "PRAGMA table_info(events)")]
+    row = dict(
+        zip(cols, sql(settings, "SELECT * FROM events WHERE seq = ?", (seq,))[0], strict=True)
+    )
+    row.pop("seq")
+    row["event_id"] = "forged-" + str(seq)
+    for c in ("necessary", "preferences", "statistics", "marketing", "unclassified", "gpc"):
+        row[c] = bool(row[c])
+    return row
+
+
+def _insert(settings: Settings, row: dict[str, object]) -> None:
+    for c in ("necessary", "preferences", "statistics", "marketing", "unclassified", "gpc"):
+        row[c] = int(bool(row[c]))
+    names = ", ".join(row)
+    marks = ", ".join("?" for _ in row)
+    sql(settings, f"INSERT INTO events ({names}) VALUES ({marks})", tuple(row.values()))
+
+
+def test_an_inserted_row_with_a_valid_hash_is_caught(filled: Settings) -> None:
+    last_seq, last_pos, last_hash = sql(
+        filled, "SELECT seq, chain_seq, hash FROM events ORDER BY seq DESC LIMIT 1"
+    )[0]
+    row = _forged_row(filled, last_seq)
+    row["marketing"] = True
+    row["chain_seq"], row["prev_hash"] = last_pos + 1, last_hash
+    row["hash"] = link_hash(last_hash, canonical_row(row))  # the tamperer knows the recipe
+    _insert(filled, row)
+    code, out = verify(filled)
+    assert code == 1
+    assert "inserted: record beyond its chain's signed head" in out
+    assert "forged-" in out
+
+
+def test_an_inserted_chain_without_a_head_is_caught(filled: Settings) -> None:
+    row = _forged_row(filled, 5)
+    row["chain_id"] = "f" * 32
+    row["chain_seq"], row["prev_hash"] = 1, "genesis:" + "f" * 32
+    row["hash"] = link_hash(str(row["prev_hash"]), canonical_row(row))
+    _insert(filled, row)
+    code, out = verify(filled)
+    assert code == 1 and "inserted: record of a chain with no signed head" in out
+
+
+def test_a_forged_head_is_caught(filled: Settings) -> None:
+    sql(filled, "UPDATE chain_heads SET chain_seq = chain_seq - 1")
+    code, out = verify(filled)
+    assert code == 1 and "inserted: record beyond its chain's signed head" in out
+    sql(filled, "UPDATE chain_heads SET chain_seq = chain_seq + 1, signature = 'x'")
+    code, out = verify(filled)
+    assert code == 1 and "forged: chain head signature" in out
+
+
+def test_one_byte_changed_in_the_file_fails_at_that_record(filled: Settings) -> None:
+    target = 7  # one record: no update, no withdrawal
+    seq = sql(filled, "SELECT seq FROM events WHERE user_agent = ?", (user_agent(target),))[0][0]
+    path = db_path(filled)
+    assert not Path(str(path) + "-wal").exists() or Path(str(path) + "-wal").stat().st_size == 0
+    data = bytearray(path.read_bytes())
+    needle = f"TestAgent-{target:04d}".encode()
+    offsets = [m.start() for m in re.finditer(re.escape(needle), bytes(data))]
+    assert len(offsets) == 1
+    data[offsets[0] + len("TestAgent-")] ^= 0x01  # '0' -> '1': one byte, same length
+    path.write_bytes(bytes(data))
+    code, out = verify(filled)
+    assert code == 1
+    assert f"altered: content does not match its hash (seq {seq}," in out
+
+
+def test_an_erased_flag_set_by_hand_is_caught(filled: Settings) -> None:
+    sql(filled, "UPDATE events SET erased = 1, user_agent = '' WHERE seq = 3")
+    code, out = verify(filled)
+    assert code == 1 and "marked erased without an erasure attestation" in out and "seq 3," in out
+
+
+def test_verify_usage_errors(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    result = run_cli(settings, "verify")
+    assert result.exit_code == 2 and "is not a directory" in result.output
+    settings.data_dir.mkdir()
+    result = run_cli(settings, "verify")
+    assert result.exit_code == 2 and "no consent log" in result.output
+    assert not db_path(settings).exists()
