@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .app import Runtime
     from .config import Site
     from .consent import Consent
+    from .regions import Decision
 
 __all__ = ["fallback_snippet", "head_snippet_for"]
 
@@ -26,13 +27,19 @@ Headers = Mapping[str, str] | Iterable[tuple[bytes, bytes]] | None
 
 
 def head_snippet_for(
-    runtime: Runtime, site: Site, consent: Consent | None, headers: Headers
+    runtime: Runtime,
+    site: Site,
+    consent: Consent | None,
+    headers: Headers,
+    decision: Decision | None = None,
 ) -> HeadSnippet:
+    """``decision`` (:func:`consentgate.regions.decide_scope`) gives the banner the
+    visitor's regime; without it the site's default regime applies."""
     try:
         from .banner import head_snippet
     except ImportError:
         return fallback_snippet(runtime.settings.prefix, site)
-    return head_snippet(runtime, site, consent, headers)
+    return head_snippet(runtime, site, consent, headers, decision)
 
 
 def fallback_snippet(prefix: str, site: Site) -> HeadSnippet:

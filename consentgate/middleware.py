@@ -14,7 +14,10 @@ consent API, declaration); every other response of the wrapped app that is
 Raw ASGI, shaped like Starlette's ``GZipMiddleware``: ``http.response.start`` is held
 until the first body message. A response whose whole body arrives in that message gets
 an exact ``Content-Length``; a streamed one loses it. The ``ETag`` of a rewritten page
-becomes weak and names the consent it was rewritten for; ``Vary: Cookie`` is added.
+becomes weak and names the decision it was rewritten for (``Decision.token``);
+``Vary: Cookie`` (plus ``Sec-GPC`` and the region headers) is added. ``Set-Cookie``
+headers of every response are filtered like the proxy's: a cookie of a category the
+visitor may not receive now (``consentgate.regions.decide_scope``) is dropped.
 Compressed (``Content-Encoding``) HTML is passed through untouched: put compression
 outside this middleware.
 """
@@ -30,7 +33,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .app import ConsentGateApp, Runtime, cookie_value
 from .config import Settings, Site
-from .consent import CATEGORIES
+from .proxy.cookies import CookiePolicy, UndeclaredCookies
+from .proxy.headers import merge_vary
+from .regions import Decision, decide_scope, vary_fields
 
 __all__ = ["ConsentGateMiddleware", "HTMLRewriting", "rewrite_html"]
 
@@ -124,11 +129,12 @@ class _Responder:
         self.start: Message | None = None
         self.rewriter: Any = None
         self.site: Site | None = None
+        self.decision: Decision | None = None
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.start":
-            self.start = message
+            message = self.start = self._filter_cookies(message)
             self.rewriter = self._rewriter_for(message)
             if self.rewriter is None:
                 self.start = None
@@ -173,20 +179,47 @@ class _Responder:
         from .injection import head_snippet_for
         from .rewriter import RewritePolicy, StreamRewriter
 
-        site = self.site = self.runtime.site_for(self.scope)
-        consent = self.runtime.consent_from_cookie(cookie_value(self.scope), site)
-        granted, token = _granted(self.runtime, site, self.scope, consent)
-        policy = RewritePolicy(granted=granted, catalog=_catalog(self.runtime, site), site=site)
+        site, decision = self._decision()
+        policy = RewritePolicy(
+            granted=decision.granted, catalog=_catalog(self.runtime, site), site=site
+        )
         nonce = _NONCE.search(csp.decode("latin-1"))
         charset = _CHARSET.search(ctype.decode("latin-1"))
         rewriter = StreamRewriter(
             policy,
-            head_snippet_for(self.runtime, site, consent, self.scope.get("headers") or []),
+            head_snippet_for(
+                self.runtime, site, decision.consent, self.scope.get("headers") or [], decision
+            ),
             nonce=nonce.group(1) if nonce else None,
             charset=charset.group(1) if charset else None,
         )
-        start["headers"] = _vary_etag(headers, token)
+        start["headers"] = _vary_etag(headers, decision.token, vary_fields(self.runtime.settings))
         return rewriter
+
+    def _decision(self) -> tuple[Site, Decision]:
+        """The site and the visitor's decision (region, regime, GPC, consent), once."""
+        if self.decision is None:
+            site = self.site = self.runtime.site_for(self.scope)
+            consent = self.runtime.consent_from_cookie(cookie_value(self.scope), site)
+            self.decision = decide_scope(self.runtime, site, self.scope, consent)
+        assert self.site is not None
+        return self.site, self.decision
+
+    def _filter_cookies(self, start: Message) -> Message:
+        """Drop the app's ``Set-Cookie`` of categories the visitor may not receive now."""
+        headers = start.get("headers") or []
+        if not any(k.lower() == b"set-cookie" for k, _ in headers):
+            return start
+        site, decision = self._decision()
+        registry = self.runtime.extras.get("undeclared_cookies")
+        if registry is None:
+            registry = UndeclaredCookies(self.runtime.settings.data_dir)
+            self.runtime.extras["undeclared_cookies"] = registry
+        policy = CookiePolicy(site, decision.granted, registry)
+        kept = [
+            (k, v) for k, v in headers if k.lower() != b"set-cookie" or policy.filter_set_cookie(v)
+        ]
+        return {**start, "headers": kept}
 
     def _count(self) -> None:
         metrics = self.runtime.metrics
@@ -196,44 +229,24 @@ class _Responder:
             metrics.neutralized.labels(category=category).inc(n)
 
 
-def _granted(
-    runtime: Runtime, site: Site, scope: Scope, consent: Any
-) -> tuple[frozenset[str], str]:
-    """What the visitor may receive now, and a short token naming it (for the ETag)."""
-    try:
-        from .regions import decide_scope
-    except ImportError:  # pragma: no cover - regions ships with consentgate
-        granted = consent.granted if consent is not None else frozenset({"necessary"})
-        decided = consent is not None
-    else:
-        decision = decide_scope(runtime, site, scope, consent)
-        granted, decided = decision.granted, decision.decided
-    letters = "".join(c[0] for c in CATEGORIES if c in granted)
-    return frozenset(granted), ("" if decided else "x") + letters
-
-
 def _catalog(runtime: Runtime, site: Site) -> Any:
     from .catalog import load_catalog
 
     return load_catalog(site)
 
 
-def _vary_etag(headers: list[tuple[bytes, bytes]], token: str) -> list[tuple[bytes, bytes]]:
+def _vary_etag(
+    headers: list[tuple[bytes, bytes]], token: str, fields: tuple[bytes, ...] = ()
+) -> list[tuple[bytes, bytes]]:
     out: list[tuple[bytes, bytes]] = []
-    vary_done = False
     for k, v in headers:
-        name = k.lower()
-        if name == b"etag":
+        if k.lower() == b"etag":
             opaque = v.strip()
             if opaque.startswith(b"W/"):
                 opaque = opaque[2:]
             opaque = opaque.strip(b'"')
             v = b'W/"' + opaque + b"-cg" + token.encode() + b'"'
-        elif name == b"vary":
-            if b"cookie" not in v.lower() and v.strip() != b"*":
-                v = v + b", Cookie"
-            vary_done = True
-        out.append((k, v))
-    if not vary_done:
-        out.append((b"vary", b"Cookie"))
+        out.append((k.lower(), v))
+    for field in (b"Cookie", *fields):  # the page depends on these request headers
+        merge_vary(out, field)
     return out

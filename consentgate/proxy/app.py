@@ -37,7 +37,6 @@ from .headers import (
 )
 from .pages import PageWriter, error_page, header, stream_body
 from .pool import UpstreamPool
-from .rewrite import consent_token
 
 __all__ = ["ProxyApp"]
 
@@ -137,7 +136,7 @@ class ProxyApp:
             return
         consent = self.runtime.consent_from_cookie(cookie_value(scope), site)
         decision = decide_scope(self.runtime, site, scope, consent)  # region + regime + GPC
-        token = consent_token(decision)
+        token = decision.token
         visitor = self.visitor(scope)
         up_headers = request_headers_for_upstream(
             headers, visitor, site.upstream_host_header or "", consent_token=token
@@ -203,7 +202,7 @@ class ProxyApp:
         resp: UpstreamResponse,
     ) -> None:
         cookies = CookiePolicy(site, decision.granted, self.undeclared)
-        token = consent_token(decision)
+        token = decision.token
         inm = header(scope["headers"], b"if-none-match") or b""
         tagged = f"-cg{token}".encode() in inm  # a 304 for a page rewritten for this visitor
         status = resp.status

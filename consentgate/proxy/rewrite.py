@@ -10,17 +10,9 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..config import Site
-from ..consent import CATEGORIES
 from ..regions import Decision
 
-__all__ = [
-    "PageRewriter",
-    "Snippet",
-    "consent_token",
-    "make_rewriter",
-    "page_inputs",
-    "page_snippet",
-]
+__all__ = ["PageRewriter", "Snippet", "make_rewriter", "page_inputs", "page_snippet"]
 
 log = logging.getLogger("consentgate.proxy")
 
@@ -31,16 +23,6 @@ Snippet = Callable[[str | None], bytes]
 class PageRewriter(Protocol):
     def feed(self, chunk: bytes) -> bytes: ...
     def finish(self) -> bytes: ...
-
-
-_REGIME_TAG = {"opt-in": "", "opt-out": "-o", "notice": "-n"}
-
-
-def consent_token(decision: Decision) -> str:
-    """A short tag naming what a rewritten page was rewritten for (used in ETags):
-    the effective categories' initials, ``x`` before a decision, and the regime."""
-    letters = "".join(c[0] for c in CATEGORIES if c in decision.granted)
-    return ("" if decision.decided else "x") + letters + _REGIME_TAG[decision.regime]
 
 
 class _PassThrough:
