@@ -43,11 +43,14 @@ from .audit.manifest import Manifest
 from .audit.subjects import ErasureRefused, erase_subject, subject_document, subject_records
 from .consent import CookieRejected, Method
 from .errors import ApiError, error_response
+from .regions import REGIMES, region_filter
 from .store.base import ApiToken, AuditAction, EventFilter, StoreError
 
 __all__ = ["routes"]
 
-_EXPORT_PARAMS = frozenset({"format", "site", "since", "until", "consent_id", "method", "bom"})
+_EXPORT_PARAMS = frozenset(
+    {"format", "site", "since", "until", "consent_id", "method", "region", "regime", "bom"}
+)
 _MEDIA = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 Handler = Callable[[Request, ApiToken], Awaitable[Response]]
 log = logging.getLogger("consentgate.audit")
@@ -118,6 +121,18 @@ class AdminApi:
         method = q.get("method")
         if method is not None and method not in {m.value for m in Method}:
             raise ApiError(400, "invalid_parameter", f"unknown method {method!r}")
+        region = q.get("region")
+        try:
+            region = None if region is None else region_filter(region)
+        except ValueError as exc:
+            raise ApiError(400, "invalid_parameter", str(exc)) from None
+        regime = q.get("regime")
+        if regime is not None and regime not in REGIMES:
+            raise ApiError(
+                400,
+                "invalid_parameter",
+                f"regime must be one of {', '.join(REGIMES)}, got {regime!r}",
+            )
         times: dict[str, datetime | None] = {}
         for name in ("since", "until"):
             raw = q.get(name)
@@ -131,6 +146,8 @@ class AdminApi:
             site_id=q.get("site"),
             consent_id=q.get("consent_id"),
             method=method,
+            region=region,
+            regime=regime,
             since=times["since"],
             until=times["until"],
         )

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from .app import Runtime
 from .config import Site
@@ -72,8 +73,23 @@ _BANNER_HASH = re.compile(r"^[A-Za-z0-9:+/=_.-]{0,128}$")
 _ALL = frozenset(CATEGORIES)
 _NECESSARY = frozenset({"necessary"})
 _ALLOWED_METHODS = "GET, POST, DELETE, OPTIONS"
+_HEADERS_KEY = "consentgate.headers"
+_ROUTE_METHODS = frozenset({"GET", "HEAD", "POST", "DELETE", "OPTIONS"})
 #: Response header of GET naming the visitor's regime (opt-in, opt-out or notice).
 REGIME_HEADER = "Consentgate-Regime"
+
+
+def _headers(request: Request) -> dict[str, str]:
+    """The request's headers as a plain dict, built once per request (the first of
+    repeated headers wins, as with Starlette's ``Headers.get``)."""
+    cached = request.scope.get(_HEADERS_KEY)
+    if cached is None:
+        cached = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in reversed(request.scope.get("headers") or ())
+        }
+        request.scope[_HEADERS_KEY] = cached
+    return cached  # type: ignore[no-any-return]
 
 
 def _invalid(message: str) -> ApiError:
@@ -151,6 +167,7 @@ class ConsentApi:
         self.trusted = TrustedProxies(self.settings.trusted_proxies)
         self._origins: dict[str, Site] = {}
         self._origin_hosts: dict[str, Site] = {}
+        self._consent_counters: dict[tuple[str, str, str], Any] = {}
         for site in self.settings.sites:
             for origin in site.origins:
                 self._origins.setdefault(origin.rstrip("/").lower(), site)
@@ -159,8 +176,24 @@ class ConsentApi:
 
     # -- routing ---------------------------------------------------------------------
 
+    async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The endpoint as a bare ASGI app. ``ConsentGateApp`` dispatches
+        ``{prefix}/api/consent`` here directly, skipping Starlette's middleware and
+        router: the consent write is the hottest path of the server."""
+        request = Request(scope, receive)
+        if request.method in _ROUTE_METHODS:
+            response = await self.endpoint(request)
+        else:
+            response = error_response(
+                405,
+                "method_not_allowed",
+                f"{request.method} is not allowed on {request.url.path}",
+                headers={"Allow": _ALLOWED_METHODS},
+            )
+        await response(scope, receive, send)
+
     async def endpoint(self, request: Request) -> Response:
-        origin = request.headers.get("origin")
+        origin = _headers(request).get("origin")
         site, cors = self._site_and_cors(request, origin)
         try:
             if request.method == "OPTIONS":
@@ -216,7 +249,7 @@ class ConsentApi:
             netloc = urlsplit(origin).netloc.lower()
         except ValueError:
             return False
-        return bool(netloc) and netloc == request.headers.get("host", "").lower()
+        return bool(netloc) and netloc == _headers(request).get("host", "").lower()
 
     def _preflight(
         self, request: Request, origin: str | None, cors: dict[str, str] | None
@@ -251,7 +284,7 @@ class ConsentApi:
         return JSONResponse(decision.consent.to_json(), headers=regime)
 
     async def post(self, request: Request, site: Site) -> Response:
-        content_type = request.headers.get("content-type", "")
+        content_type = _headers(request).get("content-type", "")
         media, _, params = content_type.partition(";")
         charset = params.strip().lower().removeprefix("charset=").strip('"')
         if media.strip().lower() != "application/json" or charset not in ("", "utf-8", "utf8"):
@@ -278,7 +311,7 @@ class ConsentApi:
         too_large = ApiError(
             413, "payload_too_large", f"the body is larger than {limit} bytes (max_body_bytes)"
         )
-        declared = request.headers.get("content-length", "")
+        declared = _headers(request).get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise too_large
         chunks = bytearray()
@@ -310,7 +343,7 @@ class ConsentApi:
         body: dict[str, Any],
         status: int,
     ) -> Response:
-        headers = request.headers
+        headers = _headers(request)
         peer = request.client.host if request.client else None
         trusted_peer = peer in self.trusted
         decision = decide_scope(self.runtime, site, request.scope, prior)
@@ -356,31 +389,36 @@ class ConsentApi:
             raise ApiError(
                 503, "store_unavailable", "the consent could not be recorded; try again"
             ) from None
-        metrics = self.runtime.metrics
-        metrics.write_latency.observe(time.perf_counter() - started)
-        metrics.consents.labels(site=site.id, type=event_type, method=method).inc()
+        self.runtime.metrics.write_latency.observe(time.perf_counter() - started)
+        key = (site.id, str(event_type), str(method))
+        counter = self._consent_counters.get(key)
+        if counter is None:
+            counter = self.runtime.metrics.consents.labels(site=key[0], type=key[1], method=key[2])
+            self._consent_counters[key] = counter
+        counter.inc()
         response = JSONResponse(consent.to_json(), status_code=status)
-        response.set_cookie(
-            COOKIE_NAME,
-            self.runtime.codec.dumps(consent),
-            max_age=site.lifetime_seconds,
-            path="/",
-            secure=self._is_https(request, trusted_peer),
-            httponly=True,
-            samesite="lax",
+        # Built by hand (not Response.set_cookie / SimpleCookie): this is the hot path,
+        # and the signed value is URL-safe base64 that needs no quoting.
+        cookie = (
+            f"{COOKIE_NAME}={self.runtime.codec.dumps(consent)}; HttpOnly; "
+            f"Max-Age={site.lifetime_seconds}; Path=/; SameSite=lax"
         )
+        if self._is_https(request, trusted_peer):
+            cookie += "; Secure"
+        response.raw_headers.append((b"set-cookie", cookie.encode("latin-1")))
         return response
 
     @staticmethod
     def _is_https(request: Request, trusted_peer: bool) -> bool:
-        if request.url.scheme == "https":
+        if request.scope.get("scheme") == "https":
             return True
-        proto = request.headers.get("x-forwarded-proto", "") if trusted_peer else ""
+        proto = _headers(request).get("x-forwarded-proto", "") if trusted_peer else ""
         return proto.split(",", 1)[0].strip().lower() == "https"
 
 
 def routes(runtime: Runtime) -> list[BaseRoute]:
     api = ConsentApi(runtime)
+    runtime.extras.setdefault("fast_paths", {})["/api/consent"] = api.asgi
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_document(runtime))

@@ -114,6 +114,9 @@ class ConsentGateApp:
             metrics=Metrics(),
         )
         self.consent_app = create_consent_app(self.runtime)
+        #: path (under the prefix) -> bare ASGI app served without Starlette's stack;
+        #: feature modules register hot endpoints in ``runtime.extras["fast_paths"]``.
+        self.fast_paths: dict[str, ASGIApp] = self.runtime.extras.get("fast_paths", {})
         self.site_app: ASGIApp = self._build_site_app()
         self.prefix = settings.prefix
 
@@ -148,7 +151,8 @@ class ConsentGateApp:
             child["root_path"] = scope.get("root_path", "") + self.prefix
             child["path"] = path[len(self.prefix) :] or "/"
             child["app_root_path"] = child["root_path"]
-            await self.consent_app(child, receive, send)
+            fast = self.fast_paths.get(child["path"]) if scope["type"] == "http" else None
+            await (fast or self.consent_app)(child, receive, send)
             return
         await self.site_app(scope, receive, send)
 

@@ -16,6 +16,7 @@ the newest key signs, every key verifies.
 
 from __future__ import annotations
 
+import hmac
 import json
 import secrets
 import time
@@ -24,6 +25,7 @@ from enum import StrEnum
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous.encoding import base64_encode
 
 __all__ = [
     "CATEGORIES",
@@ -49,6 +51,8 @@ NON_NECESSARY: tuple[str, ...] = CATEGORIES[1:]
 
 COOKIE_NAME = "consentgate"
 COOKIE_SALT = "consentgate.consent-cookie.v1"
+# itsdangerous's compact JSON, one encoder instance for the hot path.
+_COOKIE_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 #: Hard upper bound on the cookie lifetime (browsers cap at 400 days).
 MAX_LIFETIME_DAYS = 400
 
@@ -138,10 +142,9 @@ class Consent:
 
     def to_json(self) -> dict[str, Any]:
         """The public API shape (``GET/POST /_consent/api/consent``)."""
-        from datetime import UTC, datetime
 
         def iso(t: int) -> str:
-            return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+            return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
         return {
             "consent_id": self.consent_id,
@@ -166,6 +169,11 @@ class ConsentCodec:
             raise ValueError("at least one secret key is required")
         # itsdangerous takes keys oldest -> newest and signs with the last.
         self._serializer = URLSafeSerializer(list(reversed(list(secret_keys))), salt=salt)
+        # dumps() is on every consent's hot path: derive the newest key's HMAC once
+        # instead of per call (itsdangerous re-derives and also tries zlib each time).
+        signer = self._serializer.make_signer()
+        self._mac = hmac.new(signer.derive_key(), digestmod=signer.digest_method)
+        self._sep = signer.sep.encode() if isinstance(signer.sep, str) else signer.sep
 
     def dumps(self, consent: Consent) -> str:
         payload: dict[str, Any] = {
@@ -180,7 +188,12 @@ class ConsentCodec:
             payload["r"] = consent.regime
         if consent.gpc:
             payload["p"] = 1
-        return self._serializer.dumps(payload)
+        # Exactly itsdangerous's URL-safe format (uncompressed variant), so loads()
+        # verifies it with any key of the list.
+        value = base64_encode(_COOKIE_JSON.encode(payload).encode("utf-8"))
+        mac = self._mac.copy()
+        mac.update(value)
+        return (value + self._sep + base64_encode(mac.digest())).decode("ascii")
 
     def loads(self, value: str, *, site_id: str | None = None, now: float | None = None) -> Consent:
         """Verify and decode; raises :class:`CookieRejected` on any problem."""

@@ -14,8 +14,9 @@ __all__ = ["build_site_app"]
 
 def build_site_app(runtime: Runtime) -> ASGIApp:
     from .demo import demo_app
+    from .middleware import rewrite_html
 
-    demo = demo_app(runtime, inject_banner=True)
+    demo = rewrite_html(demo_app(runtime), runtime)  # trackers blocked, banner injected
     if any(site.upstream for site in runtime.settings.sites):
         from .proxy import ProxyApp
 

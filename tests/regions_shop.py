@@ -8,6 +8,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
+from html.parser import HTMLParser
 from pathlib import Path
 
 import uvicorn
@@ -63,9 +64,51 @@ async def _page(request: Request) -> HTMLResponse:
     return response
 
 
+TRACKERS = frozenset({"ga-loader", "ga-config", "meta-pixel", "youtube"})
+
+
+class Elements(HTMLParser):
+    """Tracker elements of a page and whether each is active (would run or load)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.active: dict[str, bool] = {}
+        self.banner: dict[str, str | None] | None = None
+        self._script: dict[str, str | None] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "iframe" and "youtube" in (a.get("src") or a.get("data-consentgate-src") or ""):
+            self.active["youtube"] = bool(a.get("src"))
+        if tag == "script":
+            self._script = a
+            src = a.get("src") or ""
+            if "googletagmanager.com/gtag/js" in src:
+                self.active["ga-loader"] = a.get("type") != "text/plain"
+            if "/banner.js" in src:
+                self.banner = a
+
+    def handle_data(self, data: str) -> None:
+        if self._script is None:
+            return
+        running = self._script.get("type") != "text/plain"
+        if "gtag('config'" in data:
+            self.active["ga-config"] = running
+        if "fbq('init'" in data:
+            self.active["meta-pixel"] = running
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script":
+            self._script = None
+
+
+def shop_app() -> Starlette:
+    return Starlette(routes=[Route("/", _page), Route("/shop", _page)])
+
+
 @contextlib.contextmanager
 def shop_upstream() -> Iterator[str]:
-    app = Starlette(routes=[Route("/", _page), Route("/shop", _page)])
+    app = shop_app()
     port = support.free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none"

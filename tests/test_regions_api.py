@@ -4,6 +4,7 @@ regime in the cookie, opt_out/acknowledge only where they apply, re-ask."""
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 
 import httpx2 as httpx
@@ -119,3 +120,26 @@ async def test_spoofed_header_from_untrusted_peer(settings: Settings) -> None:
         assert r.status_code == 422  # cannot claim California to skip consent
         (ev,) = await events(app)
         assert (ev.region, ev.regime) == ("", "opt-in")
+
+
+async def test_auditor_export_filters_by_region_and_regime(settings: Settings) -> None:
+    from consentgate.audit import tokens as tok
+
+    async with serve(settings) as (client, app):
+        for headers, method in ((DE, "reject_all"), (US_CA, "opt_out"), ({}, "accept_all")):
+            assert (await client.post(API, json={"method": method}, headers=headers)).is_success
+        _, token = await tok.issue(app.runtime.store, "auditor", "dpo")
+        auth = {"Authorization": f"Bearer {token}"}
+
+        async def export(**params: str) -> list[dict]:
+            r = await client.get("/_consent/admin/api/export", params=params, headers=auth)
+            assert r.status_code == 200, r.text
+            return [json.loads(line) for line in r.text.splitlines()]
+
+        assert [r["method"] for r in await export(region="us-ca")] == ["opt_out"]
+        assert [r["method"] for r in await export(regime="opt-in")] == ["reject_all", "accept_all"]
+        assert [r["region"] for r in await export(region="")] == [""]
+        assert [r["region"] for r in await export(region="DE", regime="opt-out")] == []
+        for bad in ({"region": "Germany"}, {"region": "XX"}, {"regime": "opt_in"}):
+            r = await client.get("/_consent/admin/api/export", params=bad, headers=auth)
+            assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_parameter"

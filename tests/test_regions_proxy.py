@@ -5,6 +5,7 @@ cookies that reach the browser, the page, and what the consent log records."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -189,3 +190,31 @@ def test_missing_geoip_database_fails_start_up(upstream: str, tmp_path: Path) ->
     proc = subprocess.run(cmd, env=support.cli_env(ENV), capture_output=True, timeout=60)
     assert proc.returncode != 0
     assert "geoip_database" in proc.stderr.decode() and "no such file" in proc.stderr.decode()
+
+
+def _export(data: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    cmd = [sys.executable, "-m", "consentgate", "export", "--data-dir", str(data), *args]
+    return subprocess.run(cmd, env=support.cli_env(ENV), capture_output=True, timeout=60)
+
+
+def test_export_filters_by_region_and_regime(proxy: tuple[str, Path]) -> None:
+    base, data = proxy
+    assert decide(base, VISITORS["DE"], {"method": "reject_all"}).status_code == 201
+    assert decide(base, VISITORS["US-CA"], {"method": "opt_out"}).status_code == 201
+    assert decide(base, VISITORS["unknown"], {"method": "reject_all"}).status_code == 201
+
+    def rows(*args: str) -> list[dict[str, object]]:
+        proc = _export(data, "--format", "jsonl", *args)
+        assert proc.returncode == 0, proc.stderr.decode()
+        return [json.loads(line) for line in proc.stdout.decode().splitlines()]
+
+    everything = rows()
+    by_region = rows("--region", "us-ca")
+    assert by_region and {r["region"] for r in by_region} == {"US-CA"}
+    assert {r["regime"] for r in rows("--regime", "opt-out")} == {"opt-out"}
+    assert {r["region"] for r in rows("--region", "")} == {""}
+    split = [rows("--regime", regime) for regime in ("opt-in", "opt-out", "notice")]
+    assert sum(len(part) for part in split) == len(everything)
+    for bad, message in ((("--region", "Germany"), "ISO 3166-1"), (("--regime", "gdpr"), "gdpr")):
+        proc = _export(data, *bad)
+        assert proc.returncode == 2 and message in proc.stderr.decode()

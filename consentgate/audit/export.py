@@ -46,7 +46,7 @@ def encoder_for(fmt: str, *, bom: bool = False) -> Encoder:
 def filter_json(flt: EventFilter) -> dict[str, str]:
     """The filters that were applied, for the manifest and the action log."""
     out: dict[str, str] = {}
-    for name in ("site_id", "consent_id", "method"):
+    for name in ("site_id", "consent_id", "method", "region", "regime"):
         value = getattr(flt, name)
         if value is not None:
             out[name] = value

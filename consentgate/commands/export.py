@@ -23,6 +23,7 @@ from ..audit.runner import DATETIME, atomic_file, check_log_exists, cli_store, l
 from ..cli import config_option, data_dir_option, database_option, settings_from
 from ..config import Settings
 from ..consent import Method
+from ..regions import REGIMES, region_filter
 from ..store import EventFilter, StoreError
 
 __all__ = ["register", "run_export"]
@@ -86,6 +87,13 @@ async def run_export(
     return manifest
 
 
+def _region_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    try:
+        return None if value is None else region_filter(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def register(cli: click.Group) -> None:
     @cli.command()
     @config_option
@@ -97,6 +105,12 @@ def register(cli: click.Group) -> None:
     @click.option("--until", type=DATETIME, help="Created before (ISO 8601, UTC).")
     @click.option("--consent-id", help="Only this consent id (one visitor).")
     @click.option("--method", type=click.Choice([m.value for m in Method]), help="Only this one.")
+    @click.option(
+        "--region",
+        callback=_region_option,
+        help='Only this region (DE, US-CA; "" for visitors whose region was unknown).',
+    )
+    @click.option("--regime", type=click.Choice(REGIMES), help="Only this regime.")
     @click.option(
         "-o",
         "--output",
@@ -120,6 +134,8 @@ def register(cli: click.Group) -> None:
         until: object,
         consent_id: str | None,
         method: str | None,
+        region: str | None,
+        regime: str | None,
         output: Path | None,
         manifest_file: Path | None,
         bom: bool,
@@ -133,6 +149,8 @@ def register(cli: click.Group) -> None:
             site_id=site,
             consent_id=consent_id,
             method=method,
+            region=region,
+            regime=regime,
             since=since,  # type: ignore[arg-type]
             until=until,  # type: ignore[arg-type]
         )

@@ -36,7 +36,7 @@ from .headers import (
     rewrite_location,
     visitor_of,
 )
-from .rewrite import PageRewriter, consent_token, make_rewriter
+from .rewrite import PageRewriter, make_rewriter
 
 __all__ = ["ProxyApp"]
 
@@ -162,7 +162,7 @@ class ProxyApp:
             return
         consent = self.runtime.consent_from_cookie(cookie_value(scope), site)
         decision = decide_scope(self.runtime, site, scope, consent)  # region + regime + GPC
-        token = consent_token(decision)
+        token = decision.token
         visitor = self.visitor(scope)
         up_headers = request_headers_for_upstream(
             headers, visitor, site.upstream_host_header or "", consent_token=token
@@ -252,7 +252,7 @@ class ProxyApp:
                 if name in _BYTES_HEADERS:
                     continue
                 if name == b"etag":
-                    value = consent_etag(value, consent_token(decision))
+                    value = consent_etag(value, decision.token)
             out.append((name, value))
         if not html:
             if status == 304:

@@ -9,10 +9,9 @@ import logging
 from typing import Any, Protocol
 
 from ..config import Site
-from ..consent import CATEGORIES
 from ..regions import Decision
 
-__all__ = ["PageRewriter", "consent_token", "make_rewriter"]
+__all__ = ["PageRewriter", "make_rewriter"]
 
 log = logging.getLogger("consentgate.proxy")
 
@@ -20,16 +19,6 @@ log = logging.getLogger("consentgate.proxy")
 class PageRewriter(Protocol):
     def feed(self, chunk: bytes) -> bytes: ...
     def finish(self) -> bytes: ...
-
-
-_REGIME_TAG = {"opt-in": "", "opt-out": "-o", "notice": "-n"}
-
-
-def consent_token(decision: Decision) -> str:
-    """A short tag naming what a rewritten page was rewritten for (used in ETags):
-    the effective categories' initials, ``x`` before a decision, and the regime."""
-    letters = "".join(c[0] for c in CATEGORIES if c in decision.granted)
-    return ("" if decision.decided else "x") + letters + _REGIME_TAG[decision.regime]
 
 
 class _PassThrough:

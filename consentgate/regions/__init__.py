@@ -42,6 +42,7 @@ from .model import (
     check_region_key,
     parse_region,
     regime_for,
+    region_filter,
     stricter,
     strictness,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "parse_networks",
     "parse_region",
     "regime_for",
+    "region_filter",
     "stricter",
     "strictness",
     "vary_fields",

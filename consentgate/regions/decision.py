@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 ALL: frozenset[str] = frozenset(CATEGORIES)
+_REGIME_TAG = {OPT_IN: "", OPT_OUT: "-o", NOTICE: "-n"}
 NECESSARY: frozenset[str] = frozenset({"necessary"})
 
 
@@ -103,6 +104,13 @@ class Decision:
     def decided(self) -> bool:
         """The visitor has a decision that counts here (banner stays closed)."""
         return self.consent is not None
+
+    @property
+    def token(self) -> str:
+        """A short tag naming what a page was rewritten for (ETags, cache keys): the
+        effective categories' initials, ``x`` before a decision, and the regime."""
+        letters = "".join(c[0] for c in CATEGORIES if c in self.granted)
+        return ("" if self.decided else "x") + letters + _REGIME_TAG[self.regime]
 
     def record_fields(self) -> dict[str, Any]:
         """``region``/``regime``/``gpc`` as a :class:`ConsentEvent` records them."""

@@ -32,6 +32,7 @@ __all__ = [
     "check_region_key",
     "parse_region",
     "regime_for",
+    "region_filter",
     "stricter",
     "strictness",
 ]
@@ -146,6 +147,20 @@ def check_region_key(key: str) -> None:
         f"unknown region {key!r}; use an ISO 3166-1 country (DE), an ISO 3166-2 "
         f"subdivision (US-CA) or a group ({', '.join(GROUPS)})"
     )
+
+
+def region_filter(value: str) -> str:
+    """An export filter value as the log stores regions: ``""`` (unknown), ``DE`` or
+    ``US-CA`` (case-insensitive in); raises ``ValueError`` naming the fix."""
+    if not value.strip():
+        return ""
+    region = parse_region(value)
+    if not region.known:
+        raise ValueError(
+            f"{value!r} is not a region; use an ISO 3166-1 country (DE), an ISO 3166-2 "
+            'subdivision (US-CA) or "" for visitors whose region was unknown'
+        )
+    return region.code
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,335 @@
+"""The tracker catalog: which URLs, inline loaders and cookies belong to which service.
+
+The data lives in ``consentgate/data/catalog.toml``; a site adds services
+(``[[sites.services]]``, same fields) and re-categorises catalog services
+(``category_overrides = {service-id = "category"}``). :func:`load_catalog` builds
+the lookup structures once per site.
+
+Lookups:
+
+* :meth:`Catalog.match_url` - services whose host/path pattern matches a URL,
+* :meth:`Catalog.match_inline` - services whose loader signature occurs in an inline script,
+* :meth:`Catalog.cookie_category` / :meth:`Catalog.cookie_service` - cookie name lookups
+  used for ``Set-Cookie`` filtering and for deleting cookies on withdrawal.
+
+Errors in catalog data raise :class:`CatalogError` naming the service and field.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import html
+import re
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from .consent import CATEGORIES
+
+if TYPE_CHECKING:
+    from .config import Site
+
+__all__ = [
+    "CATEGORY_RANK",
+    "Catalog",
+    "CatalogError",
+    "CookiePattern",
+    "Service",
+    "cookie_category",
+    "default_catalog",
+    "host_of",
+    "load_catalog",
+]
+
+#: When several services match one element the strictest category wins.
+CATEGORY_RANK: dict[str, int] = {
+    "necessary": 0,
+    "unclassified": 1,
+    "preferences": 2,
+    "statistics": 3,
+    "marketing": 4,
+}
+
+
+class CatalogError(ValueError):
+    """Bad catalog data: names the service and the field."""
+
+
+@dataclass(frozen=True)
+class CookiePattern:
+    name: str  # glob: '*' matches any run of characters
+    expiry: str = ""
+    purpose: str = ""
+
+    def matches(self, cookie_name: str) -> bool:
+        return fnmatch.fnmatchcase(cookie_name, self.name)
+
+
+@dataclass(frozen=True)
+class Service:
+    id: str
+    name: str
+    provider: str
+    category: str
+    urls: tuple[str, ...] = ()
+    inline: tuple[str, ...] = ()
+    cookies: tuple[CookiePattern, ...] = ()
+    consent_mode: tuple[str, ...] = ()
+    anchors: tuple[str, ...] = ()
+
+
+@dataclass
+class _UrlRule:
+    path: re.Pattern[str] | None  # None: any path
+    service: Service
+    specificity: int
+
+
+@dataclass
+class Catalog:
+    services: tuple[Service, ...]
+    _hosts: dict[str, list[_UrlRule]] = field(default_factory=dict, repr=False)
+    _anyhost: list[tuple[str, Service]] = field(default_factory=list, repr=False)
+    _by_anchor: dict[bytes, list[tuple[re.Pattern[bytes], Service]]] = field(
+        default_factory=dict, repr=False
+    )
+    _anchor: re.Pattern[bytes] | None = field(default=None, repr=False)
+    _inline_cache: dict[bytes, tuple[Service, ...]] = field(default_factory=dict, repr=False)
+    _cookie_exact: dict[str, Service] = field(default_factory=dict, repr=False)
+    _cookie_globs: list[tuple[CookiePattern, Service]] = field(default_factory=list, repr=False)
+    host_hint: re.Pattern[bytes] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        labels: set[str] = set()
+        by_anchor: dict[bytes, list[tuple[re.Pattern[bytes], Service]]] = {}
+        for svc in self.services:
+            for pattern in svc.urls:
+                self._add_url(pattern, svc)
+                if not pattern.startswith("/"):
+                    host = pattern.split("/", 1)[0]
+                    labels.add(host.split(".")[-2] if host.count(".") else host)
+            for i, sig in enumerate(svc.inline):
+                try:
+                    compiled = re.compile(sig.encode())
+                except re.error as exc:
+                    raise CatalogError(f"service {svc.id!r}: inline[{i}] {sig!r}: {exc}") from None
+                for anchor in svc.anchors:
+                    if anchor in sig.replace("\\", ""):
+                        by_anchor.setdefault(anchor.encode(), []).append((compiled, svc))
+            for cookie in svc.cookies:
+                if "*" in cookie.name or "?" in cookie.name or "[" in cookie.name:
+                    self._cookie_globs.append((cookie, svc))
+                else:
+                    self._cookie_exact.setdefault(cookie.name, svc)
+        if by_anchor:
+            self._by_anchor = by_anchor
+            self._anchor = re.compile(b"|".join(re.escape(a) for a in sorted(by_anchor)))
+        # Lower-case literals searched in a lower-cased tag: "oogle" also catches
+        # "%67oogle"; "&#" and a backslash flag obfuscated URLs for a full look.
+        words = {label.lower()[1:] if len(label) > 5 else label.lower() for label in labels}
+        hint = b"|".join(re.escape(w.encode()) for w in sorted(words))
+        self.host_hint = re.compile(hint + rb"|&#|\\" if hint else rb"&#|\\")
+
+    def _add_url(self, pattern: str, svc: Service) -> None:
+        host, slash, path = pattern.partition("/")
+        path_re = (
+            re.compile(re.escape("/" + path).replace(r"\*", "[^?#]*")) if slash and path else None
+        )
+        if not host:  # "/matomo.js": a path suffix on any host, relative URLs included
+            self._anyhost.append(("/" + path, svc))
+        else:
+            self._hosts.setdefault(host.lower(), []).append(_UrlRule(path_re, svc, len(pattern)))
+
+    # -- lookups ---------------------------------------------------------------------
+    def match_url(self, url: str) -> list[Service]:
+        """Services whose pattern matches ``url`` (absolute, scheme-relative or a path)."""
+        host, rest = host_of(url)
+        found: list[tuple[int, Service]] = []
+        if host:
+            labels = host.split(".")
+            for i in range(len(labels)):
+                for rule in self._hosts.get(".".join(labels[i:]), ()):
+                    if rule.path is None or rule.path.match(rest):
+                        found.append((rule.specificity, rule.service))
+        path = rest.split("?", 1)[0].split("#", 1)[0]
+        for suffix, svc in self._anyhost:
+            if path.endswith(suffix):
+                found.append((len(suffix), svc))
+        found.sort(key=lambda f: (CATEGORY_RANK[f[1].category], f[0]), reverse=True)
+        return [svc for _, svc in found]
+
+    def match_inline(self, text: bytes, *, cache: bool = True) -> list[Service]:
+        """Services whose loader signature occurs in an inline script (strictest first).
+
+        A literal anchor of each signature (e.g. ``gtag``, ``_hjSettings``) is searched
+        first; the signatures only run in a window around anchor hits. Results are
+        cached by content digest (pages repeat the same inline scripts)."""
+        if self._anchor is None:
+            return []
+        key = hashlib.blake2b(text, digest_size=16).digest() if cache else b""
+        hit = self._inline_cache.get(key) if cache else None
+        if hit is not None:
+            return list(hit)
+        seen: dict[str, Service] = {}
+        for a in self._anchor.finditer(text):
+            start, end = max(0, a.start() - _WINDOW), a.end() + _WINDOW
+            for regex, svc in self._by_anchor[a.group()]:
+                if svc.id not in seen and regex.search(text, start, end):
+                    seen[svc.id] = svc
+        found = sorted(seen.values(), key=lambda s: CATEGORY_RANK[s.category], reverse=True)
+        if cache:
+            if len(self._inline_cache) >= _CACHE_SIZE:
+                self._inline_cache.clear()
+            self._inline_cache[key] = tuple(found)
+        return found
+
+    def cookie_service(self, name: str) -> Service | None:
+        svc = self._cookie_exact.get(name)
+        if svc is not None:
+            return svc
+        for pattern, svc in self._cookie_globs:
+            if pattern.matches(name):
+                return svc
+        return None
+
+    def cookie_category(self, name: str) -> str | None:
+        """The category of a cookie by name, or None when no service declares it."""
+        svc = self.cookie_service(name)
+        return svc.category if svc else None
+
+    def service(self, service_id: str) -> Service | None:
+        for svc in self.services:
+            if svc.id == service_id:
+                return svc
+        return None
+
+
+_WINDOW = 256  # bytes around an anchor hit in which the full signatures are tried
+_CACHE_SIZE = 4096
+
+
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*):")
+_STRIP = str.maketrans("", "", "\t\n\r")
+
+
+def host_of(url: str) -> tuple[str, str]:
+    """Split a URL as a browser would into (lower-case host, path+query); host '' = relative.
+
+    Handles character references, stray tabs/newlines, backslashes, ``https:host``
+    without slashes, userinfo, ports, a trailing dot and percent-encoded hosts.
+    """
+    if "&" in url:
+        url = html.unescape(url)
+    url = url.strip("\t\n\f\r \x00").translate(_STRIP).replace("\\", "/")
+    m = _SCHEME.match(url)
+    if m:
+        scheme = m.group(1).lower()
+        if scheme not in ("http", "https", "ws", "wss", "ftp"):
+            return "", ""
+        url = "//" + url[m.end() :].lstrip("/")
+    if not url.startswith("//"):
+        return "", url
+    authority, sep, rest = url[2:].partition("/")
+    for stop in "?#":
+        if stop in authority:
+            authority, _, tail = authority.partition(stop)
+            rest, sep = stop + tail + sep + rest, ""
+    authority = authority.rsplit("@", 1)[-1]
+    if authority.startswith("["):
+        host = authority.split("]")[0] + "]"
+    else:
+        host = authority.split(":", 1)[0]
+    if "%" in host:
+        from urllib.parse import unquote
+
+        host = unquote(host)
+    path = "/" + rest if sep == "/" or not rest.startswith(("?", "#")) else rest
+    return host.lower().rstrip("."), path
+
+
+def _service_from(raw: Any, where: str) -> Service:
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{where}: each service is a table")
+    sid = raw.get("id")
+    if not isinstance(sid, str) or not sid:
+        raise CatalogError(f"{where}: every service needs an id")
+    category = raw.get("category")
+    if category not in CATEGORIES:
+        raise CatalogError(f"service {sid!r}: category must be one of {', '.join(CATEGORIES)}")
+    cookies = []
+    for i, c in enumerate(raw.get("cookies", [])):
+        if not isinstance(c, dict) or not isinstance(c.get("name"), str):
+            raise CatalogError(f"service {sid!r}: cookies[{i}] needs a name")
+        cookies.append(
+            CookiePattern(c["name"], str(c.get("expiry", "")), str(c.get("purpose", "")))
+        )
+    for key in ("urls", "inline", "consent_mode", "anchors"):
+        value = raw.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise CatalogError(f"service {sid!r}: {key} must be a list of strings")
+    for sig in raw.get("inline", []):
+        if not any(a in sig.replace("\\", "") for a in raw.get("anchors", [])):
+            raise CatalogError(f"service {sid!r}: inline signature {sig!r} contains no anchor")
+    return Service(
+        id=sid,
+        name=str(raw.get("name", sid)),
+        provider=str(raw.get("provider", "")),
+        category=category,
+        urls=tuple(raw.get("urls", [])),
+        inline=tuple(raw.get("inline", [])),
+        cookies=tuple(cookies),
+        consent_mode=tuple(raw.get("consent_mode", [])),
+        anchors=tuple(raw.get("anchors", [])),
+    )
+
+
+@lru_cache(maxsize=1)
+def _builtin_services() -> tuple[Service, ...]:
+    text = resources.files("consentgate").joinpath("data/catalog.toml").read_bytes()
+    doc = tomllib.loads(text.decode("utf-8"))
+    return tuple(
+        _service_from(raw, f"catalog.toml services[{i}]")
+        for i, raw in enumerate(doc.get("services", []))
+    )
+
+
+@lru_cache(maxsize=1)
+def default_catalog() -> Catalog:
+    """The built-in catalog with no site additions."""
+    return Catalog(_builtin_services())
+
+
+_SITE_CACHE: dict[tuple[str, str], Catalog] = {}
+
+
+def load_catalog(site: Site | None = None) -> Catalog:
+    """The catalog for ``site``: built-in services, the site's own services (they win on
+    a cookie or URL the catalog also knows), category overrides applied."""
+    if site is None or (not site.services and not site.category_overrides):
+        return default_catalog()
+    key = (repr(site.services), repr(sorted(site.category_overrides.items())))
+    cached = _SITE_CACHE.get(key)
+    if cached is not None:
+        return cached
+    extra = tuple(
+        _service_from(raw, f"site {site.id!r} services[{i}]") for i, raw in enumerate(site.services)
+    )
+    services = []
+    for svc in extra + _builtin_services():
+        category = site.category_overrides.get(svc.id, svc.category)
+        if category != svc.category:
+            svc = Service(**{**svc.__dict__, "category": category})
+        services.append(svc)
+    catalog = Catalog(tuple(services))
+    if len(_SITE_CACHE) > 64:
+        _SITE_CACHE.clear()
+    _SITE_CACHE[key] = catalog
+    return catalog
+
+
+def cookie_category(name: str, site: Site | None = None) -> str | None:
+    """Category of cookie ``name`` per the catalog (with ``site``'s services), or None."""
+    return load_catalog(site).cookie_category(name)

@@ -1,0 +1,425 @@
+"""Start/end tag handling for :class:`~consentgate.rewriter.stream.StreamRewriter`.
+
+Kept apart from the state machine so each module stays readable. Foreign content
+(SVG/MathML) is tracked with a small stack of the elements that change how the
+tokenizer behaves: ``svg``/``math`` and the HTML integration points inside them
+(``foreignObject``, ``desc``, ``title``; ``mi``, ``mo``, ``mn``, ``ms``, ``mtext``,
+``annotation-xml`` with an HTML encoding), plus the tree builder's "breakout" tags
+that leave foreign content.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from . import _states as S
+from . import grammar as g
+from .elements import URL_ATTRS, conservative_prefix, first_values, neutralize, parse_attrs
+from .policy import script_is_executable
+
+if TYPE_CHECKING:
+    from .stream import StreamRewriter
+
+_UPPER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
+_NAME = re.compile(rb"[A-Za-z][^\t\n\f\r />]*")
+_WS_SLASH = re.compile(rb"[\t\n\f\r /]*+")
+_WS = re.compile(rb"[\t\n\f\r ]*+")
+_ATTR_NAME_RUN = re.compile(rb"[^\t\n\f\r />=]*+")
+_UNQUOTED_RUN = re.compile(rb"[^\t\n\f\r >]*+")
+_NONCE = re.compile(rb"'nonce-([A-Za-z0-9+/=_\-]+)'")
+_PRELOAD = re.compile(rb"(?i)(?:^|[\t\n\f\r ])(?:preload|modulepreload|prefetch)(?:$|[\t\n\f\r ])")
+_FONT_BREAKOUT = re.compile(rb"(?i)[\t\n\f\r /](?:color|face|size)[\t\n\f\r /=>]")
+_RAWTEXT_NAMES = frozenset(b"style xmp iframe noembed noframes textarea title".split())
+_URL_ELEMENTS = frozenset(URL_ATTRS) - {b"script"}
+_HEAD_OK = frozenset(b"html head title base link meta".split())
+_SVG_POINTS = frozenset(b"foreignobject desc title".split())
+_MATH_POINTS = frozenset(b"mi mo mn ms mtext".split())
+_MAX_STACK = 512
+_SCRIPT_URL_ATTRS = (b"src", b"href", b"xlink:href", b"data-src", b"data-lazy-src")
+(_T_BEFORE, _T_NAME, _T_AFTER_NAME, _T_BEFORE_VALUE, _T_DQ, _T_SQ, _T_UNQ) = range(7)
+
+
+class TagHandling:
+    """Mixin: what happens at a start or end tag."""
+
+    # -- namespace tracking -----------------------------------------------------------
+    def _foreign(self: StreamRewriter) -> bool:
+        stack = self._stack
+        return bool(stack) and stack[-1][:1] != b"!"
+
+    def _push(self: StreamRewriter, entry: bytes) -> None:
+        if len(self._stack) >= _MAX_STACK:
+            self._stack_overflow += 1
+        else:
+            self._stack.append(entry)
+
+    def _pop_to(self: StreamRewriter, index: int) -> None:
+        if self._stack_overflow:
+            self._stack_overflow -= 1
+            return
+        del self._stack[index:]
+
+    def _leave_foreign(self: StreamRewriter) -> None:
+        """A breakout tag: pop until an integration point (or HTML) is current."""
+        self._stack_overflow = 0
+        while self._stack and self._stack[-1][:1] != b"!":
+            self._stack.pop()
+
+    # -- start tags ---------------------------------------------------------------------
+    def _start_tag(
+        self: StreamRewriter, data: bytes, pos: int, end: int, name: bytes, foreign: bool
+    ) -> int:
+        if foreign:
+            if name in g.FOREIGN_BREAKOUT or (
+                name == b"font" and _FONT_BREAKOUT.search(data, pos, end)
+            ):
+                self._leave_foreign()
+                foreign = self._foreign()
+            if foreign:
+                return self._foreign_start(data, pos, end, name)
+        if self._pending and self._pending_start(data, pos, end, name):
+            return end
+        if name == b"script":
+            self._script_start(data, pos, end, name, foreign=False)
+            return end
+        if name in _URL_ELEMENTS and self._active:
+            self._url_element(data, pos, end, name)
+        self._enter_content(name, False, _self_closing(data, pos, end))
+        return end
+
+    def _pending_start(self: StreamRewriter, data: bytes, pos: int, end: int, name: bytes) -> bool:
+        """Place the head snippet if this tag decides where; True if fully handled."""
+        if name not in _HEAD_OK:
+            tag = data[pos:end]
+            attrs = first_values(parse_attrs(tag, len(name) + 1))
+            self._inject(pos, attrs.get(b"nonce"))
+            return False
+        if name != b"meta":
+            return False
+        attrs = first_values(parse_attrs(data[pos:end], 5))
+        equiv = attrs.get(b"http-equiv", b"").strip().lower()
+        if equiv == b"content-security-policy":
+            m = _NONCE.search(attrs.get(b"content", b""))
+            if m and self._meta_nonce is None:
+                self._meta_nonce = m.group(1).decode("ascii")
+        if b"charset" in attrs or equiv == b"content-type":
+            self._inject(end, None)
+        return True
+
+    def _enter_content(self: StreamRewriter, name: bytes, foreign: bool, sc: bool) -> None:
+        """Switch tokenizer state after an HTML start tag (raw text, plaintext, svg)."""
+        if not self._switch:
+            return
+        if foreign:
+            return
+        if name in _RAWTEXT_NAMES:
+            self._state = S.RAWTEXT
+            self._end_re = g.rawtext_end(name)
+            self._tail = len(name) + 3
+        elif name == b"plaintext":
+            self._state = S.PLAINTEXT
+        elif name in (b"svg", b"math") and not sc:
+            self._push(name)
+
+    def _foreign_start(self: StreamRewriter, data: bytes, pos: int, end: int, name: bytes) -> int:
+        sc = _self_closing(data, pos, end)
+        svg = self._namespace() == b"svg"
+        if name == b"script" and svg:
+            self._script_start(data, pos, end, name, foreign=True, self_closing=sc)
+        elif name in (b"svg", b"math"):
+            if not sc:
+                self._push(name)
+        elif (svg and name in _SVG_POINTS) or (not svg and name in _MATH_POINTS):
+            if not sc:
+                self._push(b"!" + name)
+        elif name == b"annotation-xml" and not svg and not sc:
+            attrs = first_values(parse_attrs(data[pos:end], len(name) + 1))
+            enc = attrs.get(b"encoding", b"").strip().lower()
+            self._push(b"!" + name if enc in (b"text/html", b"application/xhtml+xml") else b"-")
+        elif name == b"image" and self._active:
+            self._url_element(data, pos, end, name)
+        return end
+
+    def _namespace(self: StreamRewriter) -> bytes:
+        for entry in reversed(self._stack):
+            if entry in (b"svg", b"math"):
+                return entry
+        return b"html"
+
+    def _script_start(
+        self: StreamRewriter,
+        data: bytes,
+        pos: int,
+        end: int,
+        name: bytes,
+        *,
+        foreign: bool,
+        self_closing: bool = False,
+    ) -> None:
+        held = False
+        if self._active:
+            tag = data[pos:end]
+            attr_list = parse_attrs(tag, len(name) + 1)
+            attrs = first_values(attr_list)
+            category: str | None = None
+            if script_is_executable(attrs):
+                category = self.policy.override(attrs)
+                if category is None:
+                    url = next((attrs[a] for a in _SCRIPT_URL_ATTRS if attrs.get(a)), None)
+                    if url is not None:
+                        category = self.policy.url_category(url, script=True)
+                    elif not self_closing:
+                        held = True
+            if category is not None and not self.policy.allows(category):
+                self._neutralize(pos, end, tag, len(name) + 1, attr_list, b"script", category)
+        if self_closing or not self._switch:
+            return
+        self._state = S.SCRIPT
+        self._esc = 0
+        self._script_foreign = foreign
+        if held:
+            self._hold = pos
+            self._script = (pos, len(name) + 1, end, name)
+            self._content = end
+
+    def _decide_script(self: StreamRewriter, data: bytes, end: int) -> None:
+        """Classify the held inline script whose content ends at ``end``."""
+        assert self._script is not None
+        start, name_end, tag_end, _ = self._script
+        length = end - self._content
+        text = data[self._content : self._content + min(length, self._script_cap)]
+        category = self.policy.inline_category(text)
+        if category is None and length > self._script_cap:
+            category = "unclassified"  # too long to read whole: the conservative choice
+        if category is not None and not self.policy.allows(category):
+            tag = data[start:tag_end]
+            self._neutralize(
+                start, tag_end, tag, name_end, parse_attrs(tag, name_end), b"script", category
+            )
+        self._hold = -1
+        self._script = None
+
+    def _url_element(self: StreamRewriter, data: bytes, pos: int, end: int, name: bytes) -> None:
+        tag = data[pos:end]
+        if self.policy.element_hint.search(tag.lower()) is None:
+            return
+        attr_list = parse_attrs(tag, len(name) + 1)
+        attrs = first_values(attr_list)
+        override = self.policy.override(attrs)
+        if override == "necessary":
+            return
+        if name == b"link" and not _PRELOAD.search(attrs.get(b"rel", b"")):
+            return
+        urls = [(a, attrs[a]) for a in URL_ATTRS[name] if attrs.get(a)]
+        if not urls:
+            return
+        category = override
+        if category is None:
+            found = []
+            for attr, value in urls:
+                for url in _candidates(value, attr.endswith(b"srcset")):
+                    c = self.policy.url_category(url, script=False)
+                    if c is not None:
+                        found.append(c)
+            category = self.policy.strictest(found)
+        if category is not None and not self.policy.allows(category):
+            self._neutralize(pos, end, tag, len(name) + 1, attr_list, name, category)
+
+    def _neutralize(
+        self: StreamRewriter,
+        pos: int,
+        end: int,
+        tag: bytes,
+        name_end: int,
+        attr_list: list,
+        element: bytes,
+        category: str,
+    ) -> None:
+        self._edit(pos, end, neutralize(tag, name_end, attr_list, element, category))
+        self.stats[category] += 1
+
+    # -- end tags -----------------------------------------------------------------------
+    def _end_tag(self: StreamRewriter, data: bytes, pos: int, m: re.Match[bytes]) -> None:
+        self._end_name(pos, m.group(2).translate(_UPPER))
+
+    def _end_name(self: StreamRewriter, pos: int, name: bytes) -> None:
+        if self._pending and name in (b"head", b"body", b"html"):
+            self._inject(pos, None)
+        stack = self._stack
+        if not stack:
+            return
+        if self._foreign():
+            if name in (b"br", b"p"):
+                self._leave_foreign()
+                return
+            for i in range(len(stack) - 1, -1, -1):
+                if stack[i].lstrip(b"!") == name:
+                    self._pop_to(i)
+                    return
+        elif stack[-1] == b"!" + name:
+            self._pop_to(len(stack) - 1)
+
+    # -- tags that do not fit in one chunk ---------------------------------------------
+    def _incomplete_tag(
+        self: StreamRewriter,
+        data: bytes,
+        pos: int,
+        final: bool,
+        *,
+        end_tag: bool,
+        whole: re.Match[bytes] | None = None,
+    ) -> int:
+        n = len(data)
+        if final and whole is None:
+            return n  # EOF inside a tag: the tokenizer drops it; bytes pass through
+        nm = _NAME.match(data, pos + 1 + end_tag)
+        assert nm is not None
+        name_end = nm.end()
+        if name_end >= n and whole is None and name_end - pos < 64:
+            return -1 - pos  # the name may continue
+        name = nm.group().translate(_UPPER)
+        foreign = self._foreign()
+        if end_tag:
+            self._end_name(pos, name)
+            self._lt_after = None
+        else:
+            if whole is None and n - pos <= self._tag_cap and self._needs_whole(name, foreign):
+                return -1 - pos
+            if foreign and (name in g.FOREIGN_BREAKOUT or name == b"font"):
+                self._leave_foreign()
+                foreign = self._foreign()
+            if self._pending and name not in _HEAD_OK:
+                self._inject(pos, None)
+            if self._active and (name in _URL_ELEMENTS or name == b"script"):
+                prefix = conservative_prefix(name)
+                if prefix and not self.policy.allows("unclassified"):
+                    self._edit(name_end, name_end, prefix)
+                    self.stats["unclassified"] += 1
+            self._lt_after = (name, foreign)
+        self._lt = [_T_BEFORE, 0]
+        self._state = S.LONGTAG
+        return name_end
+
+    def _needs_whole(self: StreamRewriter, name: bytes, foreign: bool) -> bool:
+        if self._pending and name == b"meta":
+            return True
+        if not self._active:
+            return False
+        return name == b"script" or name in _URL_ELEMENTS
+
+    def _longtag(self: StreamRewriter, data: bytes, pos: int, final: bool) -> int:
+        """Stream through a tag too long to hold, following the attribute states."""
+        st, slash = self._lt
+        n = len(data)
+        while pos < n:
+            if st == _T_BEFORE:
+                e = _WS_SLASH.match(data, pos).end()
+                if e > pos:
+                    slash = data[e - 1] == 0x2F
+                pos = e
+                if pos >= n:
+                    break
+                if data[pos] == 0x3E:
+                    return self._longtag_done(pos + 1, bool(slash))
+                st, slash, pos = _T_NAME, 0, pos + 1
+            elif st == _T_NAME:
+                pos = _ATTR_NAME_RUN.match(data, pos).end()
+                if pos >= n:
+                    break
+                c = data[pos]
+                if c == 0x3E:
+                    return self._longtag_done(pos + 1, False)
+                st = _T_BEFORE_VALUE if c == 0x3D else _T_BEFORE if c == 0x2F else _T_AFTER_NAME
+                slash = c == 0x2F
+                pos += 1
+            elif st == _T_AFTER_NAME:
+                pos = _WS.match(data, pos).end()
+                if pos >= n:
+                    break
+                c = data[pos]
+                if c == 0x3E:
+                    return self._longtag_done(pos + 1, False)
+                st = _T_BEFORE_VALUE if c == 0x3D else _T_BEFORE if c == 0x2F else _T_NAME
+                slash = c == 0x2F
+                pos += 1
+            elif st == _T_BEFORE_VALUE:
+                pos = _WS.match(data, pos).end()
+                if pos >= n:
+                    break
+                c = data[pos]
+                if c == 0x3E:
+                    return self._longtag_done(pos + 1, False)
+                if c in (0x22, 0x27):
+                    st, pos = (_T_DQ if c == 0x22 else _T_SQ), pos + 1
+                else:
+                    st = _T_UNQ
+            elif st in (_T_DQ, _T_SQ):
+                q = data.find(b'"' if st == _T_DQ else b"'", pos)
+                if q < 0:
+                    pos = n
+                    break
+                st, slash, pos = _T_BEFORE, 0, q + 1
+            else:  # unquoted value
+                pos = _UNQUOTED_RUN.match(data, pos).end()
+                if pos >= n:
+                    break
+                if data[pos] == 0x3E:
+                    return self._longtag_done(pos + 1, False)
+                st = _T_BEFORE
+        self._lt = [st, slash]
+        return n
+
+    def _longtag_done(self: StreamRewriter, end: int, sc: bool) -> int:
+        self._state = S.DATA
+        after = self._lt_after
+        if after is not None:
+            name, foreign = after
+            if name == b"script" and not sc and (not foreign or self._namespace() == b"svg"):
+                self._state = S.SCRIPT
+                self._esc = 0
+                self._script_foreign = foreign
+            elif foreign:
+                if name in (b"svg", b"math") and not sc:
+                    self._push(name)
+            else:
+                self._enter_content(name, False, sc)
+        return end
+
+    # -- the head snippet ---------------------------------------------------------------
+    def _inject(self: StreamRewriter, at: int, tag_nonce: bytes | None) -> None:
+        self._pending = False
+        nonce = tag_nonce.decode("latin-1").strip() if tag_nonce else None
+        self._edit(at, at, self._snippet_bytes(nonce))
+
+    def _snippet_bytes(self: StreamRewriter, tag_nonce: str | None) -> bytes:
+        self._pending = False
+        if self._snippet is None:
+            return b""
+        return self._snippet(self._nonce or self._meta_nonce or tag_nonce or None)
+
+    def _token(self: StreamRewriter, kind: str, data: bytes, start: int, end: int) -> None:
+        if self._on_token is not None:
+            self._on_token(kind, data, start, end)
+
+
+def _self_closing(data: bytes, pos: int, end: int) -> bool:
+    """Does the tag ``data[pos:end]`` carry the self-closing flag (``/>`` not in a value)?"""
+    if data[end - 2] != 0x2F:
+        return False
+    tag = data[pos:end]
+    attrs = parse_attrs(tag, _NAME.match(tag, 1).end())  # type: ignore[union-attr]
+    # an unquoted value running into the '>' owns the slash
+    return not (attrs and attrs[-1].value_end == len(tag) - 1 and not attrs[-1].quoted)
+
+
+def _candidates(value: bytes, srcset: bool) -> list[bytes]:
+    """URLs in a ``src`` or ``srcset`` value."""
+    if not srcset:
+        return [value]
+    out = []
+    for part in value.split(b","):
+        words = part.split()
+        if words:
+            out.append(words[0])
+    return out

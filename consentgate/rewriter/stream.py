@@ -1,0 +1,423 @@
+"""The streaming rewriter: bytes in, bytes out, any chunking, bounded memory.
+
+The tokenizer only wakes up at ``<``: a possessive regular expression (``RUN_HTML``)
+skips text, comments and every tag that cannot matter in one C-level match, and
+Python handles the few constructs that can (scripts, URL-bearing elements, raw-text
+elements, SVG/MathML, the head until the snippet is placed). Script, RAWTEXT and
+RCDATA bodies are skipped with ``re.search`` for their end.
+
+Chunk invariance: a decision only ever depends on input bytes, never on where a
+chunk ended. An incomplete construct at the end of a chunk is kept for the next
+``feed`` (at most :data:`TAG_CAP` bytes for a tag the rewriter must read whole,
+:data:`SCRIPT_CAP` bytes for an inline script it must classify); beyond those caps
+the conservative decision of :mod:`.elements` applies, decided by length alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable
+
+from . import grammar as g
+from ._states import (
+    BOGUS,
+    CDATA,
+    COMMENT,
+    DATA,
+    DEFAULT_SCRIPT_CAP,
+    DEFAULT_TAG_CAP,
+    LONGTAG,
+    PASS,
+    PLAINTEXT,
+    RAWTEXT,
+    SCRIPT,
+    SNIFF,
+)
+from ._tags import TagHandling
+from .policy import RewritePolicy
+
+__all__ = ["StreamRewriter"]
+
+log = logging.getLogger("consentgate.rewriter")
+
+HeadSnippet = Callable[[str | None], bytes]
+
+_ESC_NONE, _ESC, _ESC_DOUBLE = 0, 1, 2
+
+_UPPER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
+_WS_RUN = re.compile(rb"[\t\n\f\r ]*+")
+
+
+class StreamRewriter(TagHandling):
+    """Rewrite one HTML document for one visitor. ``feed`` chunks, then ``finish``.
+
+    ``head_snippet(nonce)`` returns the markup placed once, early in ``<head>``: after a
+    ``<meta charset>``/``http-equiv=content-type``, else before the first element that is
+    not ``html``/``head``/``title``/``base``/``link``/``meta`` (or non-blank text, or
+    ``</head>``). The nonce passed is ``nonce`` (the caller's, from the CSP header), else
+    one from a ``<meta http-equiv=Content-Security-Policy>`` seen earlier, else the
+    ``nonce`` attribute of the element the snippet is placed before.
+
+    ``charset``: the Content-Type charset, when known; UTF-16/32 (by BOM or header)
+    and other non-ASCII-compatible encodings pass through unrewritten.
+    ``stats`` counts neutralized elements per category.
+    """
+
+    def __init__(
+        self,
+        policy: RewritePolicy,
+        head_snippet: HeadSnippet | None = None,
+        *,
+        nonce: str | None = None,
+        charset: str | None = None,
+        on_token: Callable[[str, bytes, int, int], None] | None = None,
+        switch_states: bool = True,
+        tag_cap: int = DEFAULT_TAG_CAP,
+        script_cap: int = DEFAULT_SCRIPT_CAP,
+    ) -> None:
+        self.policy = policy
+        self.stats: Counter[str] = Counter()
+        self.passthrough_reason: str | None = None
+        self._snippet = head_snippet
+        self._nonce = nonce
+        self._charset = (charset or "").strip().lower()
+        self._active = not policy.grants_everything
+        self._pending = head_snippet is not None
+        self._on_token = on_token
+        # on_token(kind, data, start, end) sees every token (tests); switch_states=False
+        # keeps the tokenizer in its state at start tags (the html5lib tokenizer suite)
+        self._switch = switch_states
+        self._tag_cap = tag_cap
+        self._script_cap = script_cap
+        self._meta_nonce: str | None = None
+        self._data = b""
+        self._buf = b""
+        self._pos = 0  # scan position inside _buf
+        self._hold = -1  # start of a held script start tag inside _buf, or -1
+        self._state = SNIFF
+        self._end_re: re.Pattern[bytes] | None = None  # RAWTEXT/RCDATA end
+        self._tail = 0  # bytes kept back while streaming a body
+        self._esc = _ESC_NONE
+        # held script: tag start, name end (inside the tag), tag end, name
+        self._script: tuple[int, int, int, bytes] | None = None
+        self._content = 0  # start of the held script's content
+        self._script_foreign = False
+        self._stack: list[bytes] = []  # open svg/math elements and integration points
+        self._stack_overflow = 0
+        self._lt: list[int] = [0, 0]  # long tag: sub-state, self-closing flag
+        self._lt_after: tuple[bytes, bool] | None = None
+        self._seen = 0
+        self._finished = False
+        self._out: list[bytes] = []
+        self._emit = 0
+
+    # -- public API ---------------------------------------------------------------------
+    def feed(self, chunk: bytes) -> bytes:
+        if self._finished:
+            raise RuntimeError("feed() after finish()")
+        if not chunk:
+            return b""
+        self._seen += len(chunk)
+        if self._state == PASS and not self._buf:
+            return bytes(chunk)
+        data = self._buf + chunk if self._buf else bytes(chunk)
+        return self._process(data, final=False)
+
+    def finish(self) -> bytes:
+        if self._finished:
+            return b""
+        out = self._process(self._buf, final=True)
+        self._finished = True
+        if self._pending and self._seen:
+            out += self._snippet_bytes(None)
+        return out
+
+    # -- driver --------------------------------------------------------------------------
+    def _process(self, data: bytes, final: bool) -> bytes:
+        out = self._out = []
+        self._data = data
+        self._emit = 0
+        n = len(data)
+        pos = self._pos
+        handlers = self._handlers
+        while pos < n:
+            new = handlers[self._state](self, data, pos, final)
+            if new < 0:  # need more input; keep data[-new - 1:]
+                pos = -new - 1
+                break
+            pos = new
+        if final:
+            self._finish_states(data)
+            pos = n
+        keep = pos if self._hold < 0 else min(pos, self._hold)
+        if keep > self._emit:
+            out.append(data[self._emit : keep])
+        self._buf = data[keep:]
+        self._pos = pos - keep
+        if self._hold >= 0:
+            self._hold -= keep
+            self._content -= keep
+            if self._script is not None:
+                s, ne, te, name = self._script
+                self._script = (s - keep, ne, te - keep, name)
+        self._out = []
+        return b"".join(out)
+
+    def _finish_states(self, data: bytes) -> None:
+        if self._state == SCRIPT and self._hold >= 0:
+            self._decide_script(data, len(data))
+
+    def _edit(self, start: int, end: int, replacement: bytes) -> None:
+        if start > self._emit:
+            self._out.append(self._data[self._emit : start])
+        self._out.append(replacement)
+        self._emit = end
+
+    # -- states --------------------------------------------------------------------------
+    def _sniff(self, data: bytes, pos: int, final: bool) -> int:
+        if len(data) < 4 and not final:
+            return -1 - pos
+        head = data[:4]
+        reason = None
+        if head.startswith((b"\xfe\xff", b"\xff\xfe", b"\x00\x00\xfe\xff")):
+            reason = "UTF-16/32 byte order mark"
+        elif head[:2] in (b"<\x00", b"\x00<"):
+            reason = "UTF-16 without BOM"
+        elif self._charset and _not_ascii_compatible(self._charset):
+            reason = f"charset {self._charset}"
+        if reason is not None:
+            log.warning("not rewriting a page in a non-ASCII-compatible encoding (%s)", reason)
+            self.passthrough_reason = reason
+            self._pending = False
+            self._state = PASS
+            return pos
+        if not self._active and not self._pending and self._on_token is None:
+            self._state = PASS
+            return pos
+        self._state = DATA
+        return 3 if head.startswith(b"\xef\xbb\xbf") else pos
+
+    def _pass(self, data: bytes, pos: int, final: bool) -> int:
+        return len(data)
+
+    def _data(self, data: bytes, pos: int, final: bool) -> int:
+        if self._pending:
+            return self._pending_data(data, pos, final)
+        if not self._active and self._on_token is None:
+            self._state = PASS
+            return pos
+        foreign = self._foreign()
+        if self._on_token is not None:
+            pos = g.RUN_TEXT.match(data, pos).end()
+        else:
+            pos = (g.RUN_FOREIGN if foreign else g.RUN_HTML).match(data, pos).end()
+        if pos >= len(data):
+            return pos
+        return self._construct(data, pos, final, foreign)
+
+    def _pending_data(self, data: bytes, pos: int, final: bool) -> int:
+        n = len(data)
+        pos = _WS_RUN.match(data, pos).end()
+        if pos >= n:
+            return pos
+        if data[pos] != 0x3C or (pos + 1 < n and data[pos + 1] not in _TAG_OPENERS):
+            self._inject(pos, None)  # text: the body starts here
+            return pos
+        if pos + 1 >= n:
+            if not final:
+                return -1 - pos
+            self._inject(pos, None)
+            return pos
+        return self._construct(data, pos, final, self._foreign())
+
+    def _construct(self, data: bytes, pos: int, final: bool, foreign: bool) -> int:
+        """Handle the construct starting with ``<`` at ``pos`` (not skipped by the run)."""
+        n = len(data)
+        if pos + 1 >= n:
+            return n if final else -1 - pos
+        c = data[pos + 1]
+        if c == 0x21:  # <!
+            return self._markup_decl(data, pos, final, foreign)
+        if c == 0x3F:  # <? bogus comment
+            return self._bogus(data, pos, pos + 1, final)
+        if c == 0x2F:  # </
+            if pos + 2 >= n:
+                return n if final else -1 - pos
+            d = data[pos + 2]
+            if d == 0x3E:
+                return pos + 3
+            if not (0x41 <= d <= 0x5A or 0x61 <= d <= 0x7A):
+                return self._bogus(data, pos, pos + 2, final)
+            m = g.TAG.match(data, pos)
+            if m is None:
+                return self._incomplete_tag(data, pos, final, end_tag=True)
+            if self._on_token is not None:
+                self._on_token("end", data, pos, m.end())
+            self._end_tag(data, pos, m)
+            return m.end()
+        if 0x41 <= c <= 0x5A or 0x61 <= c <= 0x7A:
+            m = g.TAG.match(data, pos)
+            if m is None or m.end() - pos > self._tag_cap:
+                return self._incomplete_tag(data, pos, final, end_tag=False, whole=m)
+            if self._on_token is not None:
+                self._on_token("start", data, pos, m.end())
+            return self._start_tag(data, pos, m.end(), m.group(2).translate(_UPPER), foreign)
+        return pos + 1  # a '<' that starts nothing
+
+    def _markup_decl(self, data: bytes, pos: int, final: bool, foreign: bool) -> int:
+        n = len(data)
+        if data.startswith(b"<!--", pos):
+            if n - pos < 6 and not final:
+                return -1 - pos
+            if data.startswith(b">", pos + 4):
+                end = pos + 5
+            elif data.startswith(b"->", pos + 4):
+                end = pos + 6
+            else:
+                m = g.COMMENT_END.search(data, pos + 4)
+                if m is None:
+                    self._token("comment", data, pos, n)
+                    self._state = COMMENT
+                    return pos + 4
+                end = m.end()
+            self._token("comment", data, pos, end)
+            return end
+        if n - pos < 9 and not final and (b"<!--".startswith(data[pos:]) or foreign):
+            return -1 - pos
+        if foreign and data.startswith(b"<![CDATA[", pos):
+            self._state = CDATA
+            return pos + 9
+        return self._bogus(data, pos, pos + 2, final)
+
+    def _bogus(self, data: bytes, pos: int, start: int, final: bool) -> int:
+        end = data.find(b">", start)
+        if end < 0:
+            self._token("bogus", data, pos, len(data))
+            self._state = BOGUS
+            return len(data)
+        self._token("bogus", data, pos, end + 1)
+        return end + 1
+
+    def _comment(self, data: bytes, pos: int, final: bool) -> int:
+        m = g.COMMENT_END.search(data, pos)
+        if m is None:
+            return _stream_tail(data, pos, 3, final)
+        self._state = DATA
+        return m.end()
+
+    def _bogus_body(self, data: bytes, pos: int, final: bool) -> int:
+        end = data.find(b">", pos)
+        if end < 0:
+            return len(data)
+        self._state = DATA
+        return end + 1
+
+    def _cdata(self, data: bytes, pos: int, final: bool) -> int:
+        m = g.CDATA_END.search(data, pos)
+        if m is None:
+            return _stream_tail(data, pos, 2, final)
+        self._state = DATA
+        return m.end()
+
+    def _rawtext(self, data: bytes, pos: int, final: bool) -> int:
+        assert self._end_re is not None
+        m = self._end_re.search(data, pos)
+        if m is None:
+            return _stream_tail(data, pos, self._tail, final)
+        self._state = DATA
+        return m.start()
+
+    def _plaintext(self, data: bytes, pos: int, final: bool) -> int:
+        return len(data)
+
+    def _script_body(self, data: bytes, pos: int, final: bool) -> int:
+        end = self._script_end(data, pos)
+        held = self._hold >= 0
+        if end < 0:
+            if held and len(data) - self._content > self._script_cap:
+                self._decide_script(data, self._content + self._script_cap + 1)
+            return _stream_tail(data, -end - 1, 9, final)
+        if held:
+            self._decide_script(data, end)
+        self._state = DATA
+        return end
+
+    def _script_end(self, data: bytes, pos: int) -> int:
+        """Offset of the ``</script`` ending the script, or ``-1 - resume`` if not found."""
+        if self._script_foreign:
+            m = g.rawtext_end(b"script").search(data, pos)
+            return m.start() if m else -1 - pos
+        while True:
+            if self._esc == _ESC_NONE:
+                m = g.SCRIPT_EVENT.search(data, pos)
+                if m is None:
+                    return -1 - pos
+                if data[m.start() + 1] == 0x2F:
+                    return m.start()
+                self._esc = _ESC
+                pos = m.start() + 2  # the dashes of <!-- count towards -->
+            elif self._esc == _ESC:
+                m = g.SCRIPT_ESCAPED_EVENT.search(data, pos)
+                if m is None:
+                    return -1 - pos
+                if data[m.start()] == 0x2D:  # -->
+                    self._esc = _ESC_NONE
+                    pos = m.end()
+                elif m.group(1):
+                    return m.start()
+                else:
+                    self._esc = _ESC_DOUBLE
+                    pos = m.end() + 1
+            else:
+                m = g.SCRIPT_DOUBLE_EVENT.search(data, pos)
+                if m is None:
+                    return -1 - pos
+                self._esc = _ESC_NONE if data[m.start()] == 0x2D else _ESC
+                pos = m.end() + (0 if data[m.start()] == 0x2D else 1)
+
+    _handlers: dict[int, Callable[[StreamRewriter, bytes, int, bool], int]] = {}
+
+
+_TAG_OPENERS = frozenset(b"!/?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+def _stream_tail(data: bytes, pos: int, tail: int, final: bool) -> int:
+    """Everything but the last ``tail`` bytes is safe to emit; keep the rest."""
+    n = len(data)
+    if final:
+        return n
+    return -1 - max(pos, n - tail)
+
+
+def _not_ascii_compatible(charset: str) -> bool:
+    name = charset.replace("_", "-")
+    return name.startswith(("utf-16", "utf-32", "ucs-2", "ucs-4", "unicode")) or name in (
+        "cp037",
+        "cp500",
+        "cp875",
+        "cp1026",
+        "cp1140",
+        "ibm037",
+        "ebcdic-cp-us",
+        "utf-7",
+        "hz-gb-2312",
+        "iso-2022-jp",
+        "iso-2022-kr",
+        "iso-2022-cn",
+    )
+
+
+StreamRewriter._handlers = {
+    DATA: StreamRewriter._data,
+    COMMENT: StreamRewriter._comment,
+    BOGUS: StreamRewriter._bogus_body,
+    RAWTEXT: StreamRewriter._rawtext,
+    SCRIPT: StreamRewriter._script_body,
+    PLAINTEXT: StreamRewriter._plaintext,
+    CDATA: StreamRewriter._cdata,
+    PASS: StreamRewriter._pass,
+    SNIFF: StreamRewriter._sniff,
+    LONGTAG: StreamRewriter._longtag,
+}

@@ -1,0 +1,155 @@
+"""US-CA vs DE in real headless Chromium, through a real `consentgate serve` proxy in
+front of the shop upstream. The browser sends the CDN's region headers itself from
+127.0.0.1, a trusted proxy here. Tracker hosts are answered by local fakes that count
+their executions; nothing leaves 127.0.0.1."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Browser, Page, Route, sync_playwright
+
+from tests import support
+from tests.regions_shop import shop_upstream, write_config
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ENV = {"CONSENTGATE_SECRET_KEYS": "regions-browser-test-key-0123456789"}
+DE = {"CF-IPCountry": "DE"}
+US_CA = {"CF-IPCountry": "US", "CF-Region-Code": "CA"}
+FAKE_GTAG = "window.__ga = (window.__ga || 0) + 1; document.cookie = '_ga=GA1.1.1.1; path=/';"
+FAKE_FB = "window.__fb = (window.__fb || 0) + 1;"
+
+
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("regions-browser")
+    with shop_upstream() as upstream:
+        config = write_config(tmp / "c.toml", upstream, ["127.0.0.1", "::1"])
+        args = ("--config", str(config), "--data-dir", str(tmp / "data"))
+        with support.consentgate_server(*args, env=ENV) as (base, _proc):
+            yield base
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class Visit:
+    def __init__(self, browser: Browser, base: str, headers: dict[str, str]) -> None:
+        self.base = base
+        self.third_party: list[str] = []
+        self.errors: list[str] = []
+        self.context = browser.new_context(extra_http_headers=headers)
+        self.context.route("**/*", self._route)
+        self.page: Page = self.context.new_page()
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def _route(self, route: Route) -> None:
+        url = route.request.url
+        if url.startswith(self.base):
+            route.continue_()
+            return
+        self.third_party.append(urlsplit(url).hostname or "")
+        if "/gtag/js" in url:
+            route.fulfill(body=FAKE_GTAG, content_type="text/javascript")
+        elif "fbevents.js" in url:
+            route.fulfill(body=FAKE_FB, content_type="text/javascript")
+        elif "youtube" in url:
+            route.fulfill(body="<!doctype html><title>video</title>", content_type="text/html")
+        else:
+            route.fulfill(status=204, body="")
+
+    def open(self) -> None:
+        self.third_party.clear()
+        self.page.goto(self.base + "/shop")
+        self.wait("document.querySelector('#consentgate') !== null")
+
+    def wait(self, expression: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.page.evaluate(expression):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"still false after {timeout}s: {expression}")
+            self.page.wait_for_timeout(50)
+
+    def runs(self) -> dict[str, Any]:
+        return self.page.evaluate("({ga: window.__ga || 0, fb: window.__fb || 0})")
+
+    def buttons(self) -> list[str]:
+        return self.page.locator("#consentgate").get_by_role("button").all_inner_texts()
+
+    def click(self, name: str) -> None:
+        self.page.locator("#consentgate").get_by_role("button", name=name, exact=True).click()
+
+    def banner_text(self) -> str:
+        return self.page.locator("#consentgate .b").inner_text()
+
+    def close(self) -> None:
+        self.context.close()
+        assert self.errors == []
+
+
+def test_germany_blocks_until_accepted(chromium: Browser, proxy: str) -> None:
+    visit = Visit(chromium, proxy, DE)
+    visit.open()
+    visit.wait("document.querySelector('#consentgate').shadowRoot.querySelector('.b') !== null")
+    assert {"Accept all", "Reject all", "Customize"} <= set(visit.buttons())
+    assert "Do Not Sell" not in visit.banner_text()
+    visit.page.wait_for_timeout(300)
+    assert visit.runs() == {"ga": 0, "fb": 0}
+    assert visit.third_party == []  # nothing left for a tracker host before a decision
+    assert "_ga=" not in visit.page.evaluate("document.cookie")
+    visit.click("Accept all")
+    visit.wait("(window.__ga || 0) === 1 && (window.__fb || 0) === 1")
+    visit.close()
+
+
+def test_california_runs_until_opt_out(chromium: Browser, proxy: str) -> None:
+    visit = Visit(chromium, proxy, US_CA)
+    visit.open()
+    visit.wait("(window.__ga || 0) === 1 && (window.__fb || 0) === 1")  # opt-out: running
+    buttons = visit.buttons()
+    assert "Do Not Sell or Share My Personal Information" in buttons
+    assert "Accept all" not in buttons and "Reject all" not in buttons
+    assert "Opt-out preference signal honored" not in visit.banner_text()
+    visit.page.wait_for_load_state("load")
+    visit.third_party.clear()
+    with visit.page.expect_navigation():  # marketing already ran: the page reloads
+        visit.click("Do Not Sell or Share My Personal Information")
+    visit.wait("(window.__ga || 0) === 1")
+    visit.page.wait_for_timeout(300)
+    assert visit.runs() == {"ga": 1, "fb": 0}  # after the reload: statistics only
+    assert "connect.facebook.net" not in visit.third_party
+    assert visit.page.locator("#consentgate .b").count() == 0  # decided: no notice
+    visit.close()
+
+
+def test_california_with_gpc(chromium: Browser, proxy: str) -> None:
+    visit = Visit(chromium, proxy, {**US_CA, "Sec-GPC": "1"})
+    visit.open()
+    visit.wait("(window.__ga || 0) === 1")
+    assert "Opt-out preference signal honored" in visit.banner_text()
+    visit.page.wait_for_timeout(300)
+    assert visit.runs()["fb"] == 0  # GPC: marketing refused without a click
+    assert "connect.facebook.net" not in visit.third_party
+    visit.click("OK")
+    visit.wait("window.consentgate.consent !== null")
+    consent = visit.page.evaluate("window.consentgate.consent")
+    assert consent["regime"] == "opt-out" and consent["gpc"] is True
+    assert "marketing" not in consent["granted"]
+    visit.close()
