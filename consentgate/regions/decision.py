@@ -168,8 +168,8 @@ def _headers(scope: Mapping[str, Any], wanted: frozenset[bytes]) -> dict[str, st
     """The request headers named in ``wanted`` (lowercase), repeated ones joined."""
     out: dict[str, str] = {}
     for raw_name, raw_value in scope.get("headers") or ():
-        if raw_name not in wanted and raw_name.lower() not in wanted:
-            continue
+        if raw_name not in wanted and (raw_name.islower() or raw_name.lower() not in wanted):
+            continue  # servers send lowercase names; the second test is for odd ones
         name = raw_name.decode("latin-1").lower()
         value = raw_value.decode("latin-1")
         out[name] = f"{out[name]}, {value}" if name in out else value
