@@ -30,6 +30,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .app import Runtime
+from .catalog import load_catalog
 from .config import Site
 from .consent import CATEGORIES, Consent
 from .errors import ApiError
@@ -48,24 +49,11 @@ __all__ = ["Asset", "BannerAssets", "cookie_patterns", "head_snippet", "routes"]
 
 STATIC = Path(__file__).parent / "static" / "banner"
 YEAR = "public, max-age=31536000, immutable"
+#: Texts only the second layer shows; they load with it (``/banner.json``), not up front.
+SECOND_LAYER_TEXTS = frozenset(
+    {"save", "hide", "settings", "intro", "on", "cookies", "provider", "expiry", "id", "date"}
+)
 REVALIDATE = "public, max-age=300"
-
-#: Cookie name patterns (``*`` = any run of characters) of well-known trackers, per category.
-#: Used when the tracker catalog is not available; the catalog's patterns are added to these.
-TRACKER_COOKIES: dict[str, tuple[str, ...]] = {
-    "statistics": (
-        "_ga",
-        "_ga_*",
-        "_gid",
-        "_gat*",
-        "__utm*",
-        "_hj*",
-        "_clck",
-        "_clsk",
-        "_pk_*",
-    ),
-    "marketing": ("_fbp", "_fbc", "_gcl_*", "_uet*", "_ttp", "_tt_*", "li_fat_id", "_pin_unauth"),
-}
 
 
 def consent_mode(granted: Iterable[str]) -> dict[str, str]:
@@ -75,36 +63,17 @@ def consent_mode(granted: Iterable[str]) -> dict[str, str]:
     return state
 
 
-def _catalog_cookie_patterns() -> dict[str, list[str]]:
-    """Cookie patterns from the tracker catalog, when that module is present."""
-    try:
-        from . import catalog
-    except ImportError:
-        return {}
-    out: dict[str, list[str]] = {}
-    try:
-        services = catalog.load_catalog().services
-    except Exception:  # the catalog is optional for the banner; keep the built-in list
-        return {}
-    for service in services:
-        for cookie in getattr(service, "cookies", ()):
-            name = getattr(cookie, "name", cookie)
-            if isinstance(name, str):
-                out.setdefault(service.category, []).append(name)
-    return out
-
-
 def cookie_patterns(site: Site) -> dict[str, list[str]]:
-    """Per category, the cookie names the banner deletes when that category is withdrawn."""
+    """Per category, the cookie names (``*`` = any run of characters) the banner deletes
+    when that category is withdrawn: the tracker catalog's and the site's declared ones.
+    Necessary cookies are never deleted."""
     out: dict[str, list[str]] = {c: [] for c in CATEGORIES[1:]}
-    sources: list[tuple[str, Iterable[str]]] = list(TRACKER_COOKIES.items())
-    sources += list(_catalog_cookie_patterns().items())
+    sources = [(s.category, [c.name for c in s.cookies]) for s in load_catalog(site).services]
     sources += [(c.category, [c.name]) for c in site.cookies]
     for category, names in sources:
-        if category in out:
-            for name in names:
-                if name not in out[category]:
-                    out[category].append(name)
+        for name in names if category in out else ():
+            if name not in out[category]:
+                out[category].append(name)
     return {c: names for c, names in out.items() if names}
 
 
@@ -192,11 +161,10 @@ class BannerAssets:
         self._cache: dict[tuple[str, str, str], Asset] = {}
 
     def config(self, site: Site, lang: str) -> dict[str, Any]:
-        """What banner.js is called with (short keys: every byte goes to every visitor)."""
+        """What banner.js is called with (short keys: every byte goes to every visitor).
+        The second layer's texts and categories are a separate file, fetched on demand."""
         t = texts_for(site, lang)
-        declared: dict[str, list[list[str]]] = {c: [] for c in CATEGORIES}
-        for c in site.cookies:
-            declared[c.category].append([c.name, c.provider, c.description, c.expiry])
+        second = self.details(site, lang)
         return {
             "a": self.prefix + "/api/consent",
             "p": site.privacy_policy_url,
@@ -204,10 +172,26 @@ class BannerAssets:
             "l": lang,
             "d": t["dir"],
             "h": banner_hash(t),
-            "t": t["texts"],
-            "c": [[c, *t["categories"][c], declared[c]] for c in CATEGORIES],
+            "t": {k: v for k, v in t["texts"].items() if k not in SECOND_LAYER_TEXTS},
+            "x": f"{self.prefix}/banner.json?v={second.version}&l={lang}&site={site.id}",
             "k": cookie_patterns(site),
         }
+
+    def details(self, site: Site, lang: str) -> Asset:
+        """The second layer: its texts, and per category name, description and cookies."""
+        key = ("json", site.id, lang)
+        if key not in self._cache:
+            t = texts_for(site, lang)
+            declared: dict[str, list[list[str]]] = {c: [] for c in CATEGORIES}
+            for c in site.cookies:
+                declared[c.category].append([c.name, c.provider, c.description, c.expiry])
+            doc = {
+                "t": {k: v for k, v in t["texts"].items() if k in SECOND_LAYER_TEXTS},
+                "c": [[c, *t["categories"][c], declared[c]] for c in CATEGORIES],
+            }
+            body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+            self._cache[key] = Asset.build(body, "application/json")
+        return self._cache[key]
 
     def banner(self, site: Site, lang: str) -> Asset:
         key = ("js", site.id, lang)
@@ -336,6 +320,10 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
         site, lang, vary = site_and_lang(request)
         return assets(runtime).banner(site, lang).response(request, vary=vary)
 
+    async def banner_json(request: Request) -> Response:
+        site, lang, vary = site_and_lang(request)
+        return assets(runtime).details(site, lang).response(request, vary=vary)
+
     async def banner_css(request: Request) -> Response:
         return assets(runtime).css.response(request)
 
@@ -349,6 +337,7 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
 
     return [
         Route("/banner.js", banner_js, methods=["GET"]),
+        Route("/banner.json", banner_json, methods=["GET"]),
         Route("/banner.css", banner_css, methods=["GET"]),
         Route("/declaration", declaration, methods=["GET"]),
         Route("/declaration.js", declaration_js, methods=["GET"]),

@@ -21,9 +21,9 @@ import secrets
 from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .app import Runtime, cookie_value
+from .app import Runtime
 
-__all__ = ["GA4_ID", "GTM_ID", "PIXEL_ID", "demo_app", "hand_marked", "render"]
+__all__ = ["GA4_ID", "GTM_ID", "PIXEL_ID", "demo_app", "render"]
 
 GA4_ID = "G-DEMO000000"
 GTM_ID = "GTM-DEMO000"
@@ -104,27 +104,6 @@ def _page(title: str, head: str, body: str) -> str:
     )
 
 
-def hand_marked(page: str) -> str:
-    """The home page with its trackers marked by hand, for serving without the rewriter."""
-    page = page.replace(
-        "<script async src=", '<script type="text/plain" data-consent="statistics" async src='
-    )
-    page = page.replace(
-        "<script>\n  window.dataLayer",
-        '<script type="text/plain" data-consent="statistics">\n  window.dataLayer',
-    )
-    page = page.replace(
-        "<script>(function(w,d,s,l,i)",
-        '<script type="text/plain" data-consent="statistics">(function(w,d,s,l,i)',
-    )
-    page = page.replace(
-        "<script>\n!function(f,b,e,v,n,t,s)",
-        '<script type="text/plain" data-consent="marketing">\n!function(f,b,e,v,n,t,s)',
-    )
-    held = f'data-consent="marketing" data-consentgate-src="{YOUTUBE}"'
-    return page.replace(f'src="{YOUTUBE}"', held)
-
-
 def home() -> str:
     body = f"""{GTM_BODY}
 <p>This page carries the snippets exactly as Google and Meta publish them: Google Analytics 4,
@@ -193,9 +172,9 @@ def render(path: str, prefix: str = "/_consent", nonce: str = "") -> str | None:
     return None
 
 
-def demo_app(runtime: Runtime, *, inject_banner: bool = False) -> ASGIApp:
-    """The demo as an ASGI app. ``inject_banner`` adds the banner snippet itself, for use
-    without the rewriting middleware (which injects it into every page)."""
+def demo_app(runtime: Runtime) -> ASGIApp:
+    """The demo as an ASGI app; ``site.py`` wraps it in the rewriting middleware, which
+    blocks the trackers and injects the banner."""
     prefix = runtime.settings.prefix
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -214,19 +193,7 @@ def demo_app(runtime: Runtime, *, inject_banner: bool = False) -> ASGIApp:
             text = _page("Not found", "", '<p>No such page. <a href="/">Home</a></p>')
             response = HTMLResponse(text, status_code=404, headers=headers)
         else:
-            if inject_banner:
-                page = _inject(runtime, scope, hand_marked(page), nonce)
             response = HTMLResponse(page, headers=headers)
         await response(scope, receive, send)
 
     return app
-
-
-def _inject(runtime: Runtime, scope: Scope, page: str, nonce: str) -> str:
-    from .banner import head_snippet
-
-    site = runtime.site_for(scope)
-    consent = runtime.consent_from_cookie(cookie_value(scope), site)
-    snippet = head_snippet(runtime, site, consent, scope.get("headers") or [])(nonce)
-    marker = '<meta charset="utf-8">'
-    return page.replace(marker, marker + snippet.decode(), 1)

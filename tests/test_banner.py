@@ -157,7 +157,8 @@ async def test_site_default_language_and_text_overrides(client: httpx.AsyncClien
         (await client.get("/_consent/banner.js?site=other&l=en", headers={"Host": "x"})).text
     )
     assert en["t"]["title"] == "Cookies at Other"
-    assert dict((c[0], c[1]) for c in en["c"])["statistics"] == "Analytics"
+    second = (await client.get(en["x"])).json()
+    assert dict((c[0], c[1]) for c in second["c"])["statistics"] == "Analytics"
     assert en["v"] == "7"
     ar = config_of((await client.get("/_consent/banner.js?site=other&l=ar")).text)
     assert ar["d"] == "rtl"
@@ -178,12 +179,18 @@ async def test_banner_carries_categories_declaration_and_cookie_patterns(
     client: httpx.AsyncClient,
 ) -> None:
     cfg = config_of((await client.get("/_consent/banner.js?l=en")).text)
-    assert [c[0] for c in cfg["c"]] == list(CATEGORIES)
-    cats = {c[0]: c for c in cfg["c"]}
+    assert "settings" not in cfg["t"]  # second-layer texts load with the second layer
+    r = await client.get(cfg["x"])
+    assert r.headers["cache-control"].endswith("immutable")
+    assert r.headers["access-control-allow-origin"] == "*"  # script-tag mode fetches it
+    second = r.json()
+    assert second["t"]["settings"] == "Cookie settings"
+    assert [c[0] for c in second["c"]] == list(CATEGORIES)
+    cats = {c[0]: c for c in second["c"]}
     assert cats["statistics"][2].startswith("These cookies track your interactions")
     assert [k[0] for k in cats["statistics"][3]] == ["_gat_gtag", "_gid", "_ga"]
     assert cats["necessary"][3][0][:2] == ["PHPSESSID", "This site"]
-    for pattern in ("_ga", "_ga_*", "_gid", "_gat*", "_gat_gtag"):
+    for pattern in ("_ga", "_ga_*", "_gid", "_gat_*", "_gat_gtag"):
         assert pattern in cfg["k"]["statistics"]
     assert "_fbp" in cfg["k"]["marketing"]
     assert "PHPSESSID" not in json.dumps(cfg["k"])  # necessary cookies are never deleted

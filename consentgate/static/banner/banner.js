@@ -1,7 +1,8 @@
 // consentgate banner. Plain JS, no framework, no build step. The server appends the call:
 //   (<config JSON>, <CSS string>);
-// Config keys: a api path, p privacy url, v policy version, l lang, d dir, h text hash, t texts,
-//   c [[id, name, description, [[cookie, provider, purpose, expiry], ...]], ...],
+// Config keys: a api path, p privacy url, v policy version, l lang, d dir, h text hash,
+//   t first-layer texts, x URL of the second layer's JSON: {t: texts, c: [[id, name,
+//   description, [[cookie, provider, purpose, expiry], ...]], ...]},
 //   k {category: [cookie name patterns, * = any]}.
 // The tag's attributes (set by consentgate's head snippet in proxy mode):
 //   data-state  the visitor's consent JSON or null (absent: ask the API, script-tag mode)
@@ -11,20 +12,20 @@
 ((C, S) => {
 const W = window, D = document, me = D.currentScript, T = {}
 const at = n => me && me.getAttribute(n)
-const API = (me && me.src ? new URL(me.src).origin : location.origin) + C.a
+const O = me && me.src ? new URL(me.src).origin : location.origin, API = O + C.a
 const dl = (W.dataLayer = W.dataLayer || [])
 function gtag() { dl.push(arguments) }
 const CM = { preferences: ['functionality_storage', 'personalization_storage'], statistics: ['analytics_storage'], marketing: ['ad_storage', 'ad_user_data', 'ad_personalization'] }
 const modes = g => { const o = {}; for (const c in CM) for (const k of CM[c]) o[k] = g.includes(c) ? 'granted' : 'denied'; return o }
 const gpc = !!(navigator.globalPrivacyControl || at('data-gpc') != null)
 let R = at('data-regime') || 'opt-in'
-const ids = C.c.map(c => c[0])
+const ids = ['necessary', 'preferences', 'statistics', 'marketing', 'unclassified']
 // other consent managers' names (vanilla-cookieconsent: analytics, ads, functionality, ...)
 const alias = c => /^(anal|stat|perf)/.test(c) ? 'statistics' : /^(ad|market|target)/.test(c) ? 'marketing' : /^(func|pref)/.test(c) ? 'preferences' : 'unclassified'
 const esc = s => String(s).replace(/[&<>"']/g, c => '&#' + c.charCodeAt(0) + ';')
 for (const k in C.t) T[k] = esc(C.t[k])
 const fns = [], done = new WeakSet()
-let consent = null, host, root, view, fab, back, busy
+let consent = null, host, root, view, fab, back, busy, K
 
 if (!at('data-cm')) gtag('consent', 'default', { ...modes([]), security_storage: 'granted', wait_for_update: 500 })
 // before a choice: opt-in gives only necessary; opt-out and notice give all (GPC: no marketing)
@@ -98,16 +99,18 @@ async function decide(g, method) {
     if (!r.ok) throw r
     consent = r.status == 204 ? { ...consent, granted: ['necessary'] } : await r.json()
   } catch (e) {
-    busy = 0
-    const m = view && view.querySelector('.e')
-    if (m) { m.innerHTML = T.error; m.hidden = false }
-    return
+    return fail()
   }
   close()
   emit()
   wipe(ids.filter(c => !consent.granted.includes(c)))
   if (gone.length) location.reload()
   else { busy = 0; activate() }
+}
+function fail() {
+  busy = 0
+  const m = view && view.querySelector('.e')
+  if (m) { m.innerHTML = T.error; m.hidden = false }
 }
 const all = () => ids.filter(c => !(gpc && c == 'marketing'))
 const acts = {
@@ -156,7 +159,7 @@ function notice() {
 }
 function layer2() {
   const g = consent ? consent.granted : ['necessary']
-  const items = C.c.map(([id, name, desc, ck], i) => {
+  const items = K.map(([id, name, desc, ck], i) => {
     const n = id == 'necessary'
     const list = ck.length ? `<details><summary>${T.cookies} (${ck.length})</summary><ul>${ck.map(k => `<li><b>${esc(k[0])}</b> · ${T.provider}: ${esc(k[1])} · ${T.expiry}: ${esc(k[3])}<br>${esc(k[2])}</li>`).join('')}</ul></details>` : ''
     return `<li><div class="h"><label for="c${i}">${esc(name)}</label>${n ? `<span>${T.on}</span>` : ''}<input type="checkbox" role="switch" id="c${i}" name="${id}" aria-describedby="d${i}"${n || g.includes(id) ? ' checked' : ''}${n ? ' disabled' : ''}></div><p id="d${i}">${esc(desc)}</p>${list}</li>`
@@ -165,7 +168,18 @@ function layer2() {
   const x = consent ? 'hide' : 'close'
   return `<div class="b s" role="dialog" aria-modal="true" aria-labelledby="t" tabindex="-1" data-m="1" data-x="${x}"><h2 id="t">${T.settings}</h2><p>${T.intro} ${link}</p>${note}<ul class="c">${items}</ul>${info}${btns('save')}<button class="x" data-a="${x}" aria-label="${T[x]}">×</button></div>`
 }
-function show(n) {
+// the second layer's texts and categories load when it is first opened (C.x, cacheable)
+async function show(n) {
+  if (n == 2 && !K) {
+    try {
+      const x = await (await fetch(O + C.x)).json()
+      for (const k in x.t) T[k] = esc(x.t[k])
+      K = x.c
+    } catch (e) {
+      if (!view) show(1)
+      return fail()
+    }
+  }
   mount()
   if (!view) back = D.activeElement
   busy = 0
@@ -211,7 +225,7 @@ D.addEventListener('click', e => {
 })
 
 const st = at('data-state')
-const ready = st != null ? Promise.resolve(JSON.parse(st)) : fetch(API, { credentials: 'include' }).then(r => { R = r.headers.get('consentgate-regime') || R; return r.ok ? r.json() : null }, () => null)
+const ready = st != null ? Promise.resolve(JSON.parse(st)) : fetch(API, { credentials: 'include' }).then(r => { R = r.headers.get('consentgate-regime') || R; return r.json().then(j => (r.ok ? j : null)) }).catch(() => null)
 ready.then(c => {
   consent = valid(c)
   const go = () => {
