@@ -11,7 +11,7 @@ that leave foreign content.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import _states as S
 from . import grammar as g
@@ -36,6 +36,9 @@ _HEAD_OK = frozenset(b"html head title base link meta".split())
 _SVG_POINTS = frozenset(b"foreignobject desc title".split())
 _MATH_POINTS = frozenset(b"mi mo mn ms mtext".split())
 _MAX_STACK = 512
+#: How far past ``<noscript>`` its scripting-view end is looked for.
+NOSCRIPT_LOOKAHEAD = 64 * 1024
+_NOSCRIPT_END = re.compile(rb"</(?i:noscript)[\t\n\f\r />]")
 _SCRIPT_URL_ATTRS = (b"src", b"href", b"xlink:href", b"data-src", b"data-lazy-src")
 (_T_BEFORE, _T_NAME, _T_AFTER_NAME, _T_BEFORE_VALUE, _T_DQ, _T_SQ, _T_UNQ) = range(7)
 
@@ -53,18 +56,22 @@ class TagHandling:
             self._stack_overflow += 1
         else:
             self._stack.append(entry)
+            ns = entry if entry in (b"svg", b"math") else self._namespace()
+            self._ns_stack.append(ns)
 
     def _pop_to(self: StreamRewriter, index: int) -> None:
         if self._stack_overflow:
             self._stack_overflow -= 1
             return
         del self._stack[index:]
+        del self._ns_stack[index:]
 
     def _leave_foreign(self: StreamRewriter) -> None:
         """A breakout tag: pop until an integration point (or HTML) is current."""
         self._stack_overflow = 0
         while self._stack and self._stack[-1][:1] != b"!":
             self._stack.pop()
+            self._ns_stack.pop()
 
     # -- start tags ---------------------------------------------------------------------
     def _start_tag(
@@ -78,6 +85,10 @@ class TagHandling:
                 foreign = self._foreign()
             if foreign:
                 return self._foreign_start(data, pos, end, name)
+        if name == b"noscript" and self._ns_views and (self._active or self._on_token):
+            wait = self._noscript_views(data, pos, end)
+            if wait is not None:
+                return wait
         if self._pending and self._pending_start(data, pos, end, name):
             return end
         if name == b"script":
@@ -87,6 +98,33 @@ class TagHandling:
             self._url_element(data, pos, end, name)
         self._enter_content(name, False, _self_closing(data, pos, end))
         return end
+
+    def _noscript_views(self: StreamRewriter, data: bytes, pos: int, end: int) -> int | None:
+        """``<noscript>`` is markup without scripting but raw text with it. Where the two
+        views part (its ``</noscript>`` sits inside an attribute, comment or raw text of
+        the markup view), the scripting view wins from there on: a browser with
+        JavaScript is where a hidden ``<script>`` would run. Returns ``-1 - pos`` to wait
+        for more input (at most :data:`NOSCRIPT_LOOKAHEAD` bytes), else None."""
+        m = _NOSCRIPT_END.search(data, end, end + NOSCRIPT_LOOKAHEAD)
+        if m is None:
+            if not self._final and len(data) - end < NOSCRIPT_LOOKAHEAD:
+                return -1 - pos
+            return None
+        raw_end = m.start()
+        last = [end]
+
+        def on_token(kind: str, buf: bytes, s: int, e: int) -> None:
+            if e <= len(buf):
+                last[0] = end + e
+
+        sub = type(self)(_token_policy(), on_token=on_token)
+        sub._state = S.DATA
+        sub.feed(data[end:raw_end])
+        if sub._state == S.DATA and not sub._buf:
+            return None  # both views end the noscript at the same </noscript>
+        cut = max(end, min(last[0], raw_end))
+        self._ns_cut = (self._base + cut, self._base + raw_end)
+        return None
 
     def _pending_start(self: StreamRewriter, data: bytes, pos: int, end: int, name: bytes) -> bool:
         """Place the head snippet if this tag decides where; True if fully handled."""
@@ -142,10 +180,8 @@ class TagHandling:
         return end
 
     def _namespace(self: StreamRewriter) -> bytes:
-        for entry in reversed(self._stack):
-            if entry in (b"svg", b"math"):
-                return entry
-        return b"html"
+        """The namespace of the nearest open svg/math element (b"html" when none)."""
+        return self._ns_stack[-1] if self._ns_stack else b"html"
 
     def _script_start(
         self: StreamRewriter,
@@ -285,6 +321,7 @@ class TagHandling:
             self._lt_after = None
         else:
             if whole is None and n - pos <= self._tag_cap and self._needs_whole(name, foreign):
+                self._wait_gt = True
                 return -1 - pos
             if foreign and (name in g.FOREIGN_BREAKOUT or name == b"font"):
                 self._leave_foreign()
@@ -423,3 +460,15 @@ def _candidates(value: bytes, srcset: bool) -> list[bytes]:
         if words:
             out.append(words[0])
     return out
+
+
+_TOKEN_POLICY: list[Any] = []
+
+
+def _token_policy() -> Any:
+    if not _TOKEN_POLICY:
+        from ..consent import CATEGORIES
+        from .policy import RewritePolicy
+
+        _TOKEN_POLICY.append(RewritePolicy(granted=frozenset(CATEGORIES)))
+    return _TOKEN_POLICY[0]

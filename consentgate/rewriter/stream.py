@@ -76,6 +76,8 @@ class StreamRewriter(TagHandling):
         switch_states: bool = True,
         tag_cap: int = DEFAULT_TAG_CAP,
         script_cap: int = DEFAULT_SCRIPT_CAP,
+        record_edits: bool = False,
+        noscript_views: bool | None = None,
     ) -> None:
         self.policy = policy
         self.stats: Counter[str] = Counter()
@@ -89,6 +91,8 @@ class StreamRewriter(TagHandling):
         # on_token(kind, data, start, end) sees every token (tests); switch_states=False
         # keeps the tokenizer in its state at start tags (the html5lib tokenizer suite)
         self._switch = switch_states
+        # both views of <noscript> (default: on, except when reporting markup tokens)
+        self._ns_views = on_token is None if noscript_views is None else noscript_views
         self._tag_cap = tag_cap
         self._script_cap = script_cap
         self._meta_nonce: str | None = None
@@ -105,6 +109,7 @@ class StreamRewriter(TagHandling):
         self._content = 0  # start of the held script's content
         self._script_foreign = False
         self._stack: list[bytes] = []  # open svg/math elements and integration points
+        self._ns_stack: list[bytes] = []  # namespace in effect at each stack level
         self._stack_overflow = 0
         self._lt: list[int] = [0, 0]  # long tag: sub-state, self-closing flag
         self._lt_after: tuple[bytes, bool] | None = None
@@ -112,6 +117,15 @@ class StreamRewriter(TagHandling):
         self._finished = False
         self._out: list[bytes] = []
         self._emit = 0
+        self._base = 0  # absolute offset of the buffer's first byte
+        self._wait_gt = False  # an incomplete tag is held: nothing to do until a '>'
+        self._final = False
+        # (start, end): a <noscript> whose views part; [start, end) is raw text
+        self._ns_cut: tuple[int, int] | None = None
+        #: (start, end, replacement) in input offsets, when ``record_edits`` (tests)
+        self.edits: list[tuple[int, int, bytes]] | None = [] if record_edits else None
+        #: state-handler calls so far: a machine-independent measure of work (tests)
+        self.steps = 0
 
     # -- public API ---------------------------------------------------------------------
     def feed(self, chunk: bytes) -> bytes:
@@ -122,6 +136,13 @@ class StreamRewriter(TagHandling):
         self._seen += len(chunk)
         if self._state == PASS and not self._buf:
             return bytes(chunk)
+        if (
+            self._wait_gt
+            and b">" not in chunk
+            and len(self._buf) + len(chunk) - self._pos <= self._tag_cap
+        ):
+            self._buf += chunk  # the held tag cannot be complete yet
+            return b""
         data = self._buf + chunk if self._buf else bytes(chunk)
         return self._process(data, final=False)
 
@@ -142,7 +163,13 @@ class StreamRewriter(TagHandling):
         n = len(data)
         pos = self._pos
         handlers = self._handlers
+        self._wait_gt = False
+        self._final = final
         while pos < n:
+            self.steps += 1
+            if self._ns_cut is not None and self._base + pos >= self._ns_cut[0]:
+                pos = self._cut_noscript(pos)
+                continue
             new = handlers[self._state](self, data, pos, final)
             if new < 0:  # need more input; keep data[-new - 1:]
                 pos = -new - 1
@@ -156,6 +183,7 @@ class StreamRewriter(TagHandling):
             out.append(data[self._emit : keep])
         self._buf = data[keep:]
         self._pos = pos - keep
+        self._base += keep
         if self._hold >= 0:
             self._hold -= keep
             self._content -= keep
@@ -165,11 +193,25 @@ class StreamRewriter(TagHandling):
         self._out = []
         return b"".join(out)
 
+    def _cut_noscript(self, pos: int) -> int:
+        """Skip to the scripting view's ``</noscript>`` (see ``_noscript_views``)."""
+        assert self._ns_cut is not None
+        end = self._ns_cut[1] - self._base
+        self._ns_cut = None
+        if end < pos:
+            return pos
+        self._state = DATA
+        self._hold = -1  # a script in there is noscript text for a browser with JS
+        self._script = None
+        return end
+
     def _finish_states(self, data: bytes) -> None:
         if self._state == SCRIPT and self._hold >= 0:
             self._decide_script(data, len(data))
 
     def _edit(self, start: int, end: int, replacement: bytes) -> None:
+        if self.edits is not None:
+            self.edits.append((self._base + start, self._base + end, replacement))
         if start > self._emit:
             self._out.append(self._data[self._emit : start])
         self._out.append(replacement)
@@ -209,8 +251,10 @@ class StreamRewriter(TagHandling):
             self._state = PASS
             return pos
         foreign = self._foreign()
-        if self._on_token is not None:
+        if self._on_token is not None or self._ns_cut is not None:
             pos = g.RUN_TEXT.match(data, pos).end()
+            if self._ns_cut is not None and self._base + pos >= self._ns_cut[0]:
+                return self._cut_noscript(pos)
         else:
             pos = (g.RUN_FOREIGN if foreign else g.RUN_HTML).match(data, pos).end()
         if pos >= len(data):
