@@ -15,6 +15,7 @@ from click.testing import CliRunner, Result
 from consentgate.app import create_app
 from consentgate.cli import cli
 from consentgate.config import Settings, load_settings
+from tests import support
 
 KEYS = "test-key-newest-0123456789,test-key-older-0123456789"
 CONFIG = """
@@ -29,13 +30,16 @@ retention_days = 30
 """
 
 
-def make_settings(tmp_path: Path) -> Settings:
+def make_settings(tmp_path: Path, database: str | None = None) -> Settings:
+    """Two sites in a temporary data dir; ``database`` (the ``database_url`` fixture)
+    puts the log on PostgreSQL for ``both_backends`` tests."""
     config = tmp_path / "consentgate.toml"
     config.write_text(CONFIG)
-    return load_settings(
-        config,
-        environ={"CONSENTGATE_DATA_DIR": str(tmp_path / "data"), "CONSENTGATE_SECRET_KEYS": KEYS},
-    )
+    environ = {"CONSENTGATE_DATA_DIR": str(tmp_path / "data"), "CONSENTGATE_SECRET_KEYS": KEYS}
+    if database:
+        (tmp_path / "data").mkdir(exist_ok=True)
+        environ["CONSENTGATE_DATABASE"] = database
+    return load_settings(config, environ=environ)
 
 
 def user_agent(i: int) -> str:
@@ -99,7 +103,14 @@ def fill_log(settings: Settings, n: int = 40, start: int = 0) -> list[dict[str, 
 
 def run_cli(settings: Settings, *args: str, input: str | None = None) -> Result:
     """``consentgate ARGS --config ...`` in-process, with the test keys."""
-    runner = CliRunner(env={"CONSENTGATE_SECRET_KEYS": KEYS, "CONSENTGATE_DATA_DIR": None})
+    database = settings.database if is_postgres(settings) else None
+    runner = CliRunner(
+        env={
+            "CONSENTGATE_SECRET_KEYS": KEYS,
+            "CONSENTGATE_DATA_DIR": None,
+            "CONSENTGATE_DATABASE": database,
+        }
+    )
     return runner.invoke(
         cli,
         [*args, "--config", str(settings.config_file), "--data-dir", str(settings.data_dir)],
@@ -108,12 +119,19 @@ def run_cli(settings: Settings, *args: str, input: str | None = None) -> Result:
     )
 
 
+def is_postgres(settings: Settings) -> bool:
+    return settings.database.startswith(("postgresql://", "postgres://"))
+
+
 def db_path(settings: Settings) -> Path:
     return Path(settings.database.removeprefix("sqlite:///"))
 
 
 def sql(settings: Settings, statement: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Run SQL directly on the log file with the sqlite3 module (the tamperer's tool)."""
+    """Run SQL directly on the log file with the sqlite3 module (the tamperer's tool);
+    on PostgreSQL the same statement through :func:`tests.support.pg_sql`."""
+    if is_postgres(settings):
+        return support.pg_sql(settings.database, statement, args)
     conn = sqlite3.connect(db_path(settings))
     try:
         with conn:

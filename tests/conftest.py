@@ -24,10 +24,11 @@ TEST_KEYS = "test-key-newest-0123456789,test-key-older-0123456789"
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests marked ``both_backends`` (module ``pytestmark`` or per test) run once per
     backend: every fixture built on ``backend`` (``database_url``, ``settings``,
-    ``app``, ``client``, ``store``) follows the parameter."""
-    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
-        "both_backends"
-    ):
+    ``app``, ``client``) follows the parameter. ``sqlite_only`` opts a test out."""
+    marked = metafunc.definition.get_closest_marker("both_backends")
+    if marked and "backend" in metafunc.fixturenames:
+        if metafunc.definition.get_closest_marker("sqlite_only"):
+            return  # e.g. edits the SQLite file's bytes
         metafunc.parametrize("backend", BACKENDS, indirect=True)
 
 

@@ -161,3 +161,67 @@ async def walk_chains(url: str, keys: list[str]) -> dict[str, int]:
         assert (head.chain_seq, head.hash) == (len(records), prev)
         assert signer.verify(head.chain_id, head.chain_seq, head.hash, head.signature)
     return {c: len(r) for c, r in by_chain.items()}
+
+
+_PG_BOOLS = "necessary|preferences|statistics|marketing|unclassified|gpc|erased"
+
+
+def pg_sql(url: str, statement: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """Run one SQLite-dialect statement of the tests' tamperer on PostgreSQL: ``?``
+    placeholders, 0/1 booleans and ``PRAGMA table_info`` are translated."""
+    import asyncio
+    import re
+    import threading
+
+    import asyncpg
+
+    if statement.startswith("PRAGMA table_info("):
+        table = statement[len("PRAGMA table_info(") : -1]
+        statement = (
+            "SELECT ordinal_position - 1, column_name::text FROM information_schema.columns "
+            f"WHERE table_name = '{table}' ORDER BY ordinal_position"
+        )
+    count = iter(range(1, 1000))
+    statement = re.sub(r"\?", lambda _: f"${next(count)}", statement)
+    statement = re.sub(rf"\b1 - ({_PG_BOOLS})\b", r"(NOT \1)", statement)
+    statement = re.sub(rf"\b({_PG_BOOLS}) = ([01])\b", r"\1 = \2::boolean", statement)
+    out: list[tuple[object, ...]] = []
+    errors: list[BaseException] = []
+
+    async def go() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            prepared = await conn.prepare(statement)
+            kinds = [t.name for t in prepared.get_parameters()]
+            values = [
+                bool(v) if kind == "bool" and isinstance(v, int) else v
+                for kind, v in zip(kinds, args, strict=True)
+            ]
+            out.extend(tuple(r) for r in await prepared.fetch(*values))
+        finally:
+            await conn.close()
+
+    def target() -> None:
+        try:
+            asyncio.run(go())
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return out
+
+
+def pg_all_rows(url: str) -> str:
+    """Every row of every table of the database's public schema, as text."""
+    tables = pg_sql(
+        url,
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY 1",
+    )
+    return "\n".join(
+        str(row[0]) for (table,) in tables for row in pg_sql(url, f"SELECT t::text FROM {table} t")
+    )

@@ -22,10 +22,12 @@ from consentgate.store.base import StoredEvent
 from consentgate.store.records import export_record
 from tests.audit_support import fill_log, make_settings, run_cli, user_agent
 
+pytestmark = pytest.mark.both_backends
+
 
 @pytest.fixture
-def filled(tmp_path: Path) -> Settings:
-    settings = make_settings(tmp_path)
+def filled(tmp_path: Path, database_url: str) -> Settings:
+    settings = make_settings(tmp_path, database_url)
     fill_log(settings, 36)
     return settings
 
@@ -110,8 +112,8 @@ def test_dates_without_time_and_offsets(filled: Settings, tmp_path: Path) -> Non
     assert len(export(filled, tmp_path, "jsonl", "--since", local)) == len(everything)
 
 
-def test_csv_neutralizes_formula_cells(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
+def test_csv_neutralizes_formula_cells(tmp_path: Path, database_url: str) -> None:
+    settings = make_settings(tmp_path, database_url)
     fill_log(settings, 4)
     nasty = [
         "=cmd|'/c calc'!A1",

@@ -19,6 +19,8 @@ from consentgate.audit.manifest import Manifest, check_export
 from tests import support
 from tests.audit_support import KEYS, post_consents
 
+pytestmark = pytest.mark.both_backends
+
 API = "/_consent/admin/api"
 
 

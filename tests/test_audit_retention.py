@@ -6,18 +6,22 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from consentgate.app import create_app
 from consentgate.audit.scheduler import purge_loop, stop
 from consentgate.store import ConsentEvent
 from tests.audit_support import fill_log, make_settings, run_cli, sql
+
+pytestmark = pytest.mark.both_backends
 
 
 def later(days: int) -> str:
     return (datetime.now(UTC) + timedelta(days=days)).isoformat()
 
 
-def test_purge_then_verify_passes(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
+def test_purge_then_verify_passes(tmp_path: Path, database_url: str) -> None:
+    settings = make_settings(tmp_path, database_url)
     fill_log(settings, 30)
     fill_log(settings, 10, start=30)  # a second server run: a second chain
     sites = dict(sql(settings, "SELECT site_id, COUNT(*) FROM events GROUP BY site_id"))
@@ -56,8 +60,8 @@ def test_purge_then_verify_passes(tmp_path: Path) -> None:
     assert final.exit_code == 0, final.output
 
 
-def test_a_stretched_checkpoint_is_caught(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
+def test_a_stretched_checkpoint_is_caught(tmp_path: Path, database_url: str) -> None:
+    settings = make_settings(tmp_path, database_url)
     fill_log(settings, 12)
     assert run_cli(settings, "purge", "--now", later(31)).exit_code == 0
     first, last = sql(
@@ -75,8 +79,8 @@ def test_a_stretched_checkpoint_is_caught(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "forged: purge checkpoint" in result.output
 
 
-def test_purge_site_option(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
+def test_purge_site_option(tmp_path: Path, database_url: str) -> None:
+    settings = make_settings(tmp_path, database_url)
     fill_log(settings, 6)
     result = run_cli(settings, "purge", "--site", "gamma")
     assert result.exit_code == 2 and "no site 'gamma'" in result.output
@@ -85,8 +89,8 @@ def test_purge_site_option(tmp_path: Path) -> None:
     assert sql(settings, "SELECT DISTINCT site_id FROM events") == [("beta",)]
 
 
-def test_the_server_purges_on_its_own(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
+def test_the_server_purges_on_its_own(tmp_path: Path, database_url: str) -> None:
+    settings = make_settings(tmp_path, database_url)
     fill_log(settings, 4)
 
     async def go() -> list[str]:

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from consentgate.config import Settings
+from tests import support
 from tests.audit_support import (
     db_path,
     fill_log,
+    is_postgres,
     make_settings,
     page,
     run_cli,
@@ -18,10 +20,12 @@ from tests.audit_support import (
     user_agent,
 )
 
+pytestmark = pytest.mark.both_backends
+
 
 @pytest.fixture
-def filled(tmp_path: Path) -> Settings:
-    settings = make_settings(tmp_path)
+def filled(tmp_path: Path, database_url: str) -> Settings:
+    settings = make_settings(tmp_path, database_url)
     fill_log(settings, 30)
     return settings
 
@@ -33,6 +37,10 @@ def consent_of(settings: Settings, i: int) -> str:
 
 
 def raw_bytes(settings: Settings) -> bytes:
+    """Everything stored: the SQLite file with its WAL, or on PostgreSQL every row of
+    every table as text."""
+    if is_postgres(settings):
+        return support.pg_all_rows(settings.database).encode()
     path = db_path(settings)
     data = path.read_bytes()
     for suffix in ("-wal", "-journal"):

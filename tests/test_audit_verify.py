@@ -12,10 +12,12 @@ from consentgate.chain import canonical_row, link_hash
 from consentgate.config import Settings
 from tests.audit_support import db_path, fill_log, make_settings, run_cli, sql, user_agent
 
+pytestmark = pytest.mark.both_backends
+
 
 @pytest.fixture
-def filled(tmp_path: Path) -> Settings:
-    settings = make_settings(tmp_path)
+def filled(tmp_path: Path, database_url: str) -> Settings:
+    settings = make_settings(tmp_path, database_url)
     fill_log(settings, 30)
     return settings
 
@@ -113,6 +115,7 @@ def test_a_forged_head_is_caught(filled: Settings) -> None:
     assert code == 1 and "forged: chain head signature" in out
 
 
+@pytest.mark.sqlite_only
 def test_one_byte_changed_in_the_file_fails_at_that_record(filled: Settings) -> None:
     target = 7  # one record: no update, no withdrawal
     seq = sql(filled, "SELECT seq FROM events WHERE user_agent = ?", (user_agent(target),))[0][0]

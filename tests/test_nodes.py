@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import asyncpg
@@ -100,7 +102,7 @@ async def test_two_nodes_one_killed_mid_load_lose_no_acknowledged_consent(
 
         conn = await asyncpg.connect(url)
         try:
-            stored = {r[0] for r in await conn.fetch("SELECT consent_id FROM consent_events")}
+            stored = {r[0] for r in await conn.fetch("SELECT consent_id FROM events")}
         finally:
             await conn.close()
         acknowledged = set(acked_a) | set(acked_b)
@@ -109,3 +111,12 @@ async def test_two_nodes_one_killed_mid_load_lose_no_acknowledged_consent(
         segments = await support.walk_chains(url, KEYS.split(","))
         assert len(segments) >= 2  # each node wrote its own chain segment
         assert sum(segments.values()) == len(stored)
+        verified = subprocess.run(
+            [sys.executable, "-m", "consentgate", "verify", "--database", url],
+            env=support.cli_env({"CONSENTGATE_SECRET_KEYS": KEYS}),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert f"{len(stored)} records" in verified.stdout

@@ -16,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
+from consentgate.audit.retention import CheckpointPlan
+from consentgate.audit.verify import verify_store
 from consentgate.chain import HeadSigner
 from consentgate.store import EventFilter, StoreError, open_store
 from consentgate.store.base import ConsentEvent
@@ -75,7 +77,7 @@ async def test_nodes_starting_at_once_migrate_once(pg_url: str) -> None:
                 r[0]
                 for r in await conn.fetch(
                     "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                    "WHERE i.inhparent = 'consent_events'::regclass"
+                    "WHERE i.inhparent = 'events'::regclass"
                 )
             }
         finally:
@@ -103,12 +105,12 @@ async def test_event_of_any_month_gets_its_partition(pg_url: str) -> None:
         conn = await asyncpg.connect(pg_url)
         try:
             where = await conn.fetchval(
-                "SELECT tableoid::regclass::text FROM consent_events WHERE event_id = $1",
+                "SELECT tableoid::regclass::text FROM events WHERE event_id = $1",
                 old.event.event_id,
             )
         finally:
             await conn.close()
-        assert where == "consent_events_p201902"
+        assert where == "events_p201902"
         assert [s.event for s in [x async for x in store.iter_events()]] == [old.event, new.event]
     # a second node learns the partition exists and writes there too
     async with new_store(pg_url) as other:
@@ -193,3 +195,73 @@ async def test_bad_url_is_a_store_error() -> None:
     store = open_store("postgresql://postgres@127.0.0.1:5432/cg_no_such_database_x")
     with pytest.raises(StoreError, match="cannot open consent log"):
         await store.open()
+
+
+async def test_verify_passes_while_two_nodes_write(pg_url: str) -> None:
+    """seq order is commit order across writers, so a snapshot's max_seq is an exact
+    cut: verifying a live log never sees a record beyond its snapshot's heads."""
+    stores = [new_store(pg_url) for _ in range(2)]
+    for s in stores:
+        await s.open()
+    stop = asyncio.Event()
+
+    async def write(store: PostgresStore) -> int:
+        n = 0
+        while not stop.is_set():
+            await asyncio.gather(*(store.append(make_event(i)) for i in range(20)))
+            n += 20
+        return n
+
+    try:
+        writers = [asyncio.create_task(write(s)) for s in stores]
+        results = []
+        async with new_store(pg_url) as auditor:
+            for _ in range(8):
+                await asyncio.sleep(0.05)
+                results.append(await verify_store(auditor, KEYS))
+        stop.set()
+        written = sum(await asyncio.gather(*writers))
+        assert all(r.ok for r in results), [str(r.problem) for r in results if not r.ok]
+        assert results[-1].checked > results[0].checked > 0
+        async with new_store(pg_url) as auditor:
+            final = await verify_store(auditor, KEYS)
+        assert final.ok and final.checked == written and final.chains == 2
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_purge_drops_a_whole_expired_partition(pg_url: str) -> None:
+    old = datetime(2019, 2, 10, tzinfo=UTC)
+    async with new_store(pg_url) as store:
+        for i in range(5):
+            await store.append(make_event(i, created_at=old + timedelta(hours=i), site="a"))
+        await store.append(make_event(9, created_at=datetime(2019, 3, 2, tzinfo=UTC), site="b"))
+        await store.append(make_event(10, created_at=datetime(2019, 3, 3, tzinfo=UTC), site="a"))
+        kept = await store.append(make_event(11, site="a"))
+        plan = CheckpointPlan(KEYS)
+        assert await store.purge("a", datetime(2019, 4, 1, tzinfo=UTC), plan) == 6
+        conn = await asyncpg.connect(pg_url)
+        try:
+            tables = {r[0] for r in await conn.fetch("SELECT relname::text FROM pg_class")}
+        finally:
+            await conn.close()
+        assert "events_p201902" not in tables  # only site a's records: dropped whole
+        assert "events_p201903" in tables  # site b's record is still there
+        assert [s.event.site_id async for s in store.iter_events()] == ["b", "a"]
+        assert (await store.latest(kept.event.consent_id)) is not None
+        checkpoints = await store.purge_checkpoints()
+        assert [(c.first_seq, c.last_seq) for c in checkpoints] == [(1, 5), (7, 7)]
+        result = await verify_store(store, KEYS)
+        assert result.ok, result.problem
+        assert (result.checked, result.purged) == (2, 6)
+        # the purge is idempotent and a new record of that month gets a new partition,
+        # also on another node that still believed the dropped partition existed
+        assert await store.purge("a", datetime(2019, 4, 1, tzinfo=UTC), plan) == 0
+        await store.append(make_event(12, created_at=old, site="a"))
+        async with new_store(pg_url) as other:
+            await store.purge("a", datetime(2019, 4, 1, tzinfo=UTC), plan)
+            acked = await other.append(make_event(13, created_at=old, site="a"))
+            assert acked.chain_seq == 1  # its segment went on: no failed batch
+        result = await verify_store(store, KEYS)
+        assert result.ok and result.checked == 3

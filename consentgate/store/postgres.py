@@ -4,14 +4,15 @@
   resolves only after the batch's ``COMMIT`` returned, i.e. after the WAL flush.
 * **One writer per store, group commit**: ``append`` queues the event; a writer task
   takes everything queued, links it into this store's own chain segment, and writes
-  the whole batch with binary ``COPY`` plus the signed chain head in ONE transaction.
+  the whole batch (``INSERT ... SELECT FROM unnest(column arrays)``) plus the signed
+  chain head in ONE statement: one round trip and one transaction per batch.
   The writer has its own connection; reads use a pool of ``pool_size`` connections.
 * **Several nodes** (or ``--workers``): every store instance is its own chain
   segment (``chain_id``), so concurrent writers never interleave a chain, and a
   node killed mid-batch leaves its segment ending at its last committed head.
   A write that fails (or whose commit outcome is unknown) makes the writer start a
   fresh segment, so a chain never reuses a position.
-* **Volume**: ``consent_events`` is partitioned by month (see
+* **Volume**: ``events`` is partitioned by month (see
   :mod:`~consentgate.store.postgres_schema`); exports stream through a server-side
   cursor in one snapshot.
 * **Order**: a writer takes its ``seq`` numbers under a transaction-level advisory
@@ -32,6 +33,7 @@ import asyncpg
 from ..chain import ChainState, HeadSigner
 from ..consent import CATEGORIES
 from .base import ChainHead, ConsentEvent, ConsentStore, EventFilter, StoredEvent, StoreError
+from .postgres_audit import PostgresAuditMixin
 from .postgres_schema import (
     EVENTS,
     SEQ_LOCK,
@@ -39,18 +41,35 @@ from .postgres_schema import (
     existing_partitions,
     migrate,
     month_of,
+    partition_name,
 )
 from .records import INSERT_COLUMNS
 
 __all__ = ["PostgresStore", "stored_from_record", "where"]
 
-_COPY_COLUMNS: tuple[str, ...] = ("seq", *INSERT_COLUMNS)
-_UPSERT_HEAD = (
-    "INSERT INTO chain_heads (chain_id, chain_seq, hash, signature, started_at, updated_at) "
-    "VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (chain_id) DO UPDATE SET "
-    "chain_seq = excluded.chain_seq, hash = excluded.hash, "
-    "signature = excluded.signature, updated_at = excluded.updated_at"
+#: Per-record columns sent as arrays (``chain_id`` is one value for the batch).
+_ARRAY_COLUMNS: tuple[str, ...] = tuple(c for c in INSERT_COLUMNS if c != "chain_id")
+_LINK_INDEX = {"chain_seq": 0, "prev_hash": 1, "hash": 2}
+_SQL_TYPES = {"created_at": "timestamptz", "chain_seq": "bigint", "gpc": "boolean"} | {
+    c: "boolean" for c in CATEGORIES
+}
+_APPEND = f"""
+WITH ins AS (
+    INSERT INTO {EVENTS} ({", ".join(_ARRAY_COLUMNS)}, chain_id)
+    SELECT u.*, $2::text
+    FROM (SELECT pg_advisory_xact_lock($1::bigint)) AS seq_lock,
+         unnest({
+    ", ".join(f"${i}::{_SQL_TYPES.get(c, 'text')}[]" for i, c in enumerate(_ARRAY_COLUMNS, 7))
+}) AS u
+    RETURNING seq, chain_seq
+), head AS (
+    INSERT INTO chain_heads (chain_id, chain_seq, hash, signature, started_at, updated_at)
+    VALUES ($2, $3, $4, $5, $6, $6)
+    ON CONFLICT (chain_id) DO UPDATE SET chain_seq = excluded.chain_seq,
+        hash = excluded.hash, signature = excluded.signature, updated_at = excluded.updated_at
 )
+SELECT seq, chain_seq FROM ins
+"""
 _MAX_BATCH = 5000
 _PREFETCH = 1000
 _SERVER_SETTINGS = {"synchronous_commit": "on", "application_name": "consentgate"}
@@ -59,33 +78,19 @@ _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.Ti
 Batch = list[tuple[ConsentEvent, "asyncio.Future[StoredEvent]"]]
 
 
-def _copy_row(
-    seq: int, event: ConsentEvent, chain_id: str, chain_seq: int, prev: str, digest: str
-) -> tuple[Any, ...]:
-    granted = event.granted
-    return (
-        seq,
-        event.event_id,
-        event.consent_id,
-        event.site_id,
-        event.event_type,
-        event.method,
-        event.created_at,
-        *(c in granted for c in CATEGORIES),
-        event.policy_version,
-        event.banner_hash,
-        event.language,
-        event.page_url,
-        event.region,
-        event.regime,
-        bool(event.gpc),
-        event.ip_masked,
-        event.user_agent,
-        chain_id,
-        chain_seq,
-        prev,
-        digest,
-    )
+def _columns(batch: Batch, links: list[tuple[int, str, str]]) -> list[list[Any]]:
+    """The batch column by column, in :data:`_ARRAY_COLUMNS` order."""
+    events = [event for event, _ in batch]
+    out: list[list[Any]] = []
+    for name in _ARRAY_COLUMNS:
+        if name in CATEGORIES:
+            out.append([name in e.granted for e in events])
+        elif name in _LINK_INDEX:
+            i = _LINK_INDEX[name]
+            out.append([link[i] for link in links])
+        else:
+            out.append([getattr(e, name) for e in events])
+    return out
 
 
 def stored_from_record(r: asyncpg.Record) -> StoredEvent:
@@ -137,7 +142,7 @@ def where(flt: EventFilter | None, first: int = 1) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
-class PostgresStore(ConsentStore):
+class PostgresStore(PostgresAuditMixin, ConsentStore):
     """The consent log in a PostgreSQL database (``url``: ``postgresql://...``)."""
 
     def __init__(
@@ -152,6 +157,7 @@ class PostgresStore(ConsentStore):
         self._pool: asyncpg.Pool | None = None
         self._writer_conn: asyncpg.Connection | None = None
         self._months: set[tuple[int, int]] = set()
+        self._rewind: tuple[int, str] = (0, "")
         self._queue: asyncio.Queue[tuple[ConsentEvent, asyncio.Future[StoredEvent]] | None] = (
             asyncio.Queue()
         )
@@ -248,40 +254,17 @@ class PostgresStore(ConsentStore):
     async def _commit(self, batch: Batch) -> None:
         chain = self.chain
         try:
-            conn = await self._writer_connection()
-            for month in {month_of(event.created_at) for event, _ in batch} - self._months:
-                await ensure_partition(conn, month)
-                self._months.add(month)
-            links = [chain.advance(event) for event, _ in batch]
-            last_seq, head_hash = links[-1][0], links[-1][2]
-            signature = (
-                self.head_signer.sign(chain.chain_id, last_seq, head_hash)
-                if self.head_signer
-                else ""
-            )
-            async with conn.transaction():
-                # seq order = commit order across nodes (released at commit)
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", SEQ_LOCK)
-                seqs = sorted(
-                    r[0]
-                    for r in await conn.fetch(
-                        "SELECT nextval('consent_events_seq') FROM generate_series(1, $1)",
-                        len(batch),
-                    )
-                )
-                rows = [
-                    _copy_row(seq, event, chain.chain_id, *link)
-                    for seq, (event, _), link in zip(seqs, batch, links, strict=True)
-                ]
-                await conn.copy_records_to_table(EVENTS, records=rows, columns=_COPY_COLUMNS)
-                await conn.execute(
-                    _UPSERT_HEAD,
-                    chain.chain_id,
-                    last_seq,
-                    head_hash,
-                    signature,
-                    datetime.now(UTC),
-                )
+            try:
+                links, seqs = await self._insert(batch)
+            except asyncpg.CheckViolationError as exc:
+                # "no partition found": another node's retention dropped a month this
+                # writer thought existed. The statement was rolled back (a server
+                # error, not a lost connection): rewind the chain and retry once.
+                if "partition" not in str(exc):
+                    raise
+                chain.restore(self._rewind)
+                self._months = set()
+                links, seqs = await self._insert(batch)
             self.commits += 1
         except Exception as exc:
             # The commit may or may not have happened: never reuse this segment, and
@@ -297,7 +280,39 @@ class PostgresStore(ConsentStore):
             if not future.done():  # the caller may have gone away; the record stays
                 future.set_result(StoredEvent(seq, event, chain.chain_id, *link))
 
+    async def _insert(self, batch: Batch) -> tuple[list[tuple[int, str, str]], list[int]]:
+        """Link and write ``batch``; returns its links and seqs once committed."""
+        chain = self.chain
+        conn = await self._writer_connection()
+        for month in {month_of(event.created_at) for event, _ in batch} - self._months:
+            await ensure_partition(conn, month)
+            self._months.add(month)
+        self._rewind = chain.snapshot()
+        links = [chain.advance(event) for event, _ in batch]
+        last_seq, head_hash = links[-1][0], links[-1][2]
+        signature = (
+            self.head_signer.sign(chain.chain_id, last_seq, head_hash) if self.head_signer else ""
+        )
+        # ONE statement, so one round trip and its own transaction: the seq lock (taken
+        # before any seq default is evaluated, released at commit), the batch, the head.
+        rows = await conn.fetch(
+            _APPEND,
+            SEQ_LOCK,
+            chain.chain_id,
+            last_seq,
+            head_hash,
+            signature,
+            datetime.now(UTC),
+            *_columns(batch, links),
+        )
+        seqs_by_pos = {r[1]: r[0] for r in rows}
+        return links, [seqs_by_pos[link[0]] for link in links]
+
     # -- reads -----------------------------------------------------------------------
+
+    def _partition_dropped(self, name: str) -> None:
+        """Retention dropped partition ``name``: recreate it if a record needs it."""
+        self._months = {m for m in self._months if partition_name(m) != name}
 
     _where = staticmethod(where)
     _stored = staticmethod(stored_from_record)

@@ -4,8 +4,8 @@ Migrations run at :meth:`PostgresStore.open` under a session advisory lock, so
 several nodes starting at once apply each step exactly once. Applied versions are
 kept in ``consentgate_migrations``.
 
-``consent_events`` is range-partitioned by month on ``created_at``. Partitions are
-named ``consent_events_pYYYYMM``; :func:`ensure_partitions` creates the current
+``events`` is range-partitioned by month on ``created_at``. Partitions are
+named ``events_pYYYYMM``; :func:`ensure_partitions` creates the current
 month plus :data:`MONTHS_AHEAD` months ahead at start-up, and the writer creates
 any other month on demand before it inserts into it (under a transaction-level
 advisory lock, so two nodes never race on the same ``CREATE TABLE``).
@@ -33,7 +33,7 @@ __all__ = [
     "partition_name",
 ]
 
-EVENTS = "consent_events"
+EVENTS = "events"
 #: Months of partitions created ahead of the current one.
 MONTHS_AHEAD = 3
 #: pg_advisory_lock keys (arbitrary constants, "cg" namespace).
@@ -52,9 +52,9 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         1,
         "partitioned event log, chain heads",
         f"""
-CREATE SEQUENCE IF NOT EXISTS consent_events_seq AS bigint;
+CREATE SEQUENCE IF NOT EXISTS events_seq AS bigint;
 CREATE TABLE {EVENTS} (
-    seq bigint NOT NULL DEFAULT nextval('consent_events_seq'),
+    seq bigint NOT NULL DEFAULT nextval('events_seq'),
     event_id text NOT NULL,
     consent_id text NOT NULL,
     site_id text NOT NULL,
