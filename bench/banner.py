@@ -42,6 +42,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+from support import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+
 from consentgate.app import Runtime  # noqa: E402
 from consentgate.banner import BannerAssets, head_snippet  # noqa: E402
 from consentgate.config import load_settings  # noqa: E402
@@ -66,13 +68,6 @@ QUOTED = {  # PRODUCT.md, gzip -9 of JS+CSS
     "tarteaucitron": 60.0,
     "Klaro": 68.9,
 }
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VISIBLE = """
 window.__bannerAt = null;
 (function poll() {
@@ -177,7 +172,7 @@ def time_to_banner(url: str, runs: int, local: str) -> list[float]:
 
     out: list[float] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         for _ in range(runs + 1):
             context = browser.new_context(reduced_motion="reduce")
             context.route(
