@@ -8,7 +8,10 @@ one process (WAL, synchronous=FULL), committing batches of CLIENTS rows, with th
 hash chain computed as the server does, and once more as one big transaction.
 
     python3 bench/consent_writes.py --seconds 10 --clients 64
-    python3 bench/consent_writes.py --database postgresql://postgres@127.0.0.1/test
+    python3 bench/consent_writes.py --database postgresql://postgres@127.0.0.1/test --nodes 2
+
+With ``--database postgresql://...`` the same run also serves that database, with one
+node and with ``--nodes`` nodes sharing it (SQLite is always measured first, one node).
 
 The load generator is a lean asyncio HTTP/1.1 client (uvloop when installed) in
 its own process; it shares the machine's cores with the server.
@@ -77,34 +80,50 @@ async def client_loop(port: int, stop_at: float, latencies: list[float], errors:
         writer.close()
 
 
-async def drive(port: int, clients: int, seconds: float) -> tuple[list[float], list[str], float]:
+async def drive(
+    ports: list[int], clients: int, seconds: float
+) -> tuple[list[float], list[str], float]:
+    """``clients`` connections spread evenly over ``ports`` (one per node)."""
     latencies: list[float] = []
     errors: list[str] = []
     started = time.perf_counter()
     stop_at = started + seconds
-    await asyncio.gather(*(client_loop(port, stop_at, latencies, errors) for _ in range(clients)))
+    await asyncio.gather(
+        *(client_loop(ports[i % len(ports)], stop_at, latencies, errors) for i in range(clients))
+    )
     return latencies, errors, time.perf_counter() - started
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc), to report CPU per consent
-    independently of what else runs on the machine."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a process and its children (Linux /proc; the
+    ``--workers`` processes are children), to report CPU per consent independently
+    of what else runs on the machine."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
-def run_load(port: int, clients: int, seconds: float, server_pid: int) -> dict[str, float]:
+def run_load(
+    ports: list[int], clients: int, seconds: float, server_pids: list[int]
+) -> dict[str, float]:
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(drive(port, min(clients, 8), 1.0))  # warm-up, not counted
-    server_cpu = cpu_seconds(server_pid)
+    asyncio.run(drive(ports, min(clients, 8), 1.0))  # warm-up, not counted
+    server_cpu = sum(cpu_seconds(pid) for pid in server_pids)
     own_cpu = sum(os.times()[:2])
-    latencies, errors, elapsed = asyncio.run(drive(port, clients, seconds))
-    server_cpu = cpu_seconds(server_pid) - server_cpu
+    latencies, errors, elapsed = asyncio.run(drive(ports, clients, seconds))
+    server_cpu = sum(cpu_seconds(pid) for pid in server_pids) - server_cpu
     own_cpu = sum(os.times()[:2]) - own_cpu
     latencies.sort()
     n = len(latencies)
@@ -156,7 +175,7 @@ def http_floor(clients: int, seconds: float) -> dict[str, float]:
     proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
     try:
         wait_port(port, proc)
-        return run_load(port, clients, seconds, proc.pid)
+        return run_load([port], clients, seconds, [proc.pid])
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
@@ -210,65 +229,119 @@ def raw_ceiling(path: Path, batch: int, seconds: float) -> float:
 # -- main ----------------------------------------------------------------------------
 
 
+def log_count(database: str, data_dir: Path) -> int:
+    """Records in the log (SQLite file in ``data_dir`` or the PostgreSQL database)."""
+    if not database.startswith("postgres"):
+        path = data_dir / "consent.db"
+        if not path.exists():
+            return 0
+        conn = sqlite3.connect(path)
+        try:
+            return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+        finally:
+            conn.close()
+    import asyncpg
+
+    async def count() -> int:
+        conn = await asyncpg.connect(database)
+        try:
+            exists = await conn.fetchval("SELECT to_regclass('events') IS NOT NULL")
+            return int(await conn.fetchval("SELECT count(*) FROM events")) if exists else 0
+        finally:
+            await conn.close()
+
+    return asyncio.run(count())
+
+
+def serve_and_load(
+    database: str, nodes: int, workers: int, clients: int, seconds: float, tmp: str
+) -> tuple[dict[str, float], int]:
+    """``nodes`` real servers on ``database`` (each with ``workers``), loaded together.
+    Returns the load figures and how many records the log gained."""
+    data_dir = Path(tmp) / f"data-{abs(hash(database))}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTGATE_")}
+    env["PYTHONPATH"] = str(REPO)
+    env["CONSENTGATE_SECRET_KEYS"] = "bench-shared-key-0123456789abcdef"  # nodes share it
+    before = log_count(database, data_dir)
+    servers: list[subprocess.Popen[bytes]] = []
+    ports: list[int] = []
+    try:
+        for _ in range(nodes):
+            port = free_port()
+            cmd = [
+                sys.executable, "-m", "consentgate", "serve", "--host", "127.0.0.1",
+                "--port", str(port), "--data-dir", str(data_dir), "--workers", str(workers),
+            ]  # fmt: skip
+            if database.startswith("postgres"):
+                cmd += ["--database", database]
+            servers.append(
+                subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            )
+            ports.append(port)
+            wait_port(port, servers[-1])
+        http = run_load(ports, clients, seconds, [s.pid for s in servers])
+    finally:
+        for server in servers:
+            server.send_signal(signal.SIGTERM)
+        for server in servers:
+            server.wait(30)
+    return http, log_count(database, data_dir) - before
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="load duration (max 60)")
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--database", help="database URL for the server (default: SQLite)")
+    parser.add_argument("--nodes", type=int, default=1, help="servers on the same database")
+    parser.add_argument(
+        "--database",
+        help="also run against this database URL (postgresql://...), beside SQLite",
+    )
     args = parser.parse_args()
     seconds = min(max(args.seconds, 1.0), 60.0)
+    databases = ["sqlite"] + ([args.database] if args.database else [])
 
+    results: list[tuple[str, int, dict[str, float], int]] = []
     with tempfile.TemporaryDirectory(prefix="cg-bench-") as tmp:
-        data_dir = Path(tmp) / "data"
-        port = free_port()
-        cmd = [
-            sys.executable, "-m", "consentgate", "serve", "--host", "127.0.0.1",
-            "--port", str(port), "--data-dir", str(data_dir), "--workers", str(args.workers),
-        ]  # fmt: skip
-        if args.database:
-            cmd += ["--database", args.database]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTGATE_")}
-        env["PYTHONPATH"] = str(REPO)
-        server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            wait_port(port, server)
-            http = run_load(port, args.clients, seconds, server.pid)
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(30)
-        stored = None
-        if not args.database:
-            conn = sqlite3.connect(data_dir / "consent.db")
-            stored = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
-            conn.close()
+        for database in databases:
+            # SQLite is one file on one machine: one node; PostgreSQL: --nodes nodes
+            for nodes in sorted({1, args.nodes if database != "sqlite" else 1}):
+                http, stored = serve_and_load(
+                    database, nodes, args.workers, args.clients, seconds, tmp
+                )
+                results.append((database, nodes, http, stored))
         floor = http_floor(args.clients, seconds)
         raw_batch = raw_ceiling(Path(tmp) / "raw.db", args.clients, seconds)
         raw_big = raw_ceiling(Path(tmp) / "raw-big.db", 20000, min(seconds, 5.0))
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}")  # fmt: skip
-    print(f"server: consentgate serve, {args.workers} worker(s), "
-          f"{args.database or 'SQLite (WAL, synchronous=FULL)'}; "
-          f"{args.clients} keep-alive clients for {seconds:.0f}s")  # fmt: skip
-    print(f"  acknowledged consents/s : {http['per_second']:8.0f}   "
-          f"(p50 {http['p50_ms']:.1f} ms, p99 {http['p99_ms']:.1f} ms, "
-          f"{http['acknowledged']} acknowledged, {http['errors']} errors"
-          + (f", {stored} in the log)" if stored is not None else ")"))  # fmt: skip
-    print(f"  server CPU per consent    : {http['server_cpu_us']:8.0f} us "
-          f"(server used {http['server_cpu_share']:.2f} cores; load generator "
-          f"{http['client_cpu_us']:.0f} us per consent)")  # fmt: skip
-    print(f"  uvicorn 201 from memory   : {floor['per_second']:8.0f} req/s  "
+          f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
+          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print(f"{args.clients} keep-alive clients for {seconds:.0f}s, spread over the nodes; "
+          f"{args.workers} worker(s) per node")  # fmt: skip
+    for database, nodes, http, stored in results:
+        name = "SQLite (WAL, synchronous=FULL)" if database == "sqlite" else "PostgreSQL"
+        print(f"consentgate serve x{nodes}, {name}:")
+        print(f"  acknowledged consents/s : {http['per_second']:8.0f}   "
+              f"(p50 {http['p50_ms']:.1f} ms, p99 {http['p99_ms']:.1f} ms, "
+              f"{http['acknowledged']:.0f} acknowledged, {http['errors']:.0f} errors, "
+              f"{stored} new in the log)")  # fmt: skip
+        print(f"  server CPU per consent    : {http['server_cpu_us']:8.0f} us "
+              f"(servers used {http['server_cpu_share']:.2f} cores; load generator "
+              f"{http['client_cpu_us']:.0f} us per consent)")  # fmt: skip
+    print(f"uvicorn 201 from memory     : {floor['per_second']:8.0f} req/s  "
           f"(p50 {floor['p50_ms']:.1f} ms, p99 {floor['p99_ms']:.1f} ms; server CPU "
           f"{floor['server_cpu_us']:.0f} us per request, {floor['server_cpu_share']:.2f} cores)"
           )  # fmt: skip
     print(
-        f"  raw SQLite, batches of {args.clients:<4}: {raw_batch:8.0f} rows/s "
+        f"raw SQLite, batches of {args.clients:<4}  : {raw_batch:8.0f} rows/s "
         "(same schema + chain, executemany, one COMMIT per batch)"
     )
-    print(f"  raw SQLite, one big tx    : {raw_big:8.0f} rows/s (batches of 20000)")
-    if stored is not None and stored < http["acknowledged"]:
-        raise SystemExit("FAIL: fewer records in the log than acknowledged")
+    print(f"raw SQLite, one big tx      : {raw_big:8.0f} rows/s (batches of 20000)")
+    for _, _, http, stored in results:
+        if stored < http["acknowledged"]:
+            raise SystemExit("FAIL: fewer records in the log than acknowledged")
 
 
 if __name__ == "__main__":

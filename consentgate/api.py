@@ -100,10 +100,14 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# One decoder instance (json.loads with options builds a new one per call).
+_BODY_JSON = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def parse_body(raw: bytes) -> dict[str, Any]:
     """Decode and validate a POST body; raises :class:`ApiError` (400/422)."""
     try:
-        doc = json.loads(raw, parse_constant=_reject_constant)
+        doc = _BODY_JSON.decode(raw.decode("utf-8"))
     except (ValueError, RecursionError) as exc:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
