@@ -96,7 +96,8 @@ class TagHandling:
             return end
         if name in _URL_ELEMENTS and self._active:
             self._url_element(data, pos, end, name)
-        self._enter_content(name, False, _self_closing(data, pos, end))
+        sc = name in (b"svg", b"math") and _self_closing(data, pos, end)
+        self._enter_content(name, False, sc)
         return end
 
     def _noscript_views(self: StreamRewriter, data: bytes, pos: int, end: int) -> int | None:

@@ -12,7 +12,7 @@ Neutralizing changes only the start tag:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .grammar import ATTR
 
@@ -34,8 +34,7 @@ URL_ATTRS: dict[bytes, frozenset[bytes]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Attr:
+class Attr(NamedTuple):
     name: bytes  # lower-cased
     start: int  # offset of the name inside the tag
     end: int  # end of the name
