@@ -8,10 +8,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import httpx2 as httpx
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parent.parent
 # ../shared next to the checkout; worktrees under /work/wt/<name> find it one level up.
@@ -106,12 +109,31 @@ def consentgate_server(
 PG_ADMIN_URL = os.environ.get("CONSENTGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-def _pg_admin(sql: str) -> None:
-    """Run one statement on the admin database (in a private event loop and thread,
-    so it works from sync fixtures whether or not a loop is running)."""
+def _in_thread(work: Callable[[], Awaitable[T]]) -> T:
+    """Run ``work()`` in a private event loop and thread, so sync helpers work from
+    sync fixtures and tests whether or not a loop is running."""
     import asyncio
     import threading
 
+    out: list[T] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            out.append(asyncio.run(work()))  # type: ignore[arg-type]
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return out[0]
+
+
+def _pg_admin(sql: str) -> None:
+    """Run one statement on the admin database."""
     import asyncpg
 
     async def go() -> None:
@@ -121,19 +143,7 @@ def _pg_admin(sql: str) -> None:
         finally:
             await conn.close()
 
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            asyncio.run(go())
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
+    _in_thread(go)
 
 
 @contextlib.contextmanager
@@ -180,9 +190,7 @@ _PG_BOOLS = "necessary|preferences|statistics|marketing|unclassified|gpc|erased"
 def pg_sql(url: str, statement: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
     """Run one SQLite-dialect statement of the tests' tamperer on PostgreSQL: ``?``
     placeholders, 0/1 booleans and ``PRAGMA table_info`` are translated."""
-    import asyncio
     import re
-    import threading
 
     import asyncpg
 
@@ -196,10 +204,8 @@ def pg_sql(url: str, statement: str, args: tuple[object, ...] = ()) -> list[tupl
     statement = re.sub(r"\?", lambda _: f"${next(count)}", statement)
     statement = re.sub(rf"\b1 - ({_PG_BOOLS})\b", r"(NOT \1)", statement)
     statement = re.sub(rf"\b({_PG_BOOLS}) = ([01])\b", r"\1 = \2::boolean", statement)
-    out: list[tuple[object, ...]] = []
-    errors: list[BaseException] = []
 
-    async def go() -> None:
+    async def go() -> list[tuple[object, ...]]:
         conn = await asyncpg.connect(url)
         try:
             prepared = await conn.prepare(statement)
@@ -208,22 +214,11 @@ def pg_sql(url: str, statement: str, args: tuple[object, ...] = ()) -> list[tupl
                 bool(v) if kind == "bool" and isinstance(v, int) else v
                 for kind, v in zip(kinds, args, strict=True)
             ]
-            out.extend(tuple(r) for r in await prepared.fetch(*values))
+            return [tuple(r) for r in await prepared.fetch(*values)]
         finally:
             await conn.close()
 
-    def target() -> None:
-        try:
-            asyncio.run(go())
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
-    return out
+    return _in_thread(go)
 
 
 def pg_all_rows(url: str) -> str:

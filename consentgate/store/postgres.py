@@ -219,7 +219,7 @@ class PostgresStore(PostgresAuditMixin, ConsentStore):
     # -- writes ----------------------------------------------------------------------
 
     async def append(self, event: ConsentEvent) -> StoredEvent:
-        if self._writer_task is None or self._closing:
+        if self._writer_task is None or self._closing or self._writer_task.done():
             raise StoreError("the consent log is not open")
         if event.created_at.tzinfo is None:
             raise StoreError("created_at must be timezone-aware (UTC)")

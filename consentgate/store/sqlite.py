@@ -227,7 +227,7 @@ class SQLiteStore(SQLiteAuditMixin, ConsentStore):
     # -- writes ----------------------------------------------------------------------
 
     async def append(self, event: ConsentEvent) -> StoredEvent:
-        if self._writer_task is None or self._closing:
+        if self._writer_task is None or self._closing or self._writer_task.done():
             raise StoreError("the consent log is not open")
         if event.created_at.tzinfo is None:
             raise StoreError("created_at must be timezone-aware (UTC)")
@@ -252,7 +252,13 @@ class SQLiteStore(SQLiteAuditMixin, ConsentStore):
                 else:
                     batch.append(more)
             if batch:
-                await self._commit(batch)
+                try:
+                    await self._commit(batch)
+                except Exception as exc:  # never let the single writer die
+                    error = StoreError(f"could not write to the consent log: {exc}")
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
 
     async def _commit(self, batch: list[tuple[ConsentEvent, asyncio.Future[StoredEvent]]]) -> None:
         db = self._writer_db
