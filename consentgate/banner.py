@@ -51,7 +51,19 @@ STATIC = Path(__file__).parent / "static" / "banner"
 YEAR = "public, max-age=31536000, immutable"
 #: Texts only the second layer shows; they load with it (``/banner.json``), not up front.
 SECOND_LAYER_TEXTS = frozenset(
-    {"save", "hide", "settings", "intro", "on", "cookies", "provider", "expiry", "id", "date"}
+    {
+        "save",
+        "hide",
+        "settings",
+        "intro",
+        "on",
+        "cookies",
+        "provider",
+        "expiry",
+        "id",
+        "date",
+        "receipt",
+    }
 )
 REVALIDATE = "public, max-age=300"
 
