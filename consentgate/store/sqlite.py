@@ -109,21 +109,25 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(row[0] or 0)
 
 
-def _where(flt: EventFilter | None) -> tuple[list[str], list[Any]]:
+def _where(flt: EventFilter | None, *, seq_order: bool = False) -> tuple[list[str], list[Any]]:
+    """WHERE terms for ``flt``. ``seq_order``: prefix columns with ``+`` so SQLite
+    keeps walking ``seq`` (keyset paging of a big export) instead of sorting an index
+    range for every page; only the selective ``consent_id`` index stays usable."""
     clauses: list[str] = []
     args: list[Any] = []
     if flt is None:
         return clauses, args
+    plus = "+" if seq_order else ""
     for column in ("site_id", "consent_id", "method", "region", "regime"):
         value = getattr(flt, column)
         if value is not None:
-            clauses.append(f"{column} = ?")
+            clauses.append(f"{'' if column == 'consent_id' else plus}{column} = ?")
             args.append(value)
     if flt.since is not None:
-        clauses.append("created_at >= ?")
+        clauses.append(f"{plus}created_at >= ?")
         args.append(format_time(flt.since))
     if flt.until is not None:
-        clauses.append("created_at < ?")
+        clauses.append(f"{plus}created_at < ?")
         args.append(format_time(flt.until))
     return clauses, args
 
