@@ -7,7 +7,8 @@ Starts, all on loopback, one worker each:
   - ``consentgate serve --upstream`` (rewriting on: the visitor has no consent, so
     trackers are neutralized and the banner injected);
 and drives each with the same bounded load (wrk: 1 thread, 32 connections).
-Reports req/s, p50/p99 latency, peak RSS of the server processes, and the ratio.
+Reports req/s, p50/p99 latency, server CPU time per request (user + system from /proc,
+comparable when the machine is shared), peak RSS of the server processes, and ratios.
 
     python3 bench/proxy.py [--duration 10] [--connections 32] [--only page]
 
@@ -17,6 +18,7 @@ Needs ``nginx`` and ``wrk`` (Debian: ``apt-get install -y nginx wrk``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -84,16 +86,30 @@ http {{
     return conf
 
 
+def _tree(pid: int) -> list[int]:
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    return pids
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """user + system CPU seconds of a process and its children (nginx: its worker)."""
+    ticks = 0
+    for p in _tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def tree_rss_peak(pid: int) -> int:
     """Current RSS (KiB) of a process and its children."""
     total = 0
-    pids = [pid]
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        pids += [int(c) for c in children]
-    except OSError:
-        pass
-    for p in pids:
+    for p in _tree(pid):
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -139,10 +155,12 @@ def wrk(url: str, duration: int, connections: int) -> dict[str, float]:
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sock = re.search(r"Socket errors: (.*)", out)
     return {
         "rps": rps,
+        "requests": float(requests),
         "p50": p50,
         "p99": p99,
         "non2xx": float(errors.group(1)) if errors else 0.0,
@@ -247,28 +265,40 @@ def main() -> None:
                 wrk(url, 1, args.connections)  # warm-up
                 sampler = RssSampler(pid)
                 sampler.start()
+                cpu = tree_cpu_seconds(pid)
                 results[label] = wrk(url, args.duration, args.connections)
+                cpu = tree_cpu_seconds(pid) - cpu
                 results[label]["rss_mb"] = sampler.stop() / 1024
+                results[label]["cpu_us"] = cpu / results[label]["requests"] * 1e6
+                results[label]["cores"] = cpu / args.duration
             rows.append((key, name, results))
         load = os.getloadavg()
         print(
             f"\n{os.cpu_count()} CPUs, load average {load[0]:.1f}/{load[1]:.1f} at the end; "
             f"wrk -t1 -c{args.connections} -d{args.duration}s\n"
         )
-        print("| target | server | req/s | p50 ms | p99 ms | peak RSS MB | errors |")
-        print("|---|---|---:|---:|---:|---:|---:|")
+        print(
+            "| target | server | req/s | p50 ms | p99 ms | CPU µs/req | cores used "
+            "| peak RSS MB | errors |"
+        )
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
         for key, name, results in rows:
             for label, r in results.items():
                 err = int(r["non2xx"]) + int(r["sockerr"])
                 print(
                     f"| {key} ({name}) | {label} | {r['rps']:,.0f} | {r['p50']:.2f} | "
-                    f"{r['p99']:.2f} | {r['rss_mb']:.0f} | {err} |"
+                    f"{r['p99']:.2f} | {r['cpu_us']:.0f} | {r['cores']:.2f} | "
+                    f"{r['rss_mb']:.0f} | {err} |"
                 )
             base = results["nginx+sub_filter"]
             for label in list(servers)[1:]:
                 ratio = results[label]["rps"] / base["rps"]
                 p99 = results[label]["p99"] / base["p99"]
-                print(f"| {key} | *{label} / nginx* | *{ratio:.2f}x* | | *{p99:.1f}x* | | |")
+                cpu = base["cpu_us"] / results[label]["cpu_us"]
+                print(
+                    f"| {key} | *{label} / nginx* | *{ratio:.2f}x* | | *{p99:.1f}x* "
+                    f"| *{cpu:.2f}x (nginx/cg)* | | | |"
+                )
     finally:
         for p in reversed(procs):
             p.terminate()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ..consent import Consent
@@ -70,6 +71,31 @@ def consent_mode_defaults(
 ) -> list[dict[str, Any]]:
     """The argument objects of the ``gtag('consent', 'default', ...)`` calls."""
     visitor = regime_for(site, region)
+    by_regime = _stricter_regions(tuple(sorted(site.regimes.items())), site.default_regime, visitor)
+
+    def command(regime: str, codes: list[str] | None) -> dict[str, Any]:
+        out: dict[str, Any] = consent_mode_state(effective_granted(consent, regime, gpc))
+        if codes:
+            out["region"] = codes
+        if wait_for_update is not None:
+            out["wait_for_update"] = wait_for_update
+        return out
+
+    commands = [command(visitor, None)]
+    commands.extend(command(r, list(by_regime[r])) for r in REGIMES if r in by_regime)
+    return commands
+
+
+@lru_cache(maxsize=256)
+def _stricter_regions(
+    regimes: tuple[tuple[str, str], ...], default_regime: str, visitor: str
+) -> dict[str, tuple[str, ...]]:
+    """Mapped region codes whose regime is stricter than ``visitor``'s, per regime.
+    Depends only on the site's regime table, so it is computed once per visitor regime
+    (it runs on every proxied page: ~50 region lookups)."""
+    from ..config import Site
+
+    site = Site(id="_", regimes=dict(regimes), default_regime=default_regime)
 
     def target(code: str) -> str:
         regime = regime_for(site, parse_region(code))
@@ -84,18 +110,7 @@ def consent_mode_defaults(
         parent = target(country) if "-" in code and country in codes else visitor
         if mine != parent:
             by_regime.setdefault(mine, []).append(code)
-
-    def command(regime: str, codes: list[str] | None) -> dict[str, Any]:
-        out: dict[str, Any] = consent_mode_state(effective_granted(consent, regime, gpc))
-        if codes:
-            out["region"] = codes
-        if wait_for_update is not None:
-            out["wait_for_update"] = wait_for_update
-        return out
-
-    commands = [command(visitor, None)]
-    commands.extend(command(r, by_regime[r]) for r in REGIMES if r in by_regime)
-    return commands
+    return {regime: tuple(codes) for regime, codes in by_regime.items()}
 
 
 def consent_mode_default_js(
