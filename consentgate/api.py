@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -369,7 +368,7 @@ class ConsentApi:
             gpc=gpc,
         )
         event = ConsentEvent(
-            event_id=secrets.token_urlsafe(16),
+            event_id=new_consent_id(),
             consent_id=consent.consent_id,
             site_id=site.id,
             event_type=str(event_type),

@@ -56,13 +56,6 @@ SECOND_LAYER_TEXTS = frozenset(
 REVALIDATE = "public, max-age=300"
 
 
-def consent_mode(granted: Iterable[str]) -> dict[str, str]:
-    """Consent Mode v2 signals for granted categories (without ``security_storage``)."""
-    state = consent_mode_state(granted)
-    del state["security_storage"]
-    return state
-
-
 def cookie_patterns(site: Site) -> dict[str, list[str]]:
     """Per category, the cookie names (``*`` = any run of characters) the banner deletes
     when that category is withdrawn: the tracker catalog's and the site's declared ones.

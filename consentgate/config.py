@@ -102,6 +102,12 @@ SERVER_SETTINGS: tuple[Setting, ...] = (
     Setting("db_pool_size", int, 10, "PostgreSQL connection pool size."),
     Setting("upstream_connect_timeout", float, 5.0, "Proxy: seconds to connect to an upstream."),
     Setting("upstream_read_timeout", float, 30.0, "Proxy: seconds to wait for upstream bytes."),
+    Setting(
+        "rewrite_cache_mb",
+        int,
+        32,
+        "Proxy: memory for pages already rewritten for a set of categories (0: off).",
+    ),
 )
 
 SITE_SETTINGS: tuple[Setting, ...] = (
@@ -244,6 +250,7 @@ class Settings:
     db_pool_size: int = 10
     upstream_connect_timeout: float = 5.0
     upstream_read_timeout: float = 30.0
+    rewrite_cache_mb: int = 32
     config_file: str | None = None
 
     def site_for_host(self, host: str | None) -> Site:

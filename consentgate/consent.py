@@ -83,9 +83,17 @@ class CookieRejected(Exception):
         self.reason = reason
 
 
+_ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
 def new_consent_id() -> str:
-    """A random, unguessable consent id (128 bits, URL-safe)."""
-    return secrets.token_urlsafe(16)
+    """A random, unguessable id: 22 base-62 characters (about 131 bits).
+
+    Letters and digits only, so an id never begins with ``-`` (which a command line
+    would read as an option) nor with a character that CSV-injection protection
+    rewrites in exports. Event ids use the same generator.
+    """
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(22))
 
 
 def parse_categories(values: Any) -> frozenset[str]:

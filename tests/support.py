@@ -26,6 +26,17 @@ CORPUS = SHARED / "corpus"
 SEEDS = SHARED / "seeds"
 
 
+#: Headless Debian Chromium for the browser tests (never a downloaded browser).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

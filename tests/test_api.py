@@ -366,3 +366,17 @@ async def test_metrics_and_healthz(client: httpx.AsyncClient) -> None:
     assert 'consentgate_consents_total{method="accept_all",site="demo",type="initial"} 1.0' in text
     assert "consentgate_write_seconds_count 1.0" in text
     assert (await client.get("/_consent/healthz")).json() == {"status": "ok"}
+
+
+@pytest.mark.sqlite_only
+async def test_a_failing_consent_log_is_503_and_sets_no_cookie(
+    client: httpx.AsyncClient, app: ConsentGateApp
+) -> None:
+    store = app.runtime.store
+    await store._writer_db.close()  # type: ignore[attr-defined]  # the disk "goes away"
+    r = await client.post(API, json={"method": "accept_all"})
+    assert r.status_code == 503
+    assert r.json()["error"]["code"] == "store_unavailable"
+    assert "set-cookie" not in r.headers
+    again = await client.delete(API)  # the writer survived the failure and answers again
+    assert again.status_code == 503

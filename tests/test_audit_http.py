@@ -166,6 +166,8 @@ async def test_http_export_streams_with_a_signed_manifest(
 
 
 async def test_visitor_receipt(client: httpx.AsyncClient) -> None:
+    banner = await client.get("/_consent/banner.js", headers={"Accept-Encoding": "identity"})
+    assert "/receipt" in banner.text and "Download my consent records" in banner.text
     r = await client.get("/_consent/api/consent/receipt")
     assert r.status_code == 404 and r.json()["error"]["code"] == "no_consent"
     r = await client.post(

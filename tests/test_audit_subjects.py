@@ -121,7 +121,7 @@ def test_erase_refuses_a_tampered_record(filled: Settings) -> None:
 def test_erase_asks_first(filled: Settings) -> None:
     cid = consent_of(filled, 7)
     result = run_cli(filled, "subject", "erase", cid, input="n\n")
-    assert result.exit_code == 1 and "Aborted" in result.output
+    assert result.exit_code == 1 and "Aborted" in result.output, result.output
     assert sql(filled, "SELECT erased FROM events WHERE consent_id = ?", (cid,)) == [(0,)]
 
 

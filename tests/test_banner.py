@@ -23,6 +23,7 @@ from consentgate.config import SEED_COOKIES, Settings, Site, load_settings
 from consentgate.consent import CATEGORIES, Consent, ConsentCodec
 from consentgate.errors import ApiError, api_error_handler
 from consentgate.metrics import Metrics
+from consentgate.regions.consent_mode import consent_mode_state
 from consentgate.texts import LOCALES, banner_hash, pick_language, texts_for
 
 KEYS = "test-key-newest-0123456789"
@@ -269,8 +270,9 @@ def test_head_snippet_with_consent_nonce_and_gpc(runtime: Runtime) -> None:
 
 
 def test_consent_mode_mapping() -> None:
-    mode = banner.consent_mode({"preferences", "marketing"})
+    mode = consent_mode_state({"preferences", "marketing"})
     assert mode == {
+        "security_storage": "granted",
         "functionality_storage": "granted",
         "personalization_storage": "granted",
         "analytics_storage": "denied",

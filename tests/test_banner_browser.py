@@ -18,17 +18,12 @@ from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, sync_playwright
-from support import REPO, consentgate_server, free_port
+from support import CHROMIUM, CHROMIUM_ARGS, REPO, consentgate_server, free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+# Host names for the parent-domain test; every other host stays routed to the local fakes.
+RESOLVE = "--host-resolver-rules=MAP www.shop.test 127.0.0.1"
 TRACKER_HOSTS = ("googletagmanager.com", "google-analytics.com", "facebook.net", "facebook.com")
 
 FAKE_GTAG = """(function () {
@@ -80,7 +75,7 @@ def chromium() -> Iterator[Browser]:
     # Module scope, not session: sync Playwright keeps an event loop running in this thread
     # while it is open, which would break later tests that call asyncio.run().
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, RESOLVE])
         yield browser
         browser.close()
 
@@ -228,6 +223,42 @@ def test_withdraw_deletes_cookies_and_stops_trackers(
     assert ga_runs(page) == (0, 1)
     assert len(fakes.tracker_requests()) == before
     assert not {"_ga", "_gid"} & cookie_names(page)
+
+
+def test_withdraw_deletes_cookies_on_parent_domains(chromium: Browser, server: str) -> None:
+    port = urlsplit(server).port
+    shop = f"http://www.shop.test:{port}"
+    context, fakes = open_context(chromium, server)
+    fakes.local = (shop,)
+    context.add_cookies(
+        [
+            {"name": "_ga", "value": "1", "domain": ".shop.test", "path": "/"},
+            {"name": "_ga_ABC123", "value": "1", "domain": ".www.shop.test", "path": "/"},
+            {"name": "_gid", "value": "1", "url": shop + "/"},  # host-only
+            {"name": "_fbp", "value": "1", "domain": ".shop.test", "path": "/"},
+            {"name": "PHPSESSID", "value": "1", "domain": ".shop.test", "path": "/"},
+        ]
+    )
+    page = context.new_page()
+    try:
+        page.goto(shop + "/")
+        button(page, "Customize").click()
+        page.locator("#consentgate [role=switch][name=statistics]").check()
+        page.locator("#consentgate [role=switch][name=marketing]").check()
+        button(page, "Save choices").click()
+        page.locator(FAB).wait_for()
+        assert {"_ga", "_ga_ABC123", "_gid", "_fbp"} <= cookie_names(page)
+        page.locator(FAB).click()
+        page.locator("#consentgate [role=switch][name=statistics]").uncheck()
+        with page.expect_navigation():  # a category withdrawn: reload
+            button(page, "Save choices").click()
+        page.locator(FAB).wait_for()
+        names = cookie_names(page)
+        assert not {"_ga", "_ga_ABC123", "_gid"} & names  # statistics: gone everywhere
+        assert {"_fbp", "PHPSESSID"} <= names  # marketing still granted; necessary kept
+        assert consent(page)["granted"] == ["necessary", "marketing"]
+    finally:
+        context.close()
 
 
 def test_first_layer_equal_buttons_close_is_refusal_no_wall(

@@ -72,3 +72,11 @@ def test_foreign_key_and_expired_and_wrong_site() -> None:
     with pytest.raises(CookieRejected) as exc:
         codec.loads(codec.dumps(make(site_id="a")), site_id="b")
     assert exc.value.reason == "wrong_site"
+
+
+def test_ids_are_alphanumeric_so_no_cli_or_csv_can_misread_them() -> None:
+    from consentgate.consent import new_consent_id
+
+    ids = {new_consent_id() for _ in range(5000)}
+    assert len(ids) == 5000
+    assert all(len(i) == 22 and i.isascii() and i.isalnum() for i in ids)

@@ -79,6 +79,15 @@ def test_reset_mid_body_cuts_the_response(proxy: str) -> None:
     _still_serving(proxy)
 
 
+@pytest.mark.parametrize("path", ["/stall-body?small=1", "/reset?small=1"])
+def test_page_read_whole_fails_cleanly(proxy: str, path: str) -> None:
+    # a page short enough to be rewritten whole is answered 502, never cut or hung
+    r = httpx.get(proxy + path, timeout=15)
+    assert r.status_code == 502
+    assert b"could not be made safe" in r.content
+    _still_serving(proxy)
+
+
 def test_garbage_gives_502(proxy: str) -> None:
     r = httpx.get(proxy + "/garbage", timeout=10)
     assert r.status_code == 502

@@ -153,3 +153,28 @@ def test_california_with_gpc(chromium: Browser, proxy: str) -> None:
     assert consent["regime"] == "opt-out" and consent["gpc"] is True
     assert "marketing" not in consent["granted"]
     visit.close()
+
+
+def test_opt_out_notice_is_accessible_and_escape_acknowledges(
+    chromium: Browser, proxy: str
+) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+
+    visit = Visit(chromium, proxy, {**US_CA, "Sec-GPC": "1"})
+    visit.page.emulate_media(reduced_motion="reduce")
+    visit.open()
+    visit.page.locator("#consentgate .b").wait_for()
+    result = Axe().run(visit.page)
+    serious = [
+        f"{v['id']}: {[n['target'] for n in v['nodes']]}"
+        for v in result.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert serious == []
+    focused = "document.querySelector('#consentgate').shadowRoot.activeElement?.className"
+    assert visit.page.evaluate(focused) == "b"  # focus moved into the notice
+    visit.page.keyboard.press("Escape")  # closing the notice acknowledges it
+    visit.wait("window.consentgate.consent !== null")
+    assert visit.page.evaluate("window.consentgate.consent.regime") == "opt-out"
+    assert visit.page.locator("#consentgate .b").count() == 0
+    visit.close()

@@ -184,3 +184,18 @@ def test_schema_is_versioned_and_pragmas_are_durable(db_path: Path) -> None:
 def test_unknown_database_url() -> None:
     with pytest.raises(StoreError, match="unsupported database URL"):
         open_store("mysql://nope")
+
+
+async def test_writer_survives_a_broken_connection(db_path: Path) -> None:
+    store = SQLiteStore(db_path)
+    async with store:
+        await store.append(event(1))
+        db = store._writer_db
+        assert db is not None
+        await db.close()
+        for n in (2, 3):
+            with pytest.raises(StoreError, match="could not write"):
+                await store.append(event(n))
+        assert store._writer_task is not None and not store._writer_task.done()
+    async with SQLiteStore(db_path) as again:
+        assert [e.event.event_id async for e in again.iter_events()] == ["ev-1"]

@@ -6,9 +6,11 @@ Raw asyncio streams so tests can make it misbehave on purpose. Routes:
   nobody can decode), ``?chunked=1``, ``?cookies=1`` (sets ``_ga``, ``PHPSESSID`` and
   ``mystery_pref``), ``?type=none`` (no Content-Type), ``?etag=1`` (ETag + 304)
 - ``/echo`` JSON with the method, target, headers and body it received
+- ``/counter`` a page whose body changes on every request
 - ``/redirect`` 302 to its own absolute origin; ``/asset.bin`` 64 KiB binary with Range
 - faults: ``/stall`` (never answers), ``/stall-body`` (half a body, then silence),
-  ``/reset`` (half a body, then RST), ``/garbage`` (not HTTP), ``/huge-headers``,
+  ``/reset`` (half a body, then RST; ``?small=1``: a length the proxy reads whole),
+  ``/garbage`` (not HTTP), ``/huge-headers``,
   ``/then-close`` (answers, then hangs up on the next request of that connection)
 """
 
@@ -42,6 +44,7 @@ class Upstream:
     def __init__(self) -> None:
         self.port = 0
         self.paths: list[str] = []  # every request target seen
+        self.counter = 0
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -130,7 +133,7 @@ class Upstream:
         if path in ("/stall-body", "/reset"):
             page = page_bytes("005.html")
             w.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n")
-            w.write(b"Content-Length: 1000000\r\n\r\n")
+            w.write(b"Content-Length: %d\r\n\r\n" % (500_000 if q.get("small") else 10**7))
             w.write(page[:3000])
             await w.drain()
             if path == "/stall-body":
@@ -139,6 +142,10 @@ class Upstream:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             w.transport.abort()
             return False
+        if path == "/counter":
+            self.counter += 1
+            page = b"<!doctype html><html><head><title>n</title></head><body>%d</body></html>"
+            return self._send(w, 200, [("Content-Type", "text/html")], page % self.counter, method)
         if path == "/then-close":
             return self._send(w, 200, [("Content-Type", "text/plain")], b"ok", method)
         if path == "/echo":
@@ -181,7 +188,7 @@ class Upstream:
                 return self._send(w, 304, extra, b"", "HEAD")
         if q.get("cookies"):
             extra += [
-                ("Set-Cookie", "_ga=GA1.1.123.456; Path=/; Max-Age=63072000"),
+                ("Set-Cookie", "_ga=GA1.1.123.456; Path=/; Max-Age=63072000; HttpOnly"),
                 ("Set-Cookie", "PHPSESSID=abc123; Path=/; HttpOnly"),
                 ("Set-Cookie", "mystery_pref=1; Path=/shop"),
             ]

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from ..store.base import ConsentStore, EventFilter
@@ -30,6 +31,8 @@ _SEQ = EXPORT_COLUMNS.index("seq")
 _CHAIN = EXPORT_COLUMNS.index("chain_id")
 _CHAIN_SEQ = EXPORT_COLUMNS.index("chain_seq")
 _HASH = EXPORT_COLUMNS.index("hash")
+_created = itemgetter(_CREATED)
+_chain = itemgetter(_CHAIN)
 
 
 def encoder_for(fmt: str, *, bom: bool = False) -> Encoder:
@@ -74,7 +77,7 @@ class ExportStats:
         self.size += len(data)
 
     def add_rows(self, rows: list[tuple[Any, ...]]) -> None:
-        created = [r[_CREATED] for r in rows]
+        created = list(map(_created, rows))
         lo, hi = min(created), max(created)
         if not self.rows:
             self.first_created_at, self.last_created_at = lo, hi
@@ -84,17 +87,19 @@ class ExportStats:
             self.last_created_at = max(self.last_created_at, hi)
         self.last_seq = rows[-1][_SEQ]
         self.rows += len(rows)
-        counts = Counter(r[_CHAIN] for r in rows)
-        last: dict[str, tuple[int, str]] = {}
-        for r in rows:
-            cid = r[_CHAIN]
-            if cid not in last and cid not in self.chains:
-                self.chains[cid] = {"rows": 0, "first_chain_seq": r[_CHAIN_SEQ]}
-            last[cid] = (r[_CHAIN_SEQ], r[_HASH])
-        for cid, n in counts.items():
-            info = self.chains[cid]
-            info["rows"] += n
-            info["last_chain_seq"], info["last_hash"] = last[cid]
+        chains = set(map(_chain, rows))
+        if len(chains) == 1:  # the usual batch: one writer's records
+            self._chain(rows[0], rows[-1], len(rows))
+            return
+        for cid, n in Counter(map(_chain, rows)).items():
+            mine = [r for r in rows if r[_CHAIN] == cid]
+            self._chain(mine[0], mine[-1], n)
+
+    def _chain(self, first: tuple[Any, ...], last: tuple[Any, ...], n: int) -> None:
+        fresh = {"rows": 0, "first_chain_seq": first[_CHAIN_SEQ]}
+        info = self.chains.setdefault(first[_CHAIN], fresh)
+        info["rows"] += n
+        info["last_chain_seq"], info["last_hash"] = last[_CHAIN_SEQ], last[_HASH]
 
     @property
     def sha256(self) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any, Protocol
 
@@ -94,15 +94,40 @@ def _csv_text_column(col: tuple[str, ...]) -> Sequence[str]:
     return col
 
 
+def _json_text_column(col: tuple[str, ...]) -> Iterable[str]:
+    return map(encode_basestring, col)
+
+
+def _kinds(columns: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(
+        "bool" if c in BOOL_COLUMNS else "int" if c in INT_COLUMNS else "text" for c in columns
+    )
+
+
+def _cells(
+    kinds: tuple[str, ...],
+    rows: Sequence[Row],
+    text: Callable[[tuple[str, ...]], Iterable[str]],
+) -> Iterator[tuple[str, ...]]:
+    """Rows of formatted cells, converted column by column (the loops stay in C)."""
+    outs: list[Iterable[str]] = []
+    for kind, col in zip(kinds, zip(*rows, strict=True), strict=True):
+        if kind == "int":
+            outs.append(map(str, col))
+        elif kind == "bool":
+            outs.append(map(_TF.__getitem__, col))
+        else:
+            outs.append(text(col))
+    return zip(*outs, strict=True)
+
+
 class CsvEncoder:
     """Batch -> CSV bytes, column by column (the hot loop stays in C)."""
 
     def __init__(self, columns: tuple[str, ...] = EXPORT_COLUMNS, *, bom: bool = False) -> None:
         self.columns = columns
         self.bom = bom
-        self._kinds = tuple(
-            "bool" if c in BOOL_COLUMNS else "int" if c in INT_COLUMNS else "text" for c in columns
-        )
+        self._kinds = _kinds(columns)
 
     def header(self) -> bytes:
         return (BOM if self.bom else b"") + (",".join(self.columns) + "\r\n").encode("utf-8")
@@ -110,15 +135,8 @@ class CsvEncoder:
     def encode(self, rows: Sequence[Row]) -> bytes:
         if not rows:
             return b""
-        outs: list[Iterable[str]] = []
-        for kind, col in zip(self._kinds, zip(*rows, strict=True), strict=True):
-            if kind == "int":
-                outs.append(map(str, col))
-            elif kind == "bool":
-                outs.append(map(_TF.__getitem__, col))
-            else:
-                outs.append(_csv_text_column(col))
-        return ("\r\n".join(map(",".join, zip(*outs, strict=True))) + "\r\n").encode("utf-8")
+        cells = _cells(self._kinds, rows, _csv_text_column)
+        return ("\r\n".join(map(",".join, cells)) + "\r\n").encode("utf-8")
 
 
 class JsonlEncoder:
@@ -126,9 +144,7 @@ class JsonlEncoder:
 
     def __init__(self, columns: tuple[str, ...] = EXPORT_COLUMNS) -> None:
         self.columns = columns
-        self._kinds = tuple(
-            "bool" if c in BOOL_COLUMNS else "int" if c in INT_COLUMNS else "text" for c in columns
-        )
+        self._kinds = _kinds(columns)
         self._template = "{" + ",".join(f"{encode_basestring(c)}:%s" for c in columns) + "}"
 
     def header(self) -> bytes:
@@ -137,15 +153,7 @@ class JsonlEncoder:
     def encode(self, rows: Sequence[Row]) -> bytes:
         if not rows:
             return b""
-        outs: list[Iterable[str]] = []
-        for kind, col in zip(self._kinds, zip(*rows, strict=True), strict=True):
-            if kind == "int":
-                outs.append(map(str, col))
-            elif kind == "bool":
-                outs.append(map(_TF.__getitem__, col))
-            else:
-                outs.append(map(encode_basestring, col))
-        lines = map(self._template.__mod__, zip(*outs, strict=True))
+        lines = map(self._template.__mod__, _cells(self._kinds, rows, _json_text_column))
         return ("\n".join(lines) + "\n").encode("utf-8")
 
 

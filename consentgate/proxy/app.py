@@ -11,19 +11,18 @@ streams through byte for byte.
 from __future__ import annotations
 
 import logging
-from html import escape
+import posixpath
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..app import Runtime, cookie_value
 from ..config import Site
-from ..consent import CATEGORIES
 from ..regions import Decision, decide_scope, vary_fields
 from ..visitor import TrustedProxies
-from .client import Origin, UpstreamError, UpstreamPool, UpstreamResponse
+from .cache import RewriteCache
+from .client import Origin, UpstreamError, UpstreamResponse
 from .cookies import CookiePolicy, UndeclaredCookies
-from .encoding import DecodeError, Decoder, Encoder, decoder_for, encoder_for
 from .headers import (
     HOP_BY_HOP,
     MAX_REQUEST_HEADER_BYTES,
@@ -36,27 +35,16 @@ from .headers import (
     rewrite_location,
     visitor_of,
 )
-from .rewrite import PageRewriter, make_rewriter
+from .pages import PageWriter, error_page, header, stream_body
+from .pool import UpstreamPool
 
 __all__ = ["ProxyApp"]
 
 log = logging.getLogger("consentgate.proxy")
 
 _HTML_TYPES = (b"text/html", b"application/xhtml+xml")
-_ALL = frozenset(CATEGORIES)
 #: Response headers that describe the upstream's exact bytes (wrong once rewritten).
 _BYTES_HEADERS = frozenset({b"content-length", b"content-md5", b"digest", b"accept-ranges"})
-
-
-class ClientGone(Exception):
-    """The visitor disconnected while we were forwarding their request body."""
-
-
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
-    for n, v in headers:
-        if n == name:
-            return v
-    return None
 
 
 def _is_html(content_type: bytes | None) -> bool:
@@ -65,36 +53,8 @@ def _is_html(content_type: bytes | None) -> bool:
     return content_type.split(b";", 1)[0].strip().lower() in _HTML_TYPES
 
 
-def _accepts(accept_encoding: bytes | None, coding: bytes) -> bool:
-    if not accept_encoding:
-        return False
-    for item in accept_encoding.lower().split(b","):
-        token, _, params = item.partition(b";")
-        if token.strip() in (coding, b"*") and b"q=0" not in params.replace(b" ", b"").replace(
-            b"q=0.", b"q=x"
-        ):
-            return True
-    return False
-
-
-async def _error_page(send: Send, status: int, title: str, detail: str) -> None:
-    body = (
-        "<!doctype html><html lang=en><meta charset=utf-8>"
-        f"<title>{status} {escape(title)}</title>"
-        f"<h1>{status} {escape(title)}</h1><p>{escape(detail)}</p></html>"
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/html; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-                (b"cache-control", b"no-store"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+class ClientGone(Exception):
+    """The visitor disconnected while we were forwarding their request body."""
 
 
 class ProxyApp:
@@ -110,6 +70,8 @@ class ProxyApp:
         }
         self.undeclared = UndeclaredCookies(settings.data_dir)
         self.trusted = TrustedProxies(settings.trusted_proxies)
+        cache_mb = settings.rewrite_cache_mb
+        self.pages = PageWriter(runtime, RewriteCache(cache_mb * 1024 * 1024) if cache_mb else None)
         runtime.extras.setdefault("on_shutdown", []).append(self.aclose)
 
     async def aclose(self) -> None:
@@ -147,18 +109,30 @@ class ProxyApp:
             target += b"?" + scope["query_string"]
         return target
 
+    def _shadows_prefix(self, path: str) -> bool:
+        """A path the upstream could resolve to consentgate's own (``//_consent/x``,
+        ``/a/../_consent/x``): never forwarded."""
+        if "//" not in path and "/." not in path:
+            return False
+        normal = posixpath.normpath("/" + path.lstrip("/"))
+        prefix = self.runtime.settings.prefix
+        return normal == prefix or normal.startswith(prefix + "/")
+
     async def forward(
         self, scope: Scope, receive: Receive, send: Send, site: Site, origin: Origin
     ) -> None:
         method: str = scope["method"]
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         if method == "CONNECT":
-            await _error_page(send, 405, "Method Not Allowed", "This is not a forward proxy.")
+            await error_page(send, 405, "Method Not Allowed", "This is not a forward proxy.")
             return
         if len(headers) > MAX_REQUEST_HEADERS or sum(len(n) + len(v) for n, v in headers) > (
             MAX_REQUEST_HEADER_BYTES
         ):
-            await _error_page(send, 431, "Request Header Fields Too Large", "Too many headers.")
+            await error_page(send, 431, "Request Header Fields Too Large", "Too many headers.")
+            return
+        if self._shadows_prefix(scope["path"]):
+            await error_page(send, 404, "Not Found", "No such page.")
             return
         consent = self.runtime.consent_from_cookie(cookie_value(scope), site)
         decision = decide_scope(self.runtime, site, scope, consent)  # region + regime + GPC
@@ -174,7 +148,7 @@ class ProxyApp:
         target = self.target(scope, origin)
         try:
             resp = await self.pool.request(origin, method, target, up_headers, body, chunked)
-            ctype = _header(resp.headers, b"content-type")
+            ctype = header(resp.headers, b"content-type")
             if resp.status == 206 and body is None and _is_html(ctype):
                 # A byte range of a page cannot be rewritten: fetch the whole page.
                 resp.close()
@@ -185,9 +159,9 @@ class ProxyApp:
         except UpstreamError as exc:
             log.warning("upstream %s for site %s: %s", origin.url, site.id, exc)
             if exc.status == 504:
-                await _error_page(send, 504, "Gateway Timeout", "The site did not answer in time.")
+                await error_page(send, 504, "Gateway Timeout", "The site did not answer in time.")
             else:
-                await _error_page(send, 502, "Bad Gateway", "The site could not be reached.")
+                await error_page(send, 502, "Bad Gateway", "The site could not be reached.")
             return
         try:
             await self.respond(scope, send, site, origin, visitor, decision, resp)
@@ -197,8 +171,8 @@ class ProxyApp:
     def _request_body(
         self, headers: list[tuple[bytes, bytes]], receive: Receive, up: list[tuple[bytes, bytes]]
     ) -> tuple[Any, bool]:
-        length = _header(headers, b"content-length")
-        chunked = _header(headers, b"transfer-encoding") is not None
+        length = header(headers, b"content-length")
+        chunked = header(headers, b"transfer-encoding") is not None
         if chunked:
             up[:] = [(n, v) for n, v in up if n != b"content-length"]
             up.append((b"transfer-encoding", b"chunked"))
@@ -227,11 +201,13 @@ class ProxyApp:
         decision: Decision,
         resp: UpstreamResponse,
     ) -> None:
-        granted = decision.granted
-        cookies = CookiePolicy(site, granted, self.undeclared)
+        cookies = CookiePolicy(site, decision.granted, self.undeclared)
+        token = decision.token
+        inm = header(scope["headers"], b"if-none-match") or b""
+        tagged = f"-cg{token}".encode() in inm  # a 304 for a page rewritten for this visitor
         status = resp.status
         drop = HOP_BY_HOP | connection_tokens(resp.headers)
-        content_type = _header(resp.headers, b"content-type")
+        content_type = header(resp.headers, b"content-type")
         html = _is_html(content_type)
         bodyless = scope["method"] == "HEAD" or status in (204, 304)
         if content_type is None and not bodyless and await self._sniff_html(resp):
@@ -248,31 +224,31 @@ class ProxyApp:
                     continue
             elif name in (b"location", b"content-location"):
                 value = rewrite_location(value, upstream_origins, visitor)
-            elif html or (status == 304 and name == b"etag"):
+            elif html or (status == 304 and name == b"etag" and tagged):
                 if name in _BYTES_HEADERS:
                     continue
                 if name == b"etag":
-                    value = consent_etag(value, decision.token)
+                    value = consent_etag(value, token)
             out.append((name, value))
         if not html:
             if status == 304:
                 merge_vary(out, b"Cookie")
-            await self._stream(send, status, out, resp, bodyless)
+            await stream_body(send, status, out, resp, bodyless)
             return
         for field in (b"Cookie", *vary_fields(self.runtime.settings)):
             merge_vary(out, field)
         out.extend(
             (b"set-cookie", v)
-            for v in cookies.expire_refused(_header(scope["headers"], b"cookie"), visitor.host)
+            for v in cookies.expire_refused(header(scope["headers"], b"cookie"), visitor.host)
         )
         if bodyless:
-            await self._stream(send, status, out, resp, True)
+            await stream_body(send, status, out, resp, True)
             return
-        await self._rewrite(scope, send, site, decision, status, out, resp, granted)
+        await self.pages.serve(scope["headers"], send, site, decision, status, out, resp)
 
     @staticmethod
     async def _sniff_html(resp: UpstreamResponse) -> bool:
-        if (_header(resp.headers, b"x-content-type-options") or b"").lower() == b"nosniff":
+        if (header(resp.headers, b"x-content-type-options") or b"").lower() == b"nosniff":
             return False
         try:
             first = await resp.read()
@@ -280,104 +256,3 @@ class ProxyApp:
             return False  # reported when the body is read again
         resp.unread(first)
         return first.lstrip(b"\xef\xbb\xbf \t\r\n\x0c")[:1] == b"<"
-
-    async def _stream(
-        self,
-        send: Send,
-        status: int,
-        headers: list[tuple[bytes, bytes]],
-        resp: UpstreamResponse,
-        bodyless: bool,
-    ) -> None:
-        try:
-            first = b"" if bodyless else await resp.read()
-        except UpstreamError as exc:
-            log.warning("upstream failed before the body: %s", exc)
-            title = "Gateway Timeout" if exc.status == 504 else "Bad Gateway"
-            await _error_page(send, exc.status, title, "The site sent a broken answer.")
-            return
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        if bodyless or resp.complete:
-            await send({"type": "http.response.body", "body": first})
-            return
-        try:
-            await send({"type": "http.response.body", "body": first, "more_body": True})
-            while chunk := await resp.read():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except UpstreamError as exc:  # truncated: leave the response incomplete
-            log.warning("upstream failed mid-body, response cut: %s", exc)
-            return
-        await send({"type": "http.response.body", "body": b""})
-
-    async def _rewrite(
-        self,
-        scope: Scope,
-        send: Send,
-        site: Site,
-        decision: Decision,
-        status: int,
-        headers: list[tuple[bytes, bytes]],
-        resp: UpstreamResponse,
-        granted: frozenset[str],
-    ) -> None:
-        coding = (_header(resp.headers, b"content-encoding") or b"").strip().lower()
-        decoder: Decoder | None = None
-        encoder: Encoder | None = None
-        if coding and coding != b"identity":
-            decoder = decoder_for(coding.decode("latin-1"))
-            if decoder is None:
-                if granted >= _ALL:  # nothing to hold back for this visitor
-                    log.warning("site %s: cannot decode %r HTML; passed through", site.id, coding)
-                    await self._stream(send, status, headers, resp, False)
-                    return
-                log.error("site %s: HTML in unsupported encoding %r not served", site.id, coding)
-                await _error_page(send, 502, "Bad Gateway", "The page could not be made safe.")
-                return
-            if _accepts(_header(scope["headers"], b"accept-encoding"), coding):
-                encoder = encoder_for(coding.decode("latin-1"))
-            else:
-                headers = [(n, v) for n, v in headers if n != b"content-encoding"]
-        rewriter = make_rewriter(self.runtime, site, decision, scope["headers"])
-        try:
-            first = self._process(await resp.read(), decoder, rewriter, encoder)
-            if resp.complete:
-                first += self._finish(decoder, rewriter, encoder)
-        except (UpstreamError, DecodeError) as exc:
-            log.error("site %s: page could not be read or decoded, not served: %s", site.id, exc)
-            await _error_page(send, 502, "Bad Gateway", "The page could not be made safe.")
-            return
-        self.runtime.metrics.rewrites.labels(site=site.id).inc()
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        if resp.complete:
-            await send({"type": "http.response.body", "body": first})
-            return
-        try:
-            await send({"type": "http.response.body", "body": first, "more_body": True})
-            while chunk := await resp.read():
-                out = self._process(chunk, decoder, rewriter, encoder)
-                if out:
-                    await send({"type": "http.response.body", "body": out, "more_body": True})
-            tail = self._finish(decoder, rewriter, encoder)
-        except (UpstreamError, DecodeError) as exc:
-            log.error("site %s: page failed mid-body, response cut: %s", site.id, exc)
-            return
-        await send({"type": "http.response.body", "body": tail})
-
-    @staticmethod
-    def _process(
-        chunk: bytes, decoder: Decoder | None, rewriter: PageRewriter, encoder: Encoder | None
-    ) -> bytes:
-        if decoder is not None:
-            chunk = decoder.decode(chunk)
-        out = rewriter.feed(chunk)
-        if encoder is not None:
-            out = encoder.encode(out)
-        return out
-
-    @staticmethod
-    def _finish(decoder: Decoder | None, rewriter: PageRewriter, encoder: Encoder | None) -> bytes:
-        out = rewriter.feed(decoder.flush()) if decoder is not None else b""
-        out += rewriter.finish()
-        if encoder is not None:
-            out = encoder.encode(out) + encoder.flush()
-        return out

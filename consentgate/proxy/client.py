@@ -1,10 +1,10 @@
-"""A small HTTP/1.1 client for the upstream: asyncio Protocol + httptools, keep-alive pool.
+"""A small HTTP/1.1 client for the upstream: asyncio Protocol + httptools.
 
 The proxy talks to a handful of configured origins, so a general-purpose client buys
 nothing but overhead. Each connection is an :class:`asyncio.Protocol` whose bytes go
 straight into an ``httptools`` (llhttp) response parser; body chunks are queued on the
 :class:`UpstreamResponse` (with read-side back-pressure) and connections that end a
-message cleanly return to a per-origin idle pool.
+message cleanly return to the per-origin idle pool (:mod:`.pool`).
 
 Exceptions::
 
@@ -17,19 +17,21 @@ Exceptions::
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httptools
+
+if TYPE_CHECKING:
+    from .pool import UpstreamPool
 
 __all__ = [
     "Origin",
     "UpstreamConnectError",
     "UpstreamError",
-    "UpstreamPool",
     "UpstreamProtocolError",
     "UpstreamResponse",
     "UpstreamTimeout",
@@ -39,7 +41,6 @@ MAX_RESPONSE_HEADERS = 100
 MAX_RESPONSE_HEADER_BYTES = 64 * 1024
 #: Buffered body bytes above which the upstream socket stops being read.
 HIGH_WATER = 256 * 1024
-MAX_IDLE_PER_ORIGIN = 64
 
 
 class UpstreamError(Exception):
@@ -378,121 +379,3 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.abort()
-
-
-class UpstreamPool:
-    """Keep-alive connections per upstream origin."""
-
-    def __init__(self, connect_timeout: float, read_timeout: float) -> None:
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self._idle: dict[Origin, list[_Connection]] = {}
-        self._ssl: ssl.SSLContext | None = None
-
-    def _release(self, conn: _Connection) -> None:
-        idle = self._idle.setdefault(conn.key, [])
-        if len(idle) >= MAX_IDLE_PER_ORIGIN:
-            conn.abort()
-            return
-        conn.reused = True
-        idle.append(conn)
-
-    async def _connect(self, origin: Origin) -> _Connection:
-        idle = self._idle.get(origin)
-        while idle:
-            conn = idle.pop()
-            if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
-                return conn
-        loop = asyncio.get_running_loop()
-        context = None
-        if origin.scheme == "https":
-            if self._ssl is None:
-                self._ssl = ssl.create_default_context()
-            context = self._ssl
-        try:
-            _, conn = await asyncio.wait_for(
-                loop.create_connection(
-                    lambda: _Connection(self, origin),
-                    origin.host,
-                    origin.port,
-                    ssl=context,
-                    server_hostname=origin.host if context else None,
-                ),
-                self.connect_timeout,
-            )
-        except TimeoutError:
-            raise UpstreamTimeout("connect", self.connect_timeout) from None
-        except OSError as exc:
-            raise UpstreamConnectError(
-                f"cannot connect to {origin.url}: {exc.strerror or exc}"
-            ) from None
-        return conn
-
-    async def request(
-        self,
-        origin: Origin,
-        method: str,
-        target: bytes,
-        headers: list[tuple[bytes, bytes]],
-        body: AsyncIterator[bytes] | None = None,
-        chunked: bool = False,
-    ) -> UpstreamResponse:
-        """Send a request; returns once the response headers are in.
-
-        ``body`` is streamed as is (the caller set Content-Length) or, with ``chunked``,
-        in chunked transfer coding. A request without a body is retried once on a fresh
-        connection when a reused keep-alive connection turns out to be dead.
-        """
-        head = b"".join(
-            [
-                method.encode("ascii"),
-                b" ",
-                target,
-                b" HTTP/1.1\r\n",
-                *[b"%s: %s\r\n" % (n, v) for n, v in headers],
-                b"\r\n",
-            ]
-        )
-        attempts = 1 if body is not None else 2
-        for attempt in range(attempts):
-            conn = await self._connect(origin)
-            resp = UpstreamResponse(conn, self.read_timeout, head_request=method == "HEAD")
-            conn.start(resp)
-            try:
-                await conn.write(head)
-                if body is not None:
-                    await self._send_body(conn, resp, body, chunked)
-                await resp.wait_headers()
-            except UpstreamProtocolError:
-                resp.close()
-                if conn.reused and attempt + 1 < attempts and not resp.got_headers:
-                    continue
-                raise
-            except BaseException:
-                resp.close()
-                raise
-            return resp
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _send_body(
-        self, conn: _Connection, resp: UpstreamResponse, body: AsyncIterator[bytes], chunked: bool
-    ) -> None:
-        async for chunk in body:
-            if resp.got_headers:  # the upstream answered early (e.g. 413): stop sending
-                conn.reusable = False
-                return
-            if not chunk:
-                continue
-            if chunked:
-                await conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-            else:
-                await conn.write(chunk)
-        if chunked:
-            await conn.write(b"0\r\n\r\n")
-
-    async def aclose(self) -> None:
-        for idle in self._idle.values():
-            for conn in idle:
-                conn.abort()
-        self._idle.clear()
-        await asyncio.sleep(0)

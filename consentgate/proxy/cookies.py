@@ -40,15 +40,14 @@ UNDECLARED_FILE = "undeclared-cookies.jsonl"
 _EXPIRE = "Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
 
 
-def _catalog_category(name: str) -> str | None:
+def _catalog_category(site: Site, name: str) -> str | None:
     try:
-        from ..catalog import cookie_category
+        from ..catalog import load_catalog
     except ImportError:  # the catalog module is not there: fall back to the core GA names
         if name in ("_ga", "_gid") or name.startswith(("_ga_", "_gat")):
             return "statistics"
         return None
-    category = cookie_category(name)
-    return str(category) if category else None
+    return load_catalog(site).cookie_category(name)
 
 
 def _declared(site: Site, name: str) -> str | None:
@@ -63,7 +62,7 @@ def classify(site: Site, name: str) -> str | None:
     """The category of cookie ``name`` for ``site``, or None when undeclared."""
     if name == COOKIE_NAME:
         return "necessary"
-    return _declared(site, name) or _catalog_category(name)
+    return _declared(site, name) or _catalog_category(site, name)
 
 
 def _cookie_name(set_cookie: bytes) -> str:

@@ -6,14 +6,18 @@ Kept apart so the proxy's HTTP code does not care how a page rewriter is built.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..config import Site
 from ..regions import Decision
 
-__all__ = ["PageRewriter", "make_rewriter"]
+__all__ = ["PageRewriter", "Snippet", "make_rewriter", "page_inputs", "page_snippet"]
 
 log = logging.getLogger("consentgate.proxy")
+
+
+Snippet = Callable[[str | None], bytes]
 
 
 class PageRewriter(Protocol):
@@ -31,33 +35,58 @@ class _PassThrough:
         return b""
 
 
+def page_inputs(response_headers: list[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
+    """The page's charset and CSP script nonce, from the upstream's response headers."""
+    charset = nonce = None
+    for name, value in response_headers:
+        if name == b"content-type":
+            charset = _param(value, b"charset")
+        elif name == b"content-security-policy":
+            nonce = _csp_nonce(value)
+    return charset, nonce
+
+
 def make_rewriter(
-    runtime: Any, site: Site, decision: Decision, headers: list[tuple[bytes, bytes]]
+    site: Site,
+    decision: Decision,
+    snippet: Snippet | None,
+    charset: str | None,
+    nonce: str | None,
 ) -> PageRewriter:
     """A fresh streaming rewriter for one page and one visitor (``decision`` from
     :func:`consentgate.regions.decide_scope`: what the visitor may receive now)."""
     try:
+        from ..catalog import load_catalog
         from ..rewriter import RewritePolicy, StreamRewriter
     except ImportError:
         return _PassThrough()
-    policy = RewritePolicy(granted=decision.granted, catalog=_catalog(runtime), site=site)
-    return StreamRewriter(policy, head_snippet=_head_snippet(runtime, site, decision, headers))
+    policy = RewritePolicy.for_site(site, decision.granted, load_catalog(site))
+    return StreamRewriter(policy, snippet, nonce=nonce, charset=charset)
 
 
-def _catalog(runtime: Any) -> Any:
-    catalog = runtime.extras.get("catalog")
-    if catalog is None:
-        from .. import catalog as catalog_module
-
-        loader = getattr(catalog_module, "load_catalog", None)
-        catalog = loader() if loader else catalog_module
-        runtime.extras["catalog"] = catalog
-    return catalog
+def _param(value: bytes, key: bytes) -> str | None:
+    for part in value.split(b";")[1:]:
+        k, _, v = part.strip().partition(b"=")
+        if k.strip().lower() == key:
+            return v.strip().strip(b'"').decode("latin-1") or None
+    return None
 
 
-def _head_snippet(
+def _csp_nonce(value: bytes) -> str | None:
+    """The nonce a page's scripts may carry (``'nonce-...'`` in script-src/default-src)."""
+    for directive in value.split(b";"):
+        parts = directive.split()
+        if parts and parts[0].lower() in (b"script-src", b"script-src-elem", b"default-src"):
+            for source in parts[1:]:
+                if source.startswith(b"'nonce-") and source.endswith(b"'"):
+                    return source[7:-1].decode("latin-1")
+    return None
+
+
+def page_snippet(
     runtime: Any, site: Site, decision: Decision, headers: list[tuple[bytes, bytes]]
-) -> Any:
+) -> Snippet | None:
+    """The banner markup for this visitor (``nonce -> bytes``), None without the banner."""
     try:
         from ..banner import head_snippet
     except ImportError:

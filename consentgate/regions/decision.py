@@ -149,12 +149,13 @@ def decide_scope(
     """:func:`decide` for an ASGI request: region from trusted headers or GeoIP,
     GPC from ``Sec-GPC``. The region is detected once per request (kept in the
     scope's state) so every part sees the same one."""
-    headers = _headers(scope)
+    found = detector(runtime)
+    headers = _headers(scope, found.header_names)
     state = scope.get("state")
     region = state.get(_REGION_KEY) if isinstance(state, dict) else None
     if not isinstance(region, Region):
         client = scope.get("client")
-        region = detector(runtime).detect(client[0] if client else None, headers)
+        region = found.detect(client[0] if client else None, headers)
         if isinstance(state, dict):
             state[_REGION_KEY] = region
     return decide(site, region, consent, gpc_from_headers(headers))
@@ -163,9 +164,12 @@ def decide_scope(
 _REGION_KEY = "consentgate.region"
 
 
-def _headers(scope: Mapping[str, Any]) -> dict[str, str]:
+def _headers(scope: Mapping[str, Any], wanted: frozenset[bytes]) -> dict[str, str]:
+    """The request headers named in ``wanted`` (lowercase), repeated ones joined."""
     out: dict[str, str] = {}
     for raw_name, raw_value in scope.get("headers") or ():
+        if raw_name not in wanted and (raw_name.islower() or raw_name.lower() not in wanted):
+            continue  # servers send lowercase names; the second test is for odd ones
         name = raw_name.decode("latin-1").lower()
         value = raw_value.decode("latin-1")
         out[name] = f"{out[name]}, {value}" if name in out else value

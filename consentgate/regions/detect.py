@@ -115,6 +115,12 @@ class RegionDetector:
         self.region_header = region_header.strip().lower()
         self.subdivision_header = subdivision_header.strip().lower()
         self.trusted = TrustedProxies(trusted_proxies)
+        #: Request headers :meth:`detect` and the decision read (lowercase, bytes).
+        self.header_names = frozenset(
+            n.encode("latin-1")
+            for n in (self.region_header, self.subdivision_header, "x-forwarded-for", "sec-gpc")
+            if n
+        )
         self.geoip = geoip
 
     @classmethod

@@ -129,6 +129,7 @@ class Region:
 UNKNOWN = Region()
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_region(code: str | None, source: str = "none") -> Region:
     """``"US-CA"`` / ``"de"`` -> :class:`Region`; anything invalid -> :data:`UNKNOWN`."""
     value = (code or "").strip().upper()

@@ -50,7 +50,7 @@ def parse_attrs(tag: bytes, name_end: int) -> list[Attr]:
     pos = name_end
     limit = len(tag) - 1
     while pos < limit:
-        m = ATTR.match(tag, pos, limit)
+        m = ATTR.match(tag, pos)
         if m is None:
             break
         value = m.group(2)

@@ -33,9 +33,12 @@ __all__ = [
 ]
 
 _WS = rb"\t\n\f\r "
+# A value after '=' is mandatory: quoted, unquoted (never starting with a quote), or
+# empty right before '>'. An unclosed quote therefore never matches: the tag is incomplete.
+_VALUE = rb"(?:\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r >\"'][^\t\n\f\r >]*+|(?=>))"
 ATTRS = (
     rb"(?:[\t\n\f\r /]*+[^\t\n\f\r />][^\t\n\f\r />=]*+"
-    rb"(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r >]*+))?+)*+"
+    rb"(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+" + _VALUE + rb"|(?![\t\n\f\r ]*+=)))*+"
     rb"[\t\n\f\r /]*+"
 )
 _NAME = rb"[A-Za-z][^\t\n\f\r />]*+"
@@ -46,7 +49,7 @@ TAG = re.compile(rb"<(/?)(" + _NAME + rb")" + ATTRS + rb">")
 #: One attribute inside a tag (apply from just after the tag name).
 ATTR = re.compile(
     rb"[\t\n\f\r /]*+([^\t\n\f\r />][^\t\n\f\r />=]*+)"
-    rb"(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r >]*+))?+"
+    rb"(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(" + _VALUE[3:-1] + rb")|(?![\t\n\f\r ]*+=))"
 )
 
 _DELIM = rb"(?=[\t\n\f\r />])"

@@ -109,21 +109,25 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(row[0] or 0)
 
 
-def _where(flt: EventFilter | None) -> tuple[list[str], list[Any]]:
+def _where(flt: EventFilter | None, *, seq_order: bool = False) -> tuple[list[str], list[Any]]:
+    """WHERE terms for ``flt``. ``seq_order``: prefix columns with ``+`` so SQLite
+    keeps walking ``seq`` (keyset paging of a big export) instead of sorting an index
+    range for every page; only the selective ``consent_id`` index stays usable."""
     clauses: list[str] = []
     args: list[Any] = []
     if flt is None:
         return clauses, args
+    plus = "+" if seq_order else ""
     for column in ("site_id", "consent_id", "method", "region", "regime"):
         value = getattr(flt, column)
         if value is not None:
-            clauses.append(f"{column} = ?")
+            clauses.append(f"{'' if column == 'consent_id' else plus}{column} = ?")
             args.append(value)
     if flt.since is not None:
-        clauses.append("created_at >= ?")
+        clauses.append(f"{plus}created_at >= ?")
         args.append(format_time(flt.since))
     if flt.until is not None:
-        clauses.append("created_at < ?")
+        clauses.append(f"{plus}created_at < ?")
         args.append(format_time(flt.until))
     return clauses, args
 
@@ -227,7 +231,7 @@ class SQLiteStore(SQLiteAuditMixin, ConsentStore):
     # -- writes ----------------------------------------------------------------------
 
     async def append(self, event: ConsentEvent) -> StoredEvent:
-        if self._writer_task is None or self._closing:
+        if self._writer_task is None or self._closing or self._writer_task.done():
             raise StoreError("the consent log is not open")
         if event.created_at.tzinfo is None:
             raise StoreError("created_at must be timezone-aware (UTC)")
@@ -252,7 +256,13 @@ class SQLiteStore(SQLiteAuditMixin, ConsentStore):
                 else:
                     batch.append(more)
             if batch:
-                await self._commit(batch)
+                try:
+                    await self._commit(batch)
+                except Exception as exc:  # never let the single writer die
+                    error = StoreError(f"could not write to the consent log: {exc}")
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
 
     async def _commit(self, batch: list[tuple[ConsentEvent, asyncio.Future[StoredEvent]]]) -> None:
         db = self._writer_db

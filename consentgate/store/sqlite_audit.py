@@ -85,31 +85,6 @@ EXPORT_SELECT = (
 )
 
 
-def _filter_sql(flt: EventFilter | None) -> tuple[str, list[Any]]:
-    """Extra WHERE terms. ``+column`` keeps SQLite walking ``seq`` order (keyset
-    paging) instead of sorting a whole index range for every page; only the
-    selective ``consent_id`` index is used."""
-    if flt is None:
-        return "", []
-    terms: list[str] = []
-    args: list[Any] = []
-    if flt.consent_id is not None:
-        terms.append("consent_id = ?")
-        args.append(flt.consent_id)
-    for column in ("site_id", "method", "region", "regime"):
-        value = getattr(flt, column)
-        if value is not None:
-            terms.append(f"+{column} = ?")
-            args.append(value)
-    if flt.since is not None:
-        terms.append("+created_at >= ?")
-        args.append(format_time(flt.since))
-    if flt.until is not None:
-        terms.append("+created_at < ?")
-        args.append(format_time(flt.until))
-    return "".join(f" AND {t}" for t in terms), args
-
-
 class SQLiteAuditMixin:
     """Needs the host store's ``_connect()``, ``_reader()`` and ``path``."""
 
@@ -188,23 +163,39 @@ class SQLiteAuditMixin:
     async def iter_rows(
         self, flt: EventFilter | None = None, *, max_seq: int | None = None, batch: int = 5000
     ) -> AsyncIterator[list[tuple[object, ...]]]:
-        extra, args = _filter_sql(flt)
+        from .sqlite import _where  # sqlite.py imports this module
+
+        clauses, args = _where(flt, seq_order=True)
+        extra = "".join(f" AND {c}" for c in clauses)
         bound = " AND seq <= ?" if max_seq is not None else ""
         bound_args = [max_seq] if max_seq is not None else []
         sql = (
             f"SELECT {EXPORT_SELECT} FROM events WHERE seq > ?{bound}{extra} "
             f"ORDER BY seq LIMIT {int(batch)}"
         )
-        last = 0
-        while True:
-            async with self._reader().execute(sql, (last, *bound_args, *args)) as cur:
+
+        async def page(after: int) -> list[tuple[object, ...]]:
+            async with self._reader().execute(sql, (after, *bound_args, *args)) as cur:
                 cur._cursor.row_factory = None  # plain tuples: the export's hot path
-                rows: list[tuple[object, ...]] = await cur.fetchall()  # type: ignore[assignment]
-            if rows:
-                yield rows
-            if len(rows) < batch:
-                return
-            last = int(rows[-1][0])  # type: ignore[call-overload]
+                return await cur.fetchall()  # type: ignore[return-value]
+
+        # Prefetch: SQLite reads the next page in aiosqlite's thread (sqlite3_step
+        # releases the GIL) while the caller encodes this one.
+        pending = asyncio.ensure_future(page(0))
+        try:
+            while True:
+                rows = await pending
+                if len(rows) == batch:
+                    pending = asyncio.ensure_future(page(int(rows[-1][0])))  # type: ignore[call-overload]
+                if rows:
+                    yield rows
+                if len(rows) < batch:
+                    return
+        finally:
+            if not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, sqlite3.Error):
+                    await pending
 
     async def purge_checkpoints(self) -> list[PurgeCheckpoint]:
         async with self._reader().execute(

@@ -164,7 +164,7 @@ function layer2() {
     const list = ck.length ? `<details><summary>${T.cookies} (${ck.length})</summary><ul>${ck.map(k => `<li><b>${esc(k[0])}</b> · ${T.provider}: ${esc(k[1])} · ${T.expiry}: ${esc(k[3])}<br>${esc(k[2])}</li>`).join('')}</ul></details>` : ''
     return `<li><div class="h"><label for="c${i}">${esc(name)}</label>${n ? `<span>${T.on}</span>` : ''}<input type="checkbox" role="switch" id="c${i}" name="${id}" aria-describedby="d${i}"${n || g.includes(id) ? ' checked' : ''}${n ? ' disabled' : ''}></div><p id="d${i}">${esc(desc)}</p>${list}</li>`
   }).join('')
-  const info = consent ? `<p class="i">${T.id}: <code>${esc(consent.consent_id)}</code><br>${T.date}: ${esc(new Date(consent.given_at).toLocaleString(C.l))}</p>` : ''
+  const info = consent ? `<p class="i">${T.id}: <code>${esc(consent.consent_id)}</code><br>${T.date}: ${esc(new Date(consent.given_at).toLocaleString(C.l))}<br><a href="${API}/receipt" download>${T.receipt}</a></p>` : ''
   const x = consent ? 'hide' : 'close'
   return `<div class="b s" role="dialog" aria-modal="true" aria-labelledby="t" tabindex="-1" data-m="1" data-x="${x}"><h2 id="t">${T.settings}</h2><p>${T.intro} ${link}</p>${note}<ul class="c">${items}</ul>${info}${btns('save')}<button class="x" data-a="${x}" aria-label="${T[x]}">×</button></div>`
 }
