@@ -225,7 +225,7 @@ class StreamRewriter(TagHandling):
         reason = None
         if head.startswith((b"\xfe\xff", b"\xff\xfe", b"\x00\x00\xfe\xff")):
             reason = "UTF-16/32 byte order mark"
-        elif head[:2] in (b"<\x00", b"\x00<"):
+        elif _looks_utf16(head):
             reason = "UTF-16 without BOM"
         elif self._charset and _not_ascii_compatible(self._charset):
             reason = f"charset {self._charset}"
@@ -465,3 +465,17 @@ StreamRewriter._handlers = {
     SNIFF: StreamRewriter._sniff,
     LONGTAG: StreamRewriter._longtag,
 }
+
+
+def _looks_utf16(head: bytes) -> bool:
+    """``<`` as UTF-16 followed by another UTF-16 ASCII character: zero bytes alternate.
+
+    A lone ``\x00<`` is not enough: browsers do not sniff BOM-less UTF-16, so they read
+    ``\x00<script ...>`` as a script element, and passing such a page through
+    unrewritten would let its trackers run.
+    """
+    if len(head) < 4:
+        return False
+    big = head[0] == 0 and head[1] == 0x3C and head[2] == 0 and head[3] != 0
+    little = head[0] == 0x3C and head[1] == 0 and head[2] != 0 and head[3] == 0
+    return big or little
