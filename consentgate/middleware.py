@@ -55,19 +55,15 @@ class ConsentGateMiddleware:
             settings = load_settings()
         self.gate = ConsentGateApp(settings)
         self.runtime: Runtime = self.gate.runtime
-        self.prefix = settings.prefix
         self.app = app
-        self.rewriting = HTMLRewriting(app, self.runtime)
+        # the gate routes the prefix to consentgate's endpoints, the rest to the site
+        self.gate.site_app = HTMLRewriting(app, self.runtime)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(scope, receive, send)
             return
-        path: str = scope.get("path", "")
-        if path == self.prefix or path.startswith(self.prefix + "/"):
-            await self.gate(scope, receive, send)
-            return
-        await self.rewriting(scope, receive, send)
+        await self.gate(scope, receive, send)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Open consentgate's store around the wrapped app's own lifespan."""
