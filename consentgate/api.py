@@ -91,6 +91,21 @@ def _headers(request: Request) -> dict[str, str]:
     return cached  # type: ignore[no-any-return]
 
 
+# Starlette's JSONResponse rendering, with one encoder instead of one per response.
+_RESPONSE_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def _json_response(
+    doc: dict[str, Any], status: int, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        _RESPONSE_JSON.encode(doc).encode("utf-8"),
+        status_code=status,
+        headers=headers,
+        media_type="application/json",
+    )
+
+
 def _invalid(message: str) -> ApiError:
     return ApiError(422, "invalid_request", message)
 
@@ -171,6 +186,7 @@ class ConsentApi:
         self._origins: dict[str, Site] = {}
         self._origin_hosts: dict[str, Site] = {}
         self._consent_counters: dict[tuple[str, str, str], Any] = {}
+        self._site_by_host: dict[str, Site] = {}
         for site in self.settings.sites:
             for origin in site.origins:
                 self._origins.setdefault(origin.rstrip("/").lower(), site)
@@ -234,7 +250,14 @@ class ConsentApi:
                     "Access-Control-Expose-Headers": REGIME_HEADER,
                     "Vary": "Origin",
                 }
-        return self.runtime.site_for(request), None
+        host = _headers(request).get("host", "")
+        site = self._site_by_host.get(host)
+        if site is None:
+            site = self.settings.site_for_host(host)
+            if len(self._site_by_host) >= 1024:  # Host is the client's to choose: bounded
+                self._site_by_host.clear()
+            self._site_by_host[host] = site
+        return site, None
 
     def _origin_site(self, origin: str) -> Site | None:
         site = self._origins.get(origin.rstrip("/").lower())
@@ -284,7 +307,7 @@ class ConsentApi:
             return error_response(
                 404, "no_consent", "no valid consent cookie for this site", headers=regime
             )
-        return JSONResponse(decision.consent.to_json(), headers=regime)
+        return _json_response(decision.consent.to_json(), 200, headers=regime)
 
     async def post(self, request: Request, site: Site) -> Response:
         content_type = _headers(request).get("content-type", "")
@@ -399,7 +422,7 @@ class ConsentApi:
             counter = self.runtime.metrics.consents.labels(site=key[0], type=key[1], method=key[2])
             self._consent_counters[key] = counter
         counter.inc()
-        response = JSONResponse(consent.to_json(), status_code=status)
+        response = _json_response(consent.to_json(), status)
         # Built by hand (not Response.set_cookie / SimpleCookie): this is the hot path,
         # and the signed value is URL-safe base64 that needs no quoting.
         cookie = (

@@ -90,6 +90,7 @@ def client_address(peer: str | None, forwarded_for: str | None, trusted: Trusted
     return hops[0] if hops else peer
 
 
+@lru_cache(maxsize=4096)  # pages repeat: the same Referer is cleaned once
 def clean_page_url(url: str | None) -> str:
     """``scheme://host/path`` of an http(s) URL: no query, fragment or credentials."""
     if not url:
@@ -112,6 +113,7 @@ def truncate_user_agent(value: str | None) -> str:
     return (value or "")[:USER_AGENT_MAX]
 
 
+@lru_cache(maxsize=1024)
 def normalize_language(value: str | None) -> str:
     """A BCP 47-looking tag (``en``, ``pt-BR``), else ``""``. Accept-Language lists
     give their first entry."""
