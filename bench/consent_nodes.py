@@ -308,6 +308,69 @@ def bench_copy(url: str, seconds: float, batch: int = 1000) -> float:
     return asyncio.run(_copy_ceiling(url, seconds, batch))
 
 
+# -- export (PostgreSQL) ----------------------------------------------------------------
+
+PG_FILL = """
+INSERT INTO events (seq, event_id, consent_id, site_id, event_type, method, created_at,
+    necessary, preferences, statistics, marketing, unclassified, policy_version,
+    banner_hash, language, page_url, region, regime, gpc, ip_masked, user_agent,
+    chain_id, chain_seq, prev_hash, hash)
+SELECT x, 'ev' || x, 'cid' || (x * 7919) % 4000037, CASE x % 3 WHEN 0 THEN 'shop' ELSE 'blog' END,
+    'initial', 'accept_all', now() - interval '1 second' * x / 20,
+    true, x % 2 = 0, x % 3 = 0, x % 5 = 0, false, '3', 'sha256:' || md5(x::text), 'en',
+    'https://shop.example/products/' || x % 50000, 'DE', 'opt-in', x % 13 = 0, '203.0.113.0',
+    'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) '
+        || 'Chrome/' || 100 + x % 30 || '.0 Safari/537.36',
+    'a3f1c2d4e5b60718293a4b5c6d7e8f90', x, md5(x::text) || md5(x::text), md5(x::text)
+FROM generate_series(1::bigint, $1::bigint) AS x
+"""
+
+
+def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS MiB) of ``cmd`` in a fresh process."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status:
+        raise SystemExit(f"{cmd[:4]} failed: {status}")
+    return time.perf_counter() - started, usage.ru_maxrss / 1024
+
+
+def bench_export(url: str, rows: int) -> list[tuple[str, float, float]]:
+    """``consentgate export`` (CSV, JSONL) of ``rows`` records next to psql's
+    ``COPY (SELECT ... ORDER BY seq) TO STDOUT WITH CSV``: (what, rows/s, peak MiB)."""
+    reset(url)
+    asyncio.run(_store_node(url, 1, 0.01))  # schema
+
+    async def fill() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(PG_FILL, rows)
+            await conn.execute("ANALYZE events")
+        finally:
+            await conn.close()
+
+    asyncio.run(fill())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENTGATE_")}
+    env["CONSENTGATE_SECRET_KEYS"] = ",".join(KEYS)
+    env["PYTHONPATH"] = str(REPO)
+    out = Path(tempfile.mkdtemp(prefix="cg-export-"))
+    results = []
+    try:
+        query = "SELECT * FROM events ORDER BY seq"
+        cmd = ["psql", url, "-qc", f"\\copy ({query}) TO '{out / 'copy.csv'}' WITH CSV HEADER"]
+        wall, rss = _timed(cmd, env)
+        results.append(("psql COPY ... TO STDOUT (anchor)", rows / wall, rss))
+        for fmt in ("csv", "jsonl"):
+            cmd = [sys.executable, "-m", "consentgate", "export", "--database", url]
+            cmd += ["--format", fmt, "-o", str(out / f"log.{fmt}")]
+            wall, rss = _timed(cmd, env)
+            results.append((f"consentgate export --format {fmt}", rows / wall, rss))
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return results
+
+
 # -- main ------------------------------------------------------------------------------
 
 
@@ -317,7 +380,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=256, help="concurrent appends per node")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections per node")
-    parser.add_argument("--skip", action="append", default=[], help="store|http|raw")
+    parser.add_argument("--skip", action="append", default=[], help="store|http|raw|export")
+    parser.add_argument("--export-rows", type=int, default=500_000)
     args = parser.parse_args()
     lines = ["| database | what | nodes | consents/s | note |", "|---|---|---|---|---|"]
 
@@ -338,6 +402,12 @@ def main() -> None:
         if "raw" not in args.skip and not url.startswith("sqlite"):
             row(url, "pgbench 1-row INSERT/commit", "-", bench_pgbench(url, args.seconds, 32))
             row(url, "asyncpg COPY 1000 rows/commit", "-", bench_copy(url, args.seconds))
+        if "export" not in args.skip and not url.startswith("sqlite"):
+            for what, rate, rss in bench_export(url, args.export_rows):
+                lines.append(
+                    f"| {kind(url)} | {what} | - | {rate:,.0f} rows/s | peak RSS {rss:.0f} MiB |"
+                )
+                print(lines[-1], flush=True)
     print("\n" + "\n".join(lines))
 
 

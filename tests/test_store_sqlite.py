@@ -121,7 +121,7 @@ async def test_each_open_starts_a_new_signed_segment(database_url: str) -> None:
         )
 
 
-async def test_failed_batch_fails_its_callers_and_keeps_the_chain(db_path: Path) -> None:
+async def test_failed_batch_fails_its_callers_and_starts_a_new_segment(db_path: Path) -> None:
     signer = HeadSigner(KEYS)
     async with SQLiteStore(db_path, head_signer=signer) as store:
         await store.append(event(1))
@@ -130,6 +130,8 @@ async def test_failed_batch_fails_its_callers_and_keeps_the_chain(db_path: Path)
         await store.append(event(3))
         events = [e async for e in store.iter_events()]
         assert [e.event.event_id for e in events] == ["ev-1", "ev-3"]
+        # after a failed transaction the writer continues in a fresh segment
+        assert events[0].chain_id != events[1].chain_id and events[1].chain_seq == 1
         check_chains(events, signer, await store.chain_heads())
 
 

@@ -12,9 +12,11 @@ batched into one transaction by a single writer (group commit).
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from typing import TypeVar
 
 from ..consent import CATEGORIES
 
@@ -33,6 +35,7 @@ __all__ = [
     "PurgeCheckpoint",
     "StoreError",
     "StoredEvent",
+    "batches",
 ]
 
 
@@ -314,3 +317,46 @@ CheckpointPlanner = Callable[
 ]
 #: ``erase`` asks this for an attestation of each record before blanking it.
 Attester = Callable[[StoredEvent], Erasure]
+
+
+T = TypeVar("T")
+
+
+async def batches(queue: asyncio.Queue[T | None], limit: int) -> AsyncIterator[list[T]]:
+    """The group-commit loop of a single writer: each batch is everything queued (up
+    to ``limit``) while the previous one was being committed; ends after the ``None``
+    sentinel, once what was queued before it is yielded."""
+    stop = False
+    while not stop:
+        item = await queue.get()
+        batch: list[T] = []
+        if item is None:
+            stop = True
+        else:
+            batch.append(item)
+        while len(batch) < limit and not queue.empty():
+            more = queue.get_nowait()
+            if more is None:
+                stop = True
+            else:
+                batch.append(more)
+        if batch:
+            yield batch
+
+
+class QueuedAppend:
+    """``append`` for a store with a single writer task: the event goes on
+    ``self._queue`` with a future that the writer resolves after its commit."""
+
+    _queue: asyncio.Queue[tuple[ConsentEvent, asyncio.Future[StoredEvent]] | None]
+    _writer_task: asyncio.Task[None] | None
+    _closing: bool
+
+    async def append(self, event: ConsentEvent) -> StoredEvent:
+        if self._writer_task is None or self._closing or self._writer_task.done():
+            raise StoreError("the consent log is not open")
+        if event.created_at.tzinfo is None:
+            raise StoreError("created_at must be timezone-aware (UTC)")
+        future: asyncio.Future[StoredEvent] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((event, future))
+        return await future

@@ -32,7 +32,16 @@ import asyncpg
 
 from ..chain import ChainState, HeadSigner
 from ..consent import CATEGORIES
-from .base import ChainHead, ConsentEvent, ConsentStore, EventFilter, StoredEvent, StoreError
+from .base import (
+    ChainHead,
+    ConsentEvent,
+    ConsentStore,
+    EventFilter,
+    QueuedAppend,
+    StoredEvent,
+    StoreError,
+    batches,
+)
 from .postgres_audit import PostgresAuditMixin
 from .postgres_schema import (
     EVENTS,
@@ -142,7 +151,7 @@ def where(flt: EventFilter | None, first: int = 1) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
-class PostgresStore(PostgresAuditMixin, ConsentStore):
+class PostgresStore(QueuedAppend, PostgresAuditMixin, ConsentStore):
     """The consent log in a PostgreSQL database (``url``: ``postgresql://...``)."""
 
     def __init__(
@@ -218,33 +227,10 @@ class PostgresStore(PostgresAuditMixin, ConsentStore):
 
     # -- writes ----------------------------------------------------------------------
 
-    async def append(self, event: ConsentEvent) -> StoredEvent:
-        if self._writer_task is None or self._closing or self._writer_task.done():
-            raise StoreError("the consent log is not open")
-        if event.created_at.tzinfo is None:
-            raise StoreError("created_at must be timezone-aware (UTC)")
-        future: asyncio.Future[StoredEvent] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((event, future))
-        return await future
-
     async def _writer(self) -> None:
         """The writer: one transaction per batch of everything queued."""
-        stop = False
-        while not stop:
-            item = await self._queue.get()
-            batch: Batch = []
-            if item is None:
-                stop = True
-            else:
-                batch.append(item)
-            while len(batch) < _MAX_BATCH and not self._queue.empty():
-                more = self._queue.get_nowait()
-                if more is None:
-                    stop = True
-                else:
-                    batch.append(more)
-            if batch:
-                await self._commit(batch)
+        async for batch in batches(self._queue, _MAX_BATCH):
+            await self._commit(batch)
 
     async def _writer_connection(self) -> asyncpg.Connection:
         if self._writer_conn is None or self._writer_conn.is_closed():

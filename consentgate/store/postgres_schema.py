@@ -23,7 +23,6 @@ __all__ = [
     "EVENTS",
     "MIGRATIONS",
     "MONTHS_AHEAD",
-    "delete_before",
     "ensure_partition",
     "ensure_partitions",
     "existing_partitions",
@@ -224,32 +223,3 @@ async def ensure_partitions(
         month = _add_months(current, n)
         if month not in have:
             await ensure_partition(conn, month)
-
-
-async def delete_before(
-    conn: asyncpg.Connection, cutoff: datetime, site_id: str | None = None
-) -> tuple[int, list[str]]:
-    """Remove events created before ``cutoff`` (of one site, or all).
-
-    For the whole log, a partition whose month ended by ``cutoff`` is dropped as a
-    whole (no row-by-row delete, no bloat); rows older than ``cutoff`` in the
-    partition that straddles it are deleted. With ``site_id`` other sites may still
-    need a partition, so only rows are deleted. Returns (events removed, partitions
-    dropped). Runs in the caller's transaction when there is one.
-    """
-    removed = 0
-    dropped: list[str] = []
-    if site_id is None:
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", PARTITION_LOCK)
-        for month, name in sorted((await existing_partitions(conn)).items()):
-            if month_range(month)[1] <= cutoff:
-                removed += int(await conn.fetchval(f"SELECT count(*) FROM {name}"))
-                await conn.execute(f"DROP TABLE {name}")
-                dropped.append(name)
-        status = await conn.execute(f"DELETE FROM {EVENTS} WHERE created_at < $1", cutoff)
-    else:
-        status = await conn.execute(
-            f"DELETE FROM {EVENTS} WHERE site_id = $1 AND created_at < $2", site_id, cutoff
-        )
-    removed += int(status.rsplit(" ", 1)[-1])
-    return removed, dropped

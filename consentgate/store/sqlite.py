@@ -24,7 +24,16 @@ from typing import Any
 import aiosqlite
 
 from ..chain import ChainState, HeadSigner, format_time
-from .base import ChainHead, ConsentEvent, ConsentStore, EventFilter, StoredEvent, StoreError
+from .base import (
+    ChainHead,
+    ConsentEvent,
+    ConsentStore,
+    EventFilter,
+    QueuedAppend,
+    StoredEvent,
+    StoreError,
+    batches,
+)
 from .records import INSERT_COLUMNS, event_values, parse_time, stored_from_row
 from .sqlite_audit import AUDIT_MIGRATION, SQLiteAuditMixin
 
@@ -132,7 +141,7 @@ def _where(flt: EventFilter | None, *, seq_order: bool = False) -> tuple[list[st
     return clauses, args
 
 
-class SQLiteStore(SQLiteAuditMixin, ConsentStore):
+class SQLiteStore(QueuedAppend, SQLiteAuditMixin, ConsentStore):
     """The consent log in one SQLite file (``path``; parent directories are created).
 
     ``head_signer`` signs the chain head on every commit; without one the head is
@@ -230,44 +239,20 @@ class SQLiteStore(SQLiteAuditMixin, ConsentStore):
 
     # -- writes ----------------------------------------------------------------------
 
-    async def append(self, event: ConsentEvent) -> StoredEvent:
-        if self._writer_task is None or self._closing or self._writer_task.done():
-            raise StoreError("the consent log is not open")
-        if event.created_at.tzinfo is None:
-            raise StoreError("created_at must be timezone-aware (UTC)")
-        future: asyncio.Future[StoredEvent] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((event, future))
-        return await future
-
     async def _writer(self) -> None:
         """The single writer: one transaction per batch of everything queued."""
-        stop = False
-        while not stop:
-            item = await self._queue.get()
-            batch: list[tuple[ConsentEvent, asyncio.Future[StoredEvent]]] = []
-            if item is None:
-                stop = True
-            else:
-                batch.append(item)
-            while len(batch) < _MAX_BATCH and not self._queue.empty():
-                more = self._queue.get_nowait()
-                if more is None:
-                    stop = True
-                else:
-                    batch.append(more)
-            if batch:
-                try:
-                    await self._commit(batch)
-                except Exception as exc:  # never let the single writer die
-                    error = StoreError(f"could not write to the consent log: {exc}")
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(error)
+        async for batch in batches(self._queue, _MAX_BATCH):
+            try:
+                await self._commit(batch)
+            except Exception as exc:  # never let the single writer die
+                error = StoreError(f"could not write to the consent log: {exc}")
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
 
     async def _commit(self, batch: list[tuple[ConsentEvent, asyncio.Future[StoredEvent]]]) -> None:
         db = self._writer_db
         assert db is not None
-        snapshot = self.chain.snapshot()
         chain_id = self.chain.chain_id
         try:
             links = [self.chain.advance(event) for event, _ in batch]
@@ -299,7 +284,9 @@ class SQLiteStore(SQLiteAuditMixin, ConsentStore):
                     await db.execute("ROLLBACK")
                 raise
         except Exception as exc:
-            self.chain.restore(snapshot)
+            # Whether a failed COMMIT reached the disk is not certain (an fsync error):
+            # never link to an uncertain head; continue in a fresh chain segment.
+            self.chain = ChainState()
             error = StoreError(f"could not write to the consent log: {exc}")
             for _, future in batch:
                 if not future.done():
