@@ -151,3 +151,15 @@ cookies = [
 """
     )
     return path
+
+
+@contextlib.contextmanager
+def shop_proxy(
+    tmp: Path, upstream: str, trusted: list[str], env: dict[str, str], geoip: Path | None = None
+) -> Iterator[tuple[str, Path]]:
+    """A real ``consentgate serve`` in front of ``upstream`` (config and data under
+    ``tmp``); yields its base URL and the config file."""
+    config = write_config(tmp / "consentgate.toml", upstream, trusted, geoip)
+    args = ("--config", str(config), "--data-dir", str(tmp / "data"))
+    with support.consentgate_server(*args, env=env) as (base, _proc):
+        yield base, config

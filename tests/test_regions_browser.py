@@ -14,17 +14,10 @@ import pytest
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 
 from tests import support
-from tests.regions_shop import shop_upstream, write_config
+from tests.regions_shop import shop_proxy, shop_upstream
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ENV = {"CONSENTGATE_SECRET_KEYS": "regions-browser-test-key-0123456789"}
 DE = {"CF-IPCountry": "DE"}
 US_CA = {"CF-IPCountry": "US", "CF-Region-Code": "CA"}
@@ -35,17 +28,17 @@ FAKE_FB = "window.__fb = (window.__fb || 0) + 1;"
 @pytest.fixture(scope="module")
 def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("regions-browser")
-    with shop_upstream() as upstream:
-        config = write_config(tmp / "c.toml", upstream, ["127.0.0.1", "::1"])
-        args = ("--config", str(config), "--data-dir", str(tmp / "data"))
-        with support.consentgate_server(*args, env=ENV) as (base, _proc):
-            yield base
+    with (
+        shop_upstream() as upstream,
+        shop_proxy(tmp, upstream, ["127.0.0.1", "::1"], ENV) as (base, _config),
+    ):
+        yield base
 
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=support.CHROMIUM, args=support.CHROMIUM_ARGS)
         yield browser
         browser.close()
 

@@ -14,7 +14,7 @@ import httpx2 as httpx
 import pytest
 
 from tests import support
-from tests.regions_shop import TRACKERS, Elements, shop_upstream, write_config
+from tests.regions_shop import TRACKERS, Elements, shop_proxy, shop_upstream
 
 pytestmark = pytest.mark.slow
 
@@ -57,24 +57,18 @@ def upstream() -> Iterator[str]:
         yield url
 
 
-def _serve(tmp: Path, upstream: str, trusted: list[str]) -> Iterator[tuple[str, Path]]:
-    config = write_config(tmp / "consentgate.toml", upstream, trusted)
-    with support.consentgate_server(
-        "--config", str(config), "--data-dir", str(tmp / "data"), env=ENV
-    ) as (base, _proc):
-        yield base, config
-
-
 @pytest.fixture(scope="module")
 def proxy(upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    yield from _serve(tmp_path_factory.mktemp("pages"), upstream, ["127.0.0.1", "::1"])
+    with shop_proxy(tmp_path_factory.mktemp("pages"), upstream, ["127.0.0.1"], ENV) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
 def spoof_proxy(
     upstream: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, Path]]:
-    yield from _serve(tmp_path_factory.mktemp("spoof"), upstream, ["10.0.0.0/8"])
+    with shop_proxy(tmp_path_factory.mktemp("spoof"), upstream, ["10.0.0.0/8"], ENV) as served:
+        yield served
 
 
 def export(config: Path, *args: str) -> list[dict[str, object]]:

@@ -17,7 +17,7 @@ import pytest
 from consentgate.store import ConsentEvent, open_store
 from tests import support
 from tests.mmdb import MMDBWriter
-from tests.regions_shop import shop_upstream, write_config
+from tests.regions_shop import shop_proxy, shop_upstream, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -39,13 +39,8 @@ def upstream() -> Iterator[str]:
 
 
 def _serve(tmp: Path, upstream: str, trusted: list[str]) -> Iterator[tuple[str, Path]]:
-    config = write_config(tmp / "consentgate.toml", upstream, trusted)
-    data = tmp / "data"
-    with support.consentgate_server("--config", str(config), "--data-dir", str(data), env=ENV) as (
-        base,
-        _proc,
-    ):
-        yield base, data
+    with shop_proxy(tmp, upstream, trusted, ENV) as (base, config):
+        yield base, config.parent / "data"
 
 
 @pytest.fixture(scope="module")
@@ -173,9 +168,7 @@ def test_geoip_database_through_the_proxy(upstream: str, tmp_path: Path) -> None
         "127.0.0.0/8", {"country": {"iso_code": "US"}, "subdivisions": [{"iso_code": "CA"}]}
     )
     mmdb = writer.write(tmp_path / "loopback-ca.mmdb")
-    config = write_config(tmp_path / "c.toml", upstream, ["10.0.0.0/8"], geoip=mmdb)
-    args = ("--config", str(config), "--data-dir", str(tmp_path / "data"))
-    with support.consentgate_server(*args, env=ENV) as (base, _proc):
+    with shop_proxy(tmp_path, upstream, ["10.0.0.0/8"], ENV, geoip=mmdb) as (base, _config):
         assert cookies_set(page(base, {"CF-IPCountry": "DE"})) == {NEC, STATS, MKT}
         r = decide(base, {}, {"method": "opt_out"})
         assert r.status_code == 201 and r.json()["regime"] == "opt-out"
