@@ -6,10 +6,16 @@ from pathlib import Path
 
 import httpx2 as httpx
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from consentgate.app import ConsentGateApp, create_app
 from consentgate.config import Settings, load_settings
 from tests import support
+
+# Tests check behaviour, never wall-clock time: no per-example deadline (hypothesis'
+# default 200 ms made property tests flaky on a loaded machine).
+hypothesis_settings.register_profile("consentgate", deadline=None)
+hypothesis_settings.load_profile("consentgate")
 
 #: Storage backends a ``both_backends`` test runs against. CONSENTGATE_TEST_BACKENDS
 #: (comma-separated) narrows the list for a quick local run; CI runs both.
