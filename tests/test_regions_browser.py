@@ -171,3 +171,42 @@ def test_opt_out_notice_is_accessible_and_escape_acknowledges(
     assert visit.page.evaluate("window.consentgate.consent.regime") == "opt-out"
     assert visit.page.locator("#consentgate .b").count() == 0
     visit.close()
+
+
+@pytest.fixture(scope="module")
+def untrusting_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The same shop behind a consentgate that trusts no peer here: the browser's
+    region headers (from 127.0.0.1) are a spoof and must be ignored."""
+    tmp = tmp_path_factory.mktemp("regions-browser-untrusting")
+    with (
+        shop_upstream() as upstream,
+        shop_proxy(tmp, upstream, ["192.0.2.1"], ENV) as (base, _config),
+    ):
+        yield base
+
+
+def assert_opt_in_banner_and_nothing_runs(visit: Visit) -> None:
+    visit.open()
+    visit.wait("document.querySelector('#consentgate').shadowRoot.querySelector('.b') !== null")
+    assert {"Accept all", "Reject all", "Customize"} <= set(visit.buttons())
+    assert "Do Not Sell" not in visit.banner_text()
+    visit.page.wait_for_timeout(300)
+    assert visit.runs() == {"ga": 0, "fb": 0}
+    assert visit.third_party == []
+    visit.click("Reject all")
+    visit.page.wait_for_timeout(300)
+    visit.open()
+    visit.page.wait_for_timeout(300)
+    assert visit.runs() == {"ga": 0, "fb": 0}
+    assert visit.third_party == []
+    visit.close()
+
+
+def test_unknown_region_gets_the_strict_default(chromium: Browser, proxy: str) -> None:
+    assert_opt_in_banner_and_nothing_runs(Visit(chromium, proxy, {}))
+
+
+def test_spoofed_region_header_from_an_untrusted_peer_is_ignored(
+    chromium: Browser, untrusting_proxy: str
+) -> None:
+    assert_opt_in_banner_and_nothing_runs(Visit(chromium, untrusting_proxy, US_CA))
