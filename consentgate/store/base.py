@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -360,3 +361,16 @@ class QueuedAppend:
         future: asyncio.Future[StoredEvent] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((event, future))
         return await future
+
+    async def close(self) -> None:
+        """Let the writer commit what is queued, stop it, then disconnect."""
+        self._closing = True
+        if self._writer_task is not None:
+            self._queue.put_nowait(None)  # drain what is queued, then stop
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer_task
+            self._writer_task = None
+        await self._close_connections()
+
+    async def _close_connections(self) -> None:
+        raise NotImplementedError

@@ -206,15 +206,6 @@ class PostgresStore(QueuedAppend, PostgresAuditMixin, ConsentStore):
             creds = creds.split(":", 1)[0] + ":***"
         return f"{scheme}{sep}{creds}{at}{host}"
 
-    async def close(self) -> None:
-        self._closing = True
-        if self._writer_task is not None:
-            self._queue.put_nowait(None)  # drain what is queued, then stop
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer_task
-            self._writer_task = None
-        await self._close_connections()
-
     async def _close_connections(self) -> None:
         conn, self._writer_conn = self._writer_conn, None
         if conn is not None:

@@ -219,15 +219,6 @@ class SQLiteStore(QueuedAppend, SQLiteAuditMixin, ConsentStore):
             await db.execute("ROLLBACK")
             raise
 
-    async def close(self) -> None:
-        self._closing = True
-        if self._writer_task is not None:
-            self._queue.put_nowait(None)  # drain what is queued, then stop
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer_task
-            self._writer_task = None
-        await self._close_connections()
-
     async def _close_connections(self) -> None:
         await self._close_admin()
         for attr in ("_writer_db", "_reader_db"):
