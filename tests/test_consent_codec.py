@@ -80,3 +80,16 @@ def test_ids_are_alphanumeric_so_no_cli_or_csv_can_misread_them() -> None:
     ids = {new_consent_id() for _ in range(5000)}
     assert len(ids) == 5000
     assert all(len(i) == 22 and i.isascii() and i.isalnum() for i in ids)
+
+
+def test_id_digits_are_uniform() -> None:
+    """Every base-62 digit about equally often (a biased mapping of random bytes to
+    digits would make ids easier to guess)."""
+    from collections import Counter
+
+    from consentgate.consent import new_consent_id
+
+    counts = Counter("".join(new_consent_id() for _ in range(4000)))
+    assert len(counts) == 62
+    expected = 4000 * 22 / 62
+    assert all(abs(n - expected) < expected * 0.15 for n in counts.values()), counts
