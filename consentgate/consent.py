@@ -19,14 +19,15 @@ from __future__ import annotations
 import functools
 import hmac
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from itsdangerous import BadSignature, URLSafeSerializer
-from itsdangerous.encoding import base64_encode
+from itsdangerous import BadData, BadSignature, URLSafeSerializer
+from itsdangerous.encoding import base64_decode, base64_encode
 
 __all__ = [
     "CATEGORIES",
@@ -182,6 +183,24 @@ class Consent:
         }
 
 
+_COOKIE_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+
+
+def _canonical_cookie(value: str) -> bool:
+    """``payload.signature`` in URL-safe base64 exactly as :meth:`ConsentCodec.dumps`
+    writes it. Base64 decoders forgive other spellings of the same bytes (``/`` for
+    ``_``, different unused bits in the last character), so without this check a
+    modified cookie could still verify."""
+    if not _COOKIE_SHAPE.fullmatch(value):
+        return False
+    try:
+        return all(
+            base64_encode(base64_decode(part)) == part.encode("ascii") for part in value.split(".")
+        )
+    except BadData:
+        return False
+
+
 class ConsentCodec:
     """Signs and verifies the ``consentgate`` cookie.
 
@@ -221,7 +240,7 @@ class ConsentCodec:
 
     def loads(self, value: str, *, site_id: str | None = None, now: float | None = None) -> Consent:
         """Verify and decode; raises :class:`CookieRejected` on any problem."""
-        if not value or len(value) > 4096:
+        if not value or len(value) > 4096 or not _canonical_cookie(value):
             raise CookieRejected("malformed")
         try:
             data = self._serializer.loads(value)
