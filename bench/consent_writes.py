@@ -1,10 +1,11 @@
 """Benchmark: acknowledged (durable) consents per second through the real HTTP API.
 
 Starts a real ``consentgate serve`` (uvicorn; once with one worker and once with
-one worker per core unless --workers says otherwise) on loopback, drives it with CLIENTS concurrent keep-alive connections for SECONDS,
-and reports acknowledged consents/s with p50/p99 latency. In the same run it
-measures the raw ceiling of the same SQLite schema: ``sqlite3`` ``executemany`` in
-one process (WAL, synchronous=FULL), committing batches of CLIENTS rows, with the
+one worker per core unless --workers says otherwise) on loopback, drives it with
+CLIENTS concurrent keep-alive connections for SECONDS, and reports acknowledged
+consents/s with p50/p99 latency. In the same run it measures the raw ceiling of the
+same SQLite schema: ``sqlite3`` ``executemany`` in one process (WAL,
+synchronous=FULL), committing batches of CLIENTS rows, with the
 hash chain computed as the server does, and once more as one big transaction.
 
     python3 bench/consent_writes.py --seconds 10 --clients 64
