@@ -32,6 +32,22 @@ def filled(tmp_path: Path, database_url: str) -> Settings:
     return settings
 
 
+def make_event(
+    event_id: str, created_at: str = "2026-01-01T00:00:00+00:00", **kw: Any
+) -> ConsentEvent:
+    """A record for the export tests: site alpha, initial, reject_all unless ``kw`` says."""
+    fields: dict[str, Any] = {
+        "consent_id": "c",
+        "site_id": "alpha",
+        "event_type": "initial",
+        "method": "reject_all",
+        "granted": frozenset({"necessary"}),
+        "policy_version": "1",
+        **kw,
+    }
+    return ConsentEvent(event_id=event_id, created_at=datetime.fromisoformat(created_at), **fields)
+
+
 def stored_rows(settings: Settings) -> list[dict[str, Any]]:
     async def go() -> list[StoredEvent]:
         async with cli_store(settings) as store:
@@ -130,18 +146,7 @@ def test_csv_neutralizes_formula_cells(tmp_path: Path, database_url: str) -> Non
         async with cli_store(settings) as store:
             for i, ua in enumerate(nasty):
                 await store.append(
-                    ConsentEvent(
-                        event_id=f"nasty-{i}",
-                        consent_id="nasty",
-                        site_id="alpha",
-                        event_type="initial",
-                        method="reject_all",
-                        created_at=datetime.fromisoformat("2026-01-01T00:00:00+00:00"),
-                        granted=frozenset({"necessary"}),
-                        policy_version="1",
-                        user_agent=ua,
-                        language=ua,
-                    )
+                    make_event(f"nasty-{i}", consent_id="nasty", user_agent=ua, language=ua)
                 )
 
     asyncio.run(add())
@@ -236,13 +241,11 @@ def test_iter_rows_keeps_every_character_and_streams_in_batches(
         async with cli_store(settings) as store:
             for i in range(40):
                 await store.append(
-                    ConsentEvent(
-                        event_id=f"odd-{i}",
+                    make_event(
+                        f"odd-{i}",
+                        "2026-02-03T04:05:06.000007+00:00",
                         consent_id=f"c{i % 3}",
-                        site_id="alpha",
-                        event_type="initial",
                         method="custom",
-                        created_at=datetime.fromisoformat("2026-02-03T04:05:06.000007+00:00"),
                         granted=frozenset({"necessary", "statistics"} if i % 2 else {"necessary"}),
                         policy_version=odd[i % len(odd)],
                         user_agent=odd[(i + 1) % len(odd)],
@@ -289,13 +292,12 @@ def test_json_lines_from_the_database_are_the_encoders_bytes(
         async with cli_store(settings) as store:
             for i, text in enumerate(odd):
                 await store.append(
-                    ConsentEvent(
-                        event_id=f"odd-{i}",
+                    make_event(
+                        f"odd-{i}",
+                        "2026-03-01T00:00:00.5+00:00",
                         consent_id="odd",
                         site_id=text,
-                        event_type="initial",
                         method="custom",
-                        created_at=datetime.fromisoformat("2026-03-01T00:00:00.5+00:00"),
                         granted=frozenset({"necessary", "marketing"}),
                         policy_version=text,
                         user_agent=text,
@@ -347,16 +349,8 @@ def test_an_export_read_stopped_early_releases_the_database(
             await asyncio.gather(
                 *(
                     store.append(
-                        ConsentEvent(
-                            event_id=f"many-{i}",
-                            consent_id=f"c{i}",
-                            site_id="alpha",
-                            event_type="initial",
-                            method="reject_all",
-                            created_at=datetime.fromisoformat("2026-02-03T04:05:06+00:00"),
-                            granted=frozenset({"necessary"}),
-                            policy_version="1",
-                            user_agent="Mozilla/5.0 " + "x" * 200,
+                        make_event(
+                            f"many-{i}", consent_id=f"c{i}", user_agent="Mozilla/5.0 " + "x" * 200
                         )
                     )
                     for i in range(3000)
