@@ -219,7 +219,119 @@ done:
     return result;
 }
 
+/* JSON string body of UTF-8 bytes, as json.encoder.encode_basestring writes it
+ * (ensure_ascii off): " \\ and the C0 controls escaped (\\n \\r \\t \\b \\f
+ * short, the rest as \\u00xx), everything else as it is. */
+static int put_json_string(Buffer *b, const char *s, Py_ssize_t n) {
+    static const char hex[] = "0123456789abcdef";
+    if (buf_reserve(b, 6 * n + 2) < 0) return -1;
+    char *out = b->data + b->len;
+    *out++ = '"';
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *out++ = (char)c;
+            continue;
+        }
+        *out++ = '\\';
+        switch (c) {
+            case '"': *out++ = '"'; break;
+            case '\\': *out++ = '\\'; break;
+            case '\n': *out++ = 'n'; break;
+            case '\r': *out++ = 'r'; break;
+            case '\t': *out++ = 't'; break;
+            case '\b': *out++ = 'b'; break;
+            case '\f': *out++ = 'f'; break;
+            default:
+                *out++ = 'u';
+                *out++ = '0';
+                *out++ = '0';
+                *out++ = hex[c >> 4];
+                *out++ = hex[c & 15];
+        }
+    }
+    *out++ = '"';
+    b->len = out - b->data;
+    return 0;
+}
+
+/* encode_jsonl(rows, kinds, keys) -> bytes: one JSON object per row, "\\n" after
+ * each; keys[i] is the column's key already written as JSON ('"seq":'). Integers as
+ * str(value), booleans as true/false, text as JSON strings. */
+static PyObject *encode_jsonl(PyObject *self, PyObject *args) {
+    PyObject *rows_in, *kinds_in, *keys_in;
+    if (!PyArg_ParseTuple(args, "OOO:encode_jsonl", &rows_in, &kinds_in, &keys_in)) return NULL;
+    PyObject *rows = PySequence_Fast(rows_in, "rows must be a sequence");
+    PyObject *kinds = rows ? PySequence_Fast(kinds_in, "kinds must be a sequence") : NULL;
+    PyObject *keys = kinds ? PySequence_Fast(keys_in, "keys must be a sequence") : NULL;
+    Buffer b = {NULL, 0, 0};
+    PyObject *result = NULL;
+    int *kind = NULL;
+    if (keys == NULL) goto done;
+    Py_ssize_t nrows = PySequence_Fast_GET_SIZE(rows);
+    Py_ssize_t ncols = PySequence_Fast_GET_SIZE(kinds);
+    if (PySequence_Fast_GET_SIZE(keys) != ncols) {
+        PyErr_SetString(PyExc_ValueError, "one key per column");
+        goto done;
+    }
+    kind = PyMem_Calloc((size_t)(ncols ? ncols : 1), sizeof(int));
+    if (kind == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t c = 0; c < ncols; c++) {
+        long k = PyLong_AsLong(PySequence_Fast_GET_ITEM(kinds, c));
+        if (k == -1 && PyErr_Occurred()) goto done;
+        if (k < KIND_TEXT || k > KIND_BOOL) {
+            PyErr_Format(PyExc_ValueError, "unknown column kind %ld", k);
+            goto done;
+        }
+        kind[c] = (int)k;
+        if (!PyUnicode_Check(PySequence_Fast_GET_ITEM(keys, c))) {
+            PyErr_SetString(PyExc_TypeError, "keys are str");
+            goto done;
+        }
+    }
+    for (Py_ssize_t r = 0; r < nrows; r++) {
+        PyObject *row = PySequence_Fast_GET_ITEM(rows, r);
+        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != ncols) {
+            PyErr_Format(PyExc_ValueError, "row %zd is not a tuple of %zd values", r, ncols);
+            goto done;
+        }
+        if (buf_put(&b, "{", 1) < 0) goto done;
+        for (Py_ssize_t c = 0; c < ncols; c++) {
+            Py_ssize_t kn;
+            const char *ks = PyUnicode_AsUTF8AndSize(PySequence_Fast_GET_ITEM(keys, c), &kn);
+            if (ks == NULL || (c && buf_put(&b, ",", 1) < 0) || buf_put(&b, ks, kn) < 0) goto done;
+            PyObject *value = PyTuple_GET_ITEM(row, c);
+            int rc;
+            if (kind[c] == KIND_INT) {
+                rc = put_int(&b, value);
+            } else if (kind[c] == KIND_BOOL) {
+                rc = put_bool(&b, value);
+            } else {
+                Py_ssize_t n;
+                const char *s = text_of(value, &n);
+                if (s == NULL) goto done;
+                rc = put_json_string(&b, s, n);
+            }
+            if (rc < 0) goto done;
+        }
+        if (buf_put(&b, "}\n", 2) < 0) goto done;
+    }
+    result = PyBytes_FromStringAndSize(b.data ? b.data : "", b.len);
+done:
+    PyMem_Free(b.data);
+    PyMem_Free(kind);
+    Py_XDECREF(rows);
+    Py_XDECREF(kinds);
+    Py_XDECREF(keys);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"encode_jsonl", encode_jsonl, METH_VARARGS,
+     "encode_jsonl(rows, kinds, keys) -> bytes: JSON Lines of rows (see the source)."},
     {"encode", encode, METH_VARARGS,
      "encode(rows, kinds) -> bytes: CSV lines of rows (see the module source)."},
     {NULL, NULL, 0, NULL},
