@@ -101,6 +101,8 @@ class Catalog:
     _cookie_exact: dict[str, Service] = field(default_factory=dict, repr=False)
     _cookie_globs: list[tuple[CookiePattern, Service]] = field(default_factory=list, repr=False)
     host_hint: re.Pattern[bytes] | None = field(default=None, repr=False)
+    #: The literal alternatives of ``host_hint`` besides ``&#`` and ``\\`` (the C rewriter)
+    hint_words: tuple[bytes, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         labels: set[str] = set()
@@ -132,6 +134,7 @@ class Catalog:
         words = {label.lower()[1:] if len(label) > 5 else label.lower() for label in labels}
         hint = b"|".join(re.escape(w.encode()) for w in sorted(words))
         self.host_hint = re.compile(hint + rb"|&#|\\" if hint else rb"&#|\\")
+        self.hint_words = tuple(w.encode() for w in sorted(words)) if hint else ()
 
     def _add_url(self, pattern: str, svc: Service) -> None:
         host, slash, path = pattern.partition("/")

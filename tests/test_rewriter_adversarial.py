@@ -17,6 +17,9 @@ import pytest
 from consentgate.rewriter import StreamRewriter
 from tests.rewrite_util import ALL, NONE
 
+# once with the C accelerator, once in pure Python (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("rewriter_impl")
+
 CHUNK = 16 * 1024
 MB = 1 << 20
 CAP = 64 * 1024

@@ -39,6 +39,7 @@ JS_TYPES = frozenset(
 )
 _WS = b"\t\n\f\r "
 _CATEGORY_WORD = re.compile(r"[a-z]+")
+_URL_CACHE_SIZE = 4096
 
 
 def script_is_executable(attrs: dict[bytes, bytes]) -> bool:
@@ -140,6 +141,21 @@ class RewritePolicy:
             if host and not self._known_host(host):
                 return "unclassified"
         return None
+
+    @cached_property
+    def _script_url_cache(self) -> dict[bytes, str | None]:
+        return {}
+
+    def script_url_category(self, url: bytes) -> str | None:
+        """``url_category(url, script=True)``, cached (pages repeat their script URLs)."""
+        cache = self._script_url_cache
+        if url in cache:
+            return cache[url]
+        category = self.url_category(url, script=True)
+        if len(cache) >= _URL_CACHE_SIZE:
+            cache.clear()
+        cache[url] = category
+        return category
 
     def inline_category(self, text: bytes) -> str | None:
         services = self.catalog.match_inline(text)

@@ -16,6 +16,7 @@ the conservative decision of :mod:`.elements` applies, decided by length alone.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -36,9 +37,23 @@ from ._states import (
     SNIFF,
 )
 from ._tags import TagHandling
-from .policy import RewritePolicy
+from .policy import JS_TYPES, RewritePolicy
 
-__all__ = ["StreamRewriter"]
+try:
+    from . import _speedups
+except ImportError:  # not compiled (no C compiler at install time): pure Python
+    _speedups = None  # type: ignore[assignment]
+
+__all__ = ["SPEEDUPS", "StreamRewriter", "speedups_available"]
+
+#: Use the C accelerator by default (when compiled); CONSENTGATE_PURE_PYTHON=1 turns it off.
+SPEEDUPS = _speedups is not None and os.environ.get("CONSENTGATE_PURE_PYTHON", "") in ("", "0")
+
+
+def speedups_available() -> bool:
+    """Is the C accelerator (``consentgate.rewriter._speedups``) compiled and importable?"""
+    return _speedups is not None
+
 
 log = logging.getLogger("consentgate.rewriter")
 
@@ -78,6 +93,7 @@ class StreamRewriter(TagHandling):
         script_cap: int = DEFAULT_SCRIPT_CAP,
         record_edits: bool = False,
         noscript_views: bool | None = None,
+        speedups: bool | None = None,
     ) -> None:
         self.policy = policy
         self.stats: Counter[str] = Counter()
@@ -126,6 +142,10 @@ class StreamRewriter(TagHandling):
         self.edits: list[tuple[int, int, bytes]] | None = [] if record_edits else None
         #: state-handler calls so far: a machine-independent measure of work (tests)
         self.steps = 0
+        # the C accelerator for the data state (None: pure Python); see _speedups.c
+        use_c = SPEEDUPS if speedups is None else speedups and _speedups is not None
+        fast = use_c and self._active and on_token is None and switch_states
+        self._fast = _scanner(policy) if fast else None
 
     # -- public API ---------------------------------------------------------------------
     def feed(self, chunk: bytes) -> bytes:
@@ -256,6 +276,21 @@ class StreamRewriter(TagHandling):
             if self._ns_cut is not None and self._base + pos >= self._ns_cut[0]:
                 return self._cut_noscript(pos)
         else:
+            if self._fast is not None and not self._stack:
+                pos, self._emit, work = self._fast.run(
+                    data,
+                    pos,
+                    self._emit,
+                    self._out,
+                    self.stats,
+                    self.edits,
+                    self._base,
+                    self._tag_cap,
+                    self._script_cap,
+                )
+                self.steps += work
+                if pos >= len(data):
+                    return pos
             pos = (g.RUN_FOREIGN if foreign else g.RUN_HTML).match(data, pos).end()
         if pos >= len(data):
             return pos
@@ -465,6 +500,19 @@ StreamRewriter._handlers = {
     SNIFF: StreamRewriter._sniff,
     LONGTAG: StreamRewriter._longtag,
 }
+
+
+def _scanner(policy: RewritePolicy) -> _speedups.Scanner:
+    """The C scanner for ``policy`` (one per policy: it holds the hint tables)."""
+    scanner = policy.__dict__.get("_speedups_scanner")
+    if scanner is None:
+        catalog = policy.catalog
+        words = [*catalog.hint_words, b"&#", b"\\", b"data-consent", b"data-cookieconsent"]
+        scanner = _speedups.Scanner(
+            policy.granted, JS_TYPES, words, policy.script_url_category, policy.inline_category
+        )
+        policy.__dict__["_speedups_scanner"] = scanner
+    return scanner
 
 
 def _looks_utf16(head: bytes) -> bool:

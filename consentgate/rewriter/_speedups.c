@@ -1,0 +1,999 @@
+/*
+ * Optional accelerator for consentgate.rewriter.stream.StreamRewriter.
+ *
+ * The pure-Python rewriter (stream.py, _tags.py) is the reference. This module runs its
+ * most common state - HTML content ("data" state) after the head snippet is placed,
+ * outside SVG/MathML, with no token reporting - over a buffer, and handles every
+ * construct it finds there *completely or not at all*:
+ *
+ *   - text, comments, bogus comments, doctype, end tags (no-ops in this state);
+ *   - start tags that cannot matter (anything but the names in classify_name());
+ *   - URL-bearing elements whose lower-cased tag contains no catalog hint word (the
+ *     Python path's RewritePolicy.element_hint pre-check): nothing to do;
+ *   - raw-text elements (style, title, textarea, xmp, noembed, noframes, iframe): the
+ *     body is skipped to its end tag;
+ *   - scripts without override attributes: the executable-type check, the URL decision
+ *     (a Python callback with a cache) or the inline classification (a Python callback;
+ *     the catalog caches by digest), the neutralizing edit, and the body skipped to its
+ *     end per the script-data escape states.
+ *
+ * At any other construct - or one that does not end inside the buffer - it stops ("bails
+ * out") at the construct's '<' without having changed anything for it, and the Python
+ * code handles that construct exactly as if it had scanned up to there itself. Output
+ * equality with the Python path therefore only needs each construct handled here to be
+ * handled identically, which tests/test_rewriter_speedups.py checks differentially.
+ *
+ * The tag grammar is grammar.TAG / grammar.ATTR (possessive, so deterministic) written
+ * as a loop; the attribute list matches elements.parse_attrs.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+/* ---- character classes ----------------------------------------------------------- */
+
+static unsigned char LOWER[256];
+enum { C_WS = 1, C_SLASH = 2, C_GT = 4, C_EQ = 8, C_ALPHA = 16 };
+static unsigned char CLS[256];
+
+static void
+init_tables(void)
+{
+    for (int c = 0; c < 256; c++) {
+        LOWER[c] = (unsigned char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
+        CLS[c] = 0;
+        if (c == '\t' || c == '\n' || c == '\f' || c == '\r' || c == ' ')
+            CLS[c] |= C_WS;
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'))
+            CLS[c] |= C_ALPHA;
+    }
+    CLS['/'] |= C_SLASH;
+    CLS['>'] |= C_GT;
+    CLS['='] |= C_EQ;
+}
+
+#define IS_WS(c) (CLS[(unsigned char)(c)] & C_WS)
+#define IS_ALPHA(c) (CLS[(unsigned char)(c)] & C_ALPHA)
+/* the end of a tag name: whitespace, '/' or '>' */
+#define ENDS_TAG_NAME(c) (CLS[(unsigned char)(c)] & (C_WS | C_SLASH | C_GT))
+/* the end of an attribute name (after its first character): also '=' */
+#define ENDS_ATTR_NAME(c) (CLS[(unsigned char)(c)] & (C_WS | C_SLASH | C_GT | C_EQ))
+
+/* ---- attributes ------------------------------------------------------------------ */
+
+/* One attribute of a complete tag, offsets into the buffer (elements.Attr). */
+typedef struct {
+    Py_ssize_t start, end;         /* the name */
+    Py_ssize_t vstart, vstop;      /* the value without quotes; vstart < 0: no value */
+    Py_ssize_t value_end;          /* just after the value (after a closing quote) */
+} Attr;
+
+typedef struct {
+    Attr *items;
+    Py_ssize_t len, cap;
+    Attr small[16];
+} AttrVec;
+
+static void
+attrs_init(AttrVec *v)
+{
+    v->items = v->small;
+    v->len = 0;
+    v->cap = 16;
+}
+
+static void
+attrs_free(AttrVec *v)
+{
+    if (v->items != v->small)
+        PyMem_Free(v->items);
+    attrs_init(v);
+}
+
+static int
+attrs_push(AttrVec *v, const Attr *a)
+{
+    if (v->len == v->cap) {
+        Py_ssize_t cap = v->cap * 2;
+        Attr *items = PyMem_Malloc((size_t)cap * sizeof(Attr));
+        if (items == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(items, v->items, (size_t)v->len * sizeof(Attr));
+        if (v->items != v->small)
+            PyMem_Free(v->items);
+        v->items = items;
+        v->cap = cap;
+    }
+    v->items[v->len++] = *a;
+    return 0;
+}
+
+/*
+ * grammar.TAG at d[p] == '<': a complete start or end tag. Returns the offset just after
+ * its '>', -1 when the buffer holds no complete tag there (incomplete or no match), or
+ * -2 on a memory error. Sets the name span; records the attributes when v != NULL.
+ *
+ * Every quantifier of the pattern is possessive, so this single forward pass is exactly
+ * the regex: an attribute whose value cannot be read (unclosed quote, end of buffer)
+ * fails the whole tag, because the name before it is not a '>'.
+ */
+static Py_ssize_t
+match_tag(const unsigned char *d, Py_ssize_t p, Py_ssize_t n, Py_ssize_t *name_start,
+          Py_ssize_t *name_end, AttrVec *v)
+{
+    Py_ssize_t i = p + 1;
+    if (i < n && d[i] == '/')
+        i++;
+    if (i >= n || !IS_ALPHA(d[i]))
+        return -1;
+    *name_start = i++;
+    while (i < n && !ENDS_TAG_NAME(d[i]))
+        i++;
+    *name_end = i;
+    for (;;) {
+        Py_ssize_t q = i;
+        while (q < n && (IS_WS(d[q]) || d[q] == '/'))
+            q++;
+        if (q >= n)
+            return -1;
+        if (d[q] == '>')
+            return q + 1;
+        /* an attribute name: any first character but whitespace, '/', '>' */
+        Attr a;
+        Py_ssize_t r = q + 1;
+        while (r < n && !ENDS_ATTR_NAME(d[r]))
+            r++;
+        a.start = q;
+        a.end = r;
+        a.vstart = -1;
+        a.vstop = -1;
+        Py_ssize_t s = r;
+        while (s < n && IS_WS(d[s]))
+            s++;
+        if (s < n && d[s] == '=') {
+            Py_ssize_t t = s + 1;
+            while (t < n && IS_WS(d[t]))
+                t++;
+            if (t >= n)
+                return -1;
+            unsigned char c = d[t];
+            if (c == '"' || c == '\'') {
+                const unsigned char *close = memchr(d + t + 1, c, (size_t)(n - t - 1));
+                if (close == NULL)
+                    return -1;
+                a.vstart = t + 1;
+                a.vstop = close - d;
+                i = a.vstop + 1;
+            }
+            else if (c == '>') { /* empty value right before '>' */
+                a.vstart = a.vstop = t;
+                i = t;
+            }
+            else {
+                Py_ssize_t e = t + 1;
+                while (e < n && !IS_WS(d[e]) && d[e] != '>')
+                    e++;
+                a.vstart = t;
+                a.vstop = e;
+                i = e;
+            }
+        }
+        else {
+            i = r; /* no value: the whitespace after the name belongs to the next one */
+        }
+        a.value_end = i;
+        if (v != NULL && attrs_push(v, &a) < 0)
+            return -2;
+    }
+}
+
+/* The first attribute named `name` (ASCII lower case), or NULL (elements.first_values). */
+static const Attr *
+attr_get(const unsigned char *d, const AttrVec *v, const char *name)
+{
+    size_t len = strlen(name);
+    for (Py_ssize_t k = 0; k < v->len; k++) {
+        const Attr *a = &v->items[k];
+        if ((size_t)(a->end - a->start) != len)
+            continue;
+        size_t j = 0;
+        while (j < len && LOWER[d[a->start + j]] == (unsigned char)name[j])
+            j++;
+        if (j == len)
+            return a;
+    }
+    return NULL;
+}
+
+/* ---- searches -------------------------------------------------------------------- */
+
+/* Does d[p:] start with the ASCII lower-case word w, case-insensitively? */
+static int
+starts_ci(const unsigned char *d, Py_ssize_t p, Py_ssize_t n, const char *w, size_t len)
+{
+    if (n - p < (Py_ssize_t)len)
+        return 0;
+    for (size_t j = 0; j < len; j++)
+        if (LOWER[d[p + j]] != (unsigned char)w[j])
+            return 0;
+    return 1;
+}
+
+/* grammar._DELIM: a lookahead for whitespace, '/' or '>' (needs the byte to be there). */
+static int
+delim_at(const unsigned char *d, Py_ssize_t p, Py_ssize_t n)
+{
+    return p < n && (CLS[d[p]] & (C_WS | C_SLASH | C_GT));
+}
+
+/* The end of a comment body: just after the first "--!?>" at or after p, or -1. */
+static Py_ssize_t
+comment_end(const unsigned char *d, Py_ssize_t p, Py_ssize_t n)
+{
+    while (p < n) {
+        const unsigned char *dash = memchr(d + p, '-', (size_t)(n - p));
+        if (dash == NULL)
+            return -1;
+        Py_ssize_t i = dash - d;
+        if (i + 2 < n && d[i + 1] == '-') {
+            if (d[i + 2] == '>')
+                return i + 3;
+            if (d[i + 2] == '!' && i + 3 < n && d[i + 3] == '>')
+                return i + 4;
+        }
+        p = i + 1;
+    }
+    return -1;
+}
+
+/* grammar.rawtext_end(name): the first "</name" + delimiter at or after p, or -1. */
+static Py_ssize_t
+rawtext_end(const unsigned char *d, Py_ssize_t p, Py_ssize_t n, const char *name)
+{
+    size_t len = strlen(name);
+    while (p < n) {
+        const unsigned char *lt = memchr(d + p, '<', (size_t)(n - p));
+        if (lt == NULL)
+            return -1;
+        Py_ssize_t i = lt - d;
+        if (i + 1 < n && d[i + 1] == '/' && starts_ci(d, i + 2, n, name, len) &&
+            delim_at(d, i + 2 + (Py_ssize_t)len, n))
+            return i;
+        p = i + 1;
+    }
+    return -1;
+}
+
+/*
+ * StreamRewriter._script_end for an HTML script: the offset of the "</script" that ends
+ * the script data starting at p, or -1 if the buffer does not hold it. Follows the
+ * escaped / double-escaped states (grammar.SCRIPT_EVENT and friends).
+ */
+static Py_ssize_t
+script_end(const unsigned char *d, Py_ssize_t p, Py_ssize_t n)
+{
+    enum { NONE, ESC, DOUBLE } esc = NONE;
+    while (p < n) {
+        if (esc == NONE) { /* SCRIPT_EVENT: <!-- or </script+delim */
+            const unsigned char *lt = memchr(d + p, '<', (size_t)(n - p));
+            if (lt == NULL)
+                return -1;
+            Py_ssize_t i = lt - d;
+            if (i + 3 < n && d[i + 1] == '!' && d[i + 2] == '-' && d[i + 3] == '-') {
+                esc = ESC;
+                p = i + 2; /* the dashes of <!-- count towards --> */
+            }
+            else if (i + 1 < n && d[i + 1] == '/' && starts_ci(d, i + 2, n, "script", 6) &&
+                     delim_at(d, i + 8, n)) {
+                return i;
+            }
+            else {
+                p = i + 1;
+            }
+            continue;
+        }
+        /* ESC: "-->" | "<" "/"? "script" delim;  DOUBLE: "-->" | "</script" delim */
+        Py_ssize_t i = p;
+        for (; i < n; i++) {
+            unsigned char c = d[i];
+            if (c == '-') {
+                if (i + 2 < n && d[i + 1] == '-' && d[i + 2] == '>')
+                    break;
+            }
+            else if (c == '<') {
+                int slash = i + 1 < n && d[i + 1] == '/';
+                if (esc == DOUBLE && !slash)
+                    continue;
+                if (starts_ci(d, i + 1 + slash, n, "script", 6) &&
+                    delim_at(d, i + 7 + slash, n))
+                    break;
+            }
+        }
+        if (i >= n)
+            return -1;
+        if (d[i] == '-') { /* --> back to script data */
+            esc = NONE;
+            p = i + 3;
+        }
+        else if (esc == ESC) {
+            if (d[i + 1] == '/')
+                return i;
+            esc = DOUBLE;
+            p = i + 8; /* after "<script" and its delimiter */
+        }
+        else {
+            esc = ESC;
+            p = i + 9; /* after "</script" and its delimiter */
+        }
+    }
+    return -1;
+}
+
+/* ---- the hint pre-check ------------------------------------------------------------ */
+
+/*
+ * RewritePolicy.element_hint searched in the lower-cased tag: literal words (the
+ * catalog's hint words, "&#", "\\", "data-consent", "data-cookieconsent"). Words are
+ * bucketed by their first byte; a bitmap of first-two-byte pairs rejects most
+ * positions with one lookup.
+ */
+typedef struct {
+    Py_ssize_t nwords;
+    unsigned char **words; /* lower-case bytes */
+    Py_ssize_t *lens;
+    Py_ssize_t *next;      /* next word with the same first byte, or -1 */
+    Py_ssize_t head[256];  /* first word starting with the byte, or -1 */
+    unsigned char pair[65536 / 8];
+    int always;            /* an empty word matches everywhere */
+} Hint;
+
+static void
+hint_free(Hint *h)
+{
+    for (Py_ssize_t k = 0; k < h->nwords; k++)
+        PyMem_Free(h->words[k]);
+    PyMem_Free(h->words);
+    PyMem_Free(h->lens);
+    PyMem_Free(h->next);
+    h->words = NULL;
+    h->lens = NULL;
+    h->next = NULL;
+    h->nwords = 0;
+}
+
+static int
+hint_init(Hint *h, PyObject *seq)
+{
+    PyObject *fast = PySequence_Fast(seq, "hint words must be a sequence of bytes");
+    if (fast == NULL)
+        return -1;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(fast);
+    memset(h->pair, 0, sizeof h->pair);
+    for (int c = 0; c < 256; c++)
+        h->head[c] = -1;
+    h->always = 0;
+    h->nwords = 0;
+    h->words = PyMem_Calloc((size_t)count + 1, sizeof(unsigned char *));
+    h->lens = PyMem_Calloc((size_t)count + 1, sizeof(Py_ssize_t));
+    h->next = PyMem_Calloc((size_t)count + 1, sizeof(Py_ssize_t));
+    if (h->words == NULL || h->lens == NULL || h->next == NULL) {
+        Py_DECREF(fast);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject *w = PySequence_Fast_GET_ITEM(fast, k);
+        char *buf;
+        Py_ssize_t len;
+        if (PyBytes_AsStringAndSize(w, &buf, &len) < 0) {
+            Py_DECREF(fast);
+            return -1;
+        }
+        if (len == 0) {
+            h->always = 1;
+            continue;
+        }
+        int upper = 0;
+        for (Py_ssize_t j = 0; j < len; j++)
+            upper |= buf[j] >= 'A' && buf[j] <= 'Z';
+        if (upper)
+            continue; /* searched in the lower-cased tag, it can never match */
+        unsigned char *copy = PyMem_Malloc((size_t)len);
+        if (copy == NULL) {
+            Py_DECREF(fast);
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(copy, buf, (size_t)len);
+        Py_ssize_t id = h->nwords++;
+        h->words[id] = copy;
+        h->lens[id] = len;
+        h->next[id] = h->head[copy[0]];
+        h->head[copy[0]] = id;
+        if (len >= 2) {
+            unsigned int key = (unsigned int)copy[0] << 8 | copy[1];
+            h->pair[key >> 3] |= (unsigned char)(1u << (key & 7));
+        }
+        else { /* one-byte word: every pair starting with it */
+            for (unsigned int c = 0; c < 256; c++) {
+                unsigned int key = (unsigned int)copy[0] << 8 | c;
+                h->pair[key >> 3] |= (unsigned char)(1u << (key & 7));
+            }
+        }
+    }
+    Py_DECREF(fast);
+    return 0;
+}
+
+/* Does the lower-cased d[p:e] contain one of the words? */
+static int
+hint_search(const Hint *h, const unsigned char *d, Py_ssize_t p, Py_ssize_t e)
+{
+    if (h->always)
+        return 1;
+    for (Py_ssize_t i = p; i < e; i++) {
+        unsigned int c0 = LOWER[d[i]];
+        if (h->head[c0] < 0)
+            continue;
+        unsigned int c1 = i + 1 < e ? LOWER[d[i + 1]] : 0;
+        unsigned int key = c0 << 8 | c1;
+        if (i + 1 < e && !(h->pair[key >> 3] & (1u << (key & 7))))
+            continue;
+        for (Py_ssize_t k = h->head[c0]; k >= 0; k = h->next[k]) {
+            Py_ssize_t len = h->lens[k];
+            if (e - i < len)
+                continue;
+            Py_ssize_t j = 1;
+            while (j < len && LOWER[d[i + j]] == h->words[k][j])
+                j++;
+            if (j == len)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- element names ----------------------------------------------------------------- */
+
+enum {
+    K_BORING,  /* nothing happens at this start tag in this state */
+    K_BAIL,    /* the Python path handles it (noscript, svg, math, plaintext) */
+    K_SCRIPT,
+    K_URL,     /* a URL-bearing element (elements.URL_ATTRS, minus script) */
+    K_RAWTEXT, /* its body is raw text up to "</name" */
+    K_IFRAME,  /* both */
+};
+
+/* What the start tag named d[s:e] is to the rewriter; *name: its lower-case name. */
+static int
+classify_name(const unsigned char *d, Py_ssize_t s, Py_ssize_t e, const char **name)
+{
+    static const struct {
+        const char *name;
+        int kind;
+    } table[] = {
+        {"script", K_SCRIPT},     {"img", K_URL},          {"link", K_URL},
+        {"source", K_URL},        {"iframe", K_IFRAME},    {"style", K_RAWTEXT},
+        {"title", K_RAWTEXT},     {"embed", K_URL},        {"object", K_URL},
+        {"frame", K_URL},         {"image", K_URL},        {"textarea", K_RAWTEXT},
+        {"xmp", K_RAWTEXT},       {"noembed", K_RAWTEXT},  {"noframes", K_RAWTEXT},
+        {"noscript", K_BAIL},     {"svg", K_BAIL},         {"math", K_BAIL},
+        {"plaintext", K_BAIL},
+    };
+    Py_ssize_t len = e - s;
+    if (len < 3 || len > 9)
+        return K_BORING;
+    char low[10];
+    for (Py_ssize_t j = 0; j < len; j++)
+        low[j] = (char)LOWER[d[s + j]];
+    low[len] = 0;
+    for (size_t k = 0; k < sizeof table / sizeof table[0]; k++) {
+        if ((Py_ssize_t)strlen(table[k].name) == len && memcmp(low, table[k].name, len) == 0) {
+            *name = table[k].name;
+            return table[k].kind;
+        }
+    }
+    return K_BORING;
+}
+
+/* ---- the scanner object ------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *granted;     /* frozenset[str]: RewritePolicy.granted */
+    PyObject *js_types;    /* frozenset[bytes]: policy.JS_TYPES */
+    PyObject *script_url;  /* (url: bytes) -> str | None */
+    PyObject *inline_cat;  /* (text: bytes) -> str | None */
+    Hint hint;
+} Scanner;
+
+/* One run over a buffer: the state shared by the helpers below. */
+typedef struct {
+    Scanner *sc;
+    PyObject *data;        /* bytes */
+    const unsigned char *d;
+    Py_ssize_t n;
+    Py_ssize_t emit;       /* StreamRewriter._emit */
+    PyObject *out;         /* list[bytes]: StreamRewriter._out */
+    PyObject *stats;       /* Counter[str] */
+    PyObject *edits;       /* list or None */
+    Py_ssize_t base;       /* StreamRewriter._base */
+    Py_ssize_t tag_cap, script_cap;
+} Run;
+
+static int
+Scanner_traverse(Scanner *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->granted);
+    Py_VISIT(self->js_types);
+    Py_VISIT(self->script_url);
+    Py_VISIT(self->inline_cat);
+    return 0;
+}
+
+static int
+Scanner_clear(Scanner *self)
+{
+    Py_CLEAR(self->granted);
+    Py_CLEAR(self->js_types);
+    Py_CLEAR(self->script_url);
+    Py_CLEAR(self->inline_cat);
+    return 0;
+}
+
+static void
+Scanner_dealloc(Scanner *self)
+{
+    PyObject_GC_UnTrack(self);
+    Scanner_clear(self);
+    hint_free(&self->hint);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int
+Scanner_init(Scanner *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"granted", "js_types", "hint_words", "script_url",
+                             "inline_category", NULL};
+    PyObject *granted, *js_types, *words, *script_url, *inline_cat;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOO", kwlist, &PyFrozenSet_Type,
+                                     &granted, &PyFrozenSet_Type, &js_types, &words,
+                                     &script_url, &inline_cat))
+        return -1;
+    if (!PyCallable_Check(script_url) || !PyCallable_Check(inline_cat)) {
+        PyErr_SetString(PyExc_TypeError, "script_url and inline_category must be callable");
+        return -1;
+    }
+    hint_free(&self->hint);
+    if (hint_init(&self->hint, words) < 0)
+        return -1;
+    Py_INCREF(granted);
+    Py_XSETREF(self->granted, granted);
+    Py_INCREF(js_types);
+    Py_XSETREF(self->js_types, js_types);
+    Py_INCREF(script_url);
+    Py_XSETREF(self->script_url, script_url);
+    Py_INCREF(inline_cat);
+    Py_XSETREF(self->inline_cat, inline_cat);
+    return 0;
+}
+
+/* StreamRewriter._edit: replace d[start:end] by `replacement` (a new reference, stolen). */
+static int
+run_edit(Run *r, Py_ssize_t start, Py_ssize_t end, PyObject *replacement)
+{
+    if (r->edits != Py_None) {
+        PyObject *t = Py_BuildValue("(nnO)", r->base + start, r->base + end, replacement);
+        if (t == NULL || PyList_Append(r->edits, t) < 0) {
+            Py_XDECREF(t);
+            Py_DECREF(replacement);
+            return -1;
+        }
+        Py_DECREF(t);
+    }
+    if (start > r->emit) {
+        PyObject *text =
+            PyBytes_FromStringAndSize((const char *)r->d + r->emit, start - r->emit);
+        if (text == NULL || PyList_Append(r->out, text) < 0) {
+            Py_XDECREF(text);
+            Py_DECREF(replacement);
+            return -1;
+        }
+        Py_DECREF(text);
+    }
+    int rc = PyList_Append(r->out, replacement);
+    Py_DECREF(replacement);
+    if (rc < 0)
+        return -1;
+    r->emit = end;
+    return 0;
+}
+
+/* stats[category] += 1 */
+static int
+count(Run *r, PyObject *category)
+{
+    PyObject *old = PyDict_GetItemWithError(r->stats, category); /* borrowed */
+    if (old == NULL && PyErr_Occurred())
+        return -1;
+    PyObject *one = PyLong_FromLong(1);
+    if (one == NULL)
+        return -1;
+    PyObject *value = old == NULL ? (Py_INCREF(one), one) : PyNumber_Add(old, one);
+    Py_DECREF(one);
+    if (value == NULL)
+        return -1;
+    int rc = PyDict_SetItem(r->stats, category, value);
+    Py_DECREF(value);
+    return rc;
+}
+
+/*
+ * elements.neutralize for a script start tag d[p:e] (name ends at name_end) made inert
+ * for `category`: insert type="text/plain" data-consent="..." after the name, rename
+ * type/href/xlink:href/data-src/data-lazy-src to data-consentgate-<name>.
+ */
+static PyObject *
+neutralize_script(const unsigned char *d, Py_ssize_t p, Py_ssize_t name_end, Py_ssize_t e,
+                  const AttrVec *attrs, PyObject *category)
+{
+    static const char *renames[] = {"type", "href", "xlink:href", "data-src",
+                                    "data-lazy-src", NULL};
+    static const char prefix[] = "data-consentgate-";
+    const Py_ssize_t plen = (Py_ssize_t)sizeof prefix - 1;
+    Py_ssize_t clen;
+    const char *cat = PyUnicode_AsUTF8AndSize(category, &clen);
+    if (cat == NULL)
+        return NULL;
+    static const char ins1[] = " type=\"text/plain\" data-consent=\"";
+    const Py_ssize_t ilen = (Py_ssize_t)sizeof ins1 - 1;
+
+    /* which attributes are renamed */
+    unsigned char small[64];
+    unsigned char *renamed = attrs->len <= 64 ? small : PyMem_Malloc((size_t)attrs->len);
+    if (renamed == NULL)
+        return PyErr_NoMemory();
+    Py_ssize_t size = (e - p) + ilen + clen + 1;
+    for (Py_ssize_t k = 0; k < attrs->len; k++) {
+        const Attr *a = &attrs->items[k];
+        Py_ssize_t len = a->end - a->start;
+        renamed[k] = 0;
+        for (int j = 0; renames[j] != NULL; j++) {
+            if ((Py_ssize_t)strlen(renames[j]) == len && starts_ci(d, a->start, a->end,
+                                                                   renames[j], (size_t)len)) {
+                renamed[k] = 1;
+                size += plen;
+                break;
+            }
+        }
+    }
+    PyObject *result = PyBytes_FromStringAndSize(NULL, size);
+    if (result == NULL)
+        goto done;
+    char *w = PyBytes_AS_STRING(result);
+    memcpy(w, d + p, (size_t)(name_end - p));
+    w += name_end - p;
+    memcpy(w, ins1, (size_t)ilen);
+    w += ilen;
+    memcpy(w, cat, (size_t)clen);
+    w += clen;
+    *w++ = '"';
+    Py_ssize_t pos = name_end;
+    for (Py_ssize_t k = 0; k < attrs->len; k++) {
+        if (!renamed[k])
+            continue;
+        const Attr *a = &attrs->items[k];
+        memcpy(w, d + pos, (size_t)(a->start - pos));
+        w += a->start - pos;
+        memcpy(w, prefix, (size_t)plen);
+        w += plen;
+        for (Py_ssize_t j = a->start; j < a->end; j++) {
+            unsigned char c = LOWER[d[j]];
+            *w++ = (char)(c == ':' ? '-' : c);
+        }
+        pos = a->end;
+    }
+    memcpy(w, d + pos, (size_t)(e - pos));
+    w += e - pos;
+    assert(w == PyBytes_AS_STRING(result) + size);
+done:
+    if (renamed != small)
+        PyMem_Free(renamed);
+    return result;
+}
+
+/* policy.script_is_executable on the first values of the attributes. -1: error. */
+static int
+script_is_executable(Run *r, const AttrVec *attrs)
+{
+    const unsigned char *d = r->d;
+    const Attr *type = attr_get(d, attrs, "type");
+    Py_ssize_t s = 0, e = 0;
+    const char *prefix = "";
+    if (type != NULL && type->vstart >= 0) {
+        s = type->vstart;
+        e = type->vstop;
+    }
+    while (s < e && IS_WS(d[s]))
+        s++;
+    while (e > s && IS_WS(d[e - 1]))
+        e--;
+    if (s == e) { /* no type, or a blank one */
+        const Attr *lang = attr_get(d, attrs, "language");
+        if (type != NULL || lang == NULL || lang->vstart < 0 || lang->vstop == lang->vstart)
+            return 1;
+        s = lang->vstart;
+        e = lang->vstop;
+        while (s < e && IS_WS(d[s]))
+            s++;
+        while (e > s && IS_WS(d[e - 1]))
+            e--;
+        prefix = "text/";
+    }
+    Py_ssize_t plen = (Py_ssize_t)strlen(prefix);
+    PyObject *kind = PyBytes_FromStringAndSize(NULL, plen + (e - s));
+    if (kind == NULL)
+        return -1;
+    char *w = PyBytes_AS_STRING(kind);
+    memcpy(w, prefix, (size_t)plen);
+    for (Py_ssize_t j = s; j < e; j++)
+        w[plen + j - s] = (char)LOWER[d[j]];
+    int found = PySet_Contains(r->sc->js_types, kind);
+    Py_DECREF(kind);
+    return found;
+}
+
+/* Returned by the construct handlers: done (new position), bail out, or error. */
+#define BAIL (-1)
+#define ERROR (-2)
+
+/*
+ * A <script> start tag d[p:e] in HTML content (TagHandling._script_start, then
+ * _script_body / _decide_script). Returns the offset of its "</script" or BAIL/ERROR.
+ */
+static Py_ssize_t
+handle_script(Run *r, Py_ssize_t p, Py_ssize_t name_end, Py_ssize_t e)
+{
+    static const char *url_attrs[] = {"src", "href", "xlink:href", "data-src",
+                                      "data-lazy-src", NULL};
+    const unsigned char *d = r->d;
+    AttrVec attrs;
+    attrs_init(&attrs);
+    Py_ssize_t ns, ne, result = ERROR;
+    PyObject *category = NULL;
+    if (match_tag(d, p, r->n, &ns, &ne, &attrs) != e)
+        goto done;
+    if (attr_get(d, &attrs, "data-consent") || attr_get(d, &attrs, "data-cookieconsent")) {
+        result = BAIL; /* element-level overrides: rare, left to Python */
+        goto done;
+    }
+    int executable = script_is_executable(r, &attrs);
+    if (executable < 0)
+        goto done;
+    Py_ssize_t body_end = script_end(d, e, r->n);
+    if (body_end < 0) {
+        result = BAIL; /* the script continues past this buffer */
+        goto done;
+    }
+    if (executable) {
+        const Attr *url = NULL;
+        for (int j = 0; url_attrs[j] != NULL && url == NULL; j++) {
+            const Attr *a = attr_get(d, &attrs, url_attrs[j]);
+            if (a != NULL && a->vstart >= 0 && a->vstop > a->vstart)
+                url = a;
+        }
+        if (url == NULL && body_end - e > r->script_cap) {
+            result = BAIL; /* too long to classify whole: the Python path decides */
+            goto done;
+        }
+        PyObject *arg = url != NULL
+            ? PyBytes_FromStringAndSize((const char *)d + url->vstart, url->vstop - url->vstart)
+            : PyBytes_FromStringAndSize((const char *)d + e, body_end - e);
+        if (arg == NULL)
+            goto done;
+        category = PyObject_CallOneArg(url != NULL ? r->sc->script_url : r->sc->inline_cat,
+                                       arg);
+        Py_DECREF(arg);
+        if (category == NULL)
+            goto done;
+        if (category != Py_None) {
+            if (!PyUnicode_Check(category)) {
+                PyErr_SetString(PyExc_TypeError, "a category must be a str or None");
+                goto done;
+            }
+            int allowed = PyUnicode_CompareWithASCIIString(category, "necessary") == 0;
+            if (!allowed) {
+                allowed = PySet_Contains(r->sc->granted, category);
+                if (allowed < 0)
+                    goto done;
+            }
+            if (!allowed) {
+                PyObject *tag = neutralize_script(d, p, name_end, e, &attrs, category);
+                if (tag == NULL || run_edit(r, p, e, tag) < 0 || count(r, category) < 0)
+                    goto done;
+            }
+        }
+    }
+    result = body_end;
+done:
+    Py_XDECREF(category);
+    attrs_free(&attrs);
+    return result;
+}
+
+/*
+ * Scanner.run(data, pos, emit, out, stats, edits, base, tag_cap, script_cap)
+ *   -> (pos, emit, constructs)
+ *
+ * Scans data[pos:] in the data state (see the top of this file) until the first
+ * construct left to Python, or the end. `emit`, `out`, `edits`, `base` are the
+ * rewriter's output state (StreamRewriter._edit); `constructs` counts the constructs
+ * handled (added to StreamRewriter.steps).
+ */
+static PyObject *
+Scanner_run(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "run() takes 9 arguments");
+        return NULL;
+    }
+    Run r;
+    r.sc = self;
+    r.data = args[0];
+    if (!PyBytes_Check(r.data) || !PyList_Check(args[3]) || !PyDict_Check(args[4]) ||
+        (args[5] != Py_None && !PyList_Check(args[5]))) {
+        PyErr_SetString(PyExc_TypeError, "run(bytes, int, int, list, dict, list|None, ...)");
+        return NULL;
+    }
+    r.d = (const unsigned char *)PyBytes_AS_STRING(r.data);
+    r.n = PyBytes_GET_SIZE(r.data);
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    r.emit = PyLong_AsSsize_t(args[2]);
+    r.out = args[3];
+    r.stats = args[4];
+    r.edits = args[5];
+    r.base = PyLong_AsSsize_t(args[6]);
+    r.tag_cap = PyLong_AsSsize_t(args[7]);
+    r.script_cap = PyLong_AsSsize_t(args[8]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (pos < 0 || pos > r.n || r.emit < 0 || r.emit > pos) {
+        PyErr_SetString(PyExc_ValueError, "run(): position out of range");
+        return NULL;
+    }
+    const unsigned char *d = r.d;
+    const Py_ssize_t n = r.n;
+    Py_ssize_t constructs = 0;
+
+    while (pos < n) {
+        const unsigned char *lt = memchr(d + pos, '<', (size_t)(n - pos));
+        if (lt == NULL) {
+            pos = n;
+            break;
+        }
+        pos = lt - d;
+        if (pos + 1 >= n)
+            break; /* '<' at the end: what it starts is not known yet */
+        unsigned char c = d[pos + 1];
+        Py_ssize_t next;
+        if (c == '!') {
+            if (n - pos >= 4 && d[pos + 2] == '-' && d[pos + 3] == '-') { /* <!-- */
+                if (n - pos < 6)
+                    break;
+                if (d[pos + 4] == '>')
+                    next = pos + 5;
+                else if (d[pos + 4] == '-' && d[pos + 5] == '>')
+                    next = pos + 6;
+                else
+                    next = comment_end(d, pos + 4, n);
+            }
+            else { /* doctype, bogus comment (and <![CDATA[ in HTML content) */
+                const unsigned char *gt = memchr(d + pos + 2, '>', (size_t)(n - pos - 2));
+                next = gt == NULL ? -1 : gt - d + 1;
+            }
+        }
+        else if (c == '?') { /* bogus comment */
+            const unsigned char *gt = memchr(d + pos + 1, '>', (size_t)(n - pos - 1));
+            next = gt == NULL ? -1 : gt - d + 1;
+        }
+        else if (c == '/') {
+            if (pos + 2 >= n)
+                break;
+            unsigned char c2 = d[pos + 2];
+            if (c2 == '>') {
+                next = pos + 3; /* </> is dropped by browsers */
+            }
+            else if (!IS_ALPHA(c2)) { /* bogus comment */
+                const unsigned char *gt = memchr(d + pos + 2, '>', (size_t)(n - pos - 2));
+                next = gt == NULL ? -1 : gt - d + 1;
+            }
+            else { /* an end tag: nothing to do outside SVG/MathML */
+                Py_ssize_t ns, ne;
+                next = match_tag(d, pos, n, &ns, &ne, NULL);
+            }
+        }
+        else if (IS_ALPHA(c)) {
+            Py_ssize_t ns, ne;
+            Py_ssize_t e = match_tag(d, pos, n, &ns, &ne, NULL);
+            if (e < 0)
+                break; /* incomplete: the Python path holds or streams it */
+            const char *name = NULL;
+            int kind = classify_name(d, ns, ne, &name);
+            if (kind == K_BORING) {
+                next = e;
+            }
+            else if (kind == K_BAIL || e - pos > r.tag_cap) {
+                break;
+            }
+            else if (kind == K_SCRIPT) {
+                next = handle_script(&r, pos, ne, e);
+                if (next == ERROR)
+                    return NULL;
+            }
+            else {
+                if ((kind == K_URL || kind == K_IFRAME) && hint_search(&self->hint, d, pos, e))
+                    break; /* may be a tracker: the Python path decides */
+                if (kind == K_URL)
+                    next = e;
+                else
+                    next = rawtext_end(d, e, n, name);
+            }
+        }
+        else {
+            next = pos + 1; /* a '<' that starts nothing is text */
+        }
+        if (next < 0)
+            break; /* BAIL, or the construct does not end inside the buffer */
+        pos = next;
+        constructs++;
+    }
+    return Py_BuildValue("(nnn)", pos, r.emit, constructs);
+}
+
+static PyMethodDef Scanner_methods[] = {
+    {"run", (PyCFunction)(void (*)(void))Scanner_run, METH_FASTCALL,
+     "run(data, pos, emit, out, stats, edits, base, tag_cap, script_cap)"
+     " -> (pos, emit, constructs)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ScannerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "consentgate.rewriter._speedups.Scanner",
+    .tp_basicsize = sizeof(Scanner),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Scanner(granted, js_types, hint_words, script_url, inline_category)",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Scanner_init,
+    .tp_dealloc = (destructor)Scanner_dealloc,
+    .tp_traverse = (traverseproc)Scanner_traverse,
+    .tp_clear = (inquiry)Scanner_clear,
+    .tp_methods = Scanner_methods,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "consentgate.rewriter._speedups",
+    .m_doc = "C accelerator for the streaming rewriter's data state (optional).",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    init_tables();
+    if (PyType_Ready(&ScannerType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&ScannerType);
+    if (PyModule_AddObject(m, "Scanner", (PyObject *)&ScannerType) < 0) {
+        Py_DECREF(&ScannerType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
