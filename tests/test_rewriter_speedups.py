@@ -21,7 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consentgate.catalog import load_catalog
-from consentgate.rewriter import RewritePolicy, StreamRewriter, stream
+from consentgate.rewriter import RewritePolicy, StreamRewriter, elements, grammar, stream
+from consentgate.rewriter import _tags as tags
 from tests.rewrite_util import ALL, NONE
 from tests.support import CORPUS
 
@@ -104,6 +105,12 @@ FRAGMENTS = [
     "<img srcset='https://www.facebook.com/tr?id=1 1x, /a.png 2x'>", "<source src=x>",
     "<noscript><p title=\"", "</noscript>\">", "<noscript><style>", "<noscript><!--",
     "<div title='x>'>", "<div a=\"b\"c>", "<x =y>", "<a b = c>", "< p>", "</>", "</ x>",
+    "<svg><foreignObject><p>", "<svg><desc><script>", "<svg><title><svg>", "<font face=x>",
+    "<font>", "<svg><br>", "</br>", "<svg><image href=//hotjar.com/x/>", "<svg><g/><use/>",
+    "<noscript><svg>", "<noscript><script>x</script>", "<noscript></noscript>", "<math/>",
+    "<svg><style><img src=https://www.facebook.com/tr></style></svg>", "<svg><![CDATA[x]]>",
+    "<link rel='  Preload ' href=https://www.googletagmanager.com/gtm.js>", "<svg><p>",
+    "<img src=https://www.facebook.com/tr data-src=//doubleclick.net/x srcset=', ,'>",
 ]  # fmt: skip
 html = st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=8)), max_size=40).map(
     lambda parts: "".join(parts).encode("utf-8", "surrogatepass")
@@ -180,3 +187,14 @@ def test_fragment_pairs() -> None:
             data = a + tracker + b + tracker + b"gtag('js')</script>" + tracker
             _same(data, [])
             _same(data, [len(a) + 7, 50])
+
+
+def test_c_tables_match_python() -> None:
+    if not stream.speedups_available():
+        return  # nothing to compare (the accelerator test above fails in CI instead)
+    from consentgate.rewriter import _speedups
+
+    tables = _speedups.tables()
+    assert tables["URL_ATTRS"] == {k: set(v) for k, v in elements.URL_ATTRS.items()}
+    assert tables["FOREIGN_BREAKOUT"] == set(grammar.FOREIGN_BREAKOUT)
+    assert tables["RAWTEXT_NAMES"] == set(tags._RAWTEXT_NAMES)

@@ -66,6 +66,7 @@ typedef struct {
     Py_ssize_t start, end;         /* the name */
     Py_ssize_t vstart, vstop;      /* the value without quotes; vstart < 0: no value */
     Py_ssize_t value_end;          /* just after the value (after a closing quote) */
+    int quoted;                    /* the value is in quotes */
 } Attr;
 
 typedef struct {
@@ -149,6 +150,7 @@ match_tag(const unsigned char *d, Py_ssize_t p, Py_ssize_t n, Py_ssize_t *name_s
         a.end = r;
         a.vstart = -1;
         a.vstop = -1;
+        a.quoted = 0;
         Py_ssize_t s = r;
         while (s < n && IS_WS(d[s]))
             s++;
@@ -165,6 +167,7 @@ match_tag(const unsigned char *d, Py_ssize_t p, Py_ssize_t n, Py_ssize_t *name_s
                     return -1;
                 a.vstart = t + 1;
                 a.vstop = close - d;
+                a.quoted = 1;
                 i = a.vstop + 1;
             }
             else if (c == '>') { /* empty value right before '>' */
@@ -457,46 +460,68 @@ hint_search(const Hint *h, const unsigned char *d, Py_ssize_t p, Py_ssize_t e)
 
 /* ---- element names ----------------------------------------------------------------- */
 
-enum {
-    K_BORING,  /* nothing happens at this start tag in this state */
-    K_BAIL,    /* the Python path handles it (noscript, svg, math, plaintext) */
-    K_SCRIPT,
-    K_URL,     /* a URL-bearing element (elements.URL_ATTRS, minus script) */
-    K_RAWTEXT, /* its body is raw text up to "</name" */
-    K_IFRAME,  /* both */
+#define NAME_MAX_LEN 31
+
+/* The ASCII lower-case tag name d[s:e] into buf (NUL-terminated); 0 if it is too long
+ * to be any name this module knows. */
+static int
+lower_name(const unsigned char *d, Py_ssize_t s, Py_ssize_t e, char *buf)
+{
+    if (e - s > NAME_MAX_LEN)
+        return 0;
+    for (Py_ssize_t j = s; j < e; j++)
+        buf[j - s] = (char)LOWER[d[j]];
+    buf[e - s] = 0;
+    return 1;
+}
+
+static int
+in_list(const char *name, const char *const *list)
+{
+    for (; *list != NULL; list++)
+        if (strcmp(name, *list) == 0)
+            return 1;
+    return 0;
+}
+
+/* elements.URL_ATTRS: the attributes holding a URL that loads something, per element. */
+static const struct {
+    const char *element;
+    const char *attrs[6];
+} URL_ATTRS[] = {
+    {"script", {"src", "href", "xlink:href", "data-src", "data-lazy-src", NULL}},
+    {"iframe", {"src", "data-src", "data-lazy-src", NULL}},
+    {"frame", {"src", NULL}},
+    {"embed", {"src", NULL}},
+    {"object", {"data", NULL}},
+    {"img", {"src", "srcset", "data-src", "data-lazy-src", "data-srcset", NULL}},
+    {"image", {"src", "srcset", "href", "xlink:href", "data-src", NULL}},
+    {"source", {"src", "srcset", "data-src", "data-srcset", NULL}},
+    {"link", {"href", "imagesrcset", NULL}},
+    {NULL, {NULL}},
 };
 
-/* What the start tag named d[s:e] is to the rewriter; *name: its lower-case name. */
-static int
-classify_name(const unsigned char *d, Py_ssize_t s, Py_ssize_t e, const char **name)
+static const char *const *
+url_attrs_of(const char *element)
 {
-    static const struct {
-        const char *name;
-        int kind;
-    } table[] = {
-        {"script", K_SCRIPT},     {"img", K_URL},          {"link", K_URL},
-        {"source", K_URL},        {"iframe", K_IFRAME},    {"style", K_RAWTEXT},
-        {"title", K_RAWTEXT},     {"embed", K_URL},        {"object", K_URL},
-        {"frame", K_URL},         {"image", K_URL},        {"textarea", K_RAWTEXT},
-        {"xmp", K_RAWTEXT},       {"noembed", K_RAWTEXT},  {"noframes", K_RAWTEXT},
-        {"noscript", K_BAIL},     {"svg", K_BAIL},         {"math", K_BAIL},
-        {"plaintext", K_BAIL},
-    };
-    Py_ssize_t len = e - s;
-    if (len < 3 || len > 9)
-        return K_BORING;
-    char low[10];
-    for (Py_ssize_t j = 0; j < len; j++)
-        low[j] = (char)LOWER[d[s + j]];
-    low[len] = 0;
-    for (size_t k = 0; k < sizeof table / sizeof table[0]; k++) {
-        if ((Py_ssize_t)strlen(table[k].name) == len && memcmp(low, table[k].name, len) == 0) {
-            *name = table[k].name;
-            return table[k].kind;
-        }
-    }
-    return K_BORING;
+    for (int k = 0; URL_ATTRS[k].element != NULL; k++)
+        if (strcmp(URL_ATTRS[k].element, element) == 0)
+            return URL_ATTRS[k].attrs;
+    return NULL;
 }
+
+/* grammar.FOREIGN_BREAKOUT: start tags that leave SVG/MathML content. */
+static const char *const FOREIGN_BREAKOUT[] = {
+    "b", "big", "blockquote", "body", "br", "center", "code", "dd", "div", "dl", "dt",
+    "em", "embed", "h1", "h2", "h3", "h4", "h5", "h6", "head", "hr", "i", "img", "li",
+    "listing", "menu", "meta", "nobr", "ol", "p", "pre", "ruby", "s", "small", "span",
+    "strong", "strike", "sub", "sup", "table", "tt", "u", "ul", "var", NULL,
+};
+
+/* Start tags of HTML content that switch the tokenizer to raw text (_tags._RAWTEXT_NAMES). */
+static const char *const RAWTEXT_NAMES[] = {
+    "style", "xmp", "iframe", "noembed", "noframes", "textarea", "title", NULL,
+};
 
 /* ---- the scanner object ------------------------------------------------------------ */
 
@@ -504,7 +529,9 @@ typedef struct {
     PyObject_HEAD
     PyObject *granted;     /* frozenset[str]: RewritePolicy.granted */
     PyObject *js_types;    /* frozenset[bytes]: policy.JS_TYPES */
-    PyObject *script_url;  /* (url: bytes) -> str | None */
+    PyObject *rank;        /* dict[str, int]: catalog.CATEGORY_RANK */
+    PyObject *script_url;  /* (url: bytes) -> str | None, for a script's URL */
+    PyObject *element_url; /* (url: bytes) -> str | None, for another element's URL */
     PyObject *inline_cat;  /* (text: bytes) -> str | None */
     Hint hint;
 } Scanner;
@@ -512,7 +539,6 @@ typedef struct {
 /* One run over a buffer: the state shared by the helpers below. */
 typedef struct {
     Scanner *sc;
-    PyObject *data;        /* bytes */
     const unsigned char *d;
     Py_ssize_t n;
     Py_ssize_t emit;       /* StreamRewriter._emit */
@@ -523,12 +549,31 @@ typedef struct {
     Py_ssize_t tag_cap, script_cap;
 } Run;
 
+/*
+ * Where the tokenizer is, for step(): HTML content at the top level, or inside an SVG
+ * element run as one unit (its own stack of svg elements and HTML integration points,
+ * _tags.TagHandling's _stack), or the <noscript> check (tokenize only).
+ */
+#define MAX_DEPTH 256
+enum { E_SVG, E_FOREIGNOBJECT, E_DESC, E_TITLE };
+static const char *const ENTRY_NAME[] = {"svg", "foreignobject", "desc", "title", NULL};
+
+typedef struct {
+    int check; /* the noscript views check: tokenize only, no decisions, no svg */
+    int depth;
+    unsigned char stack[MAX_DEPTH];
+} Ctx;
+
+#define FOREIGN(cx) ((cx)->depth > 0 && (cx)->stack[(cx)->depth - 1] == E_SVG)
+
 static int
 Scanner_traverse(Scanner *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->granted);
     Py_VISIT(self->js_types);
+    Py_VISIT(self->rank);
     Py_VISIT(self->script_url);
+    Py_VISIT(self->element_url);
     Py_VISIT(self->inline_cat);
     return 0;
 }
@@ -538,7 +583,9 @@ Scanner_clear(Scanner *self)
 {
     Py_CLEAR(self->granted);
     Py_CLEAR(self->js_types);
+    Py_CLEAR(self->rank);
     Py_CLEAR(self->script_url);
+    Py_CLEAR(self->element_url);
     Py_CLEAR(self->inline_cat);
     return 0;
 }
@@ -555,15 +602,16 @@ Scanner_dealloc(Scanner *self)
 static int
 Scanner_init(Scanner *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"granted", "js_types", "hint_words", "script_url",
-                             "inline_category", NULL};
-    PyObject *granted, *js_types, *words, *script_url, *inline_cat;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!OOO", kwlist, &PyFrozenSet_Type,
-                                     &granted, &PyFrozenSet_Type, &js_types, &words,
-                                     &script_url, &inline_cat))
+    static char *kwlist[] = {"granted",    "js_types",    "category_rank",   "hint_words",
+                             "script_url", "element_url", "inline_category", NULL};
+    PyObject *granted, *js_types, *rank, *words, *script_url, *element_url, *inline_cat;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!OOOO", kwlist, &PyFrozenSet_Type,
+                                     &granted, &PyFrozenSet_Type, &js_types, &PyDict_Type,
+                                     &rank, &words, &script_url, &element_url, &inline_cat))
         return -1;
-    if (!PyCallable_Check(script_url) || !PyCallable_Check(inline_cat)) {
-        PyErr_SetString(PyExc_TypeError, "script_url and inline_category must be callable");
+    if (!PyCallable_Check(script_url) || !PyCallable_Check(element_url) ||
+        !PyCallable_Check(inline_cat)) {
+        PyErr_SetString(PyExc_TypeError, "the classifiers must be callable");
         return -1;
     }
     hint_free(&self->hint);
@@ -573,12 +621,18 @@ Scanner_init(Scanner *self, PyObject *args, PyObject *kwds)
     Py_XSETREF(self->granted, granted);
     Py_INCREF(js_types);
     Py_XSETREF(self->js_types, js_types);
+    Py_INCREF(rank);
+    Py_XSETREF(self->rank, rank);
     Py_INCREF(script_url);
     Py_XSETREF(self->script_url, script_url);
+    Py_INCREF(element_url);
+    Py_XSETREF(self->element_url, element_url);
     Py_INCREF(inline_cat);
     Py_XSETREF(self->inline_cat, inline_cat);
     return 0;
 }
+
+/* ---- edits ------------------------------------------------------------------------- */
 
 /* StreamRewriter._edit: replace d[start:end] by `replacement` (a new reference, stolen). */
 static int
@@ -631,26 +685,29 @@ count(Run *r, PyObject *category)
 }
 
 /*
- * elements.neutralize for a script start tag d[p:e] (name ends at name_end) made inert
- * for `category`: insert type="text/plain" data-consent="..." after the name, rename
- * type/href/xlink:href/data-src/data-lazy-src to data-consentgate-<name>.
+ * elements.neutralize: the start tag d[p:e] of `element` (its name ends at name_end) made
+ * inert for `category`. A script gets type="text/plain" data-consent="..." inserted
+ * after the name and its type / non-src URL attributes renamed; another element gets
+ * data-consent="..." and its URL attributes renamed data-consentgate-<name>.
  */
 static PyObject *
-neutralize_script(const unsigned char *d, Py_ssize_t p, Py_ssize_t name_end, Py_ssize_t e,
-                  const AttrVec *attrs, PyObject *category)
+neutralize(const unsigned char *d, Py_ssize_t p, Py_ssize_t name_end, Py_ssize_t e,
+           const AttrVec *attrs, const char *element, PyObject *category)
 {
-    static const char *renames[] = {"type", "href", "xlink:href", "data-src",
-                                    "data-lazy-src", NULL};
+    static const char *const script_renames[] = {"type", "href", "xlink:href", "data-src",
+                                                 "data-lazy-src", NULL};
     static const char prefix[] = "data-consentgate-";
     const Py_ssize_t plen = (Py_ssize_t)sizeof prefix - 1;
+    int script = strcmp(element, "script") == 0;
+    const char *const *renames = script ? script_renames : url_attrs_of(element);
+    const char *insert = script ? " type=\"text/plain\" data-consent=\"" : " data-consent=\"";
+    const Py_ssize_t ilen = (Py_ssize_t)strlen(insert);
     Py_ssize_t clen;
     const char *cat = PyUnicode_AsUTF8AndSize(category, &clen);
     if (cat == NULL)
         return NULL;
-    static const char ins1[] = " type=\"text/plain\" data-consent=\"";
-    const Py_ssize_t ilen = (Py_ssize_t)sizeof ins1 - 1;
 
-    /* which attributes are renamed */
+    /* which attributes are renamed (by their lower-case name) */
     unsigned char small[64];
     unsigned char *renamed = attrs->len <= 64 ? small : PyMem_Malloc((size_t)attrs->len);
     if (renamed == NULL)
@@ -658,50 +715,79 @@ neutralize_script(const unsigned char *d, Py_ssize_t p, Py_ssize_t name_end, Py_
     Py_ssize_t size = (e - p) + ilen + clen + 1;
     for (Py_ssize_t k = 0; k < attrs->len; k++) {
         const Attr *a = &attrs->items[k];
-        Py_ssize_t len = a->end - a->start;
-        renamed[k] = 0;
-        for (int j = 0; renames[j] != NULL; j++) {
-            if ((Py_ssize_t)strlen(renames[j]) == len && starts_ci(d, a->start, a->end,
-                                                                   renames[j], (size_t)len)) {
-                renamed[k] = 1;
-                size += plen;
-                break;
-            }
-        }
+        char name[NAME_MAX_LEN + 1];
+        renamed[k] = renames != NULL && lower_name(d, a->start, a->end, name) &&
+                     in_list(name, renames);
+        if (renamed[k])
+            size += plen;
     }
     PyObject *result = PyBytes_FromStringAndSize(NULL, size);
-    if (result == NULL)
-        goto done;
-    char *w = PyBytes_AS_STRING(result);
-    memcpy(w, d + p, (size_t)(name_end - p));
-    w += name_end - p;
-    memcpy(w, ins1, (size_t)ilen);
-    w += ilen;
-    memcpy(w, cat, (size_t)clen);
-    w += clen;
-    *w++ = '"';
-    Py_ssize_t pos = name_end;
-    for (Py_ssize_t k = 0; k < attrs->len; k++) {
-        if (!renamed[k])
-            continue;
-        const Attr *a = &attrs->items[k];
-        memcpy(w, d + pos, (size_t)(a->start - pos));
-        w += a->start - pos;
-        memcpy(w, prefix, (size_t)plen);
-        w += plen;
-        for (Py_ssize_t j = a->start; j < a->end; j++) {
-            unsigned char c = LOWER[d[j]];
-            *w++ = (char)(c == ':' ? '-' : c);
+    if (result != NULL) {
+        char *w = PyBytes_AS_STRING(result);
+        memcpy(w, d + p, (size_t)(name_end - p));
+        w += name_end - p;
+        memcpy(w, insert, (size_t)ilen);
+        w += ilen;
+        memcpy(w, cat, (size_t)clen);
+        w += clen;
+        *w++ = '"';
+        Py_ssize_t pos = name_end;
+        for (Py_ssize_t k = 0; k < attrs->len; k++) {
+            if (!renamed[k])
+                continue;
+            const Attr *a = &attrs->items[k];
+            memcpy(w, d + pos, (size_t)(a->start - pos));
+            w += a->start - pos;
+            memcpy(w, prefix, (size_t)plen);
+            w += plen;
+            for (Py_ssize_t j = a->start; j < a->end; j++) {
+                unsigned char c = LOWER[d[j]];
+                *w++ = (char)(c == ':' ? '-' : c);
+            }
+            pos = a->end;
         }
-        pos = a->end;
+        memcpy(w, d + pos, (size_t)(e - pos));
+        w += e - pos;
+        assert(w == PyBytes_AS_STRING(result) + size);
     }
-    memcpy(w, d + pos, (size_t)(e - pos));
-    w += e - pos;
-    assert(w == PyBytes_AS_STRING(result) + size);
-done:
     if (renamed != small)
         PyMem_Free(renamed);
     return result;
+}
+
+/*
+ * A category decided for the element d[p:e]: neutralize it unless the visitor allows
+ * the category (RewritePolicy.allows). `category` is borrowed. 0 or -1 (error).
+ */
+static int
+apply_category(Run *r, Py_ssize_t p, Py_ssize_t name_end, Py_ssize_t e, const AttrVec *attrs,
+               const char *element, PyObject *category)
+{
+    if (category == Py_None)
+        return 0;
+    if (!PyUnicode_Check(category)) {
+        PyErr_SetString(PyExc_TypeError, "a category must be a str or None");
+        return -1;
+    }
+    if (PyUnicode_CompareWithASCIIString(category, "necessary") == 0)
+        return 0;
+    int allowed = PySet_Contains(r->sc->granted, category);
+    if (allowed != 0)
+        return allowed < 0 ? -1 : 0;
+    PyObject *tag = neutralize(r->d, p, name_end, e, attrs, element, category);
+    if (tag == NULL || run_edit(r, p, e, tag) < 0)
+        return -1;
+    return count(r, category);
+}
+
+/* ---- decisions --------------------------------------------------------------------- */
+
+/* The first value of attribute `name` if it is present and not empty (attrs.get(name)). */
+static const Attr *
+nonempty(const unsigned char *d, const AttrVec *attrs, const char *name)
+{
+    const Attr *a = attr_get(d, attrs, name);
+    return a != NULL && a->vstart >= 0 && a->vstop > a->vstart ? a : NULL;
 }
 
 /* policy.script_is_executable on the first values of the attributes. -1: error. */
@@ -721,8 +807,8 @@ script_is_executable(Run *r, const AttrVec *attrs)
     while (e > s && IS_WS(d[e - 1]))
         e--;
     if (s == e) { /* no type, or a blank one */
-        const Attr *lang = attr_get(d, attrs, "language");
-        if (type != NULL || lang == NULL || lang->vstart < 0 || lang->vstop == lang->vstart)
+        const Attr *lang = nonempty(d, attrs, "language");
+        if (type != NULL || lang == NULL)
             return 1;
         s = lang->vstart;
         e = lang->vstop;
@@ -745,19 +831,26 @@ script_is_executable(Run *r, const AttrVec *attrs)
     return found;
 }
 
-/* Returned by the construct handlers: done (new position), bail out, or error. */
+/* Returned by the construct handlers: a new position, bail out, or an error. */
 #define BAIL (-1)
 #define ERROR (-2)
 
+/* Element-level overrides (data-consent, data-cookieconsent) are left to Python. */
+static int
+has_override(const unsigned char *d, const AttrVec *attrs)
+{
+    return attr_get(d, attrs, "data-consent") || attr_get(d, attrs, "data-cookieconsent");
+}
+
 /*
  * A <script> start tag d[p:e] in HTML content (TagHandling._script_start, then
- * _script_body / _decide_script). Returns the offset of its "</script" or BAIL/ERROR.
+ * _script_body / _decide_script). Returns the offset of its "</script", BAIL or ERROR.
  */
 static Py_ssize_t
 handle_script(Run *r, Py_ssize_t p, Py_ssize_t name_end, Py_ssize_t e)
 {
-    static const char *url_attrs[] = {"src", "href", "xlink:href", "data-src",
-                                      "data-lazy-src", NULL};
+    static const char *const url_attrs[] = {"src", "href", "xlink:href", "data-src",
+                                            "data-lazy-src", NULL};
     const unsigned char *d = r->d;
     AttrVec attrs;
     attrs_init(&attrs);
@@ -765,8 +858,8 @@ handle_script(Run *r, Py_ssize_t p, Py_ssize_t name_end, Py_ssize_t e)
     PyObject *category = NULL;
     if (match_tag(d, p, r->n, &ns, &ne, &attrs) != e)
         goto done;
-    if (attr_get(d, &attrs, "data-consent") || attr_get(d, &attrs, "data-cookieconsent")) {
-        result = BAIL; /* element-level overrides: rare, left to Python */
+    if (has_override(d, &attrs)) {
+        result = BAIL;
         goto done;
     }
     int executable = script_is_executable(r, &attrs);
@@ -779,48 +872,416 @@ handle_script(Run *r, Py_ssize_t p, Py_ssize_t name_end, Py_ssize_t e)
     }
     if (executable) {
         const Attr *url = NULL;
-        for (int j = 0; url_attrs[j] != NULL && url == NULL; j++) {
-            const Attr *a = attr_get(d, &attrs, url_attrs[j]);
-            if (a != NULL && a->vstart >= 0 && a->vstop > a->vstart)
-                url = a;
-        }
+        for (int j = 0; url_attrs[j] != NULL && url == NULL; j++)
+            url = nonempty(d, &attrs, url_attrs[j]);
         if (url == NULL && body_end - e > r->script_cap) {
             result = BAIL; /* too long to classify whole: the Python path decides */
             goto done;
         }
-        PyObject *arg = url != NULL
-            ? PyBytes_FromStringAndSize((const char *)d + url->vstart, url->vstop - url->vstart)
-            : PyBytes_FromStringAndSize((const char *)d + e, body_end - e);
+        PyObject *arg =
+            url != NULL
+                ? PyBytes_FromStringAndSize((const char *)d + url->vstart,
+                                            url->vstop - url->vstart)
+                : PyBytes_FromStringAndSize((const char *)d + e, body_end - e);
         if (arg == NULL)
             goto done;
         category = PyObject_CallOneArg(url != NULL ? r->sc->script_url : r->sc->inline_cat,
                                        arg);
         Py_DECREF(arg);
-        if (category == NULL)
+        if (category == NULL ||
+            apply_category(r, p, name_end, e, &attrs, "script", category) < 0)
             goto done;
-        if (category != Py_None) {
-            if (!PyUnicode_Check(category)) {
-                PyErr_SetString(PyExc_TypeError, "a category must be a str or None");
-                goto done;
-            }
-            int allowed = PyUnicode_CompareWithASCIIString(category, "necessary") == 0;
-            if (!allowed) {
-                allowed = PySet_Contains(r->sc->granted, category);
-                if (allowed < 0)
-                    goto done;
-            }
-            if (!allowed) {
-                PyObject *tag = neutralize_script(d, p, name_end, e, &attrs, category);
-                if (tag == NULL || run_edit(r, p, e, tag) < 0 || count(r, category) < 0)
-                    goto done;
-            }
-        }
     }
     result = body_end;
 done:
     Py_XDECREF(category);
     attrs_free(&attrs);
     return result;
+}
+
+/* _tags._PRELOAD: does a rel value hold preload, modulepreload or prefetch? */
+static int
+rel_preloads(const unsigned char *d, const Attr *rel)
+{
+    if (rel == NULL || rel->vstart < 0)
+        return 0;
+    Py_ssize_t i = rel->vstart, e = rel->vstop;
+    while (i < e) {
+        while (i < e && IS_WS(d[i]))
+            i++;
+        Py_ssize_t s = i;
+        while (i < e && !IS_WS(d[i]))
+            i++;
+        char word[NAME_MAX_LEN + 1];
+        if (i > s && lower_name(d, s, i, word) &&
+            (!strcmp(word, "preload") || !strcmp(word, "modulepreload") ||
+             !strcmp(word, "prefetch")))
+            return 1;
+    }
+    return 0;
+}
+
+/* bytes.split() whitespace: the URL candidates of a srcset end at these. */
+#define PY_SPACE(c) ((c) == ' ' || ((c) >= '\t' && (c) <= '\r'))
+
+/*
+ * Classify one URL d[s:e] with the element callback and keep the strictest category
+ * (RewritePolicy.strictest) in *best (a new reference or NULL). -1: error.
+ */
+static int
+classify_url(Run *r, Py_ssize_t s, Py_ssize_t e, PyObject **best, long *best_rank)
+{
+    PyObject *url = PyBytes_FromStringAndSize((const char *)r->d + s, e - s);
+    if (url == NULL)
+        return -1;
+    PyObject *category = PyObject_CallOneArg(r->sc->element_url, url);
+    Py_DECREF(url);
+    if (category == NULL)
+        return -1;
+    if (category == Py_None) {
+        Py_DECREF(category);
+        return 0;
+    }
+    PyObject *rank = PyDict_GetItemWithError(r->sc->rank, category); /* borrowed */
+    if (rank == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetObject(PyExc_KeyError, category);
+        Py_DECREF(category);
+        return -1;
+    }
+    long value = PyLong_AsLong(rank);
+    if (value == -1 && PyErr_Occurred()) {
+        Py_DECREF(category);
+        return -1;
+    }
+    if (*best == NULL || value > *best_rank) {
+        Py_XSETREF(*best, category);
+        *best_rank = value;
+    }
+    else {
+        Py_DECREF(category);
+    }
+    return 0;
+}
+
+/*
+ * A URL-bearing start tag d[p:e] whose tag holds a hint word (TagHandling._url_element
+ * after the element_hint pre-check). Returns e or BAIL / ERROR.
+ */
+static Py_ssize_t
+handle_url(Run *r, Py_ssize_t p, Py_ssize_t name_end, Py_ssize_t e, const char *element)
+{
+    const unsigned char *d = r->d;
+    AttrVec attrs;
+    attrs_init(&attrs);
+    Py_ssize_t ns, ne, result = ERROR;
+    PyObject *best = NULL;
+    long best_rank = 0;
+    if (match_tag(d, p, r->n, &ns, &ne, &attrs) != e)
+        goto done;
+    if (has_override(d, &attrs)) {
+        result = BAIL;
+        goto done;
+    }
+    if (strcmp(element, "link") == 0 && !rel_preloads(d, attr_get(d, &attrs, "rel"))) {
+        result = e;
+        goto done;
+    }
+    const char *const *names = url_attrs_of(element);
+    for (int j = 0; names[j] != NULL; j++) {
+        const Attr *a = nonempty(d, &attrs, names[j]);
+        if (a == NULL)
+            continue;
+        size_t len = strlen(names[j]);
+        int srcset = len >= 6 && strcmp(names[j] + len - 6, "srcset") == 0;
+        if (!srcset) {
+            if (classify_url(r, a->vstart, a->vstop, &best, &best_rank) < 0)
+                goto done;
+            continue;
+        }
+        /* _tags._candidates: the first word of each comma-separated part */
+        Py_ssize_t i = a->vstart;
+        while (i <= a->vstop) {
+            const unsigned char *comma = memchr(d + i, ',', (size_t)(a->vstop - i));
+            Py_ssize_t part_end = comma == NULL ? a->vstop : comma - d;
+            Py_ssize_t s = i;
+            while (s < part_end && PY_SPACE(d[s]))
+                s++;
+            Py_ssize_t w = s;
+            while (w < part_end && !PY_SPACE(d[w]))
+                w++;
+            if (w > s && classify_url(r, s, w, &best, &best_rank) < 0)
+                goto done;
+            i = part_end + 1;
+        }
+    }
+    if (best != NULL && apply_category(r, p, name_end, e, &attrs, element, best) < 0)
+        goto done;
+    result = e;
+done:
+    Py_XDECREF(best);
+    attrs_free(&attrs);
+    return result;
+}
+
+/* ---- the tokenizer ------------------------------------------------------------------ */
+
+static Py_ssize_t step(Run *r, Ctx *cx, Py_ssize_t pos, Py_ssize_t n);
+
+/* Run step() from p until the context's stack is empty (an SVG element) or up to n (the
+ * noscript check); any construct left to Python fails the whole unit with BAIL. */
+static Py_ssize_t
+run_unit(Run *r, Ctx *cx, Py_ssize_t p, Py_ssize_t n)
+{
+    while (cx->check ? p < n : cx->depth > 0) {
+        const unsigned char *lt = p < n ? memchr(r->d + p, '<', (size_t)(n - p)) : NULL;
+        if (lt == NULL) {
+            if (cx->check)
+                return n;
+            return BAIL;
+        }
+        Py_ssize_t next = step(r, cx, lt - r->d, n);
+        if (next < 0)
+            return next;
+        p = next;
+    }
+    return p;
+}
+
+/*
+ * <noscript> with scripting views (TagHandling._noscript_views): the markup view and the
+ * raw-text view agree when its content up to the first "</noscript" (within 64 KiB)
+ * tokenizes completely and ends in the data state. Then the noscript is an ordinary
+ * start tag; otherwise Python decides.
+ */
+#define NOSCRIPT_LOOKAHEAD (64 * 1024)
+
+static Py_ssize_t
+handle_noscript(Run *r, Py_ssize_t e)
+{
+    Py_ssize_t limit = r->n - e > NOSCRIPT_LOOKAHEAD ? e + NOSCRIPT_LOOKAHEAD : r->n;
+    Py_ssize_t raw_end = rawtext_end(r->d, e, limit, "noscript");
+    if (raw_end < 0)
+        return BAIL;
+    Ctx cx;
+    cx.check = 1;
+    cx.depth = 0;
+    Py_ssize_t end = run_unit(r, &cx, e, raw_end);
+    return end == raw_end ? e : end < 0 ? end : BAIL;
+}
+
+/* _tags._self_closing for the start tag d[p:e]: "/>" not owned by an unquoted value. */
+static int
+self_closing(const unsigned char *d, Py_ssize_t p, Py_ssize_t e)
+{
+    if (d[e - 2] != '/')
+        return 0;
+    AttrVec attrs;
+    attrs_init(&attrs);
+    Py_ssize_t ns, ne;
+    if (match_tag(d, p, e, &ns, &ne, &attrs) != e) {
+        attrs_free(&attrs);
+        return -1;
+    }
+    int sc = 1;
+    if (attrs.len > 0) {
+        const Attr *last = &attrs.items[attrs.len - 1];
+        if (last->value_end == e - 1 && !last->quoted)
+            sc = 0;
+    }
+    attrs_free(&attrs);
+    return sc;
+}
+
+/* The end of a comment / bogus comment / "<!" construct at d[pos] == '<', '!' next;
+ * BAIL when it does not end in the buffer. */
+static Py_ssize_t
+markup_decl(const unsigned char *d, Py_ssize_t pos, Py_ssize_t n, int foreign)
+{
+    if (n - pos >= 4 && d[pos + 2] == '-' && d[pos + 3] == '-') { /* <!-- */
+        if (n - pos < 6)
+            return BAIL;
+        if (d[pos + 4] == '>')
+            return pos + 5;
+        if (d[pos + 4] == '-' && d[pos + 5] == '>')
+            return pos + 6;
+        return comment_end(d, pos + 4, n);
+    }
+    if (foreign && (n - pos < 9 || memcmp(d + pos, "<![CDATA[", 9) == 0))
+        return BAIL; /* CDATA sections (or maybe one) in SVG: Python */
+    /* doctype, bogus comment (and <![CDATA[ in HTML content) */
+    const unsigned char *gt = memchr(d + pos + 2, '>', (size_t)(n - pos - 2));
+    return gt == NULL ? BAIL : gt - d + 1;
+}
+
+/* An end tag d[pos:e] named d[ns:ne] (complete): TagHandling._end_name for the stack. */
+static Py_ssize_t
+end_tag(Ctx *cx, const unsigned char *d, Py_ssize_t ns, Py_ssize_t ne, Py_ssize_t e)
+{
+    if (cx->depth == 0)
+        return e; /* nothing to do in HTML content at the top level */
+    char name[NAME_MAX_LEN + 1];
+    if (!lower_name(d, ns, ne, name))
+        return e;
+    if (FOREIGN(cx)) {
+        if (!strcmp(name, "br") || !strcmp(name, "p"))
+            return BAIL; /* leaves foreign content */
+        for (int k = cx->depth - 1; k >= 0; k--) {
+            if (!strcmp(ENTRY_NAME[cx->stack[k]], name)) {
+                cx->depth = k;
+                break;
+            }
+        }
+    }
+    else if (!strcmp(ENTRY_NAME[cx->stack[cx->depth - 1]], name)) {
+        cx->depth--; /* the integration point ends */
+    }
+    return e;
+}
+
+/* Push a stack entry; BAIL beyond MAX_DEPTH (Python counts the overflow). */
+static Py_ssize_t
+push(Ctx *cx, int entry, Py_ssize_t e)
+{
+    if (cx->depth >= MAX_DEPTH)
+        return BAIL;
+    cx->stack[cx->depth++] = (unsigned char)entry;
+    return e;
+}
+
+/* A complete start tag d[pos:e] named d[ns:ne] in SVG content (_tags._foreign_start). */
+static Py_ssize_t
+foreign_start(Run *r, Ctx *cx, Py_ssize_t pos, Py_ssize_t ns, Py_ssize_t ne, Py_ssize_t e)
+{
+    const unsigned char *d = r->d;
+    char name[NAME_MAX_LEN + 1];
+    if (!lower_name(d, ns, ne, name))
+        return e;
+    if (in_list(name, FOREIGN_BREAKOUT) || !strcmp(name, "font") ||
+        !strcmp(name, "script") || !strcmp(name, "math"))
+        return BAIL;
+    if (e - pos > r->tag_cap)
+        return BAIL;
+    int entry = !strcmp(name, "svg")             ? E_SVG
+                : !strcmp(name, "foreignobject") ? E_FOREIGNOBJECT
+                : !strcmp(name, "desc")          ? E_DESC
+                : !strcmp(name, "title")         ? E_TITLE
+                                                 : -1;
+    if (entry >= 0) {
+        int sc = self_closing(d, pos, e);
+        if (sc < 0)
+            return ERROR;
+        return sc ? e : push(cx, entry, e);
+    }
+    if (!strcmp(name, "image") && hint_search(&r->sc->hint, d, pos, e))
+        return BAIL;
+    return e;
+}
+
+/* A complete start tag d[pos:e] named d[ns:ne] in HTML content (_tags._start_tag). */
+static Py_ssize_t
+html_start(Run *r, Ctx *cx, Py_ssize_t pos, Py_ssize_t ns, Py_ssize_t ne, Py_ssize_t e,
+           Py_ssize_t n)
+{
+    const unsigned char *d = r->d;
+    char name[NAME_MAX_LEN + 1];
+    if (!lower_name(d, ns, ne, name))
+        return e;
+    const int top = cx->depth == 0 && !cx->check; /* edits allowed */
+    const char *const *urls = url_attrs_of(name);
+    int script = !strcmp(name, "script");
+    int rawtext = in_list(name, RAWTEXT_NAMES);
+    int svg = !strcmp(name, "svg");
+    int noscript = !strcmp(name, "noscript");
+    if (!svg && !script && !rawtext && !noscript && urls == NULL &&
+        strcmp(name, "math") != 0 && strcmp(name, "plaintext") != 0)
+        return e; /* nothing happens at this start tag */
+    if (!cx->check && e - pos > r->tag_cap)
+        return BAIL; /* the conservative treatment of an over-long tag: Python */
+    if (noscript)
+        return cx->check ? e : top ? handle_noscript(r, e) : BAIL;
+    if (!svg && !script && !rawtext && urls == NULL)
+        return BAIL; /* math (MathML) and plaintext */
+    if (svg) {
+        if (cx->check)
+            return BAIL;
+        int sc = self_closing(d, pos, e);
+        if (sc < 0)
+            return ERROR;
+        if (sc)
+            return e;
+        if (!top)
+            return push(cx, E_SVG, e);
+        Ctx unit;
+        unit.check = 0;
+        unit.depth = 1;
+        unit.stack[0] = E_SVG;
+        return run_unit(r, &unit, e, n);
+    }
+    if (script) {
+        if (cx->check) {
+            Py_ssize_t end = script_end(d, e, n);
+            return end < 0 ? BAIL : end;
+        }
+        return top ? handle_script(r, pos, ne, e) : BAIL;
+    }
+    if (urls != NULL && !cx->check && hint_search(&r->sc->hint, d, pos, e)) {
+        if (!top)
+            return BAIL;
+        Py_ssize_t next = e;
+        if (rawtext) { /* iframe: find the end of its body first (all or nothing) */
+            next = rawtext_end(d, e, n, name);
+            if (next < 0)
+                return BAIL;
+        }
+        Py_ssize_t done = handle_url(r, pos, ne, e, name);
+        return done < 0 ? done : next;
+    }
+    return rawtext ? rawtext_end(d, e, n, name) : e;
+}
+
+/*
+ * One construct at d[pos] == '<' in the context cx, within d[:n]: the offset just after
+ * it (after a raw-text or script body), BAIL (nothing done for it) or ERROR.
+ */
+static Py_ssize_t
+step(Run *r, Ctx *cx, Py_ssize_t pos, Py_ssize_t n)
+{
+    const unsigned char *d = r->d;
+    if (pos + 1 >= n)
+        return BAIL; /* '<' at the end: what it starts is not known yet */
+    unsigned char c = d[pos + 1];
+    if (c == '!')
+        return markup_decl(d, pos, n, FOREIGN(cx));
+    if (c == '?') { /* bogus comment */
+        const unsigned char *gt = memchr(d + pos + 1, '>', (size_t)(n - pos - 1));
+        return gt == NULL ? BAIL : gt - d + 1;
+    }
+    if (c == '/') {
+        if (pos + 2 >= n)
+            return BAIL;
+        unsigned char c2 = d[pos + 2];
+        if (c2 == '>')
+            return pos + 3; /* </> is dropped by browsers */
+        if (!IS_ALPHA(c2)) { /* bogus comment */
+            const unsigned char *gt = memchr(d + pos + 2, '>', (size_t)(n - pos - 2));
+            return gt == NULL ? BAIL : gt - d + 1;
+        }
+        Py_ssize_t ns, ne;
+        Py_ssize_t e = match_tag(d, pos, n, &ns, &ne, NULL);
+        if (e < 0)
+            return BAIL; /* incomplete: Python holds or streams it */
+        return end_tag(cx, d, ns, ne, e);
+    }
+    if (!IS_ALPHA(c))
+        return pos + 1; /* a '<' that starts nothing is text */
+    Py_ssize_t ns, ne;
+    Py_ssize_t e = match_tag(d, pos, n, &ns, &ne, NULL);
+    if (e < 0)
+        return e == -2 ? ERROR : BAIL;
+    if (FOREIGN(cx))
+        return foreign_start(r, cx, pos, ns, ne, e);
+    return html_start(r, cx, pos, ns, ne, e, n);
 }
 
 /*
@@ -839,16 +1300,16 @@ Scanner_run(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "run() takes 9 arguments");
         return NULL;
     }
-    Run r;
-    r.sc = self;
-    r.data = args[0];
-    if (!PyBytes_Check(r.data) || !PyList_Check(args[3]) || !PyDict_Check(args[4]) ||
+    PyObject *data = args[0];
+    if (!PyBytes_Check(data) || !PyList_Check(args[3]) || !PyDict_Check(args[4]) ||
         (args[5] != Py_None && !PyList_Check(args[5]))) {
         PyErr_SetString(PyExc_TypeError, "run(bytes, int, int, list, dict, list|None, ...)");
         return NULL;
     }
-    r.d = (const unsigned char *)PyBytes_AS_STRING(r.data);
-    r.n = PyBytes_GET_SIZE(r.data);
+    Run r;
+    r.sc = self;
+    r.d = (const unsigned char *)PyBytes_AS_STRING(data);
+    r.n = PyBytes_GET_SIZE(data);
     Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
     r.emit = PyLong_AsSsize_t(args[2]);
     r.out = args[3];
@@ -863,93 +1324,77 @@ Scanner_run(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "run(): position out of range");
         return NULL;
     }
-    const unsigned char *d = r.d;
-    const Py_ssize_t n = r.n;
+    Ctx top;
+    top.check = 0;
+    top.depth = 0;
     Py_ssize_t constructs = 0;
-
-    while (pos < n) {
-        const unsigned char *lt = memchr(d + pos, '<', (size_t)(n - pos));
+    while (pos < r.n) {
+        const unsigned char *lt = memchr(r.d + pos, '<', (size_t)(r.n - pos));
         if (lt == NULL) {
-            pos = n;
+            pos = r.n;
             break;
         }
-        pos = lt - d;
-        if (pos + 1 >= n)
-            break; /* '<' at the end: what it starts is not known yet */
-        unsigned char c = d[pos + 1];
-        Py_ssize_t next;
-        if (c == '!') {
-            if (n - pos >= 4 && d[pos + 2] == '-' && d[pos + 3] == '-') { /* <!-- */
-                if (n - pos < 6)
-                    break;
-                if (d[pos + 4] == '>')
-                    next = pos + 5;
-                else if (d[pos + 4] == '-' && d[pos + 5] == '>')
-                    next = pos + 6;
-                else
-                    next = comment_end(d, pos + 4, n);
-            }
-            else { /* doctype, bogus comment (and <![CDATA[ in HTML content) */
-                const unsigned char *gt = memchr(d + pos + 2, '>', (size_t)(n - pos - 2));
-                next = gt == NULL ? -1 : gt - d + 1;
-            }
-        }
-        else if (c == '?') { /* bogus comment */
-            const unsigned char *gt = memchr(d + pos + 1, '>', (size_t)(n - pos - 1));
-            next = gt == NULL ? -1 : gt - d + 1;
-        }
-        else if (c == '/') {
-            if (pos + 2 >= n)
-                break;
-            unsigned char c2 = d[pos + 2];
-            if (c2 == '>') {
-                next = pos + 3; /* </> is dropped by browsers */
-            }
-            else if (!IS_ALPHA(c2)) { /* bogus comment */
-                const unsigned char *gt = memchr(d + pos + 2, '>', (size_t)(n - pos - 2));
-                next = gt == NULL ? -1 : gt - d + 1;
-            }
-            else { /* an end tag: nothing to do outside SVG/MathML */
-                Py_ssize_t ns, ne;
-                next = match_tag(d, pos, n, &ns, &ne, NULL);
-            }
-        }
-        else if (IS_ALPHA(c)) {
-            Py_ssize_t ns, ne;
-            Py_ssize_t e = match_tag(d, pos, n, &ns, &ne, NULL);
-            if (e < 0)
-                break; /* incomplete: the Python path holds or streams it */
-            const char *name = NULL;
-            int kind = classify_name(d, ns, ne, &name);
-            if (kind == K_BORING) {
-                next = e;
-            }
-            else if (kind == K_BAIL || e - pos > r.tag_cap) {
-                break;
-            }
-            else if (kind == K_SCRIPT) {
-                next = handle_script(&r, pos, ne, e);
-                if (next == ERROR)
-                    return NULL;
-            }
-            else {
-                if ((kind == K_URL || kind == K_IFRAME) && hint_search(&self->hint, d, pos, e))
-                    break; /* may be a tracker: the Python path decides */
-                if (kind == K_URL)
-                    next = e;
-                else
-                    next = rawtext_end(d, e, n, name);
-            }
-        }
-        else {
-            next = pos + 1; /* a '<' that starts nothing is text */
-        }
+        pos = lt - r.d;
+        Py_ssize_t next = step(&r, &top, pos, r.n);
+        if (next == ERROR)
+            return NULL;
         if (next < 0)
-            break; /* BAIL, or the construct does not end inside the buffer */
+            break; /* left to Python, from this '<' on */
         pos = next;
         constructs++;
     }
     return Py_BuildValue("(nnn)", pos, r.emit, constructs);
+}
+
+/* The C copies of Python tables, for a test that they agree. */
+static PyObject *
+tables(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(unused))
+{
+    PyObject *url_attrs = PyDict_New(), *breakout = PySet_New(NULL);
+    PyObject *rawtext = PySet_New(NULL);
+    if (url_attrs == NULL || breakout == NULL || rawtext == NULL)
+        goto error;
+    for (int k = 0; URL_ATTRS[k].element != NULL; k++) {
+        PyObject *names = PySet_New(NULL);
+        if (names == NULL)
+            goto error;
+        for (int j = 0; URL_ATTRS[k].attrs[j] != NULL; j++) {
+            PyObject *b = PyBytes_FromString(URL_ATTRS[k].attrs[j]);
+            if (b == NULL || PySet_Add(names, b) < 0) {
+                Py_XDECREF(b);
+                Py_DECREF(names);
+                goto error;
+            }
+            Py_DECREF(b);
+        }
+        PyObject *key = PyBytes_FromString(URL_ATTRS[k].element);
+        if (key == NULL || PyDict_SetItem(url_attrs, key, names) < 0) {
+            Py_XDECREF(key);
+            Py_DECREF(names);
+            goto error;
+        }
+        Py_DECREF(key);
+        Py_DECREF(names);
+    }
+    const char *const *lists[] = {FOREIGN_BREAKOUT, RAWTEXT_NAMES};
+    PyObject *sets[] = {breakout, rawtext};
+    for (int k = 0; k < 2; k++) {
+        for (const char *const *w = lists[k]; *w != NULL; w++) {
+            PyObject *b = PyBytes_FromString(*w);
+            if (b == NULL || PySet_Add(sets[k], b) < 0) {
+                Py_XDECREF(b);
+                goto error;
+            }
+            Py_DECREF(b);
+        }
+    }
+    return Py_BuildValue("{sNsNsN}", "URL_ATTRS", url_attrs, "FOREIGN_BREAKOUT", breakout,
+                         "RAWTEXT_NAMES", rawtext);
+error:
+    Py_XDECREF(url_attrs);
+    Py_XDECREF(breakout);
+    Py_XDECREF(rawtext);
+    return NULL;
 }
 
 static PyMethodDef Scanner_methods[] = {
@@ -964,7 +1409,8 @@ static PyTypeObject ScannerType = {
     .tp_name = "consentgate.rewriter._speedups.Scanner",
     .tp_basicsize = sizeof(Scanner),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "Scanner(granted, js_types, hint_words, script_url, inline_category)",
+    .tp_doc = "Scanner(granted, js_types, category_rank, hint_words, script_url, "
+              "element_url, inline_category)",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Scanner_init,
     .tp_dealloc = (destructor)Scanner_dealloc,
@@ -973,11 +1419,17 @@ static PyTypeObject ScannerType = {
     .tp_methods = Scanner_methods,
 };
 
+static PyMethodDef module_methods[] = {
+    {"tables", tables, METH_NOARGS, "The C copies of the rewriter's Python tables."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "consentgate.rewriter._speedups",
     .m_doc = "C accelerator for the streaming rewriter's data state (optional).",
     .m_size = -1,
+    .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC

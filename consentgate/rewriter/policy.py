@@ -157,6 +157,21 @@ class RewritePolicy:
         cache[url] = category
         return category
 
+    @cached_property
+    def _element_url_cache(self) -> dict[bytes, str | None]:
+        return {}
+
+    def element_url_category(self, url: bytes) -> str | None:
+        """``url_category(url, script=False)``, cached."""
+        cache = self._element_url_cache
+        if url in cache:
+            return cache[url]
+        category = self.url_category(url, script=False)
+        if len(cache) >= _URL_CACHE_SIZE:
+            cache.clear()
+        cache[url] = category
+        return category
+
     def inline_category(self, text: bytes) -> str | None:
         services = self.catalog.match_inline(text)
         return services[0].category if services else None

@@ -21,6 +21,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 
+from ..catalog import CATEGORY_RANK
 from . import grammar as g
 from ._states import (
     BOGUS,
@@ -144,7 +145,7 @@ class StreamRewriter(TagHandling):
         self.steps = 0
         # the C accelerator for the data state (None: pure Python); see _speedups.c
         use_c = SPEEDUPS if speedups is None else speedups and _speedups is not None
-        fast = use_c and self._active and on_token is None and switch_states
+        fast = use_c and self._active and on_token is None and switch_states and self._ns_views
         self._fast = _scanner(policy) if fast else None
 
     # -- public API ---------------------------------------------------------------------
@@ -291,7 +292,8 @@ class StreamRewriter(TagHandling):
                 self.steps += work
                 if pos >= len(data):
                     return pos
-            pos = (g.RUN_FOREIGN if foreign else g.RUN_HTML).match(data, pos).end()
+            run = g.RUN_FOREIGN if foreign else g.RUN_IP if self._stack else g.RUN_HTML
+            pos = run.match(data, pos).end()
         if pos >= len(data):
             return pos
         return self._construct(data, pos, final, foreign)
@@ -509,7 +511,13 @@ def _scanner(policy: RewritePolicy) -> _speedups.Scanner:
         catalog = policy.catalog
         words = [*catalog.hint_words, b"&#", b"\\", b"data-consent", b"data-cookieconsent"]
         scanner = _speedups.Scanner(
-            policy.granted, JS_TYPES, words, policy.script_url_category, policy.inline_category
+            policy.granted,
+            JS_TYPES,
+            CATEGORY_RANK,
+            words,
+            policy.script_url_category,
+            policy.element_url_category,
+            policy.inline_category,
         )
         policy.__dict__["_speedups_scanner"] = scanner
     return scanner
