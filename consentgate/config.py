@@ -106,7 +106,7 @@ SERVER_SETTINGS: tuple[Setting, ...] = (
         "rewrite_cache_mb",
         int,
         32,
-        "Proxy: memory for pages already rewritten for a set of categories (0: off).",
+        "Proxy: memory for recorded page rewrites, replayed while the bytes match (0: off).",
     ),
 )
 

@@ -79,12 +79,29 @@ def test_reset_mid_body_cuts_the_response(proxy: str) -> None:
     _still_serving(proxy)
 
 
-@pytest.mark.parametrize("path", ["/stall-body?small=1", "/reset?small=1"])
-def test_page_read_whole_fails_cleanly(proxy: str, path: str) -> None:
-    # a page short enough to be rewritten whole is answered 502, never cut or hung
-    r = httpx.get(proxy + path, timeout=15)
+def test_page_failing_before_its_body_gives_502(proxy: str) -> None:
+    # headers, then a reset before any body byte: nothing was sent yet, so a clean 502
+    r = httpx.get(proxy + "/reset?head=1&small=1", timeout=15)
     assert r.status_code == 502
     assert b"could not be made safe" in r.content
+    _still_serving(proxy)
+
+
+@pytest.mark.parametrize("path", ["/stall-body?small=1", "/reset?small=1"])
+def test_page_failing_mid_body_is_cut_never_completed(proxy: str, path: str) -> None:
+    # a page is streamed: what arrived went out rewritten, then the response is cut
+    # (never presented as complete), and nothing hangs
+    port = int(proxy.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        raw = b""
+        while chunk := s.recv(65536):
+            raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert b"transfer-encoding: chunked" in head.lower()
+    assert b"/_consent/banner.js" in body  # the first part, rewritten
+    assert not body.endswith(b"0\r\n\r\n")  # no last chunk: the cut shows
     _still_serving(proxy)
 
 

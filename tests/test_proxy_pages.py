@@ -7,6 +7,7 @@ from __future__ import annotations
 import httpx2 as httpx
 import pytest
 
+from consentgate.proxy.encoding import decoder_for
 from tests.proxy_support import (  # noqa: F401 (fixtures)
     PAGE,
     active_ga_scripts,
@@ -17,7 +18,7 @@ from tests.proxy_support import (  # noqa: F401 (fixtures)
     proxy_fixture,
     upstream_fixture,
 )
-from tests.upstream import page_bytes
+from tests.upstream import Upstream, page_bytes
 
 pytestmark = pytest.mark.slow
 
@@ -89,3 +90,50 @@ def test_page_without_content_type_is_sniffed_and_rewritten(proxy: str) -> None:
     assert r.status_code == 200
     assert "cookie" in r.headers.get("vary", "").lower()
     assert active_ga_scripts(r.content) == []
+
+
+# -- streaming: the visitor gets each part as the upstream sends it ---------------
+
+
+@pytest.mark.parametrize("replayed", [False, True], ids=["first", "replayed"])
+@pytest.mark.parametrize(
+    ("query", "accept"),
+    [
+        ("", "identity"),
+        ("chunked=1", "identity"),
+        ("enc=gzip", "identity"),
+        ("enc=gzip", "gzip"),
+        ("enc=zstd", "zstd"),
+    ],
+)
+def test_page_streams_while_the_upstream_holds_back_the_rest(
+    proxy: str, upstream: Upstream, replayed: bool, query: str, accept: str
+) -> None:
+    # The upstream sends half the page and waits: the visitor must already have that
+    # half, rewritten, before the upstream sends the rest (a proxy reading the whole
+    # page first would time out here). Replayed: the same URL's rewrite was recorded.
+    page = page_bytes(PAGE)
+    cut = page.rfind(b">", 0, len(page) // 2) + 1
+    full = get(proxy, f"/pages/{PAGE}").content  # the whole page, rewritten for no consent
+    path = f"/gate/{PAGE}?{query}&r={int(replayed)}&a={accept}"
+    if replayed:
+        assert get(proxy, path).content == full
+    upstream.hold_gate()
+    try:
+        with httpx.stream(
+            "GET", proxy + path, headers={"Accept-Encoding": accept}, timeout=10
+        ) as r:
+            assert r.status_code == 200
+            assert r.headers.get("content-encoding", "identity") == accept
+            decoder = decoder_for(accept)  # decoded here, as each chunk arrives
+            chunks = (decoder.decode(c) if decoder else c for c in r.iter_raw())
+            body = b""
+            while len(body) < cut - 512:  # the first half (the rewriter may hold a tail)
+                body += next(chunks)
+                assert full.startswith(body)
+            upstream.open_gate()
+            body += b"".join(chunks) + (decoder.flush() if decoder else b"")
+    finally:
+        upstream.open_gate()
+    assert body == full
+    assert active_ga_scripts(body) == []

@@ -2,14 +2,18 @@
 
 Raw asyncio streams so tests can make it misbehave on purpose. Routes:
 
-- ``/pages/NNN.html`` a corpus page; ``?enc=gzip|br|deflate|zz`` (``zz``: an encoding
+- ``/pages/NNN.html`` a corpus page; ``?enc=gzip|br|deflate|zstd|zz`` (``zz``: an encoding
   nobody can decode), ``?chunked=1``, ``?cookies=1`` (sets ``_ga``, ``PHPSESSID`` and
   ``mystery_pref``), ``?type=none`` (no Content-Type), ``?etag=1`` (ETag + 304)
 - ``/echo`` JSON with the method, target, headers and body it received
 - ``/counter`` a page whose body changes on every request
 - ``/redirect`` 302 to its own absolute origin; ``/asset.bin`` 64 KiB binary with Range
+- ``/gate/NNN.html`` a corpus page (``?chunked=1``, ``?enc=gzip|zstd``) sent in two halves:
+  while the gate is held (:meth:`Upstream.hold_gate`) the second half waits for
+  :meth:`Upstream.open_gate`
 - faults: ``/stall`` (never answers), ``/stall-body`` (half a body, then silence),
-  ``/reset`` (half a body, then RST; ``?small=1``: a length the proxy reads whole),
+  ``/reset`` (half a body, then RST; ``?small=1``: a short Content-Length; ``?head=1``:
+  RST right after the headers),
   ``/garbage`` (not HTTP), ``/huge-headers``,
   ``/then-close`` (answers, then hangs up on the next request of that connection)
 """
@@ -29,6 +33,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import brotli
+import zstandard
 
 from tests.support import CORPUS
 
@@ -45,6 +50,8 @@ class Upstream:
         self.port = 0
         self.paths: list[str] = []  # every request target seen
         self.counter = 0
+        self.gate_cuts: list[int] = []  # where each /gate/ page was split
+        self._gate: asyncio.Event | None = None
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -57,6 +64,22 @@ class Upstream:
         self._thread.start()
         fut = asyncio.run_coroutine_threadsafe(self._start(), self._loop)
         fut.result(10)
+
+    def hold_gate(self) -> None:
+        """From now on /gate/ pages stop after their first half until open_gate()."""
+
+        async def hold() -> None:
+            self._gate = asyncio.Event()
+
+        asyncio.run_coroutine_threadsafe(hold(), self._loop).result(10)
+
+    def open_gate(self) -> None:
+        async def release() -> None:
+            if self._gate is not None:
+                self._gate.set()
+            self._gate = None
+
+        asyncio.run_coroutine_threadsafe(release(), self._loop).result(10)
 
     async def _start(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
@@ -134,7 +157,8 @@ class Upstream:
             page = page_bytes("005.html")
             w.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n")
             w.write(b"Content-Length: %d\r\n\r\n" % (500_000 if q.get("small") else 10**7))
-            w.write(page[:3000])
+            if not q.get("head"):
+                w.write(page[:3000])
             await w.drain()
             if path == "/stall-body":
                 await asyncio.sleep(3600)
@@ -170,6 +194,8 @@ class Upstream:
             return self._send(w, 200, extra, ASSET, method)
         if path.startswith("/pages/"):
             return self._page(path[7:], q, h, method, w)
+        if path.startswith("/gate/"):
+            return await self._gated(path[6:], q, w)
         return self._send(w, 404, [("Content-Type", "text/plain")], b"no such page", method)
 
     def _page(
@@ -199,6 +225,8 @@ class Upstream:
             data = brotli.compress(data)
         elif enc == "deflate":
             data = zlib.compress(data)
+        elif enc == "zstd":
+            data = zstandard.ZstdCompressor().compress(data)
         elif enc == "zz":
             data = b"\x00\x01\x02" + data[:100]
         if enc:
@@ -213,6 +241,38 @@ class Upstream:
                 w.write(b"0\r\n\r\n")
             return True
         return self._send(w, 200, extra, data, method)
+
+    async def _gated(self, name: str, q: dict[str, str], w: asyncio.StreamWriter) -> bool:
+        page = page_bytes(name)
+        cut = page.rfind(b">", 0, len(page) // 2) + 1  # after a tag, mid-page
+        self.gate_cuts.append(cut)
+        data = page
+        head = "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+        if q.get("enc") == "gzip":  # a sync flush at the cut: the first half decodes alone
+            z = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+            first = z.compress(page[:cut]) + z.flush(zlib.Z_SYNC_FLUSH)
+            data = first + z.compress(page[cut:]) + z.flush()
+            cut = len(first)
+            head += "Content-Encoding: gzip\r\n"
+        elif q.get("enc") == "zstd":  # a flushed block at the cut
+            zc = zstandard.ZstdCompressor().compressobj()
+            first = zc.compress(page[:cut]) + zc.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+            data = first + zc.compress(page[cut:]) + zc.flush()
+            cut = len(first)
+            head += "Content-Encoding: zstd\r\n"
+        if q.get("chunked"):
+            w.write(head.encode() + b"Transfer-Encoding: chunked\r\n\r\n")
+            halves = [b"%x\r\n%s\r\n" % (len(p), p) for p in (data[:cut], data[cut:])]
+            halves[1] += b"0\r\n\r\n"
+        else:
+            w.write(head.encode() + b"Content-Length: %d\r\n\r\n" % len(data))
+            halves = [data[:cut], data[cut:]]
+        w.write(halves[0])
+        await w.drain()
+        if self._gate is not None:
+            await asyncio.wait_for(self._gate.wait(), 60)
+        w.write(halves[1])
+        return True
 
     @staticmethod
     def _send(

@@ -164,7 +164,7 @@ class ProxyApp:
                 await error_page(send, 502, "Bad Gateway", "The site could not be reached.")
             return
         try:
-            await self.respond(scope, send, site, origin, visitor, decision, resp)
+            await self.respond(scope, send, site, origin, visitor, decision, resp, target)
         finally:
             resp.close()
 
@@ -200,6 +200,7 @@ class ProxyApp:
         visitor: Visitor,
         decision: Decision,
         resp: UpstreamResponse,
+        target: bytes,
     ) -> None:
         cookies = CookiePolicy(site, decision.granted, self.undeclared)
         token = decision.token
@@ -244,7 +245,7 @@ class ProxyApp:
         if bodyless:
             await stream_body(send, status, out, resp, True)
             return
-        await self.pages.serve(scope["headers"], send, site, decision, status, out, resp)
+        await self.pages.serve(scope["headers"], send, site, decision, status, out, resp, target)
 
     @staticmethod
     async def _sniff_html(resp: UpstreamResponse) -> bool:

@@ -1,13 +1,24 @@
-"""A cache of rewritten pages, keyed by what the rewrite depends on.
+"""Rewriting a page as it streams, replaying a cached rewrite where the bytes match.
 
-The rewriter is deterministic: the same page bytes rewritten for the same granted
-categories (same site, charset and CSP nonce) give the same output, except for the
-banner snippet, which carries the visitor's own consent state. So a page is rewritten
-once with a unique *marker* in place of the snippet, the output is kept split at the
-marker, and each visitor gets ``before + snippet(nonce) + after``.
+The rewriter is deterministic: the same input segments fed in the same order (same
+site, granted categories, charset and CSP nonce) give the same output for every
+segment, except for the banner snippet, which carries the visitor's own consent
+state. So a rewrite is *recorded*: each decoded input segment is kept with the output
+the rewriter gave for it, with a unique *marker* standing in for the snippet (the
+segment that holds it is kept split around it).
 
-Keys hold a SHA-256 of the decoded page, so a changed page is a new entry and a
-hit can never serve another page's bytes. Bounded by total bytes (LRU).
+A later response for the same URL is *replayed* as it streams in: as soon as the
+bytes of input segment ``i`` have arrived and are byte for byte the recorded ones, the
+recorded output of segment ``i`` goes out (with this visitor's snippet spliced in).
+Comparing bytes costs a ``memcmp``; no hash is involved, so a hit can never serve
+output computed from other bytes. At the first byte that differs (or when the page
+ends early, or runs on), a fresh rewriter is fed the matched segments again (their
+output was already sent, so it is discarded) and takes over from there, live; that
+run is recorded in turn and replaces the entry.
+
+Memory stays bounded: a response holds at most one partial segment besides the
+recording, and recordings (like entries) are capped at a quarter of the cache and, in
+total, at its size. The cache itself is an LRU bounded by bytes.
 """
 
 from __future__ import annotations
@@ -17,13 +28,28 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["CachedPage", "MarkerSnippet", "RewriteCache"]
+from .rewrite import PageRewriter, Snippet
+
+__all__ = ["SEGMENT", "CachedPage", "MarkerSnippet", "PageRun", "RewriteCache"]
 
 Key = tuple[object, ...]
+Parts = tuple[bytes, ...]  # one part, or two around the snippet
+
+#: Largest input segment fed to the rewriter at once while recording: a replay holds
+#: back at most this much until the rest of a segment arrives.
+SEGMENT = 32 * 1024
+#: A page that diverged from its recording this many times in a row is replayed only
+#: on every ``_RETRY``-th request (dynamic pages: replaying would only add a re-feed).
+_MAX_MISSES = 3
+_RETRY = 16
+
+
+class UnsafePage(Exception):
+    """The rewriter's output cannot be split around the snippet (marker seen twice)."""
 
 
 class MarkerSnippet:
-    """Stands in for the banner snippet while a page is rewritten for the cache."""
+    """Stands in for the banner snippet while a page is rewritten for recording."""
 
     def __init__(self) -> None:
         self.marker = b"<!--consentgate-snippet-" + secrets.token_hex(16).encode() + b"-->"
@@ -36,35 +62,33 @@ class MarkerSnippet:
         return self.marker
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CachedPage:
-    parts: tuple[bytes, ...]  # one part (no snippet placed) or two (split at the snippet)
-    nonce: str | None
+    """A recorded rewrite: input segments, the output of each, and of ``finish()``."""
+
+    inputs: tuple[bytes, ...]
+    outputs: tuple[Parts, ...]
+    tail: Parts
+    nonce: str | None  # the nonce the rewriter passed to the snippet
     passthrough: str | None  # why the rewriter left the page as it was, if it did
-
-    @classmethod
-    def split(cls, output: bytes, marker: MarkerSnippet, passthrough: str | None) -> CachedPage:
-        parts = tuple(output.split(marker.marker))
-        if len(parts) > 2 or marker.calls > 1:
-            raise ValueError("snippet marker found more than once")
-        return cls(parts, marker.nonce, passthrough)
-
-    @property
-    def size(self) -> int:
-        return sum(len(p) for p in self.parts)
-
-    def render(self, snippet: Callable[[str | None], bytes] | None) -> bytes:
-        if len(self.parts) == 1:
-            return self.parts[0]
-        middle = snippet(self.nonce) if snippet is not None else b""
-        return b"".join((self.parts[0], middle, self.parts[1]))
+    size: int
+    misses: int = 0  # divergences in a row
+    skipped: int = 0
 
 
 class RewriteCache:
+    """Recorded rewrites by (site, URL, granted categories, charset, nonce); LRU by bytes."""
+
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.size = 0
+        #: bytes held by recordings in progress (bounded by ``max_bytes`` in total)
+        self.recording = 0
         self._entries: OrderedDict[Key, CachedPage] = OrderedDict()
+
+    @property
+    def entry_max(self) -> int:
+        return self.max_bytes // 4
 
     def get(self, key: Key) -> CachedPage | None:
         entry = self._entries.get(key)
@@ -73,7 +97,7 @@ class RewriteCache:
         return entry
 
     def put(self, key: Key, entry: CachedPage) -> None:
-        if entry.size > self.max_bytes // 4:
+        if entry.size > self.entry_max:
             return
         old = self._entries.pop(key, None)
         if old is not None:
@@ -83,3 +107,231 @@ class RewriteCache:
         while self.size > self.max_bytes and self._entries:
             _, evicted = self._entries.popitem(last=False)
             self.size -= evicted.size
+
+
+class _Recording:
+    __slots__ = ("cache", "inputs", "outputs", "size")
+
+    def __init__(self, cache: RewriteCache) -> None:
+        self.cache = cache
+        self.inputs: list[bytes] = []
+        self.outputs: list[Parts] = []
+        self.size = 0
+
+    def add(self, data: bytes, parts: Parts) -> bool:
+        """Keep one segment; False (and nothing kept) once over the budget."""
+        grow = len(data) + sum(len(p) for p in parts)
+        cache = self.cache
+        if self.size + grow > cache.entry_max or cache.recording + grow > cache.max_bytes:
+            return False
+        self.size += grow
+        cache.recording += grow
+        self.inputs.append(data)
+        self.outputs.append(parts)
+        return True
+
+    def release(self) -> None:
+        self.cache.recording -= self.size
+        self.size = 0
+        self.inputs = []
+        self.outputs = []
+
+
+class PageRun:
+    """One page for one visitor: decoded input in, output pieces (bytes) out.
+
+    ``feed`` and ``finish`` return lists of byte strings to send, in order. ``holding``
+    says whether bytes that arrived are matched but not answered yet (a replay waiting
+    for the rest of a segment); :meth:`release` answers them at once (live from there).
+    Call :meth:`close` when done (it gives back the recording budget).
+    """
+
+    def __init__(
+        self,
+        cache: RewriteCache | None,
+        key: Key | None,
+        make: Callable[[Snippet | None], PageRewriter],
+        snippet: Snippet | None,
+    ) -> None:
+        self._cache = cache if key is not None else None
+        self._key = key
+        self._make = make
+        self._snippet = snippet
+        self._middle: bytes | None = None
+        self._entry: CachedPage | None = None
+        self._i = 0  # replay: segment being matched
+        self._j = 0  # replay: bytes of it matched so far
+        self._misses = 0
+        self._skipped = 0
+        self._rewriter: PageRewriter | None = None
+        self._marker: MarkerSnippet | None = None
+        self._placed = False
+        self._rec: _Recording | None = None
+        self.hit = False  # the whole page came from the recording
+        if self._cache is not None and key is not None:
+            entry = self._cache.get(key)
+            if entry is not None:
+                self._misses = entry.misses
+                if entry.misses >= _MAX_MISSES and entry.skipped % _RETRY != _RETRY - 1:
+                    entry.skipped += 1
+                    self._skipped = entry.skipped
+                else:
+                    self._entry = entry
+        if self._entry is None:
+            self._go_live()
+
+    # -- output ------------------------------------------------------------------------
+    def _render(self, parts: Parts, nonce: str | None, out: list[bytes]) -> None:
+        if len(parts) == 1:
+            if parts[0]:
+                out.append(parts[0])
+            return
+        if self._middle is None:
+            snippet = self._snippet
+            self._middle = snippet(nonce) if snippet is not None else b""
+        out += (parts[0], self._middle, parts[1])
+
+    @property
+    def passthrough(self) -> str | None:
+        if self._entry is not None:
+            return self._entry.passthrough
+        return getattr(self._rewriter, "passthrough_reason", None)
+
+    @property
+    def holding(self) -> bool:
+        return self._entry is not None and self._j > 0
+
+    # -- live ------------------------------------------------------------------------
+    def _go_live(self) -> None:
+        if self._cache is not None:
+            self._marker = MarkerSnippet() if self._snippet is not None else None
+            self._rewriter = self._make(self._marker)
+            self._rec = _Recording(self._cache)
+        else:
+            self._rewriter = self._make(self._snippet)
+
+    def _split(self, out: bytes) -> Parts:
+        marker = self._marker
+        if marker is None or self._placed or not marker.calls:
+            return (out,)
+        self._placed = True
+        parts = tuple(out.split(marker.marker))
+        if len(parts) != 2 or marker.calls != 1:
+            raise UnsafePage("snippet marker found more than once")
+        return parts
+
+    def _live(self, data: bytes, out: list[bytes]) -> None:
+        rewriter = self._rewriter
+        assert rewriter is not None
+        if self._rec is None:
+            if self._marker is None:
+                result = rewriter.feed(data)
+                if result:
+                    out.append(result)
+                return
+            self._render(self._split(rewriter.feed(data)), self._marker.nonce, out)
+            return
+        for start in range(0, len(data), SEGMENT):
+            piece = data[start : start + SEGMENT] if len(data) > SEGMENT else data
+            parts = self._split(rewriter.feed(piece))
+            if self._rec is not None and not self._rec.add(piece, parts):
+                self._rec.release()
+                self._rec = None
+            self._render(parts, self._marker.nonce if self._marker else None, out)
+
+    def _diverge(self, data: bytes, pos: int, out: list[bytes]) -> None:
+        """The page differs from the recording from ``data[pos:]`` on: go live."""
+        entry = self._entry
+        assert entry is not None
+        self._entry = None
+        self._misses = entry.misses + 1
+        self._go_live()
+        rewriter = self._rewriter
+        assert rewriter is not None
+        for segment in entry.inputs[: self._i]:  # already answered: output discarded
+            parts = self._split(rewriter.feed(segment))
+            if self._rec is not None and not self._rec.add(segment, parts):
+                self._rec.release()
+                self._rec = None
+        rest = entry.inputs[self._i][: self._j] if self._j else b""
+        if pos < len(data):
+            rest += data[pos:] if pos else data
+        if rest:
+            self._live(rest, out)
+
+    # -- input -------------------------------------------------------------------------
+    def feed(self, data: bytes) -> list[bytes]:
+        out: list[bytes] = []
+        entry = self._entry
+        if entry is None:
+            if data:
+                self._live(data, out)
+            return out
+        inputs, outputs, n, p = entry.inputs, entry.outputs, len(data), 0
+        while p < n:
+            if self._i == len(inputs):  # the page runs on past the recording
+                self._diverge(data, p, out)
+                return out
+            segment = inputs[self._i]
+            j = self._j
+            if j == 0 and n - p >= len(segment):
+                if not data.startswith(segment, p):
+                    self._diverge(data, p, out)
+                    return out
+                p += len(segment)
+            else:
+                k = min(len(segment) - j, n - p)
+                if not segment.startswith(data[p : p + k], j):
+                    self._diverge(data, p, out)
+                    return out
+                p += k
+                if j + k < len(segment):
+                    self._j = j + k
+                    return out
+                self._j = 0
+            self._render(outputs[self._i], entry.nonce, out)
+            self._i += 1
+        return out
+
+    def release(self) -> list[bytes]:
+        """Stop waiting for the rest of a segment: answer what arrived, live from here."""
+        out: list[bytes] = []
+        if self.holding:
+            self._diverge(b"", 0, out)
+        return out
+
+    def finish(self) -> list[bytes]:
+        out: list[bytes] = []
+        entry = self._entry
+        if entry is not None:
+            if self._i == len(entry.inputs) and self._j == 0:
+                self._render(entry.tail, entry.nonce, out)
+                entry.misses = 0
+                self.hit = True
+                return out
+            self._diverge(b"", 0, out)  # the page ended early
+        rewriter = self._rewriter
+        assert rewriter is not None
+        tail = self._split(rewriter.finish())
+        self._render(tail, self._marker.nonce if self._marker else None, out)
+        rec = self._rec
+        if rec is not None and self._cache is not None and self._key is not None:
+            size = rec.size + sum(len(p) for p in tail)
+            page = CachedPage(
+                tuple(rec.inputs),
+                tuple(rec.outputs),
+                tail,
+                self._marker.nonce if self._marker else None,
+                getattr(rewriter, "passthrough_reason", None),
+                size,
+                self._misses,
+                self._skipped,
+            )
+            self.close()
+            self._cache.put(self._key, page)
+        return out
+
+    def close(self) -> None:
+        if self._rec is not None:
+            self._rec.release()
+            self._rec = None

@@ -96,6 +96,11 @@ class Origin:
         return f"{self.scheme}://{self.netloc}"
 
 
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class UpstreamResponse:
     """Status, headers (names lower-cased) and a streamed body from :meth:`read`."""
 
@@ -206,6 +211,15 @@ class UpstreamResponse:
 
     async def read(self) -> bytes:
         """The next body chunk (all buffered bytes joined); ``b""`` at the end."""
+        data = await self._read(None)
+        assert data is not None
+        return data
+
+    async def read_or_idle(self, idle: float) -> bytes | None:
+        """Like :meth:`read`, but None when nothing arrived within ``idle`` seconds."""
+        return await self._read(idle)
+
+    async def _read(self, idle: float | None) -> bytes | None:
         while True:
             if self._chunks:
                 if len(self._chunks) == 1:
@@ -221,13 +235,20 @@ class UpstreamResponse:
                 return b""
             if self._error is not None:
                 raise self._error
-            self._waiter = self._loop.create_future()
-            timer = self._loop.call_later(self.read_timeout, self._timeout)
+            waiter = self._waiter = self._loop.create_future()
+            if idle is None:
+                timer = self._loop.call_later(self.read_timeout, self._timeout)
+            else:
+                timer = self._loop.call_later(min(idle, self.read_timeout), _wake, waiter)
             try:
-                await self._waiter
+                await waiter
             finally:
                 timer.cancel()
                 self._waiter = None
+            if idle is not None and not self._chunks and not self._done:
+                if self._error is not None:
+                    raise self._error
+                return None
 
     def unread(self, data: bytes) -> None:
         """Put back a chunk taken with :meth:`read` (to peek at the start of a body)."""

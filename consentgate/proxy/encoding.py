@@ -40,6 +40,10 @@ class Decoder(Protocol):
 
 class Encoder(Protocol):
     def encode(self, data: bytes) -> bytes: ...
+    def sync(self) -> bytes:
+        """Everything encoded so far, decodable now (the stream goes on)."""
+        ...
+
     def flush(self) -> bytes: ...
 
 
@@ -92,6 +96,9 @@ class _ZlibEncoder:
     def encode(self, data: bytes) -> bytes:
         return self._obj.compress(data)
 
+    def sync(self) -> bytes:
+        return self._obj.flush(zlib.Z_SYNC_FLUSH)
+
     def flush(self) -> bytes:
         return self._obj.flush()
 
@@ -102,6 +109,9 @@ class _BrotliEncoder:
 
     def encode(self, data: bytes) -> bytes:
         return bytes(self._obj.process(data))
+
+    def sync(self) -> bytes:
+        return bytes(self._obj.flush())
 
     def flush(self) -> bytes:
         return bytes(self._obj.finish())
@@ -140,6 +150,9 @@ try:  # optional accelerator: zstd (pip install zstandard)
 
         def encode(self, data: bytes) -> bytes:
             return bytes(self._obj.compress(data))
+
+        def sync(self) -> bytes:
+            return bytes(self._obj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK))
 
         def flush(self) -> bytes:
             return bytes(self._obj.flush())

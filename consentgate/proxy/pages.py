@@ -1,21 +1,18 @@
 """Response bodies: streamed through untouched, or decoded, rewritten and re-encoded.
 
-Two ways to rewrite a page:
-
-- **whole**: an upstream 200 with a ``Content-Length`` up to ``CACHED_PAGE_MAX`` is
-  read, decoded and looked up in the :class:`~.cache.RewriteCache` (a page already
-  rewritten for the same categories costs a hash and a copy); the visitor gets it
-  with a ``Content-Length``.
-- **streaming**: anything else (chunked, progressive, big pages) goes through the
-  streaming rewriter chunk by chunk; memory stays bounded whatever the page size.
+A page is rewritten as it streams: each chunk from the upstream is decoded, rewritten
+(or answered from a recorded rewrite of the same bytes, :mod:`.cache`), re-encoded and
+sent before the next one is read, so memory stays bounded whatever the page size. A
+body that is complete before anything was sent gets a ``Content-Length``; otherwise
+the response is chunked.
 
 A page the proxy cannot make safe (undecodable, or one the rewriter has to pass
-through) is never sent to a visitor who has not granted everything: 502 and a log line.
+through) is never sent to a visitor who has not granted everything: 502 and a log
+line, or, when part of it has gone out already, the response is cut.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from html import escape
@@ -26,17 +23,21 @@ from starlette.types import Send
 from ..config import Site
 from ..consent import CATEGORIES
 from ..regions import Decision
-from .cache import CachedPage, MarkerSnippet, RewriteCache
+from .cache import PageRun, RewriteCache, UnsafePage
 from .client import UpstreamError, UpstreamResponse
-from .encoding import DecodeError, Decoder, Encoder, decoder_for, encoder_for
+from .encoding import CODINGS, DecodeError, Decoder, Encoder, decoder_for, encoder_for
+from .headers import merge_vary
 from .rewrite import PageRewriter, make_rewriter, page_inputs, page_snippet
 
-__all__ = ["CACHED_PAGE_MAX", "PageWriter", "error_page", "header", "stream_body"]
+__all__ = ["HOLD_SECONDS", "REENCODE", "PageWriter", "error_page", "header", "stream_body"]
 
 log = logging.getLogger("consentgate.proxy")
 
-#: Largest page (Content-Length) rewritten whole and cached.
-CACHED_PAGE_MAX = 1024 * 1024
+#: How long a replay waits for the rest of a recorded segment before it answers the
+#: bytes it has (live from there): the most a stalling upstream delays what arrived.
+HOLD_SECONDS = 0.2
+#: Codings offered, in this order, to a visitor who does not accept the upstream's.
+REENCODE = ("gzip", "br", "zstd", "deflate")
 _ALL = frozenset(CATEGORIES)
 _UNSAFE = "The page could not be made safe."
 
@@ -122,7 +123,7 @@ class _Codecs:
 
 
 class PageWriter:
-    """Writes one rewritten HTML response."""
+    """Writes one rewritten HTML response, streaming (see :mod:`.cache` for the replay)."""
 
     def __init__(self, runtime: Any, cache: RewriteCache | None) -> None:
         self.runtime = runtime
@@ -137,6 +138,7 @@ class PageWriter:
         status: int,
         headers: list[tuple[bytes, bytes]],
         resp: UpstreamResponse,
+        target: bytes = b"",
     ) -> None:
         codecs = self._codecs(request_headers, site, headers, resp)
         if codecs is None:
@@ -146,18 +148,20 @@ class PageWriter:
                 await error_page(send, 502, "Bad Gateway", _UNSAFE)
             return
         snippet = page_snippet(self.runtime, site, decision, request_headers)
-        length = header(resp.headers, b"content-length") or b""
-        whole = (
-            self.cache is not None
-            and status == 200
-            and length.isdigit()
-            and int(length) <= CACHED_PAGE_MAX
-        )
+        charset, nonce = page_inputs(resp.headers)
+        key = None
+        if self.cache is not None and status == 200:
+            key = (site.id, target, decision.granted, charset, nonce, snippet is not None)
+
+        def make(snip: Any) -> PageRewriter:
+            return make_rewriter(site, decision, snip, charset, nonce)
+
         self.runtime.metrics.rewrites.labels(site=site.id).inc()
-        if whole:
-            await self._whole(send, site, decision, status, codecs, resp, snippet)
-        else:
-            await self._streaming(send, site, decision, status, codecs, resp, snippet)
+        run = PageRun(self.cache, key, make, snippet)
+        try:
+            await self._stream(send, site, decision, status, codecs, resp, run)
+        finally:
+            run.close()
 
     def _codecs(
         self,
@@ -166,6 +170,8 @@ class PageWriter:
         headers: list[tuple[bytes, bytes]],
         resp: UpstreamResponse,
     ) -> _Codecs | None:
+        """Decoder for the upstream's coding; encoder for the visitor: the same coding
+        when they accept it, else another one they accept (:data:`REENCODE`), else none."""
         coding = (header(resp.headers, b"content-encoding") or b"").strip().lower()
         if not coding or coding == b"identity":
             return _Codecs(None, None, headers)
@@ -173,11 +179,18 @@ class PageWriter:
         if decoder is None:
             log.error("site %s: HTML in content coding %r cannot be decoded", site.id, coding)
             return None
-        if accepts(header(request_headers, b"accept-encoding"), coding):
+        merge_vary(headers, b"Accept-Encoding")  # what the visitor gets depends on it
+        accept = header(request_headers, b"accept-encoding")
+        if accepts(accept, coding):
             return _Codecs(decoder, encoder_for(coding.decode("latin-1")), headers)
-        return _Codecs(decoder, None, [(n, v) for n, v in headers if n != b"content-encoding"])
+        rest = [(n, v) for n, v in headers if n != b"content-encoding"]
+        for other in REENCODE:
+            if other in CODINGS and accepts(accept, other.encode()):
+                rest.append((b"content-encoding", other.encode()))
+                return _Codecs(decoder, encoder_for(other), rest)
+        return _Codecs(decoder, None, rest)
 
-    async def _whole(
+    async def _stream(
         self,
         send: Send,
         site: Site,
@@ -185,105 +198,60 @@ class PageWriter:
         status: int,
         codecs: _Codecs,
         resp: UpstreamResponse,
-        snippet: Any,
+        run: PageRun,
     ) -> None:
-        try:
-            chunks = []
-            while chunk := await resp.read():
-                chunks.append(chunk)
-            page = b"".join(chunks)
-            if codecs.decoder is not None:
-                page = codecs.decoder.decode(page) + codecs.decoder.flush()
-        except (UpstreamError, DecodeError) as exc:
-            log.error("site %s: page could not be read or decoded, not served: %s", site.id, exc)
-            await error_page(send, 502, "Bad Gateway", _UNSAFE)
-            return
-        assert self.cache is not None
-        charset, nonce = page_inputs(resp.headers)
-        key = (site.id, decision.granted, charset, nonce, hashlib.sha256(page).digest())
-        entry = self.cache.get(key)
-        if entry is None:
-            marker = MarkerSnippet()
-            rewriter = make_rewriter(site, decision, marker if snippet else None, charset, nonce)
-            output = rewriter.feed(page) + rewriter.finish()
-            reason = getattr(rewriter, "passthrough_reason", None)
-            try:
-                entry = CachedPage.split(output, marker, reason)
-            except ValueError:  # the marker was in the page itself: do not cache
-                rewriter = make_rewriter(site, decision, snippet, charset, nonce)
-                entry = CachedPage((rewriter.feed(page) + rewriter.finish(),), None, reason)
-            else:
-                self.cache.put(key, entry)
-        if entry.passthrough and not decision.granted >= _ALL:
-            log.error(
-                "site %s: page cannot be rewritten (%s), not served", site.id, entry.passthrough
-            )
-            await error_page(send, 502, "Bad Gateway", _UNSAFE)
-            return
-        body = entry.render(snippet)
-        if codecs.encoder is not None:
-            body = codecs.encoder.encode(body) + codecs.encoder.flush()
-        headers = [*codecs.headers, (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-    async def _streaming(
-        self,
-        send: Send,
-        site: Site,
-        decision: Decision,
-        status: int,
-        codecs: _Codecs,
-        resp: UpstreamResponse,
-        snippet: Any,
-    ) -> None:
-        charset, nonce = page_inputs(resp.headers)
-        rewriter = make_rewriter(site, decision, snippet, charset, nonce)
+        """Chunks out as they come in. A body that arrived whole before the first byte
+        went out is answered with a Content-Length; anything else is sent chunked."""
         decoder, encoder = codecs.decoder, codecs.encoder
-        try:
-            first = _process(await resp.read(), decoder, rewriter, encoder)
-            if resp.complete:
-                first += _finish(decoder, rewriter, encoder)
-        except (UpstreamError, DecodeError) as exc:
-            log.error("site %s: page could not be read or decoded, not served: %s", site.id, exc)
-            await error_page(send, 502, "Bad Gateway", _UNSAFE)
-            return
-        reason = getattr(rewriter, "passthrough_reason", None)
-        if reason and not decision.granted >= _ALL:
-            log.error("site %s: page cannot be rewritten (%s), not served", site.id, reason)
-            await error_page(send, 502, "Bad Gateway", _UNSAFE)
-            return
-        await send({"type": "http.response.start", "status": status, "headers": codecs.headers})
-        if resp.complete:
-            await send({"type": "http.response.body", "body": first})
-            return
-        try:
-            await send({"type": "http.response.body", "body": first, "more_body": True})
-            while chunk := await resp.read():
-                out = _process(chunk, decoder, rewriter, encoder)
-                if out:
-                    await send({"type": "http.response.body", "body": out, "more_body": True})
-            tail = _finish(decoder, rewriter, encoder)
-        except (UpstreamError, DecodeError) as exc:
-            log.error("site %s: page failed mid-body, response cut: %s", site.id, exc)
-            return
-        await send({"type": "http.response.body", "body": tail})
-
-
-def _process(
-    chunk: bytes, decoder: Decoder | None, rewriter: PageRewriter, encoder: Encoder | None
-) -> bytes:
-    if decoder is not None:
-        chunk = decoder.decode(chunk)
-    out = rewriter.feed(chunk)
-    if encoder is not None:
-        out = encoder.encode(out)
-    return out
-
-
-def _finish(decoder: Decoder | None, rewriter: PageRewriter, encoder: Encoder | None) -> bytes:
-    out = rewriter.feed(decoder.flush()) if decoder is not None else b""
-    out += rewriter.finish()
-    if encoder is not None:
-        out = encoder.encode(out) + encoder.flush()
-    return out
+        everything = decision.granted >= _ALL
+        started = False
+        while True:
+            try:
+                if run.holding:
+                    data = await resp.read_or_idle(HOLD_SECONDS)
+                else:
+                    data = await resp.read()
+                if data is None:  # a replay waited for the rest of a segment: answer now
+                    pieces, end = run.release(), False
+                else:
+                    end = not data or resp.complete
+                    if decoder is not None and data:
+                        data = decoder.decode(data)
+                    pieces = run.feed(data)
+                    if end:
+                        if decoder is not None:
+                            pieces += run.feed(decoder.flush())
+                        pieces += run.finish()
+                body = b"".join(pieces) if len(pieces) != 1 else pieces[0]
+                if encoder is not None and end:
+                    body = encoder.encode(body) + encoder.flush()
+                elif encoder is not None and body:  # synced: decodable as it arrives
+                    body = encoder.encode(body) + encoder.sync()
+            except (UpstreamError, DecodeError, UnsafePage) as exc:
+                if not started:
+                    log.error("site %s: page could not be read or made safe: %s", site.id, exc)
+                    await error_page(send, 502, "Bad Gateway", _UNSAFE)
+                else:
+                    log.error("site %s: page failed mid-body, response cut: %s", site.id, exc)
+                return
+            if (body or end) and not everything and (reason := run.passthrough):
+                log.error("site %s: page cannot be rewritten (%s), not served", site.id, reason)
+                if not started:
+                    await error_page(send, 502, "Bad Gateway", _UNSAFE)
+                return
+            if not started:
+                started = True
+                if end:
+                    length = (b"content-length", str(len(body)).encode())
+                    start = {"type": "http.response.start", "status": status}
+                    await send({**start, "headers": [*codecs.headers, length]})
+                    await send({"type": "http.response.body", "body": body})
+                    return
+                await send(
+                    {"type": "http.response.start", "status": status, "headers": codecs.headers}
+                )
+            if end:
+                await send({"type": "http.response.body", "body": body})
+                return
+            if body:
+                await send({"type": "http.response.body", "body": body, "more_body": True})
