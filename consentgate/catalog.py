@@ -103,6 +103,9 @@ class Catalog:
     host_hint: re.Pattern[bytes] | None = field(default=None, repr=False)
     #: The literal alternatives of ``host_hint`` besides ``&#`` and ``\\`` (the C rewriter)
     hint_words: tuple[bytes, ...] = field(default=(), repr=False)
+    #: The literals of ``_anchor``: an inline script holding none matches no service
+    inline_anchors: tuple[bytes, ...] = field(default=(), repr=False)
+    _url_cache: dict[bytes, str | None] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         labels: set[str] = set()
@@ -127,6 +130,7 @@ class Catalog:
                 else:
                     self._cookie_exact.setdefault(cookie.name, svc)
         if by_anchor:
+            self.inline_anchors = tuple(sorted(by_anchor))
             self._by_anchor = by_anchor
             self._anchor = re.compile(b"|".join(re.escape(a) for a in sorted(by_anchor)))
         # Lower-case literals searched in a lower-cased tag: "oogle" also catches
@@ -163,6 +167,19 @@ class Catalog:
                 found.append((len(suffix), svc))
         found.sort(key=lambda f: (CATEGORY_RANK[f[1].category], f[0]), reverse=True)
         return [svc for _, svc in found]
+
+    def url_category(self, url: bytes) -> str | None:
+        """The category of the strictest service matching ``url`` (cached: pages and
+        visitors repeat the same URLs), or None."""
+        cache = self._url_cache
+        if url in cache:
+            return cache[url]
+        services = self.match_url(url.decode("latin-1"))
+        category = services[0].category if services else None
+        if len(cache) >= _CACHE_SIZE:
+            cache.clear()
+        cache[url] = category
+        return category
 
     def match_inline(self, text: bytes, *, cache: bool = True) -> list[Service]:
         """Services whose loader signature occurs in an inline script (strictest first).

@@ -33,6 +33,7 @@
 /* ---- character classes ----------------------------------------------------------- */
 
 static unsigned char LOWER[256];
+static unsigned char IDENTITY[256];
 enum { C_WS = 1, C_SLASH = 2, C_GT = 4, C_EQ = 8, C_ALPHA = 16 };
 static unsigned char CLS[256];
 
@@ -41,6 +42,7 @@ init_tables(void)
 {
     for (int c = 0; c < 256; c++) {
         LOWER[c] = (unsigned char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
+        IDENTITY[c] = (unsigned char)c;
         CLS[c] = 0;
         if (c == '\t' || c == '\n' || c == '\f' || c == '\r' || c == ' ')
             CLS[c] |= C_WS;
@@ -337,10 +339,11 @@ script_end(const unsigned char *d, Py_ssize_t p, Py_ssize_t n)
 /* ---- the hint pre-check ------------------------------------------------------------ */
 
 /*
- * RewritePolicy.element_hint searched in the lower-cased tag: literal words (the
- * catalog's hint words, "&#", "\\", "data-consent", "data-cookieconsent"). Words are
- * bucketed by their first byte; a bitmap of first-two-byte pairs rejects most
- * positions with one lookup.
+ * A set of literal words searched for at once. RewritePolicy.element_hint is one,
+ * searched in the lower-cased tag (fold): the catalog's hint words, "&#", "\\",
+ * "data-consent", "data-cookieconsent". The catalog's inline-script anchors are another,
+ * case-sensitive. Words are bucketed by their first byte; a bitmap of first-two-byte
+ * pairs rejects most positions with one lookup.
  */
 typedef struct {
     Py_ssize_t nwords;
@@ -350,6 +353,7 @@ typedef struct {
     Py_ssize_t head[256];  /* first word starting with the byte, or -1 */
     unsigned char pair[65536 / 8];
     int always;            /* an empty word matches everywhere */
+    int fold;              /* compare ASCII case-insensitively (words are lower case) */
 } Hint;
 
 static void
@@ -367,7 +371,7 @@ hint_free(Hint *h)
 }
 
 static int
-hint_init(Hint *h, PyObject *seq)
+hint_init(Hint *h, PyObject *seq, int fold)
 {
     PyObject *fast = PySequence_Fast(seq, "hint words must be a sequence of bytes");
     if (fast == NULL)
@@ -377,6 +381,7 @@ hint_init(Hint *h, PyObject *seq)
     for (int c = 0; c < 256; c++)
         h->head[c] = -1;
     h->always = 0;
+    h->fold = fold;
     h->nwords = 0;
     h->words = PyMem_Calloc((size_t)count + 1, sizeof(unsigned char *));
     h->lens = PyMem_Calloc((size_t)count + 1, sizeof(Py_ssize_t));
@@ -401,7 +406,7 @@ hint_init(Hint *h, PyObject *seq)
         int upper = 0;
         for (Py_ssize_t j = 0; j < len; j++)
             upper |= buf[j] >= 'A' && buf[j] <= 'Z';
-        if (upper)
+        if (upper && fold)
             continue; /* searched in the lower-cased tag, it can never match */
         unsigned char *copy = PyMem_Malloc((size_t)len);
         if (copy == NULL) {
@@ -430,17 +435,18 @@ hint_init(Hint *h, PyObject *seq)
     return 0;
 }
 
-/* Does the lower-cased d[p:e] contain one of the words? */
+/* Does d[p:e] (lower-cased if h->fold) contain one of the words? */
 static int
 hint_search(const Hint *h, const unsigned char *d, Py_ssize_t p, Py_ssize_t e)
 {
     if (h->always)
         return 1;
+    const unsigned char *map = h->fold ? LOWER : IDENTITY;
     for (Py_ssize_t i = p; i < e; i++) {
-        unsigned int c0 = LOWER[d[i]];
+        unsigned int c0 = map[d[i]];
         if (h->head[c0] < 0)
             continue;
-        unsigned int c1 = i + 1 < e ? LOWER[d[i + 1]] : 0;
+        unsigned int c1 = i + 1 < e ? map[d[i + 1]] : 0;
         unsigned int key = c0 << 8 | c1;
         if (i + 1 < e && !(h->pair[key >> 3] & (1u << (key & 7))))
             continue;
@@ -449,7 +455,7 @@ hint_search(const Hint *h, const unsigned char *d, Py_ssize_t p, Py_ssize_t e)
             if (e - i < len)
                 continue;
             Py_ssize_t j = 1;
-            while (j < len && LOWER[d[i + j]] == h->words[k][j])
+            while (j < len && map[d[i + j]] == h->words[k][j])
                 j++;
             if (j == len)
                 return 1;
@@ -533,7 +539,8 @@ typedef struct {
     PyObject *script_url;  /* (url: bytes) -> str | None, for a script's URL */
     PyObject *element_url; /* (url: bytes) -> str | None, for another element's URL */
     PyObject *inline_cat;  /* (text: bytes) -> str | None */
-    Hint hint;
+    Hint hint;             /* element_hint */
+    Hint anchors;          /* Catalog.inline_anchors: no anchor, no inline category */
 } Scanner;
 
 /* One run over a buffer: the state shared by the helpers below. */
@@ -596,6 +603,7 @@ Scanner_dealloc(Scanner *self)
     PyObject_GC_UnTrack(self);
     Scanner_clear(self);
     hint_free(&self->hint);
+    hint_free(&self->anchors);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -603,11 +611,14 @@ static int
 Scanner_init(Scanner *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"granted",    "js_types",    "category_rank",   "hint_words",
-                             "script_url", "element_url", "inline_category", NULL};
-    PyObject *granted, *js_types, *rank, *words, *script_url, *element_url, *inline_cat;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!OOOO", kwlist, &PyFrozenSet_Type,
+                             "anchors",    "script_url",  "element_url",     "inline_category",
+                             NULL};
+    PyObject *granted, *js_types, *rank, *words, *anchors, *script_url, *element_url,
+        *inline_cat;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!OOOOO", kwlist, &PyFrozenSet_Type,
                                      &granted, &PyFrozenSet_Type, &js_types, &PyDict_Type,
-                                     &rank, &words, &script_url, &element_url, &inline_cat))
+                                     &rank, &words, &anchors, &script_url, &element_url,
+                                     &inline_cat))
         return -1;
     if (!PyCallable_Check(script_url) || !PyCallable_Check(element_url) ||
         !PyCallable_Check(inline_cat)) {
@@ -615,7 +626,8 @@ Scanner_init(Scanner *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     hint_free(&self->hint);
-    if (hint_init(&self->hint, words) < 0)
+    hint_free(&self->anchors);
+    if (hint_init(&self->hint, words, 1) < 0 || hint_init(&self->anchors, anchors, 0) < 0)
         return -1;
     Py_INCREF(granted);
     Py_XSETREF(self->granted, granted);
@@ -876,6 +888,10 @@ handle_script(Run *r, Py_ssize_t p, Py_ssize_t name_end, Py_ssize_t e)
             url = nonempty(d, &attrs, url_attrs[j]);
         if (url == NULL && body_end - e > r->script_cap) {
             result = BAIL; /* too long to classify whole: the Python path decides */
+            goto done;
+        }
+        if (url == NULL && !hint_search(&r->sc->anchors, d, e, body_end)) {
+            result = body_end; /* Catalog.match_inline finds nothing without an anchor */
             goto done;
         }
         PyObject *arg =

@@ -39,7 +39,6 @@ JS_TYPES = frozenset(
 )
 _WS = b"\t\n\f\r "
 _CATEGORY_WORD = re.compile(r"[a-z]+")
-_URL_CACHE_SIZE = 4096
 
 
 def script_is_executable(attrs: dict[bytes, bytes]) -> bool:
@@ -142,35 +141,16 @@ class RewritePolicy:
                 return "unclassified"
         return None
 
-    @cached_property
-    def _script_url_cache(self) -> dict[bytes, str | None]:
-        return {}
-
     def script_url_category(self, url: bytes) -> str | None:
-        """``url_category(url, script=True)``, cached (pages repeat their script URLs)."""
-        cache = self._script_url_cache
-        if url in cache:
-            return cache[url]
-        category = self.url_category(url, script=True)
-        if len(cache) >= _URL_CACHE_SIZE:
-            cache.clear()
-        cache[url] = category
+        """``url_category(url, script=True)`` with the catalog's URL cache."""
+        category = self.catalog.url_category(url)
+        if category is None and self.strict:
+            return self.url_category(url, script=True)
         return category
-
-    @cached_property
-    def _element_url_cache(self) -> dict[bytes, str | None]:
-        return {}
 
     def element_url_category(self, url: bytes) -> str | None:
-        """``url_category(url, script=False)``, cached."""
-        cache = self._element_url_cache
-        if url in cache:
-            return cache[url]
-        category = self.url_category(url, script=False)
-        if len(cache) >= _URL_CACHE_SIZE:
-            cache.clear()
-        cache[url] = category
-        return category
+        """``url_category(url, script=False)`` with the catalog's URL cache."""
+        return self.catalog.url_category(url)
 
     def inline_category(self, text: bytes) -> str | None:
         services = self.catalog.match_inline(text)

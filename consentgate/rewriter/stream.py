@@ -515,6 +515,7 @@ def _scanner(policy: RewritePolicy) -> _speedups.Scanner:
             JS_TYPES,
             CATEGORY_RANK,
             words,
+            catalog.inline_anchors,
             policy.script_url_category,
             policy.element_url_category,
             policy.inline_category,
