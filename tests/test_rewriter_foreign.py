@@ -13,7 +13,8 @@ pytestmark = pytest.mark.usefixtures("rewriter_impl")
 
 
 def test_integration_point_end_tag_returns_to_svg() -> None:
-    rw = StreamRewriter(NONE)
+    # the Python tokenizer's own stack (the C path keeps an unfinished <svg> for later)
+    rw = StreamRewriter(NONE, speedups=False)
     rw.feed(b"<svg><title>x</title><desc>y</desc><foreignObject><p>z</p></foreignObject>")
     assert rw._stack == [b"svg"]
     rw.feed(b"</svg><p>")

@@ -843,9 +843,14 @@ script_is_executable(Run *r, const AttrVec *attrs)
     return found;
 }
 
-/* Returned by the construct handlers: a new position, bail out, or an error. */
+/*
+ * Returned by the construct handlers instead of a new position: BAIL (the construct is
+ * left to Python), INCOMPLETE (it does not end inside the buffer: Python may wait for
+ * more input, or handle it), ERROR (a Python exception is set).
+ */
 #define BAIL (-1)
 #define ERROR (-2)
+#define INCOMPLETE (-3)
 
 /* Element-level overrides (data-consent, data-cookieconsent) are left to Python. */
 static int
@@ -879,7 +884,7 @@ handle_script(Run *r, Py_ssize_t p, Py_ssize_t name_end, Py_ssize_t e)
         goto done;
     Py_ssize_t body_end = script_end(d, e, r->n);
     if (body_end < 0) {
-        result = BAIL; /* the script continues past this buffer */
+        result = INCOMPLETE; /* the script continues past this buffer */
         goto done;
     }
     if (executable) {
@@ -1054,7 +1059,7 @@ run_unit(Run *r, Ctx *cx, Py_ssize_t p, Py_ssize_t n)
         if (lt == NULL) {
             if (cx->check)
                 return n;
-            return BAIL;
+            return INCOMPLETE;
         }
         Py_ssize_t next = step(r, cx, lt - r->d, n);
         if (next < 0)
@@ -1078,12 +1083,13 @@ handle_noscript(Run *r, Py_ssize_t e)
     Py_ssize_t limit = r->n - e > NOSCRIPT_LOOKAHEAD ? e + NOSCRIPT_LOOKAHEAD : r->n;
     Py_ssize_t raw_end = rawtext_end(r->d, e, limit, "noscript");
     if (raw_end < 0)
-        return BAIL;
+        return limit == r->n ? INCOMPLETE : BAIL;
     Ctx cx;
     cx.check = 1;
     cx.depth = 0;
     Py_ssize_t end = run_unit(r, &cx, e, raw_end);
-    return end == raw_end ? e : end < 0 ? end : BAIL;
+    /* within the content, anything incomplete means the views part */
+    return end == raw_end ? e : end == ERROR ? ERROR : BAIL;
 }
 
 /* _tags._self_closing for the start tag d[p:e]: "/>" not owned by an unquoted value. */
@@ -1116,7 +1122,7 @@ markup_decl(const unsigned char *d, Py_ssize_t pos, Py_ssize_t n, int foreign)
 {
     if (n - pos >= 4 && d[pos + 2] == '-' && d[pos + 3] == '-') { /* <!-- */
         if (n - pos < 6)
-            return BAIL;
+            return INCOMPLETE;
         if (d[pos + 4] == '>')
             return pos + 5;
         if (d[pos + 4] == '-' && d[pos + 5] == '>')
@@ -1127,7 +1133,7 @@ markup_decl(const unsigned char *d, Py_ssize_t pos, Py_ssize_t n, int foreign)
         return BAIL; /* CDATA sections (or maybe one) in SVG: Python */
     /* doctype, bogus comment (and <![CDATA[ in HTML content) */
     const unsigned char *gt = memchr(d + pos + 2, '>', (size_t)(n - pos - 2));
-    return gt == NULL ? BAIL : gt - d + 1;
+    return gt == NULL ? INCOMPLETE : gt - d + 1;
 }
 
 /* An end tag d[pos:e] named d[ns:ne] (complete): TagHandling._end_name for the stack. */
@@ -1237,7 +1243,7 @@ html_start(Run *r, Ctx *cx, Py_ssize_t pos, Py_ssize_t ns, Py_ssize_t ne, Py_ssi
     if (script) {
         if (cx->check) {
             Py_ssize_t end = script_end(d, e, n);
-            return end < 0 ? BAIL : end;
+            return end < 0 ? INCOMPLETE : end;
         }
         return top ? handle_script(r, pos, ne, e) : BAIL;
     }
@@ -1248,12 +1254,15 @@ html_start(Run *r, Ctx *cx, Py_ssize_t pos, Py_ssize_t ns, Py_ssize_t ne, Py_ssi
         if (rawtext) { /* iframe: find the end of its body first (all or nothing) */
             next = rawtext_end(d, e, n, name);
             if (next < 0)
-                return BAIL;
+                return INCOMPLETE;
         }
         Py_ssize_t done = handle_url(r, pos, ne, e, name);
         return done < 0 ? done : next;
     }
-    return rawtext ? rawtext_end(d, e, n, name) : e;
+    if (!rawtext)
+        return e;
+    Py_ssize_t end = rawtext_end(d, e, n, name);
+    return end < 0 ? INCOMPLETE : end;
 }
 
 /*
@@ -1265,28 +1274,28 @@ step(Run *r, Ctx *cx, Py_ssize_t pos, Py_ssize_t n)
 {
     const unsigned char *d = r->d;
     if (pos + 1 >= n)
-        return BAIL; /* '<' at the end: what it starts is not known yet */
+        return INCOMPLETE; /* '<' at the end: what it starts is not known yet */
     unsigned char c = d[pos + 1];
     if (c == '!')
         return markup_decl(d, pos, n, FOREIGN(cx));
     if (c == '?') { /* bogus comment */
         const unsigned char *gt = memchr(d + pos + 1, '>', (size_t)(n - pos - 1));
-        return gt == NULL ? BAIL : gt - d + 1;
+        return gt == NULL ? INCOMPLETE : gt - d + 1;
     }
     if (c == '/') {
         if (pos + 2 >= n)
-            return BAIL;
+            return INCOMPLETE;
         unsigned char c2 = d[pos + 2];
         if (c2 == '>')
             return pos + 3; /* </> is dropped by browsers */
         if (!IS_ALPHA(c2)) { /* bogus comment */
             const unsigned char *gt = memchr(d + pos + 2, '>', (size_t)(n - pos - 2));
-            return gt == NULL ? BAIL : gt - d + 1;
+            return gt == NULL ? INCOMPLETE : gt - d + 1;
         }
         Py_ssize_t ns, ne;
         Py_ssize_t e = match_tag(d, pos, n, &ns, &ne, NULL);
         if (e < 0)
-            return BAIL; /* incomplete: Python holds or streams it */
+            return INCOMPLETE;
         return end_tag(cx, d, ns, ne, e);
     }
     if (!IS_ALPHA(c))
@@ -1294,7 +1303,7 @@ step(Run *r, Ctx *cx, Py_ssize_t pos, Py_ssize_t n)
     Py_ssize_t ns, ne;
     Py_ssize_t e = match_tag(d, pos, n, &ns, &ne, NULL);
     if (e < 0)
-        return e == -2 ? ERROR : BAIL;
+        return e == -2 ? ERROR : INCOMPLETE;
     if (FOREIGN(cx))
         return foreign_start(r, cx, pos, ns, ne, e);
     return html_start(r, cx, pos, ns, ne, e, n);
@@ -1302,12 +1311,13 @@ step(Run *r, Ctx *cx, Py_ssize_t pos, Py_ssize_t n)
 
 /*
  * Scanner.run(data, pos, emit, out, stats, edits, base, tag_cap, script_cap)
- *   -> (pos, emit, constructs)
+ *   -> (pos, emit, constructs, incomplete)
  *
  * Scans data[pos:] in the data state (see the top of this file) until the first
  * construct left to Python, or the end. `emit`, `out`, `edits`, `base` are the
  * rewriter's output state (StreamRewriter._edit); `constructs` counts the constructs
- * handled (added to StreamRewriter.steps).
+ * handled (added to StreamRewriter.steps); `incomplete`: the construct at `pos` may
+ * just need more input (the caller may keep data[pos:] for the next feed).
  */
 static PyObject *
 Scanner_run(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
@@ -1344,6 +1354,7 @@ Scanner_run(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
     top.check = 0;
     top.depth = 0;
     Py_ssize_t constructs = 0;
+    int incomplete = 0;
     while (pos < r.n) {
         const unsigned char *lt = memchr(r.d + pos, '<', (size_t)(r.n - pos));
         if (lt == NULL) {
@@ -1354,12 +1365,14 @@ Scanner_run(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
         Py_ssize_t next = step(&r, &top, pos, r.n);
         if (next == ERROR)
             return NULL;
-        if (next < 0)
-            break; /* left to Python, from this '<' on */
+        if (next < 0) { /* left to Python, from this '<' on */
+            incomplete = next == INCOMPLETE;
+            break;
+        }
         pos = next;
         constructs++;
     }
-    return Py_BuildValue("(nnn)", pos, r.emit, constructs);
+    return Py_BuildValue("(nnni)", pos, r.emit, constructs, incomplete);
 }
 
 /* The C copies of Python tables, for a test that they agree. */
@@ -1416,7 +1429,7 @@ error:
 static PyMethodDef Scanner_methods[] = {
     {"run", (PyCFunction)(void (*)(void))Scanner_run, METH_FASTCALL,
      "run(data, pos, emit, out, stats, edits, base, tag_cap, script_cap)"
-     " -> (pos, emit, constructs)"},
+     " -> (pos, emit, constructs, incomplete)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -61,6 +61,7 @@ log = logging.getLogger("consentgate.rewriter")
 HeadSnippet = Callable[[str | None], bytes]
 
 _ESC_NONE, _ESC, _ESC_DOUBLE = 0, 1, 2
+_WAIT_MIN, _WAIT_MAX = 1024, 64 * 1024
 
 _UPPER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
 _WS_RUN = re.compile(rb"[\t\n\f\r ]*+")
@@ -147,6 +148,7 @@ class StreamRewriter(TagHandling):
         use_c = SPEEDUPS if speedups is None else speedups and _speedups is not None
         fast = use_c and self._active and on_token is None and switch_states and self._ns_views
         self._fast = _scanner(policy) if fast else None
+        self._wait_limit = 0
 
     # -- public API ---------------------------------------------------------------------
     def feed(self, chunk: bytes) -> bytes:
@@ -165,6 +167,9 @@ class StreamRewriter(TagHandling):
             self._buf += chunk  # the held tag cannot be complete yet
             return b""
         data = self._buf + chunk if self._buf else bytes(chunk)
+        # the C path keeps at most this much of an unfinished construct: re-reading it
+        # at each feed stays linear (amortized over the chunks) and memory bounded
+        self._wait_limit = min(max(_WAIT_MIN, 4 * len(chunk)), _WAIT_MAX)
         return self._process(data, final=False)
 
     def finish(self) -> bytes:
@@ -278,7 +283,7 @@ class StreamRewriter(TagHandling):
                 return self._cut_noscript(pos)
         else:
             if self._fast is not None and not self._stack:
-                pos, self._emit, work = self._fast.run(
+                pos, self._emit, work, incomplete = self._fast.run(
                     data,
                     pos,
                     self._emit,
@@ -292,6 +297,11 @@ class StreamRewriter(TagHandling):
                 self.steps += work
                 if pos >= len(data):
                     return pos
+                if incomplete and not final and len(data) - pos <= self._wait_limit:
+                    # keep the unfinished construct for the next feed (where C reads it
+                    # whole) rather than streaming it through Python: the same output,
+                    # as a chunk boundary at pos would give
+                    return -1 - pos
             run = g.RUN_FOREIGN if foreign else g.RUN_IP if self._stack else g.RUN_HTML
             pos = run.match(data, pos).end()
         if pos >= len(data):
