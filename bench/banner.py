@@ -49,6 +49,7 @@ from consentgate.banner import BannerAssets, head_snippet  # noqa: E402
 from consentgate.config import load_settings  # noqa: E402
 from consentgate.consent import ConsentCodec  # noqa: E402
 from consentgate.metrics import Metrics  # noqa: E402
+from consentgate.regions import UNKNOWN, decide  # noqa: E402
 
 CACHE = REPO / "bench" / ".cache"
 ANCHORS = {
@@ -91,6 +92,9 @@ def sizes(data: bytes) -> tuple[int, int, int]:
 
 
 def consentgate_bytes() -> list[tuple[str, int, int, int]]:
+    """Per language: the proxy-mode first visit (inline snippet + the ``banner.js`` it links,
+    for the site's default regime, here opt-in) and its total, script-tag mode's
+    ``banner.js`` (both views' texts, no snippet) and the on-demand ``banner.json``."""
     tmp = tempfile.mkdtemp()
     settings = load_settings(
         None, environ={"CONSENTGATE_DATA_DIR": tmp, "CONSENTGATE_SECRET_KEYS": "b" * 24}
@@ -99,16 +103,19 @@ def consentgate_bytes() -> list[tuple[str, int, int, int]]:
     assets = BannerAssets(runtime)
     runtime.extras["banner"] = assets
     site = settings.sites[0]
+    regime = decide(site, UNKNOWN, None, False).regime
     rows = []
     for lang in ("en", "ru", "kk", "de", "fr"):
-        js = assets.banner(site, lang).body
+        js = assets.banner(site, lang, regime).body
         snippet = head_snippet(runtime, site, None, {"accept-language": lang})(None)
         second = assets.details(site, lang).body
-        first = sizes(js)
-        inline = sizes(snippet)
-        rows.append((f"banner.js ({lang})", *first))
-        if lang == "en":
-            rows.append(("inline head snippet", *inline))
+        first, inline = sizes(js), sizes(snippet)
+        total = tuple(a + b for a, b in zip(first, inline, strict=True))
+        rows.append((f"banner.js ({lang}, {regime})", *first))
+        rows.append((f"inline head snippet ({lang})", *inline))
+        rows.append((f"**first visit ({lang}): snippet + banner.js**", *total))
+        script_tag = assets.banner(site, lang).body
+        rows.append((f"banner.js, script-tag mode ({lang})", *sizes(script_tag)))
         rows.append((f"banner.json, 2nd layer on demand ({lang})", *sizes(second)))
     shutil.rmtree(tmp, ignore_errors=True)
     return rows
@@ -205,10 +212,11 @@ def main() -> None:
     args = parser.parse_args()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        f", load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
     print("\n| what | raw | gzip -9 | brotli 11 |\n|---|---:|---:|---:|")
     for name, raw, gz, br in consentgate_bytes():
-        print(f"| consentgate {name} | {kb(raw)} | {kb(gz)} | {kb(br)} |")
+        print(f"| consentgate {name} | {raw:,} B | {gz:,} B | {br:,} B |")
     vanilla: list[bytes] | None = None
     if not args.no_anchors:
         for name, (spec, members) in ANCHORS.items():
@@ -221,7 +229,7 @@ def main() -> None:
             raw = b"".join(files)
             gz = sum(len(gzip.compress(f, 9)) for f in files)
             br = sum(len(brotli.compress(f, quality=11)) for f in files)
-            print(f"| {name} (JS+CSS, measured) | {kb(len(raw))} | {kb(gz)} | {kb(br)} |")
+            print(f"| {name} (JS+CSS, measured) | {len(raw):,} B | {gz:,} B | {br:,} B |")
     for name, value in QUOTED.items():
         print(f"| {name} (PRODUCT.md) | | {value} KB | |")
 

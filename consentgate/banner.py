@@ -18,6 +18,7 @@ import gzip
 import hashlib
 import html
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,8 @@ from .consent import CATEGORIES, Consent
 from .errors import ApiError
 from .minify import minify_css, minify_js
 from .regions import (
+    OPT_IN,
+    REGIMES,
     UNKNOWN,
     Decision,
     consent_mode_defaults,
@@ -45,10 +48,24 @@ from .regions import (
 )
 from .texts import banner_hash, pick_language, site_languages, texts_for
 
-__all__ = ["Asset", "BannerAssets", "cookie_patterns", "head_snippet", "routes"]
+__all__ = [
+    "Asset",
+    "BannerAssets",
+    "cookie_patterns",
+    "cookie_regexes",
+    "head_snippet",
+    "routes",
+]
 
 STATIC = Path(__file__).parent / "static" / "banner"
 YEAR = "public, max-age=31536000, immutable"
+#: The opt-in first layer's own texts, and the notice's (opt-out and notice regimes). In
+#: proxy mode the head snippet knows the visitor's regime and asks for a ``banner.js``
+#: (``r=``) without the other view's texts; script-tag mode gets both.
+OPT_IN_TEXTS = frozenset({"title", "text", "accept", "reject", "close", "gpc"})
+NOTICE_TEXTS = frozenset(
+    {"notice_title", "optout_text", "notice_text", "dnss", "gpc_honored", "ok"}
+)
 #: Texts only the second layer shows; they load with it (``/banner.json``), not up front.
 SECOND_LAYER_TEXTS = frozenset(
     {
@@ -65,6 +82,9 @@ SECOND_LAYER_TEXTS = frozenset(
         "receipt",
     }
 )
+#: ``banner.json``'s texts: the second layer's, and the opt-in ones it shows too (buttons,
+#: GPC note, the close button), which a notice regime's ``banner.js`` lacks.
+DETAIL_TEXTS = SECOND_LAYER_TEXTS | OPT_IN_TEXTS - {"title", "text"}
 REVALIDATE = "public, max-age=300"
 
 
@@ -80,6 +100,17 @@ def cookie_patterns(site: Site) -> dict[str, list[str]]:
             if name not in out[category]:
                 out[category].append(name)
     return {c: names for c, names in out.items() if names}
+
+
+def cookie_regexes(site: Site) -> dict[str, str]:
+    """:func:`cookie_patterns` as the banner uses them: per category one regular expression
+    source (JavaScript and Python alike: alternatives of escaped names, ``*`` as ``.*``);
+    the banner anchors them (``^(...)$``)."""
+
+    def source(pattern: str) -> str:
+        return ".*".join(re.sub(r"(\W)", r"\\\1", part) for part in pattern.split("*"))
+
+    return {c: "|".join(map(source, names)) for c, names in cookie_patterns(site).items()}
 
 
 @dataclass(frozen=True)
@@ -163,13 +194,18 @@ class BannerAssets:
         self._code = minify_js((STATIC / "banner.js").read_text(encoding="utf-8"))
         self._css_text = minify_css((STATIC / "banner.css").read_text(encoding="utf-8"))
         self.css = Asset.build(self._css_text.encode(), "text/css; charset=utf-8")
-        self._cache: dict[tuple[str, str, str], Asset] = {}
+        self._cache: dict[tuple[str, ...], Asset] = {}
 
-    def config(self, site: Site, lang: str) -> dict[str, Any]:
+    def config(self, site: Site, lang: str, regime: str = "") -> dict[str, Any]:
         """What banner.js is called with (short keys: every byte goes to every visitor).
-        The second layer's texts and categories are a separate file, fetched on demand."""
+        The second layer's texts, categories and the cookie deletion patterns are a
+        separate file (:meth:`details`), fetched on demand. With a ``regime`` the first
+        layer's texts are that regime's view only; without, both views'."""
         t = texts_for(site, lang)
         second = self.details(site, lang)
+        skip = SECOND_LAYER_TEXTS
+        if regime:
+            skip |= NOTICE_TEXTS if regime == OPT_IN else OPT_IN_TEXTS
         return {
             "a": self.prefix + "/api/consent",
             "p": site.privacy_policy_url,
@@ -177,13 +213,14 @@ class BannerAssets:
             "l": lang,
             "d": t["dir"],
             "h": banner_hash(t),
-            "t": {k: v for k, v in t["texts"].items() if k not in SECOND_LAYER_TEXTS},
+            "t": {k: v for k, v in t["texts"].items() if k not in skip},
             "x": f"{self.prefix}/banner.json?v={second.version}&l={lang}&site={site.id}",
-            "k": cookie_patterns(site),
         }
 
     def details(self, site: Site, lang: str) -> Asset:
-        """The second layer: its texts, and per category name, description and cookies."""
+        """The second layer: its texts, and per category name, description and cookies;
+        also the cookie patterns (:func:`cookie_regexes`), needed only when a decision
+        finds cookies to check, so they are not in every first visit's bytes."""
         key = ("json", site.id, lang)
         if key not in self._cache:
             t = texts_for(site, lang)
@@ -191,17 +228,20 @@ class BannerAssets:
             for c in site.cookies:
                 declared[c.category].append([c.name, c.provider, c.description, c.expiry])
             doc = {
-                "t": {k: v for k, v in t["texts"].items() if k in SECOND_LAYER_TEXTS},
+                "t": {k: v for k, v in t["texts"].items() if k in DETAIL_TEXTS},
                 "c": [[c, *t["categories"][c], declared[c]] for c in CATEGORIES],
+                "k": cookie_regexes(site),
             }
             body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
             self._cache[key] = Asset.build(body, "application/json")
         return self._cache[key]
 
-    def banner(self, site: Site, lang: str) -> Asset:
-        key = ("js", site.id, lang)
+    def banner(self, site: Site, lang: str, regime: str = "") -> Asset:
+        """``banner.js`` for a site, language and (optional, see :meth:`config`) regime."""
+        key = ("js", site.id, lang, regime)
         if key not in self._cache:
-            cfg = json.dumps(self.config(site, lang), ensure_ascii=False, separators=(",", ":"))
+            cfg = self.config(site, lang, regime)
+            cfg = json.dumps(cfg, ensure_ascii=False, separators=(",", ":"))
             css = json.dumps(self._css_text, ensure_ascii=False)
             code = self._code.rstrip().rstrip(";")
             body = f"{code}({cfg},{css});\n".encode()
@@ -275,7 +315,7 @@ def head_snippet(
         decision = decide(site, UNKNOWN, consent, gpc_from_headers(h))
     consent = decision.consent  # None when the visitor must be asked (again)
     lang = pick_language(h.get("accept-language"), site)
-    asset = assets(runtime).banner(site, lang)
+    asset = assets(runtime).banner(site, lang, decision.regime)
     defaults = consent_mode_defaults(
         site, decision.region, decision.gpc, wait_for_update=500
     )  # the visitor's regime first, then stricter regions
@@ -289,7 +329,10 @@ def head_snippet(
         "window.dataLayer=window.dataLayer||[];"
         f"(function(g){{{calls}}})(function(){{dataLayer.push(arguments)}});"
     )
-    src = f"{runtime.settings.prefix}/banner.js?v={asset.version}&l={lang}&site={site.id}"
+    src = (
+        f"{runtime.settings.prefix}/banner.js?v={asset.version}&l={lang}&site={site.id}"
+        f"&r={decision.regime}"
+    )
     state = json.dumps(consent.to_json() if consent else None, separators=(",", ":"))
     gpc = " data-gpc" if decision.gpc else ""
     if decision.regime != "opt-in":
@@ -323,7 +366,10 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
 
     async def banner_js(request: Request) -> Response:
         site, lang, vary = site_and_lang(request)
-        return assets(runtime).banner(site, lang).response(request, vary=vary)
+        regime = request.query_params.get("r", "")
+        if regime and regime not in REGIMES:
+            raise ApiError(400, "invalid_regime", f"r must be one of {', '.join(REGIMES)}")
+        return assets(runtime).banner(site, lang, regime).response(request, vary=vary)
 
     async def banner_json(request: Request) -> Response:
         site, lang, vary = site_and_lang(request)

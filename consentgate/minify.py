@@ -151,4 +151,4 @@ def _regex_allowed(out: list[str], pending: str = "") -> bool:
 def minify_css(source: str) -> str:
     text = re.sub(r"/\*.*?\*/", "", source, flags=re.S)
     text = re.sub(r"\s+", " ", text)
-    return re.sub(r" ?([{}:;,>]) ?", r"\1", text).replace(";}", "}").strip()
+    return re.sub(r" ?([{}:;,>!]) ?", r"\1", text).replace(";}", "}").strip()

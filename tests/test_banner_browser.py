@@ -8,6 +8,8 @@ sets ``_ga``/``_gid`` as the real one does. Nothing leaves 127.0.0.1.
 from __future__ import annotations
 
 import json
+import os
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -37,6 +39,10 @@ FAKE_GTAG = """(function () {
 FAKE_OTHER = "window.__fakeOtherRuns = (window.__fakeOtherRuns || 0) + 1;"
 BANNER = "#consentgate .b"
 FAB = "#consentgate .f"
+WITHDRAW = "#consentgate .u"
+# The screenshots in docs/ are rewritten only on request (they differ by a pixel or two
+# between runs); every run still takes and checks them.
+UPDATE_SCREENSHOTS = os.environ.get("CONSENTGATE_UPDATE_SCREENSHOTS") == "1"
 
 
 def button(page: Page, name: str) -> Any:
@@ -201,28 +207,41 @@ def test_accept_runs_tracker_once_and_state_survives_reload(
     assert ga_runs(page) == (1, 2)  # once on this page load too
 
 
-def test_withdraw_deletes_cookies_and_stops_trackers(
+def test_withdraw_takes_one_click_deletes_cookies_and_stops_trackers(
     visit: tuple[Page, Fakes], server: str
 ) -> None:
     page, fakes = visit
     page.goto(server + "/")
+    assert page.locator(WITHDRAW).count() == 0  # nothing granted: nothing to withdraw
     button(page, "Accept all").click()  # one click to accept
     wait_until(page, "window.__fakeGaRuns === 1")
     assert {"_ga", "_gid"} <= cookie_names(page)
-    page.locator(FAB).click()  # withdrawing: the re-open control ...
-    with page.expect_navigation():
-        button(page, "Reject all").click()  # ... and one click (reloads the page)
+    page.reload()
+    page.locator(FAB).wait_for()
+    wait_until(page, "window.__fakeGaRuns === 1")  # granted: runs on this page too
+    withdraw = button(page, "Withdraw consent")
+    box = withdraw.bounding_box()
+    assert box is not None and box["width"] >= 24 and box["height"] >= 24
+    is_delete = lambda r: r.request.method == "DELETE"  # noqa: E731
+    with page.expect_response(is_delete) as deleted, page.expect_navigation():
+        withdraw.click()  # one click to withdraw (the page reloads)
+    assert deleted.value.status == 200
     page.locator(FAB).wait_for()
     settle(page)
     before = len(fakes.tracker_requests())
     assert not {"_ga", "_gid"} & cookie_names(page)
     assert consent(page)["granted"] == ["necessary"]
-    assert ga_runs(page) == (0, 1)  # no run after the withdrawal
+    assert ga_runs(page) == (0, 2)  # no run after the withdrawal
+    assert not page.locator(WITHDRAW).is_visible()  # nothing left to withdraw
     page.reload()
     settle(page)
-    assert ga_runs(page) == (0, 1)
+    assert ga_runs(page) == (0, 2)
     assert len(fakes.tracker_requests()) == before
     assert not {"_ga", "_gid"} & cookie_names(page)
+    # the consent log (the visitor's receipt) records the withdrawal last
+    receipt = page.request.get(server + "/_consent/api/consent/receipt").json()
+    methods = [r["method"] for r in receipt["records"]]
+    assert methods == ["accept_all", "withdraw"]
 
 
 def test_withdraw_deletes_cookies_on_parent_domains(chromium: Browser, server: str) -> None:
@@ -337,6 +356,9 @@ def test_keyboard_only(visit: tuple[Page, Fakes], server: str) -> None:
     wait_until(page, "window.__fakeGaRuns === 1")
     assert consent(page)["granted"] == ["necessary", "statistics"]
     assert page.evaluate(focused) == "f"  # focus back on the re-open control
+    page.keyboard.press("Tab")  # next: the one-click withdrawal
+    assert page.evaluate(focused) == "u"
+    page.keyboard.press("Shift+Tab")
     page.keyboard.press("Enter")
     page.locator("#consentgate [aria-modal=true]").wait_for()
     assert page.evaluate(focused) == "b s"
@@ -345,7 +367,17 @@ def test_keyboard_only(visit: tuple[Page, Fakes], server: str) -> None:
     assert consent(page)["granted"] == ["necessary", "statistics"]
 
 
-def test_axe_both_layers_and_screenshots(visit: tuple[Page, Fakes], server: str) -> None:
+def check_screenshot(page: Page, name: str) -> None:
+    """Take a screenshot of the viewport and check it is one; write it to docs/ only when
+    CONSENTGATE_UPDATE_SCREENSHOTS=1 (a test run leaves the checkout unchanged)."""
+    png = page.screenshot()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
+    assert struct.unpack(">II", png[16:24]) == (1024, 700)
+    if UPDATE_SCREENSHOTS:
+        (REPO / "docs" / name).write_bytes(png)
+
+
+def test_axe_both_layers_controls_and_screenshots(visit: tuple[Page, Fakes], server: str) -> None:
     from axe_playwright_python.sync_playwright import Axe
 
     page, _ = visit
@@ -364,13 +396,17 @@ def test_axe_both_layers_and_screenshots(visit: tuple[Page, Fakes], server: str)
         ]
 
     assert problems() == []
-    page.screenshot(path=str(REPO / "docs" / "banner-first-layer.png"))
+    check_screenshot(page, "banner-first-layer.png")
     button(page, "Customize").click()
     page.locator("#consentgate [aria-modal=true]").wait_for()
     page.locator("#consentgate summary").nth(1).click()  # the statistics cookies
     page.locator("#consentgate details[open] li").last.scroll_into_view_if_needed()
     assert problems() == []
-    page.screenshot(path=str(REPO / "docs" / "banner-second-layer.png"))
+    check_screenshot(page, "banner-second-layer.png")
+    button(page, "Accept all").click()
+    page.locator(WITHDRAW).wait_for()  # the floating controls: settings and withdraw
+    assert problems() == []
+    check_screenshot(page, "banner-controls.png")
 
 
 def test_activation_order_nonce_and_exactly_once(visit: tuple[Page, Fakes], server: str) -> None:
@@ -554,6 +590,12 @@ def test_script_tag_mode_policy_change_expiry_and_rtl(chromium: Browser, tmp_pat
             host = page.locator("#consentgate")
             host.wait_for(state="attached")
             assert host.get_attribute("dir") == "rtl"
+            # once granted, the floating controls: mirrored to the right edge
+            button(page, "Accept all").click()
+            page.locator(WITHDRAW).wait_for()
+            fab, withdraw = page.locator(FAB).bounding_box(), page.locator(WITHDRAW).bounding_box()
+            assert fab is not None and withdraw is not None
+            assert fab["x"] + fab["width"] > 1024 - 40 and withdraw["x"] < fab["x"]
 
         config.write_text(CONFIG.format(version="2", origin=foreign))
         with consentgate_server("--config", str(config), "--data-dir", str(data), port=port):
