@@ -198,3 +198,4 @@ def test_c_tables_match_python() -> None:
     assert tables["URL_ATTRS"] == {k: set(v) for k, v in elements.URL_ATTRS.items()}
     assert tables["FOREIGN_BREAKOUT"] == set(grammar.FOREIGN_BREAKOUT)
     assert tables["RAWTEXT_NAMES"] == set(tags._RAWTEXT_NAMES)
+    assert tables["URL_ELEMENTS"] == set(elements.URL_ATTRS)

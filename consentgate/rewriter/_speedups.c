@@ -7,7 +7,7 @@
  * construct it finds there *completely or not at all*:
  *
  *   - text, comments, bogus comments, doctype, end tags (no-ops in this state);
- *   - start tags that cannot matter (anything but the names in classify_name());
+ *   - start tags that cannot matter (anything but the names in HTML_NAMES);
  *   - URL-bearing elements whose lower-cased tag contains no catalog hint word (the
  *     Python path's RewritePolicy.element_hint pre-check): nothing to do;
  *   - raw-text elements (style, title, textarea, xmp, noembed, noframes, iframe): the
@@ -444,12 +444,14 @@ hint_search(const Hint *h, const unsigned char *d, Py_ssize_t p, Py_ssize_t e)
     const unsigned char *map = h->fold ? LOWER : IDENTITY;
     for (Py_ssize_t i = p; i < e; i++) {
         unsigned int c0 = map[d[i]];
-        if (h->head[c0] < 0)
+        if (i + 1 < e) { /* one bitmap lookup rejects most positions */
+            unsigned int key = c0 << 8 | map[d[i + 1]];
+            if (!(h->pair[key >> 3] & (1u << (key & 7))))
+                continue;
+        }
+        else if (h->head[c0] < 0) {
             continue;
-        unsigned int c1 = i + 1 < e ? map[d[i + 1]] : 0;
-        unsigned int key = c0 << 8 | c1;
-        if (i + 1 < e && !(h->pair[key >> 3] & (1u << (key & 7))))
-            continue;
+        }
         for (Py_ssize_t k = h->head[c0]; k >= 0; k = h->next[k]) {
             Py_ssize_t len = h->lens[k];
             if (e - i < len)
@@ -485,7 +487,7 @@ static int
 in_list(const char *name, const char *const *list)
 {
     for (; *list != NULL; list++)
-        if (strcmp(name, *list) == 0)
+        if ((*list)[0] == name[0] && strcmp(name, *list) == 0)
             return 1;
     return 0;
 }
@@ -524,10 +526,44 @@ static const char *const FOREIGN_BREAKOUT[] = {
     "strong", "strike", "sub", "sup", "table", "tt", "u", "ul", "var", NULL,
 };
 
-/* Start tags of HTML content that switch the tokenizer to raw text (_tags._RAWTEXT_NAMES). */
-static const char *const RAWTEXT_NAMES[] = {
-    "style", "xmp", "iframe", "noembed", "noframes", "textarea", "title", NULL,
+
+/* What a start tag in HTML content is to the rewriter (_tags.TagHandling._start_tag). */
+enum {
+    H_SCRIPT = 1,
+    H_RAWTEXT = 2,  /* _RAWTEXT_NAMES */
+    H_URL = 4,      /* elements.URL_ATTRS */
+    H_SVG = 8,
+    H_NOSCRIPT = 16,
+    H_PYTHON = 32,  /* math, plaintext: left to Python */
 };
+
+static const struct {
+    const char *name;
+    int flags;
+} HTML_NAMES[] = {
+    {"img", H_URL},         {"svg", H_SVG},          {"xmp", H_RAWTEXT},
+    {"link", H_URL},        {"math", H_PYTHON},      {"style", H_RAWTEXT},
+    {"title", H_RAWTEXT},   {"embed", H_URL},        {"frame", H_URL},
+    {"image", H_URL},       {"script", H_SCRIPT | H_URL},
+    {"iframe", H_URL | H_RAWTEXT},                   {"object", H_URL},
+    {"source", H_URL},      {"noembed", H_RAWTEXT},  {"textarea", H_RAWTEXT},
+    {"noframes", H_RAWTEXT}, {"noscript", H_NOSCRIPT}, {"plaintext", H_PYTHON},
+    {NULL, 0},
+};
+
+/* The HTML_NAMES flags of a lower-case tag name (0: nothing happens at it). */
+static int
+html_flags(const char *name, Py_ssize_t len)
+{
+    if (len < 3 || len > 9)
+        return 0;
+    for (int k = 0; HTML_NAMES[k].name != NULL; k++) {
+        const char *n = HTML_NAMES[k].name;
+        if (n[0] == name[0] && n[1] == name[1] && strcmp(n, name) == 0)
+            return HTML_NAMES[k].flags;
+    }
+    return 0;
+}
 
 /* ---- the scanner object ------------------------------------------------------------ */
 
@@ -1181,7 +1217,7 @@ foreign_start(Run *r, Ctx *cx, Py_ssize_t pos, Py_ssize_t ns, Py_ssize_t ne, Py_
         return e;
     if (in_list(name, FOREIGN_BREAKOUT) || !strcmp(name, "font") ||
         !strcmp(name, "script") || !strcmp(name, "math"))
-        return BAIL;
+        return BAIL; /* leaves SVG, or SVG script, or MathML: Python */
     if (e - pos > r->tag_cap)
         return BAIL;
     int entry = !strcmp(name, "svg")             ? E_SVG
@@ -1209,20 +1245,17 @@ html_start(Run *r, Ctx *cx, Py_ssize_t pos, Py_ssize_t ns, Py_ssize_t ne, Py_ssi
     char name[NAME_MAX_LEN + 1];
     if (!lower_name(d, ns, ne, name))
         return e;
-    const int top = cx->depth == 0 && !cx->check; /* edits allowed */
-    const char *const *urls = url_attrs_of(name);
-    int script = !strcmp(name, "script");
-    int rawtext = in_list(name, RAWTEXT_NAMES);
-    int svg = !strcmp(name, "svg");
-    int noscript = !strcmp(name, "noscript");
-    if (!svg && !script && !rawtext && !noscript && urls == NULL &&
-        strcmp(name, "math") != 0 && strcmp(name, "plaintext") != 0)
+    const int flags = html_flags(name, ne - ns);
+    if (flags == 0)
         return e; /* nothing happens at this start tag */
+    const int top = cx->depth == 0 && !cx->check; /* edits allowed */
+    const int script = flags & H_SCRIPT, rawtext = flags & H_RAWTEXT, svg = flags & H_SVG;
+    const int urls = flags & H_URL;
     if (!cx->check && e - pos > r->tag_cap)
         return BAIL; /* the conservative treatment of an over-long tag: Python */
-    if (noscript)
+    if (flags & H_NOSCRIPT)
         return cx->check ? e : top ? handle_noscript(r, e) : BAIL;
-    if (!svg && !script && !rawtext && urls == NULL)
+    if (flags & H_PYTHON)
         return BAIL; /* math (MathML) and plaintext */
     if (svg) {
         if (cx->check)
@@ -1247,7 +1280,7 @@ html_start(Run *r, Ctx *cx, Py_ssize_t pos, Py_ssize_t ns, Py_ssize_t ne, Py_ssi
         }
         return top ? handle_script(r, pos, ne, e) : BAIL;
     }
-    if (urls != NULL && !cx->check && hint_search(&r->sc->hint, d, pos, e)) {
+    if (urls && !cx->check && hint_search(&r->sc->hint, d, pos, e)) {
         if (!top)
             return BAIL;
         Py_ssize_t next = e;
@@ -1380,8 +1413,8 @@ static PyObject *
 tables(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(unused))
 {
     PyObject *url_attrs = PyDict_New(), *breakout = PySet_New(NULL);
-    PyObject *rawtext = PySet_New(NULL);
-    if (url_attrs == NULL || breakout == NULL || rawtext == NULL)
+    PyObject *rawtext = PySet_New(NULL), *url_elements = PySet_New(NULL);
+    if (url_attrs == NULL || breakout == NULL || rawtext == NULL || url_elements == NULL)
         goto error;
     for (int k = 0; URL_ATTRS[k].element != NULL; k++) {
         PyObject *names = PySet_New(NULL);
@@ -1405,24 +1438,31 @@ tables(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(unused))
         Py_DECREF(key);
         Py_DECREF(names);
     }
-    const char *const *lists[] = {FOREIGN_BREAKOUT, RAWTEXT_NAMES};
-    PyObject *sets[] = {breakout, rawtext};
-    for (int k = 0; k < 2; k++) {
-        for (const char *const *w = lists[k]; *w != NULL; w++) {
-            PyObject *b = PyBytes_FromString(*w);
-            if (b == NULL || PySet_Add(sets[k], b) < 0) {
-                Py_XDECREF(b);
-                goto error;
-            }
-            Py_DECREF(b);
+    for (const char *const *w = FOREIGN_BREAKOUT; *w != NULL; w++) {
+        PyObject *b = PyBytes_FromString(*w);
+        if (b == NULL || PySet_Add(breakout, b) < 0) {
+            Py_XDECREF(b);
+            goto error;
         }
+        Py_DECREF(b);
     }
-    return Py_BuildValue("{sNsNsN}", "URL_ATTRS", url_attrs, "FOREIGN_BREAKOUT", breakout,
-                         "RAWTEXT_NAMES", rawtext);
+    for (int k = 0; HTML_NAMES[k].name != NULL; k++) {
+        PyObject *b = PyBytes_FromString(HTML_NAMES[k].name);
+        int flags = HTML_NAMES[k].flags;
+        if (b == NULL || (flags & H_RAWTEXT && PySet_Add(rawtext, b) < 0) ||
+            (flags & H_URL && PySet_Add(url_elements, b) < 0)) {
+            Py_XDECREF(b);
+            goto error;
+        }
+        Py_DECREF(b);
+    }
+    return Py_BuildValue("{sNsNsNsN}", "URL_ATTRS", url_attrs, "FOREIGN_BREAKOUT", breakout,
+                         "RAWTEXT_NAMES", rawtext, "URL_ELEMENTS", url_elements);
 error:
     Py_XDECREF(url_attrs);
     Py_XDECREF(breakout);
     Py_XDECREF(rawtext);
+    Py_XDECREF(url_elements);
     return NULL;
 }
 
