@@ -50,7 +50,9 @@ def format_time(value: datetime) -> str:
         raise ValueError("created_at must be timezone-aware (UTC)")
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat ends in "+00:00" for UTC; same text as strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # for years 1000-9999, at a fraction of its cost (twice per consent write).
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 # One encoder instance: json.dumps() with options builds a new encoder per call.

@@ -16,16 +16,18 @@ the newest key signs, every key verifies.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from itsdangerous import BadSignature, URLSafeSerializer
-from itsdangerous.encoding import base64_encode
+from itsdangerous import BadData, BadSignature, URLSafeSerializer
+from itsdangerous.encoding import base64_decode, base64_encode
 
 __all__ = [
     "CATEGORIES",
@@ -83,7 +85,13 @@ class CookieRejected(Exception):
         self.reason = reason
 
 
-_ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_ID_ALPHABET = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# Random bytes -> base-62 digits by one ``bytes.translate``: the 248 values below
+# 4 * 62 map to ``value % 62`` (each digit exactly 4 times: uniform); 248-255 are
+# dropped, so no digit is favoured.
+_ID_DIGITS = bytes(_ID_ALPHABET[v % 62] for v in range(256))
+_ID_DROP = bytes(range(4 * 62, 256))
+_ID_LENGTH = 22
 
 
 def new_consent_id() -> str:
@@ -93,15 +101,13 @@ def new_consent_id() -> str:
     would read as an option) nor with a character that CSV-injection protection
     rewrites in exports. Event ids use the same generator.
     """
-    # One 192-bit read, written out as its low 22 base-62 digits (62**22 ~ 2**131, so
-    # the digits are uniform to within 2**-60); 22 secrets.choice calls cost 13x more
-    # (one os.urandom each) on the consent write path, which makes two ids per request.
-    n = int.from_bytes(secrets.token_bytes(24))
-    digits = []
-    for _ in range(22):
-        n, r = divmod(n, 62)
-        digits.append(_ID_ALPHABET[r])
-    return "".join(digits)
+    # 32 random bytes keep 22 or more digits unless 11+ of them are dropped
+    # (probability ~1e-9); then draw again. One os.urandom call per id: this runs
+    # twice per consent write.
+    while True:
+        digits = secrets.token_bytes(32).translate(_ID_DIGITS, _ID_DROP)
+        if len(digits) >= _ID_LENGTH:
+            return digits[:_ID_LENGTH].decode("ascii")
 
 
 def parse_categories(values: Any) -> frozenset[str]:
@@ -119,6 +125,12 @@ def parse_categories(values: Any) -> frozenset[str]:
             raise ValueError(f"unknown category {v!r}; expected one of {', '.join(CATEGORIES)}")
         out.add(v)
     return frozenset(out)
+
+
+@functools.lru_cache(maxsize=256)
+def _iso_second(t: int) -> str:
+    """``2026-01-02T03:04:05Z`` (cached: consents given in one second share it)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
 def _mask(granted: frozenset[str]) -> int:
@@ -159,19 +171,34 @@ class Consent:
     def to_json(self) -> dict[str, Any]:
         """The public API shape (``GET/POST /_consent/api/consent``)."""
 
-        def iso(t: int) -> str:
-            return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
         return {
             "consent_id": self.consent_id,
             "granted": [c for c in CATEGORIES if c in self.granted],
             "policy_version": self.policy_version,
-            "given_at": iso(self.given_at),
-            "expires_at": iso(self.expires_at),
+            "given_at": _iso_second(self.given_at),
+            "expires_at": _iso_second(self.expires_at),
             "site": self.site_id,
             "regime": self.regime,
             "gpc": self.gpc,
         }
+
+
+_COOKIE_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+
+
+def _canonical_cookie(value: str) -> bool:
+    """``payload.signature`` in URL-safe base64 exactly as :meth:`ConsentCodec.dumps`
+    writes it. Base64 decoders forgive other spellings of the same bytes (``/`` for
+    ``_``, different unused bits in the last character), so without this check a
+    modified cookie could still verify."""
+    if not _COOKIE_SHAPE.fullmatch(value):
+        return False
+    try:
+        return all(
+            base64_encode(base64_decode(part)) == part.encode("ascii") for part in value.split(".")
+        )
+    except BadData:
+        return False
 
 
 class ConsentCodec:
@@ -213,7 +240,7 @@ class ConsentCodec:
 
     def loads(self, value: str, *, site_id: str | None = None, now: float | None = None) -> Consent:
         """Verify and decode; raises :class:`CookieRejected` on any problem."""
-        if not value or len(value) > 4096:
+        if not value or len(value) > 4096 or not _canonical_cookie(value):
             raise CookieRejected("malformed")
         try:
             data = self._serializer.loads(value)

@@ -222,3 +222,52 @@ def test_manifest_describes_the_file(filled: Settings, tmp_path: Path) -> None:
     assert [h["chain_id"] for h in m.heads] == [chain_id]
     assert m.signature and m.signature_ok(["test-key-newest-0123456789"])
     assert user_agent(1) in out.read_text()
+
+
+def test_iter_rows_keeps_every_character_and_streams_in_batches(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The export read path (PostgreSQL: COPY text format, with its escapes) gives
+    back exactly what was stored, in batches, and can stop early."""
+    settings = make_settings(tmp_path, database_url)
+    odd = ["back\\slash", "new\nline", "tab\there", "\b\f\v\r", "\\N", "ünï €", "", "\\\\t"]
+
+    async def go() -> None:
+        async with cli_store(settings) as store:
+            for i in range(40):
+                await store.append(
+                    ConsentEvent(
+                        event_id=f"odd-{i}",
+                        consent_id=f"c{i % 3}",
+                        site_id="alpha",
+                        event_type="initial",
+                        method="custom",
+                        created_at=datetime.fromisoformat("2026-02-03T04:05:06.000007+00:00"),
+                        granted=frozenset({"necessary", "statistics"} if i % 2 else {"necessary"}),
+                        policy_version=odd[i % len(odd)],
+                        user_agent=odd[(i + 1) % len(odd)],
+                        page_url=odd[(i + 2) % len(odd)],
+                        gpc=bool(i % 5 == 0),
+                    )
+                )
+            expected = [
+                tuple(export_record(e)[c] for c in EXPORT_COLUMNS)
+                async for e in store.iter_events()
+            ]
+            batches = [b async for b in store.iter_rows(batch=7)]
+            assert len(batches) >= 40 // 7
+            got = [row for b in batches for row in b]
+            assert [typed(r) for r in got] == [typed(r) for r in expected]
+            async for _ in store.iter_rows(batch=5):
+                break  # stop early: the store must go on working
+            assert await store.count() == 40
+
+    asyncio.run(go())
+
+
+BOOLS = {"necessary", "preferences", "statistics", "marketing", "unclassified", "gpc", "erased"}
+
+
+def typed(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Booleans as bool (SQLite gives 0/1), everything else as it is."""
+    return tuple(bool(v) if c in BOOLS else v for c, v in zip(EXPORT_COLUMNS, row, strict=True))

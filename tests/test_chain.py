@@ -4,7 +4,7 @@ import hashlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from consentgate.chain import (
@@ -62,6 +62,15 @@ def test_format_time_is_utc_with_microseconds() -> None:
     assert (
         format_time(datetime(2026, 1, 2, 6, 4, 5, 6, tzinfo=plus3)) == "2026-01-02T03:04:05.000006Z"
     )
+
+
+@given(st.datetimes(min_value=datetime(1000, 1, 1), timezones=st.timezones()))
+def test_format_time_matches_the_stored_text_form(value: datetime) -> None:
+    """The hashed text of ``created_at`` never changes: the same as the strftime form
+    every record so far was hashed with (whatever the input's timezone)."""
+    utc = value.astimezone(UTC)
+    assume(utc.year >= 1000)  # an early instant in a +hh:mm zone lands before year 1000
+    assert format_time(value) == utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def test_chain_links_from_genesis_and_restores() -> None:

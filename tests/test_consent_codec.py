@@ -50,6 +50,25 @@ def test_any_single_change_is_rejected(pos: int, ch: str) -> None:
         codec.loads(tampered)
 
 
+def test_every_single_character_change_is_rejected() -> None:
+    """Exhaustively: every position, every printable ASCII character. Base64 has
+    other spellings of the same bytes ("/" for "_", unused low bits in the last
+    character); a cookie spelled differently from what the server wrote is refused."""
+    codec = ConsentCodec(KEYS)
+    value = codec.dumps(make(frozenset(CATEGORIES)))
+    accepted = []
+    for i, original in enumerate(value):
+        for ch in map(chr, range(32, 127)):
+            if ch == original:
+                continue
+            try:
+                codec.loads(value[:i] + ch + value[i + 1 :])
+            except CookieRejected:
+                continue
+            accepted.append((i, original, ch))
+    assert accepted == []
+
+
 def test_rotation_old_key_still_verifies_new_key_signs() -> None:
     old = ConsentCodec(["older-key-0123456789abcdef"])
     value = old.dumps(make())
@@ -80,3 +99,16 @@ def test_ids_are_alphanumeric_so_no_cli_or_csv_can_misread_them() -> None:
     ids = {new_consent_id() for _ in range(5000)}
     assert len(ids) == 5000
     assert all(len(i) == 22 and i.isascii() and i.isalnum() for i in ids)
+
+
+def test_id_digits_are_uniform() -> None:
+    """Every base-62 digit about equally often (a biased mapping of random bytes to
+    digits would make ids easier to guess)."""
+    from collections import Counter
+
+    from consentgate.consent import new_consent_id
+
+    counts = Counter("".join(new_consent_id() for _ in range(4000)))
+    assert len(counts) == 62
+    expected = 4000 * 22 / 62
+    assert all(abs(n - expected) < expected * 0.15 for n in counts.values()), counts

@@ -265,3 +265,31 @@ async def test_purge_drops_a_whole_expired_partition(pg_url: str) -> None:
             assert acked.chain_seq == 1  # its segment went on: no failed batch
         result = await verify_store(store, KEYS)
         assert result.ok and result.checked == 3
+
+
+def test_copy_text_parsing_refuses_what_it_cannot_read() -> None:
+    """The COPY reader: escapes undone, types restored, a short row or a cut-off
+    line is an error rather than a shifted export."""
+    from consentgate.store.postgres_copy import parse_copy_text
+    from consentgate.store.records import EXPORT_COLUMNS
+
+    def line(**values: str) -> str:
+        cells = []
+        for name in EXPORT_COLUMNS:
+            default = "7" if name in ("seq", "chain_seq") else "x"
+            if name in ("necessary", "preferences", "statistics", "marketing", "unclassified"):
+                default = "t"
+            if name in ("gpc", "erased"):
+                default = "f"
+            cells.append(values.get(name, default))
+        return "\t".join(cells) + "\n"
+
+    (row,) = parse_copy_text(line(user_agent="a\\tb\\nc\\\\d\\\\N", seq="42"))
+    by_name = dict(zip(EXPORT_COLUMNS, row, strict=True))
+    assert by_name["user_agent"] == "a\tb\nc\\d\\N"
+    assert by_name["seq"] == 42 and by_name["necessary"] is True and by_name["gpc"] is False
+    assert parse_copy_text("") == []
+    with pytest.raises(ValueError, match="whole lines"):
+        parse_copy_text(line()[:-1])
+    with pytest.raises(ValueError, match="columns"):
+        parse_copy_text(line() + "1\t2\n")

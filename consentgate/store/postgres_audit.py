@@ -12,7 +12,8 @@ Mixed into :class:`~consentgate.store.postgres.PostgresStore`.
   so purge and erase ``VACUUM`` the partitions they touched; a dropped partition's
   files are unlinked. (Page bytes of vacuumed rows may survive until the space is
   reused, and in WAL segments until they are recycled — see docs/deploy.md.)
-* **Exports** stream through a server-side cursor in one read-only snapshot.
+* **Exports** stream through ``COPY (SELECT …) TO STDOUT`` in one read-only snapshot
+  (:mod:`.postgres_copy`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from .base import (
     LogSnapshot,
     PurgeCheckpoint,
 )
+from .postgres_copy import copy_rows
 from .postgres_schema import (
     EVENTS,
     PARTITION_LOCK,
@@ -128,19 +130,13 @@ class PostgresAuditMixin:
         if max_seq is not None:
             args.append(max_seq)
             clause += (" AND " if clause else " WHERE ") + f"seq <= ${len(args)}"
+        query = f"SELECT {EXPORT_SELECT} FROM {EVENTS}{clause} ORDER BY seq"
         async with (
             self.pool().acquire() as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
-            cursor = await conn.cursor(
-                f"SELECT {EXPORT_SELECT} FROM {EVENTS}{clause} ORDER BY seq", *args
-            )
-            while True:
-                records = await cursor.fetch(batch)
-                if records:
-                    yield [tuple(r) for r in records]
-                if len(records) < batch:
-                    return
+            async for rows in copy_rows(conn, query, args, batch):
+                yield rows
 
     async def purge_checkpoints(self) -> list[PurgeCheckpoint]:
         rows = await self.pool().fetch(
