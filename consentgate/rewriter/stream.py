@@ -116,6 +116,8 @@ class StreamRewriter(TagHandling):
         self._meta_nonce: str | None = None
         self._data = b""
         self._buf = b""
+        self._parts: list[bytes] = []  # chunks of a held script not yet joined to _buf
+        self._parts_len = 0
         self._pos = 0  # scan position inside _buf
         self._hold = -1  # start of a held script start tag inside _buf, or -1
         self._state = SNIFF
@@ -166,6 +168,15 @@ class StreamRewriter(TagHandling):
         ):
             self._buf += chunk  # the held tag cannot be complete yet
             return b""
+        if (
+            self._hold == 0
+            and self._state == SCRIPT
+            and self._ns_cut is None
+            and self._extend_held_script(chunk)
+        ):
+            return b""
+        if self._parts:
+            self._join_parts()
         data = self._buf + chunk if self._buf else bytes(chunk)
         # the C path keeps at most this much of an unfinished construct: re-reading it
         # at each feed stays linear (amortized over the chunks) and memory bounded
@@ -175,11 +186,56 @@ class StreamRewriter(TagHandling):
     def finish(self) -> bytes:
         if self._finished:
             return b""
+        if self._parts:
+            self._join_parts()
         out = self._process(self._buf, final=True)
         self._finished = True
         if self._pending and self._seen:
             out += self._snippet_bytes(None)
         return out
+
+    def _extend_held_script(self, chunk: bytes) -> bool:
+        """A held inline script (its start tag at the buffer's start) continues: look for
+        its end in the chunk alone (plus the few bytes a ``</script`` may straddle). If
+        it is not there and the script stays within ``script_cap``, keep the chunk aside
+        and return True: ``_buf + parts`` is joined once, when the script ends, instead
+        of copying the growing buffer at every feed."""
+        size = len(self._buf) + self._parts_len
+        if size + len(chunk) - self._content > self._script_cap:
+            return False
+        start = self._pos  # resume point: at most 9 bytes before the end
+        local = self._tail_from(start, size) + chunk
+        esc = self._esc
+        end = self._script_end(local, 0)
+        if end >= 0:
+            self._esc = esc  # found: the ordinary path reads it again from _pos
+            return False
+        self.steps += 1
+        self._parts.append(chunk)
+        self._parts_len += len(chunk)
+        self._pos = start + max(-end - 1, len(local) - 9)
+        return True
+
+    def _tail_from(self, start: int, size: int) -> bytes:
+        """``(_buf + parts)[start:]`` (a few bytes) without joining everything."""
+        need = size - start
+        if need <= 0:
+            return b""
+        pieces: list[bytes] = []
+        got = 0
+        for part in reversed(self._parts):
+            pieces.append(part)
+            got += len(part)
+            if got >= need:
+                break
+        else:
+            pieces.append(self._buf)
+        return b"".join(reversed(pieces))[-need:]
+
+    def _join_parts(self) -> None:
+        self._buf += b"".join(self._parts)
+        self._parts = []
+        self._parts_len = 0
 
     # -- driver --------------------------------------------------------------------------
     def _process(self, data: bytes, final: bool) -> bytes:
