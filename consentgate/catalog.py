@@ -20,8 +20,10 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import html
+import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -106,6 +108,8 @@ class Catalog:
     #: The literals of ``_anchor``: an inline script holding none matches no service
     inline_anchors: tuple[bytes, ...] = field(default=(), repr=False)
     _url_cache: dict[bytes, str | None] = field(default_factory=dict, repr=False)
+    #: ``_anchor``'s matches as (start, end) spans, in C when the accelerator is compiled
+    _find_anchors: Callable[[bytes], list[tuple[int, int]]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         labels: set[str] = set()
@@ -133,6 +137,7 @@ class Catalog:
             self.inline_anchors = tuple(sorted(by_anchor))
             self._by_anchor = by_anchor
             self._anchor = re.compile(b"|".join(re.escape(a) for a in sorted(by_anchor)))
+            self._find_anchors = _literal_finder(self.inline_anchors)
         # Lower-case literals searched in a lower-cased tag: "oogle" also catches
         # "%67oogle"; "&#" and a backslash flag obfuscated URLs for a full look.
         words = {label.lower()[1:] if len(label) > 5 else label.lower() for label in labels}
@@ -194,9 +199,11 @@ class Catalog:
         if hit is not None:
             return list(hit)
         seen: dict[str, Service] = {}
-        for a in self._anchor.finditer(text):
-            start, end = max(0, a.start() - _WINDOW), a.end() + _WINDOW
-            for regex, svc in self._by_anchor[a.group()]:
+        find = self._find_anchors
+        spans = find(text) if find else [m.span() for m in self._anchor.finditer(text)]
+        for a_start, a_end in spans:
+            start, end = max(0, a_start - _WINDOW), a_end + _WINDOW
+            for regex, svc in self._by_anchor[bytes(text[a_start:a_end])]:
                 if svc.id not in seen and regex.search(text, start, end):
                     seen[svc.id] = svc
         found = sorted(seen.values(), key=lambda s: CATEGORY_RANK[s.category], reverse=True)
@@ -228,6 +235,23 @@ class Catalog:
 
 
 _WINDOW = 256  # bytes around an anchor hit in which the full signatures are tried
+
+
+def _literal_finder(words: tuple[bytes, ...]) -> Callable[[bytes], list[tuple[int, int]]] | None:
+    """``re.finditer`` of an alternation of literal words, compiled (the rewriter's C
+    accelerator), or None: pure Python (not compiled, or CONSENTGATE_PURE_PYTHON=1)."""
+    if os.environ.get("CONSENTGATE_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from .rewriter._speedups import Literals
+    except ImportError:
+        return None
+    try:
+        return Literals(words).finditer
+    except ValueError:  # an empty word: leave it to the regular expression
+        return None
+
+
 _CACHE_SIZE = 4096
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 
 import pytest
@@ -199,3 +200,45 @@ def test_c_tables_match_python() -> None:
     assert tables["FOREIGN_BREAKOUT"] == set(grammar.FOREIGN_BREAKOUT)
     assert tables["RAWTEXT_NAMES"] == set(tags._RAWTEXT_NAMES)
     assert tables["URL_ELEMENTS"] == set(elements.URL_ATTRS)
+
+
+words = st.lists(st.binary(min_size=1, max_size=4), min_size=1, max_size=6, unique=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    words, st.lists(st.sampled_from([b"a", b"b", b"ab", b"ba", b"\x00", b"A", b"-"]), max_size=30)
+)
+def test_literals_find_what_the_alternation_finds(ws: list[bytes], parts: list[bytes]) -> None:
+    """Catalog.match_inline's anchor scan in C: re.finditer's spans, exactly."""
+    if not stream.speedups_available():
+        return
+    from consentgate.rewriter import _speedups
+
+    text = b"".join(parts) + b"".join(ws)
+    regex = re.compile(b"|".join(re.escape(w) for w in ws))
+    assert _speedups.Literals(ws).finditer(text) == [m.span() for m in regex.finditer(text)]
+
+
+def test_catalog_anchor_scan_on_corpus_scripts() -> None:
+    catalog = load_catalog(None)
+    assert catalog._anchor is not None
+    if stream.speedups_available() and stream.SPEEDUPS:
+        assert catalog._find_anchors is not None
+    for page in PAGES[:40]:
+        for m in re.finditer(rb"<script[^>]*>(.*?)</script", page.read_bytes(), re.S):
+            text = m.group(1)
+            spans = [a.span() for a in catalog._anchor.finditer(text)]
+            if catalog._find_anchors is not None:
+                assert catalog._find_anchors(text) == spans
+            assert catalog.match_inline(text, cache=False) == _regex_match_inline(catalog, text)
+
+
+def _regex_match_inline(catalog: object, text: bytes) -> list[object]:
+    """match_inline with the regular-expression anchor scan (the reference)."""
+    saved = catalog._find_anchors  # type: ignore[attr-defined]
+    catalog._find_anchors = None  # type: ignore[attr-defined]
+    try:
+        return catalog.match_inline(text, cache=False)  # type: ignore[attr-defined]
+    finally:
+        catalog._find_anchors = saved  # type: ignore[attr-defined]

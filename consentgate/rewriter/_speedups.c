@@ -350,6 +350,7 @@ typedef struct {
     unsigned char **words; /* lower-case bytes */
     Py_ssize_t *lens;
     Py_ssize_t *next;      /* next word with the same first byte, or -1 */
+    Py_ssize_t *order;     /* the word's index in the sequence given */
     Py_ssize_t head[256];  /* first word starting with the byte, or -1 */
     unsigned char pair[65536 / 8];
     int always;            /* an empty word matches everywhere */
@@ -364,6 +365,8 @@ hint_free(Hint *h)
     PyMem_Free(h->words);
     PyMem_Free(h->lens);
     PyMem_Free(h->next);
+    PyMem_Free(h->order);
+    h->order = NULL;
     h->words = NULL;
     h->lens = NULL;
     h->next = NULL;
@@ -386,7 +389,8 @@ hint_init(Hint *h, PyObject *seq, int fold)
     h->words = PyMem_Calloc((size_t)count + 1, sizeof(unsigned char *));
     h->lens = PyMem_Calloc((size_t)count + 1, sizeof(Py_ssize_t));
     h->next = PyMem_Calloc((size_t)count + 1, sizeof(Py_ssize_t));
-    if (h->words == NULL || h->lens == NULL || h->next == NULL) {
+    h->order = PyMem_Calloc((size_t)count + 1, sizeof(Py_ssize_t));
+    if (h->words == NULL || h->lens == NULL || h->next == NULL || h->order == NULL) {
         Py_DECREF(fast);
         PyErr_NoMemory();
         return -1;
@@ -418,6 +422,7 @@ hint_init(Hint *h, PyObject *seq, int fold)
         Py_ssize_t id = h->nwords++;
         h->words[id] = copy;
         h->lens[id] = len;
+        h->order[id] = k;
         h->next[id] = h->head[copy[0]];
         h->head[copy[0]] = id;
         if (len >= 2) {
@@ -1488,6 +1493,100 @@ static PyTypeObject ScannerType = {
     .tp_methods = Scanner_methods,
 };
 
+/* ---- Literals: re.finditer for an alternation of literal words ---------------------- */
+
+/*
+ * Literals(words).finditer(text) -> [(start, end), ...]: the matches of the regular
+ * expression b"|".join(map(re.escape, words)) as re.finditer finds them (leftmost, the
+ * first word in `words` order at a position, non-overlapping). Catalog.match_inline's
+ * anchor scan: Python's regex engine tries every alternative at every position.
+ */
+typedef struct {
+    PyObject_HEAD
+    Hint hint;
+} Literals;
+
+static int
+Literals_init(Literals *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"words", NULL};
+    PyObject *words;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O", kwlist, &words))
+        return -1;
+    hint_free(&self->hint);
+    if (hint_init(&self->hint, words, 0) < 0)
+        return -1;
+    if (self->hint.always) {
+        PyErr_SetString(PyExc_ValueError, "an empty word matches everywhere");
+        return -1;
+    }
+    return 0;
+}
+
+static void
+Literals_dealloc(Literals *self)
+{
+    hint_free(&self->hint);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+Literals_finditer(Literals *self, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const Hint *h = &self->hint;
+    const unsigned char *d = view.buf;
+    Py_ssize_t n = view.len;
+    PyObject *out = PyList_New(0);
+    for (Py_ssize_t i = 0; out != NULL && i < n;) {
+        unsigned int c0 = d[i];
+        if (h->head[c0] < 0 ||
+            (i + 1 < n && !(h->pair[(c0 << 8 | d[i + 1]) >> 3] & (1u << (d[i + 1] & 7))))) {
+            i++;
+            continue;
+        }
+        /* the word listed first wins among those matching here (regex alternation) */
+        Py_ssize_t best = -1;
+        for (Py_ssize_t k = h->head[c0]; k >= 0; k = h->next[k]) {
+            Py_ssize_t len = h->lens[k];
+            if (n - i >= len && memcmp(d + i, h->words[k], (size_t)len) == 0 &&
+                (best < 0 || h->order[k] < h->order[best]))
+                best = k;
+        }
+        if (best < 0) {
+            i++;
+            continue;
+        }
+        PyObject *span = Py_BuildValue("(nn)", i, i + h->lens[best]);
+        if (span == NULL || PyList_Append(out, span) < 0)
+            Py_CLEAR(out);
+        Py_XDECREF(span);
+        i += h->lens[best];
+    }
+    PyBuffer_Release(&view);
+    return out;
+}
+
+static PyMethodDef Literals_methods[] = {
+    {"finditer", (PyCFunction)Literals_finditer, METH_O,
+     "finditer(text) -> [(start, end)]: the matches of the alternation of the words"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject LiteralsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "consentgate.rewriter._speedups.Literals",
+    .tp_basicsize = sizeof(Literals),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Literals(words): find an alternation of literal byte strings",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Literals_init,
+    .tp_dealloc = (destructor)Literals_dealloc,
+    .tp_methods = Literals_methods,
+};
+
 static PyMethodDef module_methods[] = {
     {"tables", tables, METH_NOARGS, "The C copies of the rewriter's Python tables."},
     {NULL, NULL, 0, NULL},
@@ -1513,6 +1612,16 @@ PyInit__speedups(void)
     Py_INCREF(&ScannerType);
     if (PyModule_AddObject(m, "Scanner", (PyObject *)&ScannerType) < 0) {
         Py_DECREF(&ScannerType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (PyType_Ready(&LiteralsType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&LiteralsType);
+    if (PyModule_AddObject(m, "Literals", (PyObject *)&LiteralsType) < 0) {
+        Py_DECREF(&LiteralsType);
         Py_DECREF(m);
         return NULL;
     }
