@@ -40,7 +40,10 @@ _SETTINGS_FILE = "settings.pickle"
 
 
 def _uvicorn_options(settings: Settings) -> dict[str, object]:
+    from .corked import protocol_class
+
     return {
+        "http": protocol_class(),  # one write per response (see consentgate/corked.py)
         "host": settings.host,
         "port": settings.port,
         "log_level": "info",

@@ -137,3 +137,14 @@ def test_page_streams_while_the_upstream_holds_back_the_rest(
         upstream.open_gate()
     assert body == full
     assert active_ga_scripts(body) == []
+
+
+def test_undecided_visitors_snippet_follows_their_language_and_gpc(proxy: str) -> None:
+    # the snippet of undecided visitors is built once per language/region/GPC: never
+    # one visitor's for another
+    for _ in range(2):
+        de = get(proxy, f"/pages/{PAGE}", headers={"Accept-Language": "de"}).content
+        en = get(proxy, f"/pages/{PAGE}", headers={"Accept-Language": "en"}).content
+        gpc = get(proxy, f"/pages/{PAGE}", headers={"Accept-Language": "en", "Sec-GPC": "1"})
+        assert b"&amp;l=de&amp;" in de and b"&amp;l=en&amp;" in en
+        assert b" data-gpc" in gpc.content and b" data-gpc" not in en

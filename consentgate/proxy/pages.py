@@ -27,7 +27,7 @@ from .cache import PageRun, RewriteCache, UnsafePage
 from .client import UpstreamError, UpstreamResponse
 from .encoding import CODINGS, DecodeError, Decoder, Encoder, decoder_for, encoder_for
 from .headers import merge_vary
-from .rewrite import PageRewriter, make_rewriter, page_inputs, page_snippet
+from .rewrite import PageRewriter, SnippetCache, make_rewriter, page_inputs
 
 __all__ = ["HOLD_SECONDS", "REENCODE", "PageWriter", "error_page", "header", "stream_body"]
 
@@ -128,6 +128,8 @@ class PageWriter:
     def __init__(self, runtime: Any, cache: RewriteCache | None) -> None:
         self.runtime = runtime
         self.cache = cache
+        self.snippets = SnippetCache(runtime)
+        self._counters: dict[str, Any] = {}  # site id -> its rewrites counter
 
     async def serve(
         self,
@@ -147,7 +149,7 @@ class PageWriter:
             else:
                 await error_page(send, 502, "Bad Gateway", _UNSAFE)
             return
-        snippet = page_snippet(self.runtime, site, decision, request_headers)
+        snippet = self.snippets.get(site, decision, request_headers)
         charset, nonce = page_inputs(resp.headers)
         key = None
         if self.cache is not None and status == 200:
@@ -156,7 +158,10 @@ class PageWriter:
         def make(snip: Any) -> PageRewriter:
             return make_rewriter(site, decision, snip, charset, nonce)
 
-        self.runtime.metrics.rewrites.labels(site=site.id).inc()
+        counter = self._counters.get(site.id)
+        if counter is None:
+            counter = self._counters[site.id] = self.runtime.metrics.rewrites.labels(site=site.id)
+        counter.inc()
         run = PageRun(self.cache, key, make, snippet)
         try:
             await self._stream(send, site, decision, status, codecs, resp, run)

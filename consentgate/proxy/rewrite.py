@@ -12,7 +12,14 @@ from typing import Any, Protocol
 from ..config import Site
 from ..regions import Decision
 
-__all__ = ["PageRewriter", "Snippet", "make_rewriter", "page_inputs", "page_snippet"]
+__all__ = [
+    "PageRewriter",
+    "Snippet",
+    "SnippetCache",
+    "make_rewriter",
+    "page_inputs",
+    "page_snippet",
+]
 
 log = logging.getLogger("consentgate.proxy")
 
@@ -92,3 +99,50 @@ def page_snippet(
     except ImportError:
         return None
     return head_snippet(runtime, site, decision.consent, headers, decision)
+
+
+class SnippetCache:
+    """Banner snippets of visitors who have not decided, by everything they depend on.
+
+    Without a consent the snippet is the same for every visitor with the same site,
+    ``Accept-Language``, region, regime and GPC signal, so it is built once (and rendered
+    once per CSP nonce); a visitor with a consent gets their own (it carries their
+    consent state). Bounded: emptied when ``size`` keys are held.
+    """
+
+    def __init__(self, runtime: Any, size: int = 512) -> None:
+        self.runtime = runtime
+        self.size = size
+        self._entries: dict[tuple[object, ...], Snippet | None] = {}
+
+    def get(
+        self, site: Site, decision: Decision, headers: list[tuple[bytes, bytes]]
+    ) -> Snippet | None:
+        if decision.consent is not None:
+            return page_snippet(self.runtime, site, decision, headers)
+        languages = tuple(v for n, v in headers if n == b"accept-language")
+        key = (site.id, languages, decision.region, decision.regime, decision.gpc)
+        try:
+            return self._entries[key]
+        except KeyError:
+            pass
+        snippet = page_snippet(self.runtime, site, decision, headers)
+        found = _rendered_once(snippet) if snippet is not None else None
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[key] = found
+        return found
+
+
+def _rendered_once(snippet: Snippet) -> Snippet:
+    rendered: dict[str | None, bytes] = {}
+
+    def render(nonce: str | None) -> bytes:
+        found = rendered.get(nonce)
+        if found is None:
+            if len(rendered) >= 16:  # nonces differ per page view: do not grow
+                return snippet(nonce)
+            found = rendered[nonce] = snippet(nonce)
+        return found
+
+    return render

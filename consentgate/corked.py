@@ -1,0 +1,112 @@
+"""uvicorn's httptools protocol with one socket write per response instead of two.
+
+uvicorn writes a response's status line and headers the moment the app sends
+``http.response.start``, and the body with the next message: two ``send`` syscalls per
+response (on loopback each one also runs the receiver's TCP path). Here the transport
+holds a small write (a head) until the next write, which then goes out together with it
+in one ``writelines`` (one ``writev``), or until the end of the current event-loop
+iteration, whichever comes first. Nothing is reordered and nothing waits for I/O.
+
+Used by ``consentgate serve`` (:mod:`.server`); falls back to uvicorn's default when
+httptools is not installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+__all__ = ["HOLD_MAX", "CorkedTransport", "protocol_class"]
+
+#: Writes up to this size are held for the next write (response heads are smaller).
+HOLD_MAX = 16 * 1024
+
+
+class CorkedTransport:
+    """Wraps an asyncio transport; holds one small write for the next (see module)."""
+
+    __slots__ = ("_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.writelines((held, data))
+        elif 0 < len(data) <= HOLD_MAX and not self._transport.is_closing():
+            self._held = bytes(data)
+            self._loop.call_soon(self.flush)
+        else:
+            self._transport.write(data)
+
+    def writelines(self, chunks: Any) -> None:
+        self.flush()
+        self._transport.writelines(chunks)
+
+    def flush(self) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
+    def abort(self) -> None:
+        self._held = None
+        self._transport.abort()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + len(self._held or b"")
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
+
+    def pause_reading(self) -> None:
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._transport.resume_reading()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.flush()
+        self._transport.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._transport.get_protocol()
+
+    def __getattr__(self, name: str) -> Any:  # anything else: the real transport's
+        return getattr(self._transport, name)
+
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # pragma: no cover - httptools comes with uvicorn[standard]
+    HttpToolsProtocol = None  # type: ignore[assignment,misc]
+
+
+def protocol_class() -> type[asyncio.Protocol] | str:
+    """uvicorn's ``http=`` option: the corked httptools protocol, or ``"auto"``."""
+    return "auto" if HttpToolsProtocol is None else CorkedHttpToolsProtocol
+
+
+if HttpToolsProtocol is not None:
+
+    class CorkedHttpToolsProtocol(HttpToolsProtocol):
+        """Module level, so ``--workers`` can hand it to its worker processes."""
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            corked = CorkedTransport(transport, asyncio.get_running_loop())
+            super().connection_made(corked)  # type: ignore[arg-type]
