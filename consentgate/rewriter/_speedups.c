@@ -276,27 +276,37 @@ rawtext_end(const unsigned char *d, Py_ssize_t p, Py_ssize_t n, const char *name
  * the script data starting at p, or -1 if the buffer does not hold it. Follows the
  * escaped / double-escaped states (grammar.SCRIPT_EVENT and friends).
  */
+enum { ESC_NONE, ESC_ESCAPED, ESC_DOUBLE }; /* stream._ESC_NONE, _ESC, _ESC_DOUBLE */
+
+/*
+ * StreamRewriter._script_end for an HTML script: the offset of the "</script" that ends
+ * the script data at p, or -1 if the buffer does not hold it. Follows the escaped /
+ * double-escaped states (grammar.SCRIPT_EVENT and friends) from *esc; when not found,
+ * *esc and *resume are where the search of the current state began (the Python
+ * function's ``-1 - pos``), so a caller can resume there with more input.
+ */
 static Py_ssize_t
-script_end(const unsigned char *d, Py_ssize_t p, Py_ssize_t n)
+script_end_from(const unsigned char *d, Py_ssize_t p, Py_ssize_t n, int *esc,
+                Py_ssize_t *resume)
 {
-    enum { NONE, ESC, DOUBLE } esc = NONE;
-    while (p < n) {
-        if (esc == NONE) { /* SCRIPT_EVENT: <!-- or </script+delim */
-            const unsigned char *lt = memchr(d + p, '<', (size_t)(n - p));
-            if (lt == NULL)
-                return -1;
-            Py_ssize_t i = lt - d;
-            if (i + 3 < n && d[i + 1] == '!' && d[i + 2] == '-' && d[i + 3] == '-') {
-                esc = ESC;
-                p = i + 2; /* the dashes of <!-- count towards --> */
+    for (;;) {
+        *resume = p;
+        if (*esc == ESC_NONE) { /* SCRIPT_EVENT: <!-- or </script+delim */
+            Py_ssize_t i = p;
+            for (;;) {
+                const unsigned char *lt = i < n ? memchr(d + i, '<', (size_t)(n - i)) : NULL;
+                if (lt == NULL)
+                    return -1;
+                i = lt - d;
+                if (i + 3 < n && d[i + 1] == '!' && d[i + 2] == '-' && d[i + 3] == '-')
+                    break;
+                if (i + 1 < n && d[i + 1] == '/' && starts_ci(d, i + 2, n, "script", 6) &&
+                    delim_at(d, i + 8, n))
+                    return i;
+                i++;
             }
-            else if (i + 1 < n && d[i + 1] == '/' && starts_ci(d, i + 2, n, "script", 6) &&
-                     delim_at(d, i + 8, n)) {
-                return i;
-            }
-            else {
-                p = i + 1;
-            }
+            *esc = ESC_ESCAPED;
+            p = i + 2; /* the dashes of <!-- count towards --> */
             continue;
         }
         /* ESC: "-->" | "<" "/"? "script" delim;  DOUBLE: "-->" | "</script" delim */
@@ -309,7 +319,7 @@ script_end(const unsigned char *d, Py_ssize_t p, Py_ssize_t n)
             }
             else if (c == '<') {
                 int slash = i + 1 < n && d[i + 1] == '/';
-                if (esc == DOUBLE && !slash)
+                if (*esc == ESC_DOUBLE && !slash)
                     continue;
                 if (starts_ci(d, i + 1 + slash, n, "script", 6) &&
                     delim_at(d, i + 7 + slash, n))
@@ -319,21 +329,54 @@ script_end(const unsigned char *d, Py_ssize_t p, Py_ssize_t n)
         if (i >= n)
             return -1;
         if (d[i] == '-') { /* --> back to script data */
-            esc = NONE;
+            *esc = ESC_NONE;
             p = i + 3;
         }
-        else if (esc == ESC) {
+        else if (*esc == ESC_ESCAPED) {
             if (d[i + 1] == '/')
                 return i;
-            esc = DOUBLE;
+            *esc = ESC_DOUBLE;
             p = i + 8; /* after "<script" and its delimiter */
         }
         else {
-            esc = ESC;
+            *esc = ESC_ESCAPED;
             p = i + 9; /* after "</script" and its delimiter */
         }
     }
-    return -1;
+}
+
+/* script_end_from in script data from the start. */
+static Py_ssize_t
+script_end(const unsigned char *d, Py_ssize_t p, Py_ssize_t n)
+{
+    int esc = ESC_NONE;
+    Py_ssize_t resume;
+    return script_end_from(d, p, n, &esc, &resume);
+}
+
+/* _speedups.script_end(data, pos, esc) -> (end or -1 - resume, esc): the C version of
+ * StreamRewriter._script_end for an HTML script (the held-script path in Python). */
+static PyObject *
+py_script_end(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "script_end(data: bytes, pos: int, esc: int)");
+        return NULL;
+    }
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    long esc = PyLong_AsLong(args[2]);
+    if (PyErr_Occurred())
+        return NULL;
+    Py_ssize_t n = PyBytes_GET_SIZE(args[0]);
+    if (pos < 0 || pos > n || esc < ESC_NONE || esc > ESC_DOUBLE) {
+        PyErr_SetString(PyExc_ValueError, "script_end(): argument out of range");
+        return NULL;
+    }
+    int state = (int)esc;
+    Py_ssize_t resume;
+    Py_ssize_t end = script_end_from((const unsigned char *)PyBytes_AS_STRING(args[0]), pos,
+                                     n, &state, &resume);
+    return Py_BuildValue("(ni)", end >= 0 ? end : -1 - resume, state);
 }
 
 /* ---- the hint pre-check ------------------------------------------------------------ */
@@ -587,6 +630,8 @@ typedef struct {
 /* One run over a buffer: the state shared by the helpers below. */
 typedef struct {
     Scanner *sc;
+    PyObject *data;        /* the bytes scanned */
+    PyObject *view;        /* memoryview(data) once text before an edit is output */
     const unsigned char *d;
     Py_ssize_t n;
     Py_ssize_t emit;       /* StreamRewriter._emit */
@@ -700,9 +745,12 @@ run_edit(Run *r, Py_ssize_t start, Py_ssize_t end, PyObject *replacement)
         }
         Py_DECREF(t);
     }
-    if (start > r->emit) {
-        PyObject *text =
-            PyBytes_FromStringAndSize((const char *)r->d + r->emit, start - r->emit);
+    if (start > r->emit) { /* the text before: a view, copied once by the final join */
+        if (r->view == NULL && (r->view = PyMemoryView_FromObject(r->data)) == NULL) {
+            Py_DECREF(replacement);
+            return -1;
+        }
+        PyObject *text = PySequence_GetSlice(r->view, r->emit, start);
         if (text == NULL || PyList_Append(r->out, text) < 0) {
             Py_XDECREF(text);
             Py_DECREF(replacement);
@@ -1372,6 +1420,8 @@ Scanner_run(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
     }
     Run r;
     r.sc = self;
+    r.data = data;
+    r.view = NULL;
     r.d = (const unsigned char *)PyBytes_AS_STRING(data);
     r.n = PyBytes_GET_SIZE(data);
     Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
@@ -1401,8 +1451,10 @@ Scanner_run(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
         }
         pos = lt - r.d;
         Py_ssize_t next = step(&r, &top, pos, r.n);
-        if (next == ERROR)
+        if (next == ERROR) {
+            Py_XDECREF(r.view);
             return NULL;
+        }
         if (next < 0) { /* left to Python, from this '<' on */
             incomplete = next == INCOMPLETE;
             break;
@@ -1410,6 +1462,7 @@ Scanner_run(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
         pos = next;
         constructs++;
     }
+    Py_XDECREF(r.view);
     return Py_BuildValue("(nnni)", pos, r.emit, constructs, incomplete);
 }
 
@@ -1588,6 +1641,8 @@ static PyTypeObject LiteralsType = {
 };
 
 static PyMethodDef module_methods[] = {
+    {"script_end", (PyCFunction)(void (*)(void))py_script_end, METH_FASTCALL,
+     "script_end(data, pos, esc) -> (end or -1 - resume, esc)"},
     {"tables", tables, METH_NOARGS, "The C copies of the rewriter's Python tables."},
     {NULL, NULL, 0, NULL},
 };

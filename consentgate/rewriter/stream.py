@@ -150,6 +150,7 @@ class StreamRewriter(TagHandling):
         use_c = SPEEDUPS if speedups is None else speedups and _speedups is not None
         fast = use_c and self._active and on_token is None and switch_states and self._ns_views
         self._fast = _scanner(policy) if fast else None
+        self._c_script_end = _speedups.script_end if use_c else None
         self._wait_limit = 0
 
     # -- public API ---------------------------------------------------------------------
@@ -261,8 +262,8 @@ class StreamRewriter(TagHandling):
             self._finish_states(data)
             pos = n
         keep = pos if self._hold < 0 else min(pos, self._hold)
-        if keep > self._emit:
-            out.append(data[self._emit : keep])
+        if keep > self._emit:  # a view when joined with more pieces: one copy, not two
+            out.append(memoryview(data)[self._emit : keep] if out else data[self._emit : keep])
         self._buf = data[keep:]
         self._pos = pos - keep
         self._base += keep
@@ -496,6 +497,9 @@ class StreamRewriter(TagHandling):
         if self._script_foreign:
             m = g.rawtext_end(b"script").search(data, pos)
             return m.start() if m else -1 - pos
+        if self._c_script_end is not None and type(data) is bytes:
+            end, self._esc = self._c_script_end(data, pos, self._esc)
+            return end
         while True:
             if self._esc == _ESC_NONE:
                 m = g.SCRIPT_EVENT.search(data, pos)
