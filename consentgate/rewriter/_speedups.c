@@ -135,14 +135,6 @@ match_tag(const unsigned char *d, Py_ssize_t p, Py_ssize_t n, Py_ssize_t *name_s
     while (i < n && !ENDS_TAG_NAME(d[i]))
         i++;
     *name_end = i;
-    if (v == NULL && i < n) {
-        /* Without a quote before the next '>', every attribute reads (names and unquoted
-         * values stop at '>'), so the tag ends at that '>'. */
-        const unsigned char *gt = memchr(d + i, '>', (size_t)(n - i));
-        if (gt != NULL && memchr(d + i, '"', (size_t)(gt - d - i)) == NULL &&
-            memchr(d + i, '\'', (size_t)(gt - d - i)) == NULL)
-            return gt - d + 1;
-    }
     for (;;) {
         Py_ssize_t q = i;
         while (q < n && (IS_WS(d[q]) || d[q] == '/'))
