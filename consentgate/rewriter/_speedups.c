@@ -483,35 +483,60 @@ hint_init(Hint *h, PyObject *seq, int fold)
     return 0;
 }
 
+/* Does one of the words start at d[i] (within d[:e])? */
+static int
+words_at(const Hint *h, const unsigned char *map, const unsigned char *d, Py_ssize_t i,
+         Py_ssize_t e)
+{
+    for (Py_ssize_t k = h->head[map[d[i]]]; k >= 0; k = h->next[k]) {
+        Py_ssize_t len = h->lens[k];
+        if (e - i < len)
+            continue;
+        Py_ssize_t j = 1;
+        while (j < len && map[d[i + j]] == h->words[k][j])
+            j++;
+        if (j == len)
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * The pair-bitmap loop: each byte is loaded once, carried over as the first byte of the
+ * next pair. MAP(c) is LOWER[c] or c (two copies of the loop, no table lookup when case
+ * matters).
+ */
+#define HINT_LOOP(MAP)                                                                     \
+    do {                                                                                   \
+        unsigned int c0 = MAP(d[p]);                                                       \
+        for (Py_ssize_t i = p; i < last; i++) {                                            \
+            unsigned int c1 = MAP(d[i + 1]);                                               \
+            unsigned int key = c0 << 8 | c1;                                               \
+            c0 = c1;                                                                       \
+            if ((pair[key >> 3] & (1u << (key & 7))) && words_at(h, map, d, i, e))         \
+                return 1;                                                                  \
+        }                                                                                  \
+    } while (0)
+#define FOLD(c) LOWER[c]
+#define SAME(c) (c)
+
 /* Does d[p:e] (lower-cased if h->fold) contain one of the words? */
 static int
 hint_search(const Hint *h, const unsigned char *d, Py_ssize_t p, Py_ssize_t e)
 {
     if (h->always)
         return 1;
+    if (p >= e)
+        return 0;
     const unsigned char *map = h->fold ? LOWER : IDENTITY;
-    for (Py_ssize_t i = p; i < e; i++) {
-        unsigned int c0 = map[d[i]];
-        if (i + 1 < e) { /* one bitmap lookup rejects most positions */
-            unsigned int key = c0 << 8 | map[d[i + 1]];
-            if (!(h->pair[key >> 3] & (1u << (key & 7))))
-                continue;
-        }
-        else if (h->head[c0] < 0) {
-            continue;
-        }
-        for (Py_ssize_t k = h->head[c0]; k >= 0; k = h->next[k]) {
-            Py_ssize_t len = h->lens[k];
-            if (e - i < len)
-                continue;
-            Py_ssize_t j = 1;
-            while (j < len && map[d[i + j]] == h->words[k][j])
-                j++;
-            if (j == len)
-                return 1;
-        }
-    }
-    return 0;
+    const unsigned char *pair = h->pair;
+    const Py_ssize_t last = e - 1;
+    if (h->fold)
+        HINT_LOOP(FOLD);
+    else
+        HINT_LOOP(SAME);
+    /* the last byte: only a one-byte word can start there */
+    return h->head[map[d[last]]] >= 0 && words_at(h, map, d, last, e);
 }
 
 /* ---- element names ----------------------------------------------------------------- */
