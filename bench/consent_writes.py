@@ -1,10 +1,11 @@
 """Benchmark: acknowledged (durable) consents per second through the real HTTP API.
 
-Starts a real ``consentgate serve`` (uvicorn, one worker unless --workers) on
-loopback, drives it with CLIENTS concurrent keep-alive connections for SECONDS,
-and reports acknowledged consents/s with p50/p99 latency. In the same run it
-measures the raw ceiling of the same SQLite schema: ``sqlite3`` ``executemany`` in
-one process (WAL, synchronous=FULL), committing batches of CLIENTS rows, with the
+Starts a real ``consentgate serve`` (uvicorn; once with one worker and once with
+one worker per core unless --workers says otherwise) on loopback, drives it with
+CLIENTS concurrent keep-alive connections for SECONDS, and reports acknowledged
+consents/s with p50/p99 latency. In the same run it measures the raw ceiling of the
+same SQLite schema: ``sqlite3`` ``executemany`` in one process (WAL,
+synchronous=FULL), committing batches of CLIENTS rows, with the
 hash chain computed as the server does, and once more as one big transaction.
 
     python3 bench/consent_writes.py --seconds 10 --clients 64
@@ -292,7 +293,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="load duration (max 60)")
     parser.add_argument("--clients", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=sorted({1, os.cpu_count() or 1}),
+        help="worker processes per server; several values run one after the other "
+        "(default: 1 and one per core)",
+    )
     parser.add_argument("--nodes", type=int, default=1, help="servers on the same database")
     parser.add_argument(
         "--database",
@@ -302,15 +310,16 @@ def main() -> None:
     seconds = min(max(args.seconds, 1.0), 60.0)
     databases = ["sqlite"] + ([args.database] if args.database else [])
 
-    results: list[tuple[str, int, dict[str, float], int]] = []
+    results: list[tuple[str, int, int, dict[str, float], int]] = []
     with tempfile.TemporaryDirectory(prefix="cg-bench-") as tmp:
         for database in databases:
             # SQLite is one file on one machine: one node; PostgreSQL: --nodes nodes
             for nodes in sorted({1, args.nodes if database != "sqlite" else 1}):
-                http, stored = serve_and_load(
-                    database, nodes, args.workers, args.clients, seconds, tmp
-                )
-                results.append((database, nodes, http, stored))
+                for workers in args.workers:
+                    http, stored = serve_and_load(
+                        database, nodes, workers, args.clients, seconds, tmp
+                    )
+                    results.append((database, nodes, workers, http, stored))
         floor = http_floor(args.clients, seconds)
         raw_batch = raw_ceiling(Path(tmp) / "raw.db", args.clients, seconds)
         raw_big = raw_ceiling(Path(tmp) / "raw-big.db", 20000, min(seconds, 5.0))
@@ -318,11 +327,10 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
           f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
-    print(f"{args.clients} keep-alive clients for {seconds:.0f}s, spread over the nodes; "
-          f"{args.workers} worker(s) per node")  # fmt: skip
-    for database, nodes, http, stored in results:
+    print(f"{args.clients} keep-alive clients for {seconds:.0f}s, spread over the nodes")
+    for database, nodes, workers, http, stored in results:
         name = "SQLite (WAL, synchronous=FULL)" if database == "sqlite" else "PostgreSQL"
-        print(f"consentgate serve x{nodes}, {name}:")
+        print(f"consentgate serve x{nodes} --workers {workers}, {name}:")
         print(f"  acknowledged consents/s : {http['per_second']:8.0f}   "
               f"(p50 {http['p50_ms']:.1f} ms, p99 {http['p99_ms']:.1f} ms, "
               f"{http['acknowledged']:.0f} acknowledged, {http['errors']:.0f} errors, "
@@ -339,7 +347,7 @@ def main() -> None:
         "(same schema + chain, executemany, one COMMIT per batch)"
     )
     print(f"raw SQLite, one big tx      : {raw_big:8.0f} rows/s (batches of 20000)")
-    for _, _, http, stored in results:
+    for _, _, _, http, stored in results:
         if stored < http["acknowledged"]:
             raise SystemExit("FAIL: fewer records in the log than acknowledged")
 

@@ -37,7 +37,9 @@ from .consent import CATEGORIES, Consent
 from .errors import ApiError
 from .minify import minify_css, minify_js
 from .regions import (
+    NOTICE,
     OPT_IN,
+    OPT_OUT,
     REGIMES,
     UNKNOWN,
     Decision,
@@ -59,13 +61,16 @@ __all__ = [
 
 STATIC = Path(__file__).parent / "static" / "banner"
 YEAR = "public, max-age=31536000, immutable"
-#: The opt-in first layer's own texts, and the notice's (opt-out and notice regimes). In
-#: proxy mode the head snippet knows the visitor's regime and asks for a ``banner.js``
-#: (``r=``) without the other view's texts; script-tag mode gets both.
-OPT_IN_TEXTS = frozenset({"title", "text", "accept", "reject", "close", "gpc"})
-NOTICE_TEXTS = frozenset(
-    {"notice_title", "optout_text", "notice_text", "dnss", "gpc_honored", "ok"}
-)
+#: The first view's texts per regime (the opt-in banner, the opt-out notice, the notice),
+#: besides :data:`COMMON_TEXTS`. In proxy mode the head snippet knows the visitor's regime
+#: and asks for a ``banner.js`` (``r=``) with only its view's; script-tag mode gets all.
+VIEW_TEXTS = {
+    OPT_IN: frozenset({"title", "text", "accept", "reject", "custom", "close", "gpc"}),
+    OPT_OUT: frozenset({"notice_title", "optout_text", "gpc_honored", "dnss", "custom", "ok"}),
+    NOTICE: frozenset({"notice_title", "notice_text", "ok"}),
+}
+#: Every regime's: the privacy link, the floating controls, the error message.
+COMMON_TEXTS = frozenset({"privacy", "reopen", "withdraw", "error"})
 #: Texts only the second layer shows; they load with it (``/banner.json``), not up front.
 SECOND_LAYER_TEXTS = frozenset(
     {
@@ -83,9 +88,18 @@ SECOND_LAYER_TEXTS = frozenset(
     }
 )
 #: ``banner.json``'s texts: the second layer's, and the opt-in ones it shows too (buttons,
-#: GPC note, the close button), which a notice regime's ``banner.js`` lacks.
-DETAIL_TEXTS = SECOND_LAYER_TEXTS | OPT_IN_TEXTS - {"title", "text"}
+#: GPC note, the close button), which the other regimes' ``banner.js`` lacks.
+DETAIL_TEXTS = SECOND_LAYER_TEXTS | {"accept", "reject", "close", "gpc"}
 REVALIDATE = "public, max-age=300"
+
+
+def markup(text: str) -> str:
+    """Text as the banner inserts it, into elements and double-quoted attributes: the server
+    escapes it once so the banner carries no escaping code (``'`` stays, no template uses
+    single-quoted attributes)."""
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    )
 
 
 def cookie_patterns(site: Site) -> dict[str, list[str]]:
@@ -200,20 +214,22 @@ class BannerAssets:
         """What banner.js is called with (short keys: every byte goes to every visitor).
         The second layer's texts, categories and the cookie deletion patterns are a
         separate file (:meth:`details`), fetched on demand. With a ``regime`` the first
-        layer's texts are that regime's view only; without, both views'."""
+        layer's texts are that regime's view's only; without, every view's."""
         t = texts_for(site, lang)
         second = self.details(site, lang)
-        skip = SECOND_LAYER_TEXTS
-        if regime:
-            skip |= NOTICE_TEXTS if regime == OPT_IN else OPT_IN_TEXTS
+        keep = VIEW_TEXTS[regime] | COMMON_TEXTS if regime else None
         return {
             "a": self.prefix + "/api/consent",
-            "p": site.privacy_policy_url,
+            "p": markup(site.privacy_policy_url),
             "v": site.policy_version,
             "l": lang,
             "d": t["dir"],
             "h": banner_hash(t),
-            "t": {k: v for k, v in t["texts"].items() if k not in skip},
+            "t": {
+                k: markup(v)
+                for k, v in t["texts"].items()
+                if (k in keep if keep else k not in SECOND_LAYER_TEXTS)
+            },
             "x": f"{self.prefix}/banner.json?v={second.version}&l={lang}&site={site.id}",
         }
 
@@ -226,10 +242,13 @@ class BannerAssets:
             t = texts_for(site, lang)
             declared: dict[str, list[list[str]]] = {c: [] for c in CATEGORIES}
             for c in site.cookies:
-                declared[c.category].append([c.name, c.provider, c.description, c.expiry])
+                fields = (c.name, c.provider, c.description, c.expiry)
+                declared[c.category].append([markup(f) for f in fields])
             doc = {
-                "t": {k: v for k, v in t["texts"].items() if k in DETAIL_TEXTS},
-                "c": [[c, *t["categories"][c], declared[c]] for c in CATEGORIES],
+                "t": {k: markup(v) for k, v in t["texts"].items() if k in DETAIL_TEXTS},
+                "c": [
+                    [c, *(markup(x) for x in t["categories"][c]), declared[c]] for c in CATEGORIES
+                ],
                 "k": cookie_regexes(site),
             }
             body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()

@@ -1,4 +1,5 @@
-"""Helpers shared by the test tiers: free ports and real `consentgate serve` processes."""
+"""Helpers shared by the test tiers: free ports, real `consentgate serve` processes, and
+the browser tests' Chromium and page helpers."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx2 as httpx
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 T = TypeVar("T")
 
@@ -35,6 +39,53 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+@contextlib.contextmanager
+def chromium(*extra_args: str) -> Iterator[Browser]:
+    """Headless Debian Chromium through sync Playwright, for a module-scoped fixture (not a
+    session one: sync Playwright keeps an event loop running in this thread while it is
+    open, which would break later tests that call asyncio.run())."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def wait_until(page: Page, expression: str, timeout: float = 10.0) -> None:
+    """Poll ``expression`` in the page (works under a strict CSP, unlike wait_for_function)."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout}s: {expression}")
+        page.wait_for_timeout(50)
+
+
+def settle(page: Page, quiet: float = 0.4, timeout: float = 10.0) -> None:
+    """Wait until the page has loaded and no request was seen for ``quiet`` seconds
+    (Playwright's "networkidle" never comes for some frames swapped in by the banner)."""
+    page.wait_for_load_state("load")
+    seen: list[float] = [time.monotonic()]
+
+    def note(_: object) -> None:
+        seen.append(time.monotonic())
+
+    page.context.on("request", note)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() - seen[-1] < quiet and time.monotonic() < deadline:
+            page.wait_for_timeout(50)
+    finally:
+        page.context.remove_listener("request", note)
+
+
+def banner_button(page: Page, name: str) -> Any:
+    """The banner's button with exactly this accessible name."""
+    return page.locator("#consentgate").get_by_role("button", name=name, exact=True)
 
 
 def free_port() -> int:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
@@ -380,3 +381,18 @@ async def test_a_failing_consent_log_is_503_and_sets_no_cookie(
     assert "set-cookie" not in r.headers
     again = await client.delete(API)  # the writer survived the failure and answers again
     assert again.status_code == 503
+
+
+async def test_a_page_url_with_control_characters_is_not_stored(
+    client: httpx.AsyncClient, app: ConsentGateApp
+) -> None:
+    """A NUL in a visitor's page_url once failed the whole PostgreSQL batch (other
+    visitors' consents with it): a URL with control characters is no URL."""
+    results = await asyncio.gather(
+        client.post(API, json={"method": "reject_all", "page_url": "https://a.example/x\u0000y"}),
+        client.post(API, json={"method": "reject_all", "page_url": "https://a.example/\u001b[2J"}),
+        client.post(API, json={"method": "accept_all", "page_url": "https://a.example/ok"}),
+    )
+    assert [r.status_code for r in results] == [201, 201, 201]
+    stored = sorted(ev.page_url for ev in await events(app))
+    assert stored == ["", "", "https://a.example/ok"]

@@ -271,3 +271,51 @@ BOOLS = {"necessary", "preferences", "statistics", "marketing", "unclassified", 
 def typed(row: tuple[Any, ...]) -> tuple[Any, ...]:
     """Booleans as bool (SQLite gives 0/1), everything else as it is."""
     return tuple(bool(v) if c in BOOLS else v for c, v in zip(EXPORT_COLUMNS, row, strict=True))
+
+
+def test_json_lines_from_the_database_are_the_encoders_bytes(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Where the database writes the JSON Lines itself (SQLite's json_object), the
+    file and the manifest are exactly what the Python encoder makes of the rows."""
+    from consentgate.audit.export import ExportStats, export_stream
+    from consentgate.store import EventFilter
+
+    settings = make_settings(tmp_path, database_url)
+    fill_log(settings, 30)
+    odd = ["\u2028\u2029", "\x01\x1f\x7f", "😀 ünï €", 'q"\\/', "\b\f\n\r\t", "</script>"]
+
+    async def go() -> tuple[list[bytes], list[bytes], Any, Any]:
+        async with cli_store(settings) as store:
+            for i, text in enumerate(odd):
+                await store.append(
+                    ConsentEvent(
+                        event_id=f"odd-{i}",
+                        consent_id="odd",
+                        site_id=text,
+                        event_type="initial",
+                        method="custom",
+                        created_at=datetime.fromisoformat("2026-03-01T00:00:00.5+00:00"),
+                        granted=frozenset({"necessary", "marketing"}),
+                        policy_version=text,
+                        user_agent=text,
+                        gpc=True,
+                    )
+                )
+            outputs = []
+            for native in (True, False):
+                stats, manifests = ExportStats("jsonl"), []
+                chunks = [
+                    c
+                    async for c in export_stream(
+                        store, EventFilter(), stats, manifests, batch=7, native=native
+                    )
+                ]
+                outputs.append((chunks, manifests[0]))
+            return outputs[0][0], outputs[1][0], outputs[0][1], outputs[1][1]
+
+    native, encoded, native_manifest, encoded_manifest = asyncio.run(go())
+    assert b"".join(native) == b"".join(encoded)
+    assert native_manifest.rows == b"".join(native).count(b"\n") > len(odd)
+    for name in ("rows", "sha256", "first_seq", "last_seq", "chains", "first_created_at"):
+        assert getattr(native_manifest, name) == getattr(encoded_manifest, name), name

@@ -19,8 +19,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Route, sync_playwright
-from support import CHROMIUM, CHROMIUM_ARGS, REPO, consentgate_server, free_port
+from playwright.sync_api import Browser, BrowserContext, Page, Route
+from support import REPO, consentgate_server, free_port, settle, wait_until
+from support import banner_button as button
+from support import chromium as launch_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -43,10 +45,6 @@ WITHDRAW = "#consentgate .u"
 # The screenshots in docs/ are rewritten only on request (they differ by a pixel or two
 # between runs); every run still takes and checks them.
 UPDATE_SCREENSHOTS = os.environ.get("CONSENTGATE_UPDATE_SCREENSHOTS") == "1"
-
-
-def button(page: Page, name: str) -> Any:
-    return page.locator("#consentgate").get_by_role("button", name=name, exact=True)
 
 
 class Fakes:
@@ -78,12 +76,8 @@ class Fakes:
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    # Module scope, not session: sync Playwright keeps an event loop running in this thread
-    # while it is open, which would break later tests that call asyncio.run().
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, RESOLVE])
+    with launch_chromium(RESOLVE) as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -110,33 +104,6 @@ def visit(chromium: Browser, server: str) -> Iterator[tuple[Page, Fakes]]:
     yield page, fakes
     context.close()
     assert errors == []
-
-
-def wait_until(page: Page, expression: str, timeout: float = 10.0) -> None:
-    """Poll ``expression`` in the page (works under a strict CSP, unlike wait_for_function)."""
-    deadline = time.monotonic() + timeout
-    while not page.evaluate(expression):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still false after {timeout}s: {expression}")
-        page.wait_for_timeout(50)
-
-
-def settle(page: Page, quiet: float = 0.4, timeout: float = 10.0) -> None:
-    """Wait until the page has loaded and no request was seen for ``quiet`` seconds
-    (Playwright's "networkidle" never comes for some frames swapped in by the banner)."""
-    page.wait_for_load_state("load")
-    seen: list[float] = [time.monotonic()]
-
-    def note(_: object) -> None:
-        seen.append(time.monotonic())
-
-    page.context.on("request", note)
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() - seen[-1] < quiet and time.monotonic() < deadline:
-            page.wait_for_timeout(50)
-    finally:
-        page.context.remove_listener("request", note)
 
 
 def ga_runs(page: Page) -> tuple[int, int]:

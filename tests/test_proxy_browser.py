@@ -8,27 +8,21 @@ runs. Nothing leaves 127.0.0.1.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Browser, Page, Route
 
 from tests import support
+from tests.support import banner_button as button
+from tests.support import settle, wait_until
 from tests.upstream import Upstream, running_upstream
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 GA_HOSTS = ("googletagmanager.com", "google-analytics.com")
 FAKE_GTAG = """(function () {
   window.__fakeGaRuns = (window.__fakeGaRuns || 0) + 1;
@@ -77,32 +71,8 @@ def proxy(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+    with support.chromium() as browser:
         yield browser
-        browser.close()
-
-
-def settle(page: Page, quiet: float = 0.4, timeout: float = 10.0) -> None:
-    """Wait for the load event and then until no request was seen for ``quiet`` s."""
-    page.wait_for_load_state("load")
-    seen = [time.monotonic()]
-    page.context.on("request", lambda _: seen.append(time.monotonic()))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() - seen[-1] < quiet and time.monotonic() < deadline:
-        page.wait_for_timeout(50)
-
-
-def wait_until(page: Page, expression: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not page.evaluate(expression):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still false after {timeout}s: {expression}")
-        page.wait_for_timeout(50)
-
-
-def button(page: Page, name: str) -> Any:
-    return page.locator("#consentgate").get_by_role("button", name=name, exact=True)
 
 
 def cookies(page: Page) -> dict[str, dict[str, Any]]:

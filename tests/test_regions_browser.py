@@ -5,13 +5,12 @@ their executions; nothing leaves 127.0.0.1."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Browser, Page, Route
 
 from tests import support
 from tests.regions_shop import shop_proxy, shop_upstream
@@ -37,10 +36,8 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=support.CHROMIUM, args=support.CHROMIUM_ARGS)
+    with support.chromium() as browser:
         yield browser
-        browser.close()
 
 
 class Visit:
@@ -74,11 +71,7 @@ class Visit:
         self.wait("document.querySelector('#consentgate') !== null")
 
     def wait(self, expression: str, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.page.evaluate(expression):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"still false after {timeout}s: {expression}")
-            self.page.wait_for_timeout(50)
+        support.wait_until(self.page, expression, timeout)
 
     def runs(self) -> dict[str, Any]:
         return self.page.evaluate("({ga: window.__ga || 0, fb: window.__fb || 0})")
@@ -87,7 +80,7 @@ class Visit:
         return self.page.locator("#consentgate").get_by_role("button").all_inner_texts()
 
     def click(self, name: str) -> None:
-        self.page.locator("#consentgate").get_by_role("button", name=name, exact=True).click()
+        support.banner_button(self.page, name).click()
 
     def banner_text(self) -> str:
         return self.page.locator("#consentgate .b").inner_text()

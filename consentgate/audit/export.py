@@ -19,20 +19,28 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
-from ..store.base import ConsentStore, EventFilter
+from ..store.base import SUMMARY_COLUMNS, ConsentStore, EventFilter
 from .columns import EXPORT_COLUMNS, format_time
 from .formats import CsvEncoder, Encoder, JsonlEncoder
 from .manifest import Manifest
 
 __all__ = ["ExportStats", "encoder_for", "export_stream", "filter_json"]
 
-_CREATED = EXPORT_COLUMNS.index("created_at")
-_SEQ = EXPORT_COLUMNS.index("seq")
-_CHAIN = EXPORT_COLUMNS.index("chain_id")
-_CHAIN_SEQ = EXPORT_COLUMNS.index("chain_seq")
-_HASH = EXPORT_COLUMNS.index("hash")
-_created = itemgetter(_CREATED)
-_chain = itemgetter(_CHAIN)
+
+class _Columns:
+    """Where the manifest's inputs sit in a row (full export rows or summaries)."""
+
+    def __init__(self, columns: tuple[str, ...]) -> None:
+        self.seq = columns.index("seq")
+        self.chain = columns.index("chain_id")
+        self.chain_seq = columns.index("chain_seq")
+        self.hash = columns.index("hash")
+        self.created = itemgetter(columns.index("created_at"))
+        self.chain_of = itemgetter(self.chain)
+
+
+_FULL = _Columns(EXPORT_COLUMNS)
+_SUMMARY = _Columns(SUMMARY_COLUMNS)
 
 
 def encoder_for(fmt: str, *, bom: bool = False) -> Encoder:
@@ -71,35 +79,39 @@ class ExportStats:
     last_seq: int = 0
     chains: dict[str, dict[str, Any]] = field(default_factory=dict)
     _sha: Any = field(default_factory=hashlib.sha256)
+    #: Layout of the rows given to :meth:`add_rows`.
+    layout: _Columns = _FULL
 
     def add_bytes(self, data: bytes) -> None:
         self._sha.update(data)
         self.size += len(data)
 
     def add_rows(self, rows: list[tuple[Any, ...]]) -> None:
-        created = list(map(_created, rows))
+        at = self.layout
+        created = list(map(at.created, rows))
         lo, hi = min(created), max(created)
         if not self.rows:
             self.first_created_at, self.last_created_at = lo, hi
-            self.first_seq = rows[0][_SEQ]
+            self.first_seq = rows[0][at.seq]
         else:
             self.first_created_at = min(self.first_created_at, lo)
             self.last_created_at = max(self.last_created_at, hi)
-        self.last_seq = rows[-1][_SEQ]
+        self.last_seq = rows[-1][at.seq]
         self.rows += len(rows)
-        chains = set(map(_chain, rows))
+        chains = set(map(at.chain_of, rows))
         if len(chains) == 1:  # the usual batch: one writer's records
             self._chain(rows[0], rows[-1], len(rows))
             return
-        for cid, n in Counter(map(_chain, rows)).items():
-            mine = [r for r in rows if r[_CHAIN] == cid]
+        for cid, n in Counter(map(at.chain_of, rows)).items():
+            mine = [r for r in rows if r[at.chain] == cid]
             self._chain(mine[0], mine[-1], n)
 
     def _chain(self, first: tuple[Any, ...], last: tuple[Any, ...], n: int) -> None:
-        fresh = {"rows": 0, "first_chain_seq": first[_CHAIN_SEQ]}
-        info = self.chains.setdefault(first[_CHAIN], fresh)
+        at = self.layout
+        fresh = {"rows": 0, "first_chain_seq": first[at.chain_seq]}
+        info = self.chains.setdefault(first[at.chain], fresh)
         info["rows"] += n
-        info["last_chain_seq"], info["last_hash"] = last[_CHAIN_SEQ], last[_HASH]
+        info["last_chain_seq"], info["last_hash"] = last[at.chain_seq], last[at.hash]
 
     @property
     def sha256(self) -> str:
@@ -113,22 +125,35 @@ async def export_stream(
     manifest_out: list[Manifest],
     *,
     batch: int = 5000,
+    native: bool = True,
 ) -> AsyncIterator[bytes]:
     """Yield the file's bytes; when exhausted, append the unsigned manifest to
-    ``manifest_out`` (the caller signs it and names the file)."""
+    ``manifest_out`` (the caller signs it and names the file). JSON Lines come from
+    the database itself when the store can write them (``native``; the same bytes
+    as :class:`~.formats.JsonlEncoder`)."""
     snap = await store.snapshot()
     encoder = encoder_for(stats.fmt, bom=stats.bom)
     header = encoder.header()
     if header:
         stats.add_bytes(header)
         yield header
-    async for rows in store.iter_rows(flt, max_seq=snap.max_seq, batch=batch):
-        if not rows:
-            continue
-        data = encoder.encode(rows)
-        stats.add_rows(rows)
-        stats.add_bytes(data)
-        yield data
+    if stats.fmt == "jsonl" and store.native_json_lines and native:
+        stats.layout = _SUMMARY
+        async for summary, text in store.iter_json_lines(flt, max_seq=snap.max_seq, batch=batch):
+            if not summary:
+                continue
+            data = text.encode("utf-8")
+            stats.add_rows(summary)
+            stats.add_bytes(data)
+            yield data
+    else:
+        async for rows in store.iter_rows(flt, max_seq=snap.max_seq, batch=batch):
+            if not rows:
+                continue
+            data = encoder.encode(rows)
+            stats.add_rows(rows)
+            stats.add_bytes(data)
+            yield data
     manifest_out.append(
         Manifest(
             file="",

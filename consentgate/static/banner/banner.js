@@ -10,8 +10,10 @@
 //   data-cm     Consent Mode default already pushed inline
 //   data-gpc    the request carried Sec-GPC: 1
 //   data-regime opt-out | notice (absent: opt-in); script-tag mode: the API's Consentgate-Regime
-// Short names: W window, D document, T texts (HTML-escaped), R regime, K categories and
-// P cookie patterns (both from the second layer's file), L that file's promise.
+// Every string in the config and the second layer's file comes HTML-escaped from the server
+// (so the banner carries no escaping code); consent ids are base-62 digits.
+// Short names: W window, D document, T texts, R regime, K categories and P cookie patterns
+// (both from the second layer's file), L that file's promise.
 ((C, S) => {
 const W = window, D = document, me = D.currentScript, T = {}
 const at = n => me?.getAttribute(n)
@@ -25,9 +27,7 @@ let R = at('data-regime') || 'opt-in'
 const ids = ['necessary', 'preferences', 'statistics', 'marketing', 'unclassified']
 // other consent managers' names (vanilla-cookieconsent: analytics, ads, functionality, ...)
 const alias = c => /^(anal|stat|perf)/.test(c) ? 'statistics' : /^(ad|market|target)/.test(c) ? 'marketing' : /^(func|pref)/.test(c) ? 'preferences' : 'unclassified'
-const esc = s => String(s).replace(/[&<>"']/g, c => '&#' + c.charCodeAt(0) + ';')
-const texts = t => { for (const k in t) T[k] = esc(t[k]) }
-texts(C.t)
+Object.assign(T, C.t)
 const fns = [], done = new WeakSet()
 let consent = null, host, root, view, fab, back, busy, K, P, L
 
@@ -36,7 +36,7 @@ if (!at('data-cm')) gtag('consent', 'default', { ...modes([]), security_storage:
 const granted = () => (consent ? consent.granted : R == 'opt-in' ? ['necessary'] : all())
 const valid = c => c && c.policy_version == C.v && Date.parse(c.expires_at) > Date.now() ? c : null
 // the second layer's file, once (again after a failure); resolves 1 when loaded, 0 when not
-const load = () => L ||= fetch(O + C.x).then(r => r.json()).then(x => { texts(x.t); K = x.c; P = x.k; return 1 }, () => L = 0)
+const load = () => L ||= fetch(O + C.x).then(r => r.json()).then(x => { Object.assign(T, x.t); K = x.c; P = x.k; return 1 }, () => L = 0)
 
 // ---- activation of blocked elements ----
 function cats(el) {
@@ -129,7 +129,7 @@ const acts = {
   close: () => decide(['necessary'], 'close'),
   save: () => decide(['necessary', ...[...view.querySelectorAll('input:checked:enabled')].map(i => i.name)], 'custom'),
   custom: () => show(2),
-  hide: () => close(),
+  hide: close,
   optout: () => decide(ids.filter(c => c != 'marketing'), 'opt_out'),
   ack: () => decide(all(), 'acknowledge'),
   info: () => show(1),
@@ -156,7 +156,7 @@ function mount() {
   })
   D.body.append(host)
 }
-const link = `<a href="${esc(C.p)}">${T.privacy}</a>`
+const link = `<a href="${C.p}">${T.privacy}</a>`
 const note = t => gpc ? `<p class="g">${t}</p>` : ''
 const btns = x => `<div class="r"><button data-a="accept">${T.accept}</button><button data-a="reject">${T.reject}</button><button data-a="${x}">${T[x]}</button></div>`
 // one dialog: the second layer (n == 2) is modal; x is what Escape and the × button do
@@ -172,10 +172,10 @@ function layer2() {
   const g = consent ? consent.granted : ['necessary']
   const items = K.map(([id, name, desc, ck], i) => {
     const n = id == 'necessary'
-    const list = ck.length ? `<details><summary>${T.cookies} (${ck.length})</summary><ul>${ck.map(k => `<li><b>${esc(k[0])}</b> · ${T.provider}: ${esc(k[1])} · ${T.expiry}: ${esc(k[3])}<br>${esc(k[2])}</li>`).join('')}</ul></details>` : ''
-    return `<li><div class="h"><label for="c${i}">${esc(name)}</label>${n ? `<span>${T.on}</span>` : ''}<input type="checkbox" role="switch" id="c${i}" name="${id}" aria-describedby="d${i}"${n || g.includes(id) ? ' checked' : ''}${n ? ' disabled' : ''}></div><p id="d${i}">${esc(desc)}</p>${list}</li>`
+    const list = ck.length ? `<details><summary>${T.cookies} (${ck.length})</summary><ul>${ck.map(k => `<li><b>${k[0]}</b> · ${T.provider}: ${k[1]} · ${T.expiry}: ${k[3]}<br>${k[2]}</li>`).join('')}</ul></details>` : ''
+    return `<li><div class="h"><label for="c${i}">${name}</label>${n ? `<span>${T.on}</span>` : ''}<input type="checkbox" role="switch" id="c${i}" name="${id}" aria-describedby="d${i}"${n || g.includes(id) ? ' checked' : ''}${n ? ' disabled' : ''}></div><p id="d${i}">${desc}</p>${list}</li>`
   }).join('')
-  const info = consent ? `<p class="i">${T.id}: <code>${esc(consent.consent_id)}</code><br>${T.date}: ${esc(new Date(consent.given_at).toLocaleString(C.l))}<br><a href="${API}/receipt" download>${T.receipt}</a></p>` : ''
+  const info = consent ? `<p class="i">${T.id}: <code>${consent.consent_id}</code><br>${T.date}: ${new Date(consent.given_at).toLocaleString(C.l)}<br><a href="${API}/receipt" download>${T.receipt}</a></p>` : ''
   return dialog(2, consent ? 'hide' : 'close', T.settings, `<p id="x">${T.intro} ${link}</p>${note(T.gpc)}<ul class="c">${items}</ul>${info}${btns('save')}`, 1)
 }
 async function show(n) {
