@@ -467,6 +467,12 @@ def test_small_screen_language_and_reduced_motion(chromium: Browser, server: str
         box = layer.bounding_box()
         assert box is not None and box["x"] + box["width"] <= 320 and box["height"] <= 560
         assert layer.evaluate("b => b.scrollWidth <= b.clientWidth")
+        button(page, "Принять все").click()  # the floating controls fit too
+        withdraw = button(page, "Отозвать согласие")
+        withdraw.wait_for()
+        box = withdraw.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= 320 - 16 and box["height"] >= 24
+        assert page.evaluate("document.documentElement.scrollWidth") <= 320
     finally:
         context.close()
 
