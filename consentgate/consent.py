@@ -183,7 +183,9 @@ class Consent:
         }
 
 
-_COOKIE_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+# A leading "." marks a zlib-compressed payload: dumps() never writes one, but
+# itsdangerous does when compressing is shorter, and such cookies stay valid.
+_COOKIE_SHAPE = re.compile(r"\.?[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
 def _canonical_cookie(value: str) -> bool:
@@ -195,7 +197,8 @@ def _canonical_cookie(value: str) -> bool:
         return False
     try:
         return all(
-            base64_encode(base64_decode(part)) == part.encode("ascii") for part in value.split(".")
+            base64_encode(base64_decode(part)) == part.encode("ascii")
+            for part in value.removeprefix(".").split(".")
         )
     except BadData:
         return False

@@ -12,9 +12,10 @@ directory (mode 0700, removed at exit) named by ``CONSENTGATE_RUN_DIR``:
 
 Every worker opens its own store: with PostgreSQL each is its own chain segment
 and connection pool; with SQLite each worker has its own writer (its own chain
-segment) and the workers serialize on SQLite's write lock (``BEGIN IMMEDIATE``
-with a busy timeout). The parent opens the store once before spawning workers so
-the schema migration and WAL switch happen in one process.
+segment) and the workers take turns through the writer lock (an ``flock`` on
+``<file>-writer.lock`` around each transaction, see :mod:`.store.sqlite`). The
+parent opens the store once before spawning workers so the schema migration and
+WAL switch happen in one process.
 """
 
 from __future__ import annotations

@@ -28,7 +28,9 @@ __all__ = [
 
 USER_AGENT_MAX = 256
 PAGE_URL_MAX = 2048
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0 controls, DEL, and lone surrogates (JSON "\\ud800" decodes to one; it cannot be
+# encoded as UTF-8, so no database can store it)
+_CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 _LANGUAGE = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -94,7 +96,7 @@ def client_address(peer: str | None, forwarded_for: str | None, trusted: Trusted
 @lru_cache(maxsize=4096)  # pages repeat: the same Referer is cleaned once
 def clean_page_url(url: str | None) -> str:
     """``scheme://host/path`` of an http(s) URL: no query, fragment or credentials."""
-    if not url or _CONTROL.search(url):  # not a URL; NUL cannot even be stored (PostgreSQL)
+    if not url or _CONTROL.search(url):  # not a URL, and NUL or a surrogate can't be stored
         return ""
     try:
         parts = urlsplit(url.strip()[:PAGE_URL_MAX])

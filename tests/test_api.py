@@ -386,13 +386,18 @@ async def test_a_failing_consent_log_is_503_and_sets_no_cookie(
 async def test_a_page_url_with_control_characters_is_not_stored(
     client: httpx.AsyncClient, app: ConsentGateApp
 ) -> None:
-    """A NUL in a visitor's page_url once failed the whole PostgreSQL batch (other
-    visitors' consents with it): a URL with control characters is no URL."""
+    """A NUL or a lone surrogate in a visitor's page_url once failed the whole batch
+    (other visitors' consents with it): a URL with control characters is no URL."""
     results = await asyncio.gather(
         client.post(API, json={"method": "reject_all", "page_url": "https://a.example/x\u0000y"}),
         client.post(API, json={"method": "reject_all", "page_url": "https://a.example/\u001b[2J"}),
+        client.post(
+            API,
+            content=b'{"method": "reject_all", "page_url": "https://a.example/\\ud800"}',
+            headers={"content-type": "application/json"},
+        ),
         client.post(API, json={"method": "accept_all", "page_url": "https://a.example/ok"}),
     )
-    assert [r.status_code for r in results] == [201, 201, 201]
+    assert [r.status_code for r in results] == [201, 201, 201, 201]
     stored = sorted(ev.page_url for ev in await events(app))
-    assert stored == ["", "", "https://a.example/ok"]
+    assert stored == ["", "", "", "https://a.example/ok"]

@@ -302,6 +302,8 @@ def test_json_lines_from_the_database_are_the_encoders_bytes(
                         gpc=True,
                     )
                 )
+            # SQLite writes the lines itself; PostgreSQL's are the encoder's either way
+            assert store.native_json_lines == (not database_url.startswith("postgres"))
             outputs = []
             for native in (True, False):
                 stats, manifests = ExportStats("jsonl"), []
@@ -317,5 +319,55 @@ def test_json_lines_from_the_database_are_the_encoders_bytes(
     native, encoded, native_manifest, encoded_manifest = asyncio.run(go())
     assert b"".join(native) == b"".join(encoded)
     assert native_manifest.rows == b"".join(native).count(b"\n") > len(odd)
-    for name in ("rows", "sha256", "first_seq", "last_seq", "chains", "first_created_at"):
+    for name in (
+        "rows",
+        "bytes",
+        "sha256",
+        "first_seq",
+        "last_seq",
+        "chains",
+        "first_created_at",
+        "last_created_at",
+    ):
         assert getattr(native_manifest, name) == getattr(encoded_manifest, name), name
+
+
+def test_an_export_read_stopped_early_releases_the_database(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A reader that stops after one batch (an HTTP client gone mid-download) while
+    the database has much more to send: closing the read returns promptly and the
+    store keeps working (PostgreSQL: the COPY is cancelled inside its transaction)."""
+    import contextlib
+
+    settings = make_settings(tmp_path, database_url)
+
+    async def go() -> None:
+        async with cli_store(settings) as store:
+            await asyncio.gather(
+                *(
+                    store.append(
+                        ConsentEvent(
+                            event_id=f"many-{i}",
+                            consent_id=f"c{i}",
+                            site_id="alpha",
+                            event_type="initial",
+                            method="reject_all",
+                            created_at=datetime.fromisoformat("2026-02-03T04:05:06+00:00"),
+                            granted=frozenset({"necessary"}),
+                            policy_version="1",
+                            user_agent="Mozilla/5.0 " + "x" * 200,
+                        )
+                    )
+                    for i in range(3000)
+                )
+            )
+            for _ in range(3):
+                reader = store.iter_rows(batch=5)
+                async with contextlib.aclosing(reader):
+                    first = await anext(reader)
+                    assert len(first) == 5
+                    await asyncio.sleep(0.2)  # let the database fill every buffer
+                assert await asyncio.wait_for(store.count(), 10) == 3000
+
+    asyncio.run(asyncio.wait_for(go(), 60))

@@ -69,6 +69,21 @@ def test_every_single_character_change_is_rejected() -> None:
     assert accepted == []
 
 
+def test_a_compressed_cookie_from_itsdangerous_still_verifies() -> None:
+    """itsdangerous marks a zlib-compressed payload with a leading "." (earlier
+    builds signed with its dumps()); the canonical-spelling check lets it through."""
+    from itsdangerous import URLSafeSerializer
+
+    from consentgate.consent import COOKIE_SALT
+
+    long = {"i": "abc", "g": 31, "v": "2026-01" * 5, "t": 1, "e": 2**40, "s": "shop" * 10}
+    value = URLSafeSerializer(list(reversed(KEYS)), salt=COOKIE_SALT).dumps(long)
+    assert value.startswith(".")
+    assert ConsentCodec(KEYS).loads(value).site_id == "shop" * 10
+    with pytest.raises(CookieRejected):
+        ConsentCodec(KEYS).loads("." + ConsentCodec(KEYS).dumps(make()))
+
+
 def test_rotation_old_key_still_verifies_new_key_signs() -> None:
     old = ConsentCodec(["older-key-0123456789abcdef"])
     value = old.dumps(make())

@@ -246,3 +246,27 @@ async def test_a_write_waits_for_the_writer_lock(db_path: Path) -> None:
             assert (await asyncio.wait_for(pending, 10)).event.event_id == "ev-1"
         finally:
             os.close(fd)
+
+
+async def test_a_writer_lock_held_too_long_fails_the_batch_not_the_writer(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer elsewhere that never lets go: the waiting batch fails (503 upstream)
+    instead of queueing forever; once the lock is free, writes go through again."""
+    import fcntl
+    import os
+
+    from consentgate.store import sqlite as sqlite_module
+
+    monkeypatch.setattr(sqlite_module, "LOCK_TIMEOUT", 0.3)
+    async with SQLiteStore(db_path) as store:
+        await store.append(event(0))
+        fd = os.open(f"{db_path}-writer.lock", os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with pytest.raises(StoreError, match=r"writer\.lock"):
+                await asyncio.wait_for(store.append(event(1)), 10)
+        finally:
+            os.close(fd)
+        assert (await store.append(event(2))).event.event_id == "ev-2"
+        assert await store.count() == 2

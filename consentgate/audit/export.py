@@ -11,6 +11,7 @@ Memory is one batch, whatever the log's size.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -27,7 +28,7 @@ from .manifest import Manifest
 __all__ = ["ExportStats", "encoder_for", "export_stream", "filter_json"]
 
 
-class _Columns:
+class RowLayout:
     """Where the manifest's inputs sit in a row (full export rows or summaries)."""
 
     def __init__(self, columns: tuple[str, ...]) -> None:
@@ -39,8 +40,8 @@ class _Columns:
         self.chain_of = itemgetter(self.chain)
 
 
-_FULL = _Columns(EXPORT_COLUMNS)
-_SUMMARY = _Columns(SUMMARY_COLUMNS)
+FULL_ROWS = RowLayout(EXPORT_COLUMNS)
+SUMMARY_ROWS = RowLayout(SUMMARY_COLUMNS)
 
 
 def encoder_for(fmt: str, *, bom: bool = False) -> Encoder:
@@ -79,8 +80,8 @@ class ExportStats:
     last_seq: int = 0
     chains: dict[str, dict[str, Any]] = field(default_factory=dict)
     _sha: Any = field(default_factory=hashlib.sha256)
-    #: Layout of the rows given to :meth:`add_rows`.
-    layout: _Columns = _FULL
+    #: Layout of the rows given to :meth:`add_rows` (full export rows or summaries).
+    layout: RowLayout = FULL_ROWS
 
     def add_bytes(self, data: bytes) -> None:
         self._sha.update(data)
@@ -138,22 +139,28 @@ async def export_stream(
         stats.add_bytes(header)
         yield header
     if stats.fmt == "jsonl" and store.native_json_lines and native:
-        stats.layout = _SUMMARY
-        async for summary, text in store.iter_json_lines(flt, max_seq=snap.max_seq, batch=batch):
-            if not summary:
-                continue
-            data = text.encode("utf-8")
-            stats.add_rows(summary)
-            stats.add_bytes(data)
-            yield data
+        stats.layout = SUMMARY_ROWS
+        lines = store.iter_json_lines(flt, max_seq=snap.max_seq, batch=batch)
+        async with contextlib.aclosing(lines):
+            async for summary, text in lines:
+                if not summary:
+                    continue
+                data = text.encode("utf-8")
+                stats.add_rows(summary)
+                stats.add_bytes(data)
+                yield data
     else:
-        async for rows in store.iter_rows(flt, max_seq=snap.max_seq, batch=batch):
-            if not rows:
-                continue
-            data = encoder.encode(rows)
-            stats.add_rows(rows)
-            stats.add_bytes(data)
-            yield data
+        # aclosing: a reader that stops early (a client gone) closes the store's read
+        # (and its transaction) now, not whenever the generator is collected
+        rows_in = store.iter_rows(flt, max_seq=snap.max_seq, batch=batch)
+        async with contextlib.aclosing(rows_in):
+            async for rows in rows_in:
+                if not rows:
+                    continue
+                data = encoder.encode(rows)
+                stats.add_rows(rows)
+                stats.add_bytes(data)
+                yield data
     manifest_out.append(
         Manifest(
             file="",

@@ -131,11 +131,13 @@ class PostgresAuditMixin:
             args.append(max_seq)
             clause += (" AND " if clause else " WHERE ") + f"seq <= ${len(args)}"
         query = f"SELECT {EXPORT_SELECT} FROM {EVENTS}{clause} ORDER BY seq"
+        # copy_rows is closed inside the transaction even when the caller stops early
         async with (
             self.pool().acquire() as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
+            contextlib.aclosing(copy_rows(conn, query, args, batch)) as batches,
         ):
-            async for rows in copy_rows(conn, query, args, batch):
+            async for rows in batches:
                 yield rows
 
     async def purge_checkpoints(self) -> list[PurgeCheckpoint]:

@@ -88,8 +88,9 @@ async def copy_rows(
     conn: asyncpg.Connection, query: str, args: list[Any], batch: int
 ) -> AsyncIterator[list[tuple[Any, ...]]]:
     """Run ``COPY (query) TO STDOUT`` on ``conn`` and yield batches of ``batch``
-    row tuples (the last one shorter). Closing the generator early cancels the COPY (asyncpg then
-    discards the connection rather than reuse it mid-COPY)."""
+    row tuples (the last one shorter). Closing the generator early cancels the COPY
+    (asyncpg sends PostgreSQL a cancel request); close it (``contextlib.aclosing``)
+    before the transaction around it ends."""
     queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=_QUEUE_CHUNKS)
 
     async def sink(data: bytes) -> None:
@@ -99,8 +100,12 @@ async def copy_rows(
     async def run() -> None:
         try:
             await conn.copy_from_query(query, *args, output=sink, format="text")
-        finally:
-            await queue.put(_END)
+        except asyncio.CancelledError:
+            raise  # the consumer went away: nobody reads the queue any more
+        except BaseException:
+            await queue.put(_END)  # wake the consumer; ``await task`` re-raises
+            raise
+        await queue.put(_END)
 
     task = asyncio.ensure_future(run())
     pending = b""

@@ -1,4 +1,5 @@
-"""The embedded consent log: SQLite through aiosqlite.
+"""The embedded consent log: SQLite (the writer on a thread of its own, reads through
+aiosqlite).
 
 * **Durability**: WAL journal with ``synchronous=FULL``: a commit returns only after
   the WAL is fsynced, so an acknowledged record survives ``kill -9`` and power loss.
@@ -8,10 +9,10 @@
   the commit (datasette's single-writer pattern). The transaction runs as one call on
   the writer's own thread (:class:`WriterThread`): one thread hop per batch instead of
   one per statement.
-* **Several processes** (``serve --workers N``, several nodes on one file) take turns
+* **Several processes** (``serve --workers N`` on one machine) take turns
   through an ``flock`` on ``<file>-writer.lock`` held around each transaction: a
-  waiting writer wakes the moment the lock is released, where SQLite's own busy
-  handler would sleep for up to 100 ms between retries.
+  waiting writer polls it every 0.2-2 ms (for at most :data:`LOCK_TIMEOUT`), where
+  SQLite's own busy handler sleeps up to 100 ms between retries.
 * **Reads** use a second connection, so exports never wait behind the writer.
 * **Schema** versioned in ``schema_version`` and upgraded by :data:`MIGRATIONS`.
 """
@@ -23,6 +24,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -108,6 +110,8 @@ _UPSERT_HEAD = (
     "signature = excluded.signature, updated_at = excluded.updated_at"
 )
 _MAX_BATCH = 2048
+#: Longest wait for another process's writer (SQLite's busy_timeout is the same).
+LOCK_TIMEOUT = 10.0
 _PAGE = 500
 
 
@@ -149,10 +153,15 @@ class WriterThread:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._open)
 
     def _open(self) -> None:
-        self._lock_fd = os.open(f"{self.path}-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        if self._lock_fd < 0:
+            self._lock_fd = os.open(f"{self.path}-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
-        for pragma in _connect_pragmas():
-            conn.execute(pragma)
+        try:
+            for pragma in _connect_pragmas():
+                conn.execute(pragma)
+        except BaseException:
+            conn.close()
+            raise
         self._conn = conn
 
     async def run(self, fn: Callable[..., R], *args: Any) -> R:
@@ -168,7 +177,7 @@ class WriterThread:
 
     def transaction(self, conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], R]) -> R:
         """``body(conn)`` inside ``BEGIN IMMEDIATE``/``COMMIT`` under the file lock."""
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        self._lock()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -177,10 +186,37 @@ class WriterThread:
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
+                if conn.in_transaction:  # not even ROLLBACK worked: start afresh
+                    self._reconnect()
                 raise
             return result
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _lock(self) -> None:
+        """Take the writer lock, waiting at most :data:`LOCK_TIMEOUT` seconds (a
+        writer that hangs elsewhere must turn into an error here, as SQLite's
+        ``busy_timeout`` would, not into a queue that grows forever)."""
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        pause = 0.0002
+        while True:
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StoreError(
+                        f"another writer has held {self.path}-writer.lock for {LOCK_TIMEOUT:.0f} s"
+                    ) from None
+                time.sleep(pause)  # on this writer's own thread; the loop runs on
+                pause = min(pause * 2, 0.002)
+
+    def _reconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._open()
 
     async def close(self) -> None:
         """Close the connection (pending work first); later ``run`` calls fail."""
