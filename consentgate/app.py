@@ -154,6 +154,11 @@ class ConsentGateApp:
             fast = self.fast_paths.get(child["path"]) if scope["type"] == "http" else None
             await (fast or self.consent_app)(child, receive, send)
             return
+        if path == GPC_WELL_KNOWN and scope["type"] == "http":
+            site = self.runtime.site_for(scope)
+            if site.gpc_well_known:
+                await _gpc_support(scope, receive, send)
+                return
         await self.site_app(scope, receive, send)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -170,6 +175,29 @@ class ConsentGateApp:
         assert message["type"] == "lifespan.shutdown"
         await cm.__aexit__(None, None, None)
         await send({"type": "lifespan.shutdown.complete"})
+
+
+#: Global Privacy Control's support resource: consentgate honours the signal for the
+#: site (marketing refused, recorded), so it says so on the site's own origin.
+GPC_WELL_KNOWN = "/.well-known/gpc.json"
+_GPC_BODY = b'{"gpc":true}'
+
+
+async def _gpc_support(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope.get("method") not in ("GET", "HEAD"):
+        response: Response = error_response(
+            405,
+            "method_not_allowed",
+            f"use GET for {GPC_WELL_KNOWN}",
+            headers={"Allow": "GET, HEAD"},
+        )
+    else:
+        response = Response(
+            _GPC_BODY,
+            media_type="application/json",
+            headers={"Cache-Control": "max-age=86400", "Access-Control-Allow-Origin": "*"},
+        )
+    await response(scope, receive, send)
 
 
 def store_options(settings: Settings) -> dict[str, Any]:

@@ -132,6 +132,12 @@ SITE_SETTINGS: tuple[Setting, ...] = (
         False,
         "Proxy: drop undeclared Set-Cookie unless unclassified is granted.",
     ),
+    Setting(
+        "gpc_well_known",
+        bool,
+        True,
+        "Serve /.well-known/gpc.json: the site honours Global Privacy Control.",
+    ),
     Setting("allow_hosts", list, [], "Third-party hosts always allowed (strict mode)."),
     Setting("origins", list, [], "Extra origins allowed to call the API (script-tag mode)."),
     Setting("regimes", dict, {}, "Region -> regime overrides (opt-in, opt-out, notice)."),
@@ -213,6 +219,7 @@ class Site:
     default_language: str = "en"
     strict: bool = False
     block_undeclared_cookies: bool = False
+    gpc_well_known: bool = True
     allow_hosts: list[str] = field(default_factory=list)
     origins: list[str] = field(default_factory=list)
     regimes: dict[str, str] = field(default_factory=dict)

@@ -143,3 +143,25 @@ async def test_auditor_export_filters_by_region_and_regime(settings: Settings) -
         for bad in ({"region": "Germany"}, {"region": "XX"}, {"regime": "opt_in"}):
             r = await client.get("/_consent/admin/api/export", params=bad, headers=auth)
             assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_parameter"
+
+
+async def test_gpc_support_resource_on_the_sites_origin(settings: Settings) -> None:
+    """``/.well-known/gpc.json`` (Global Privacy Control's support resource) says the
+    site honours the signal: answered by consentgate, never forwarded upstream; a site
+    can turn it off (then the path is the site's again)."""
+    import dataclasses
+
+    proxied = dataclasses.replace(settings.sites[0], upstream="http://127.0.0.1:9")  # closed
+    async with serve(dataclasses.replace(settings, sites=[proxied])) as (client, _):
+        r = await client.get("/.well-known/gpc.json")
+        assert r.status_code == 200 and r.json() == {"gpc": True}
+        assert r.headers["content-type"] == "application/json"
+        assert r.headers["access-control-allow-origin"] == "*"
+        head = await client.head("/.well-known/gpc.json")
+        assert head.status_code == 200 and head.content == b""
+        post = await client.post("/.well-known/gpc.json")
+        assert post.status_code == 405 and post.json()["error"]["code"] == "method_not_allowed"
+    off = dataclasses.replace(proxied, gpc_well_known=False)
+    async with serve(dataclasses.replace(settings, sites=[off])) as (client, _):
+        r = await client.get("/.well-known/gpc.json")
+        assert r.status_code == 502  # forwarded to the (closed) upstream
