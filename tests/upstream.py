@@ -29,6 +29,7 @@ import threading
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from email.utils import formatdate
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -285,7 +286,8 @@ class Upstream:
         reason = {200: "OK", 206: "Partial Content", 302: "Found", 304: "Not Modified"}.get(
             status, "X"
         )
-        lines = [f"HTTP/1.1 {status} {reason}"] + [f"{k}: {v}" for k, v in headers]
+        lines = [f"HTTP/1.1 {status} {reason}", f"Date: {formatdate(usegmt=True)}"]
+        lines += [f"{k}: {v}" for k, v in headers]
         if status != 304:
             lines.append(f"Content-Length: {len(body)}")
         w.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))

@@ -43,6 +43,9 @@ __all__ = ["ProxyApp"]
 log = logging.getLogger("consentgate.proxy")
 
 _HTML_TYPES = (b"text/html", b"application/xhtml+xml")
+#: Response headers the server in front sets itself (uvicorn writes ``Date`` on every
+#: response): the upstream's copy would make a second one.
+_SERVER_SET = frozenset({b"date"})
 #: Response headers that describe the upstream's exact bytes (wrong once rewritten).
 _BYTES_HEADERS = frozenset({b"content-length", b"content-md5", b"digest", b"accept-ranges"})
 
@@ -207,7 +210,7 @@ class ProxyApp:
         inm = header(scope["headers"], b"if-none-match") or b""
         tagged = f"-cg{token}".encode() in inm  # a 304 for a page rewritten for this visitor
         status = resp.status
-        drop = HOP_BY_HOP | connection_tokens(resp.headers)
+        drop = HOP_BY_HOP | _SERVER_SET | connection_tokens(resp.headers)
         content_type = header(resp.headers, b"content-type")
         html = _is_html(content_type)
         bodyless = scope["method"] == "HEAD" or status in (204, 304)
