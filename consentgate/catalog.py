@@ -20,8 +20,10 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import html
+import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -101,6 +103,13 @@ class Catalog:
     _cookie_exact: dict[str, Service] = field(default_factory=dict, repr=False)
     _cookie_globs: list[tuple[CookiePattern, Service]] = field(default_factory=list, repr=False)
     host_hint: re.Pattern[bytes] | None = field(default=None, repr=False)
+    #: The literal alternatives of ``host_hint`` besides ``&#`` and ``\\`` (the C rewriter)
+    hint_words: tuple[bytes, ...] = field(default=(), repr=False)
+    #: The literals of ``_anchor``: an inline script holding none matches no service
+    inline_anchors: tuple[bytes, ...] = field(default=(), repr=False)
+    _url_cache: dict[bytes, str | None] = field(default_factory=dict, repr=False)
+    #: ``_anchor``'s matches as (start, end) spans, in C when the accelerator is compiled
+    _find_anchors: Callable[[bytes], list[tuple[int, int]]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         labels: set[str] = set()
@@ -125,13 +134,16 @@ class Catalog:
                 else:
                     self._cookie_exact.setdefault(cookie.name, svc)
         if by_anchor:
+            self.inline_anchors = tuple(sorted(by_anchor))
             self._by_anchor = by_anchor
             self._anchor = re.compile(b"|".join(re.escape(a) for a in sorted(by_anchor)))
+            self._find_anchors = _literal_finder(self.inline_anchors)
         # Lower-case literals searched in a lower-cased tag: "oogle" also catches
         # "%67oogle"; "&#" and a backslash flag obfuscated URLs for a full look.
         words = {label.lower()[1:] if len(label) > 5 else label.lower() for label in labels}
         hint = b"|".join(re.escape(w.encode()) for w in sorted(words))
         self.host_hint = re.compile(hint + rb"|&#|\\" if hint else rb"&#|\\")
+        self.hint_words = tuple(w.encode() for w in sorted(words)) if hint else ()
 
     def _add_url(self, pattern: str, svc: Service) -> None:
         host, slash, path = pattern.partition("/")
@@ -161,6 +173,19 @@ class Catalog:
         found.sort(key=lambda f: (CATEGORY_RANK[f[1].category], f[0]), reverse=True)
         return [svc for _, svc in found]
 
+    def url_category(self, url: bytes) -> str | None:
+        """The category of the strictest service matching ``url`` (cached: pages and
+        visitors repeat the same URLs), or None."""
+        cache = self._url_cache
+        if url in cache:
+            return cache[url]
+        services = self.match_url(url.decode("latin-1"))
+        category = services[0].category if services else None
+        if len(cache) >= _CACHE_SIZE:
+            cache.clear()
+        cache[url] = category
+        return category
+
     def match_inline(self, text: bytes, *, cache: bool = True) -> list[Service]:
         """Services whose loader signature occurs in an inline script (strictest first).
 
@@ -174,9 +199,11 @@ class Catalog:
         if hit is not None:
             return list(hit)
         seen: dict[str, Service] = {}
-        for a in self._anchor.finditer(text):
-            start, end = max(0, a.start() - _WINDOW), a.end() + _WINDOW
-            for regex, svc in self._by_anchor[a.group()]:
+        find = self._find_anchors
+        spans = find(text) if find else [m.span() for m in self._anchor.finditer(text)]
+        for a_start, a_end in spans:
+            start, end = max(0, a_start - _WINDOW), a_end + _WINDOW
+            for regex, svc in self._by_anchor[bytes(text[a_start:a_end])]:
                 if svc.id not in seen and regex.search(text, start, end):
                     seen[svc.id] = svc
         found = sorted(seen.values(), key=lambda s: CATEGORY_RANK[s.category], reverse=True)
@@ -208,6 +235,23 @@ class Catalog:
 
 
 _WINDOW = 256  # bytes around an anchor hit in which the full signatures are tried
+
+
+def _literal_finder(words: tuple[bytes, ...]) -> Callable[[bytes], list[tuple[int, int]]] | None:
+    """``re.finditer`` of an alternation of literal words, compiled (the rewriter's C
+    accelerator), or None: pure Python (not compiled, or CONSENTGATE_PURE_PYTHON=1)."""
+    if os.environ.get("CONSENTGATE_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from .rewriter._speedups import Literals
+    except ImportError:
+        return None
+    try:
+        return Literals(words).finditer
+    except ValueError:  # an empty word: leave it to the regular expression
+        return None
+
+
 _CACHE_SIZE = 4096
 
 

@@ -80,3 +80,17 @@ async def client(app: ConsentGateApp) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
         yield c
+
+
+@pytest.fixture(scope="module", params=["c", "python"])
+def rewriter_impl(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run a rewriter test module once with the C accelerator (when compiled) and once in
+    pure Python (``StreamRewriter``'s default, ``stream.SPEEDUPS``)."""
+    from consentgate.rewriter import stream
+
+    saved = stream.SPEEDUPS
+    stream.SPEEDUPS = request.param == "c" and stream.speedups_available()
+    try:
+        yield request.param
+    finally:
+        stream.SPEEDUPS = saved

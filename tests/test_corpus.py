@@ -15,6 +15,9 @@ from consentgate.consent import CATEGORIES
 from consentgate.rewriter import RewritePolicy, StreamRewriter, rewrite_bytes
 from tests import corpus_oracle as oracle
 
+# once with the C accelerator, once in pure Python (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("rewriter_impl")
+
 PAGES = oracle.pages()
 NONE = RewritePolicy(granted=frozenset({"necessary"}))
 ALL = RewritePolicy(granted=frozenset(CATEGORIES))

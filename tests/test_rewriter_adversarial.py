@@ -17,6 +17,9 @@ import pytest
 from consentgate.rewriter import StreamRewriter
 from tests.rewrite_util import ALL, NONE
 
+# once with the C accelerator, once in pure Python (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("rewriter_impl")
+
 CHUNK = 16 * 1024
 MB = 1 << 20
 CAP = 64 * 1024
@@ -117,3 +120,23 @@ def test_long_boring_tag_streams_without_holding() -> None:
     assert len(out) > 100_000  # passed on at once, not held
     out += rw.feed(b'"><script src=https://hotjar.com/x></script>') + rw.finish()
     assert b'<script type="text/plain" data-consent="statistics" src=https://hotjar' in out
+
+
+def test_long_inline_script_is_classified_by_its_end() -> None:
+    """A held inline script arrives in many chunks (kept aside, joined once at its end):
+    the signature at its very end still decides it, with any chunking."""
+    body = b"var x = '<!-- a </scrip b -->';\n" * 8000 + b"gtag('config', 'G-1');"
+    data = b"<p>a</p><script>" + body + b"</script><p>after</p>"
+    whole = StreamRewriter(NONE)
+    expected = whole.feed(data) + whole.finish()
+    assert expected.startswith(b'<p>a</p><script type="text/plain" data-consent="statistics">')
+    for size in (1, 7, 1000, 16 * 1024):
+        if size == 1:
+            data_ = data[:20_000] + b"gtag('config', 'G-1');</script>"  # keep it quick
+            rw, ref = StreamRewriter(NONE), StreamRewriter(NONE)
+            out = b"".join(rw.feed(data_[i : i + 1]) for i in range(len(data_))) + rw.finish()
+            assert out == ref.feed(data_) + ref.finish()
+            continue
+        rw = StreamRewriter(NONE)
+        out = b"".join(rw.feed(data[i : i + size]) for i in range(0, len(data), size))
+        assert out + rw.finish() == expected

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.rewrite_util import NONE, chunked
+
+# once with the C accelerator, once in pure Python (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("rewriter_impl")
 
 GTAG = b'<script async src="https://www.googletagmanager.com/gtag/js?id=G-1"></script>'
 

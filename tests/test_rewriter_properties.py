@@ -7,11 +7,15 @@ exactly start tags the tokenizer reports, each rewritten from its own bytes.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consentgate.rewriter import StreamRewriter
 from tests.rewrite_util import ALL, NONE, apply, chunked, start_tags
+
+# once with the C accelerator, once in pure Python (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("rewriter_impl")
 
 FRAGMENTS = [
     "<script>", "</script>", "<script src='https://www.googletagmanager.com/gtag/js?id=G'>",

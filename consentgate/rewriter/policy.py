@@ -141,6 +141,17 @@ class RewritePolicy:
                 return "unclassified"
         return None
 
+    def script_url_category(self, url: bytes) -> str | None:
+        """``url_category(url, script=True)`` with the catalog's URL cache."""
+        category = self.catalog.url_category(url)
+        if category is None and self.strict:
+            return self.url_category(url, script=True)
+        return category
+
+    def element_url_category(self, url: bytes) -> str | None:
+        """``url_category(url, script=False)`` with the catalog's URL cache."""
+        return self.catalog.url_category(url)
+
     def inline_category(self, text: bytes) -> str | None:
         services = self.catalog.match_inline(text)
         return services[0].category if services else None

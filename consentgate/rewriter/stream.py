@@ -16,10 +16,12 @@ the conservative decision of :mod:`.elements` applies, decided by length alone.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Callable
 
+from ..catalog import CATEGORY_RANK
 from . import grammar as g
 from ._states import (
     BOGUS,
@@ -36,15 +38,30 @@ from ._states import (
     SNIFF,
 )
 from ._tags import TagHandling
-from .policy import RewritePolicy
+from .policy import JS_TYPES, RewritePolicy
 
-__all__ = ["StreamRewriter"]
+try:
+    from . import _speedups
+except ImportError:  # not compiled (no C compiler at install time): pure Python
+    _speedups = None  # type: ignore[assignment]
+
+__all__ = ["SPEEDUPS", "StreamRewriter", "speedups_available"]
+
+#: Use the C accelerator by default (when compiled); CONSENTGATE_PURE_PYTHON=1 turns it off.
+SPEEDUPS = _speedups is not None and os.environ.get("CONSENTGATE_PURE_PYTHON", "") in ("", "0")
+
+
+def speedups_available() -> bool:
+    """Is the C accelerator (``consentgate.rewriter._speedups``) compiled and importable?"""
+    return _speedups is not None
+
 
 log = logging.getLogger("consentgate.rewriter")
 
 HeadSnippet = Callable[[str | None], bytes]
 
 _ESC_NONE, _ESC, _ESC_DOUBLE = 0, 1, 2
+_WAIT_MIN, _WAIT_MAX = 1024, 64 * 1024
 
 _UPPER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
 _WS_RUN = re.compile(rb"[\t\n\f\r ]*+")
@@ -78,6 +95,7 @@ class StreamRewriter(TagHandling):
         script_cap: int = DEFAULT_SCRIPT_CAP,
         record_edits: bool = False,
         noscript_views: bool | None = None,
+        speedups: bool | None = None,
     ) -> None:
         self.policy = policy
         self.stats: Counter[str] = Counter()
@@ -98,6 +116,8 @@ class StreamRewriter(TagHandling):
         self._meta_nonce: str | None = None
         self._data = b""
         self._buf = b""
+        self._parts: list[bytes] = []  # chunks of a held script not yet joined to _buf
+        self._parts_len = 0
         self._pos = 0  # scan position inside _buf
         self._hold = -1  # start of a held script start tag inside _buf, or -1
         self._state = SNIFF
@@ -126,6 +146,12 @@ class StreamRewriter(TagHandling):
         self.edits: list[tuple[int, int, bytes]] | None = [] if record_edits else None
         #: state-handler calls so far: a machine-independent measure of work (tests)
         self.steps = 0
+        # the C accelerator for the data state (None: pure Python); see _speedups.c
+        use_c = SPEEDUPS if speedups is None else speedups and _speedups is not None
+        fast = use_c and self._active and on_token is None and switch_states and self._ns_views
+        self._fast = _scanner(policy) if fast else None
+        self._c_script_end = _speedups.script_end if use_c else None
+        self._wait_limit = 0
 
     # -- public API ---------------------------------------------------------------------
     def feed(self, chunk: bytes) -> bytes:
@@ -143,17 +169,74 @@ class StreamRewriter(TagHandling):
         ):
             self._buf += chunk  # the held tag cannot be complete yet
             return b""
+        if (
+            self._hold == 0
+            and self._state == SCRIPT
+            and self._ns_cut is None
+            and self._extend_held_script(chunk)
+        ):
+            return b""
+        if self._parts:
+            self._join_parts()
         data = self._buf + chunk if self._buf else bytes(chunk)
+        # the C path keeps at most this much of an unfinished construct: re-reading it
+        # at each feed stays linear (amortized over the chunks) and memory bounded
+        self._wait_limit = min(max(_WAIT_MIN, 4 * len(chunk)), _WAIT_MAX)
         return self._process(data, final=False)
 
     def finish(self) -> bytes:
         if self._finished:
             return b""
+        if self._parts:
+            self._join_parts()
         out = self._process(self._buf, final=True)
         self._finished = True
         if self._pending and self._seen:
             out += self._snippet_bytes(None)
         return out
+
+    def _extend_held_script(self, chunk: bytes) -> bool:
+        """A held inline script (its start tag at the buffer's start) continues: look for
+        its end in the chunk alone (plus the few bytes a ``</script`` may straddle). If
+        it is not there and the script stays within ``script_cap``, keep the chunk aside
+        and return True: ``_buf + parts`` is joined once, when the script ends, instead
+        of copying the growing buffer at every feed."""
+        size = len(self._buf) + self._parts_len
+        if size + len(chunk) - self._content > self._script_cap:
+            return False
+        start = self._pos  # resume point: at most 9 bytes before the end
+        local = self._tail_from(start, size) + chunk
+        esc = self._esc
+        end = self._script_end(local, 0)
+        if end >= 0:
+            self._esc = esc  # found: the ordinary path reads it again from _pos
+            return False
+        self.steps += 1
+        self._parts.append(chunk)
+        self._parts_len += len(chunk)
+        self._pos = start + max(-end - 1, len(local) - 9)
+        return True
+
+    def _tail_from(self, start: int, size: int) -> bytes:
+        """``(_buf + parts)[start:]`` (a few bytes) without joining everything."""
+        need = size - start
+        if need <= 0:
+            return b""
+        pieces: list[bytes] = []
+        got = 0
+        for part in reversed(self._parts):
+            pieces.append(part)
+            got += len(part)
+            if got >= need:
+                break
+        else:
+            pieces.append(self._buf)
+        return b"".join(reversed(pieces))[-need:]
+
+    def _join_parts(self) -> None:
+        self._buf += b"".join(self._parts)
+        self._parts = []
+        self._parts_len = 0
 
     # -- driver --------------------------------------------------------------------------
     def _process(self, data: bytes, final: bool) -> bytes:
@@ -179,8 +262,8 @@ class StreamRewriter(TagHandling):
             self._finish_states(data)
             pos = n
         keep = pos if self._hold < 0 else min(pos, self._hold)
-        if keep > self._emit:
-            out.append(data[self._emit : keep])
+        if keep > self._emit:  # a view when joined with more pieces: one copy, not two
+            out.append(memoryview(data)[self._emit : keep] if out else data[self._emit : keep])
         self._buf = data[keep:]
         self._pos = pos - keep
         self._base += keep
@@ -256,7 +339,28 @@ class StreamRewriter(TagHandling):
             if self._ns_cut is not None and self._base + pos >= self._ns_cut[0]:
                 return self._cut_noscript(pos)
         else:
-            pos = (g.RUN_FOREIGN if foreign else g.RUN_HTML).match(data, pos).end()
+            if self._fast is not None and not self._stack:
+                pos, self._emit, work, incomplete = self._fast.run(
+                    data,
+                    pos,
+                    self._emit,
+                    self._out,
+                    self.stats,
+                    self.edits,
+                    self._base,
+                    self._tag_cap,
+                    self._script_cap,
+                )
+                self.steps += work
+                if pos >= len(data):
+                    return pos
+                if incomplete and not final and len(data) - pos <= self._wait_limit:
+                    # keep the unfinished construct for the next feed (where C reads it
+                    # whole) rather than streaming it through Python: the same output,
+                    # as a chunk boundary at pos would give
+                    return -1 - pos
+            run = g.RUN_FOREIGN if foreign else g.RUN_IP if self._stack else g.RUN_HTML
+            pos = run.match(data, pos).end()
         if pos >= len(data):
             return pos
         return self._construct(data, pos, final, foreign)
@@ -393,6 +497,9 @@ class StreamRewriter(TagHandling):
         if self._script_foreign:
             m = g.rawtext_end(b"script").search(data, pos)
             return m.start() if m else -1 - pos
+        if self._c_script_end is not None and type(data) is bytes:
+            end, self._esc = self._c_script_end(data, pos, self._esc)
+            return end
         while True:
             if self._esc == _ESC_NONE:
                 m = g.SCRIPT_EVENT.search(data, pos)
@@ -465,6 +572,26 @@ StreamRewriter._handlers = {
     SNIFF: StreamRewriter._sniff,
     LONGTAG: StreamRewriter._longtag,
 }
+
+
+def _scanner(policy: RewritePolicy) -> _speedups.Scanner:
+    """The C scanner for ``policy`` (one per policy: it holds the hint tables)."""
+    scanner = policy.__dict__.get("_speedups_scanner")
+    if scanner is None:
+        catalog = policy.catalog
+        words = [*catalog.hint_words, b"&#", b"\\", b"data-consent", b"data-cookieconsent"]
+        scanner = _speedups.Scanner(
+            policy.granted,
+            JS_TYPES,
+            CATEGORY_RANK,
+            words,
+            catalog.inline_anchors,
+            policy.script_url_category,
+            policy.element_url_category,
+            policy.inline_category,
+        )
+        policy.__dict__["_speedups_scanner"] = scanner
+    return scanner
 
 
 def _looks_utf16(head: bytes) -> bool:
