@@ -22,7 +22,8 @@
 #include <string.h>
 
 enum { KIND_TEXT = 0, KIND_INT = 1, KIND_BOOL = 2 };
-enum { MODE_RAW = 0, MODE_QUOTE_ALL = 1, MODE_EACH = 2 };
+/* how a text cell is written: the three CSV column modes, or as a JSON string */
+enum { MODE_RAW = 0, MODE_QUOTE_ALL = 1, MODE_EACH = 2, MODE_JSON = 3 };
 
 typedef struct {
     char *data;
@@ -136,6 +137,55 @@ static int put_bool(Buffer *b, PyObject *value) {
     return -1;
 }
 
+static int put_json_string(Buffer *b, const char *s, Py_ssize_t n);
+
+/* One cell: integers and booleans are written alike in both formats. */
+static int put_cell(Buffer *b, int kind, int text_mode, PyObject *value) {
+    if (kind == KIND_INT) return put_int(b, value);
+    if (kind == KIND_BOOL) return put_bool(b, value);
+    Py_ssize_t n;
+    const char *s = text_of(value, &n);
+    if (s == NULL) return -1;
+    switch (text_mode) {
+        case MODE_RAW: return buf_put(b, s, n);
+        case MODE_QUOTE_ALL: return put_quoted(b, s, n, 0);
+        case MODE_EACH: return put_each(b, s, n);
+        default: return put_json_string(b, s, n);
+    }
+}
+
+/* The column kinds as a C array (PyMem_Free it), or NULL with an exception set. */
+static int *read_kinds(PyObject *kinds, Py_ssize_t ncols) {
+    int *kind = PyMem_Calloc((size_t)(ncols ? ncols : 1), sizeof(int));
+    if (kind == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t c = 0; c < ncols; c++) {
+        long k = PyLong_AsLong(PySequence_Fast_GET_ITEM(kinds, c));
+        if (k == -1 && PyErr_Occurred()) goto fail;
+        if (k < KIND_TEXT || k > KIND_BOOL) {
+            PyErr_Format(PyExc_ValueError, "unknown column kind %ld", k);
+            goto fail;
+        }
+        kind[c] = (int)k;
+    }
+    return kind;
+fail:
+    PyMem_Free(kind);
+    return NULL;
+}
+
+/* rows[r], checked to be a tuple of ncols values (borrowed), or NULL. */
+static PyObject *row_at(PyObject *rows, Py_ssize_t r, Py_ssize_t ncols) {
+    PyObject *row = PySequence_Fast_GET_ITEM(rows, r);
+    if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != ncols) {
+        PyErr_Format(PyExc_ValueError, "row %zd is not a tuple of %zd values", r, ncols);
+        return NULL;
+    }
+    return row;
+}
+
 static PyObject *encode(PyObject *self, PyObject *args) {
     PyObject *rows_in, *kinds_in;
     if (!PyArg_ParseTuple(args, "OO:encode", &rows_in, &kinds_in)) return NULL;
@@ -148,29 +198,18 @@ static PyObject *encode(PyObject *self, PyObject *args) {
     }
     Py_ssize_t nrows = PySequence_Fast_GET_SIZE(rows);
     Py_ssize_t ncols = PySequence_Fast_GET_SIZE(kinds);
-    int *kind = PyMem_Calloc((size_t)(ncols ? ncols : 1), sizeof(int));
+    int *kind = read_kinds(kinds, ncols);
     int *mode = PyMem_Calloc((size_t)(ncols ? ncols : 1), sizeof(int));
     Buffer b = {NULL, 0, 0};
     PyObject *result = NULL;
-    if (kind == NULL || mode == NULL) {
+    if (kind == NULL) goto done;
+    if (mode == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    for (Py_ssize_t c = 0; c < ncols; c++) {
-        long k = PyLong_AsLong(PySequence_Fast_GET_ITEM(kinds, c));
-        if (k == -1 && PyErr_Occurred()) goto done;
-        if (k < KIND_TEXT || k > KIND_BOOL) {
-            PyErr_Format(PyExc_ValueError, "unknown column kind %ld", k);
-            goto done;
-        }
-        kind[c] = (int)k;
-    }
     for (Py_ssize_t r = 0; r < nrows; r++) { /* pass 1: each text column's mode */
-        PyObject *row = PySequence_Fast_GET_ITEM(rows, r);
-        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != ncols) {
-            PyErr_Format(PyExc_ValueError, "row %zd is not a tuple of %zd values", r, ncols);
-            goto done;
-        }
+        PyObject *row = row_at(rows, r, ncols);
+        if (row == NULL) goto done;
         for (Py_ssize_t c = 0; c < ncols; c++) {
             if (kind[c] != KIND_TEXT || mode[c] == MODE_EACH) continue;
             Py_ssize_t n;
@@ -187,25 +226,7 @@ static PyObject *encode(PyObject *self, PyObject *args) {
         PyObject *row = PySequence_Fast_GET_ITEM(rows, r);
         for (Py_ssize_t c = 0; c < ncols; c++) {
             if (c && buf_put(&b, ",", 1) < 0) goto done;
-            PyObject *value = PyTuple_GET_ITEM(row, c);
-            int rc;
-            if (kind[c] == KIND_INT) {
-                rc = put_int(&b, value);
-            } else if (kind[c] == KIND_BOOL) {
-                rc = put_bool(&b, value);
-            } else {
-                Py_ssize_t n;
-                const char *s = text_of(value, &n);
-                if (s == NULL) goto done;
-                if (mode[c] == MODE_RAW) {
-                    rc = buf_put(&b, s, n);
-                } else if (mode[c] == MODE_QUOTE_ALL) {
-                    rc = put_quoted(&b, s, n, 0);
-                } else {
-                    rc = put_each(&b, s, n);
-                }
-            }
-            if (rc < 0) goto done;
+            if (put_cell(&b, kind[c], mode[c], PyTuple_GET_ITEM(row, c)) < 0) goto done;
         }
         if (buf_put(&b, "\r\n", 2) < 0) goto done;
     }
@@ -274,48 +295,22 @@ static PyObject *encode_jsonl(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "one key per column");
         goto done;
     }
-    kind = PyMem_Calloc((size_t)(ncols ? ncols : 1), sizeof(int));
-    if (kind == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
+    kind = read_kinds(kinds, ncols);
+    if (kind == NULL) goto done;
     for (Py_ssize_t c = 0; c < ncols; c++) {
-        long k = PyLong_AsLong(PySequence_Fast_GET_ITEM(kinds, c));
-        if (k == -1 && PyErr_Occurred()) goto done;
-        if (k < KIND_TEXT || k > KIND_BOOL) {
-            PyErr_Format(PyExc_ValueError, "unknown column kind %ld", k);
-            goto done;
-        }
-        kind[c] = (int)k;
         if (!PyUnicode_Check(PySequence_Fast_GET_ITEM(keys, c))) {
             PyErr_SetString(PyExc_TypeError, "keys are str");
             goto done;
         }
     }
     for (Py_ssize_t r = 0; r < nrows; r++) {
-        PyObject *row = PySequence_Fast_GET_ITEM(rows, r);
-        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != ncols) {
-            PyErr_Format(PyExc_ValueError, "row %zd is not a tuple of %zd values", r, ncols);
-            goto done;
-        }
-        if (buf_put(&b, "{", 1) < 0) goto done;
+        PyObject *row = row_at(rows, r, ncols);
+        if (row == NULL || buf_put(&b, "{", 1) < 0) goto done;
         for (Py_ssize_t c = 0; c < ncols; c++) {
             Py_ssize_t kn;
             const char *ks = PyUnicode_AsUTF8AndSize(PySequence_Fast_GET_ITEM(keys, c), &kn);
             if (ks == NULL || (c && buf_put(&b, ",", 1) < 0) || buf_put(&b, ks, kn) < 0) goto done;
-            PyObject *value = PyTuple_GET_ITEM(row, c);
-            int rc;
-            if (kind[c] == KIND_INT) {
-                rc = put_int(&b, value);
-            } else if (kind[c] == KIND_BOOL) {
-                rc = put_bool(&b, value);
-            } else {
-                Py_ssize_t n;
-                const char *s = text_of(value, &n);
-                if (s == NULL) goto done;
-                rc = put_json_string(&b, s, n);
-            }
-            if (rc < 0) goto done;
+            if (put_cell(&b, kind[c], MODE_JSON, PyTuple_GET_ITEM(row, c)) < 0) goto done;
         }
         if (buf_put(&b, "}\n", 2) < 0) goto done;
     }
@@ -339,7 +334,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "consentgate.audit._csvenc",
-    "C accelerator for the CSV export encoder.", -1, methods,
+    "C accelerator for the export encoders (CSV, JSON Lines).", -1, methods,
 };
 
 PyMODINIT_FUNC PyInit__csvenc(void) { return PyModule_Create(&module); }
