@@ -11,6 +11,8 @@ process measured with ``os.wait4`` (wall time, peak RSS of that process):
 
 * ``sqlite3 -csv -header DB 'SELECT <export columns> FROM events ORDER BY seq'``
 * ``python -m consentgate export --database sqlite:///DB --format csv -o FILE``
+* ``sqlite3 -json DB 'SELECT ...'`` (the shell's own JSON: the like-for-like anchor of
+  the next line; the "vs sqlite3" column is always against the CSV dump)
 * ``python -m consentgate export --database sqlite:///DB --format jsonl -o FILE``
 
 Output files are deleted after each run; the databases are kept in ``--dir`` for
@@ -178,6 +180,11 @@ def main() -> None:
                     str(out),
                 ],
                 None,
+            ),
+            (
+                "sqlite3 .mode json (JSON anchor)",
+                ["sqlite3", "-json", str(db), f"SELECT {columns} FROM events ORDER BY seq"],
+                out,
             ),
             (
                 "consentgate export jsonl",

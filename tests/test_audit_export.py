@@ -32,6 +32,22 @@ def filled(tmp_path: Path, database_url: str) -> Settings:
     return settings
 
 
+def make_event(
+    event_id: str, created_at: str = "2026-01-01T00:00:00+00:00", **kw: Any
+) -> ConsentEvent:
+    """A record for the export tests: site alpha, initial, reject_all unless ``kw`` says."""
+    fields: dict[str, Any] = {
+        "consent_id": "c",
+        "site_id": "alpha",
+        "event_type": "initial",
+        "method": "reject_all",
+        "granted": frozenset({"necessary"}),
+        "policy_version": "1",
+        **kw,
+    }
+    return ConsentEvent(event_id=event_id, created_at=datetime.fromisoformat(created_at), **fields)
+
+
 def stored_rows(settings: Settings) -> list[dict[str, Any]]:
     async def go() -> list[StoredEvent]:
         async with cli_store(settings) as store:
@@ -130,18 +146,7 @@ def test_csv_neutralizes_formula_cells(tmp_path: Path, database_url: str) -> Non
         async with cli_store(settings) as store:
             for i, ua in enumerate(nasty):
                 await store.append(
-                    ConsentEvent(
-                        event_id=f"nasty-{i}",
-                        consent_id="nasty",
-                        site_id="alpha",
-                        event_type="initial",
-                        method="reject_all",
-                        created_at=datetime.fromisoformat("2026-01-01T00:00:00+00:00"),
-                        granted=frozenset({"necessary"}),
-                        policy_version="1",
-                        user_agent=ua,
-                        language=ua,
-                    )
+                    make_event(f"nasty-{i}", consent_id="nasty", user_agent=ua, language=ua)
                 )
 
     asyncio.run(add())
@@ -236,13 +241,11 @@ def test_iter_rows_keeps_every_character_and_streams_in_batches(
         async with cli_store(settings) as store:
             for i in range(40):
                 await store.append(
-                    ConsentEvent(
-                        event_id=f"odd-{i}",
+                    make_event(
+                        f"odd-{i}",
+                        "2026-02-03T04:05:06.000007+00:00",
                         consent_id=f"c{i % 3}",
-                        site_id="alpha",
-                        event_type="initial",
                         method="custom",
-                        created_at=datetime.fromisoformat("2026-02-03T04:05:06.000007+00:00"),
                         granted=frozenset({"necessary", "statistics"} if i % 2 else {"necessary"}),
                         policy_version=odd[i % len(odd)],
                         user_agent=odd[(i + 1) % len(odd)],
@@ -273,65 +276,6 @@ def typed(row: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(bool(v) if c in BOOLS else v for c, v in zip(EXPORT_COLUMNS, row, strict=True))
 
 
-def test_json_lines_from_the_database_are_the_encoders_bytes(
-    tmp_path: Path, database_url: str
-) -> None:
-    """Where the database writes the JSON Lines itself (SQLite's json_object), the
-    file and the manifest are exactly what the Python encoder makes of the rows."""
-    from consentgate.audit.export import ExportStats, export_stream
-    from consentgate.store import EventFilter
-
-    settings = make_settings(tmp_path, database_url)
-    fill_log(settings, 30)
-    odd = ["\u2028\u2029", "\x01\x1f\x7f", "😀 ünï €", 'q"\\/', "\b\f\n\r\t", "</script>"]
-
-    async def go() -> tuple[list[bytes], list[bytes], Any, Any]:
-        async with cli_store(settings) as store:
-            for i, text in enumerate(odd):
-                await store.append(
-                    ConsentEvent(
-                        event_id=f"odd-{i}",
-                        consent_id="odd",
-                        site_id=text,
-                        event_type="initial",
-                        method="custom",
-                        created_at=datetime.fromisoformat("2026-03-01T00:00:00.5+00:00"),
-                        granted=frozenset({"necessary", "marketing"}),
-                        policy_version=text,
-                        user_agent=text,
-                        gpc=True,
-                    )
-                )
-            # SQLite writes the lines itself; PostgreSQL's are the encoder's either way
-            assert store.native_json_lines == (not database_url.startswith("postgres"))
-            outputs = []
-            for native in (True, False):
-                stats, manifests = ExportStats("jsonl"), []
-                chunks = [
-                    c
-                    async for c in export_stream(
-                        store, EventFilter(), stats, manifests, batch=7, native=native
-                    )
-                ]
-                outputs.append((chunks, manifests[0]))
-            return outputs[0][0], outputs[1][0], outputs[0][1], outputs[1][1]
-
-    native, encoded, native_manifest, encoded_manifest = asyncio.run(go())
-    assert b"".join(native) == b"".join(encoded)
-    assert native_manifest.rows == b"".join(native).count(b"\n") > len(odd)
-    for name in (
-        "rows",
-        "bytes",
-        "sha256",
-        "first_seq",
-        "last_seq",
-        "chains",
-        "first_created_at",
-        "last_created_at",
-    ):
-        assert getattr(native_manifest, name) == getattr(encoded_manifest, name), name
-
-
 def test_an_export_read_stopped_early_releases_the_database(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -347,16 +291,8 @@ def test_an_export_read_stopped_early_releases_the_database(
             await asyncio.gather(
                 *(
                     store.append(
-                        ConsentEvent(
-                            event_id=f"many-{i}",
-                            consent_id=f"c{i}",
-                            site_id="alpha",
-                            event_type="initial",
-                            method="reject_all",
-                            created_at=datetime.fromisoformat("2026-02-03T04:05:06+00:00"),
-                            granted=frozenset({"necessary"}),
-                            policy_version="1",
-                            user_agent="Mozilla/5.0 " + "x" * 200,
+                        make_event(
+                            f"many-{i}", consent_id=f"c{i}", user_agent="Mozilla/5.0 " + "x" * 200
                         )
                     )
                     for i in range(3000)

@@ -20,28 +20,20 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
-from ..store.base import SUMMARY_COLUMNS, ConsentStore, EventFilter
+from ..store.base import ConsentStore, EventFilter
 from .columns import EXPORT_COLUMNS, format_time
 from .formats import CsvEncoder, Encoder, JsonlEncoder
 from .manifest import Manifest
 
 __all__ = ["ExportStats", "encoder_for", "export_stream", "filter_json"]
 
-
-class RowLayout:
-    """Where the manifest's inputs sit in a row (full export rows or summaries)."""
-
-    def __init__(self, columns: tuple[str, ...]) -> None:
-        self.seq = columns.index("seq")
-        self.chain = columns.index("chain_id")
-        self.chain_seq = columns.index("chain_seq")
-        self.hash = columns.index("hash")
-        self.created = itemgetter(columns.index("created_at"))
-        self.chain_of = itemgetter(self.chain)
-
-
-FULL_ROWS = RowLayout(EXPORT_COLUMNS)
-SUMMARY_ROWS = RowLayout(SUMMARY_COLUMNS)
+_CREATED = EXPORT_COLUMNS.index("created_at")
+_SEQ = EXPORT_COLUMNS.index("seq")
+_CHAIN = EXPORT_COLUMNS.index("chain_id")
+_CHAIN_SEQ = EXPORT_COLUMNS.index("chain_seq")
+_HASH = EXPORT_COLUMNS.index("hash")
+_created = itemgetter(_CREATED)
+_chain = itemgetter(_CHAIN)
 
 
 def encoder_for(fmt: str, *, bom: bool = False) -> Encoder:
@@ -80,39 +72,35 @@ class ExportStats:
     last_seq: int = 0
     chains: dict[str, dict[str, Any]] = field(default_factory=dict)
     _sha: Any = field(default_factory=hashlib.sha256)
-    #: Layout of the rows given to :meth:`add_rows` (full export rows or summaries).
-    layout: RowLayout = FULL_ROWS
 
     def add_bytes(self, data: bytes) -> None:
         self._sha.update(data)
         self.size += len(data)
 
     def add_rows(self, rows: list[tuple[Any, ...]]) -> None:
-        at = self.layout
-        created = list(map(at.created, rows))
+        created = list(map(_created, rows))
         lo, hi = min(created), max(created)
         if not self.rows:
             self.first_created_at, self.last_created_at = lo, hi
-            self.first_seq = rows[0][at.seq]
+            self.first_seq = rows[0][_SEQ]
         else:
             self.first_created_at = min(self.first_created_at, lo)
             self.last_created_at = max(self.last_created_at, hi)
-        self.last_seq = rows[-1][at.seq]
+        self.last_seq = rows[-1][_SEQ]
         self.rows += len(rows)
-        chains = set(map(at.chain_of, rows))
+        chains = set(map(_chain, rows))
         if len(chains) == 1:  # the usual batch: one writer's records
             self._chain(rows[0], rows[-1], len(rows))
             return
-        for cid, n in Counter(map(at.chain_of, rows)).items():
-            mine = [r for r in rows if r[at.chain] == cid]
+        for cid, n in Counter(map(_chain, rows)).items():
+            mine = [r for r in rows if r[_CHAIN] == cid]
             self._chain(mine[0], mine[-1], n)
 
     def _chain(self, first: tuple[Any, ...], last: tuple[Any, ...], n: int) -> None:
-        at = self.layout
-        fresh = {"rows": 0, "first_chain_seq": first[at.chain_seq]}
-        info = self.chains.setdefault(first[at.chain], fresh)
+        fresh = {"rows": 0, "first_chain_seq": first[_CHAIN_SEQ]}
+        info = self.chains.setdefault(first[_CHAIN], fresh)
         info["rows"] += n
-        info["last_chain_seq"], info["last_hash"] = last[at.chain_seq], last[at.hash]
+        info["last_chain_seq"], info["last_hash"] = last[_CHAIN_SEQ], last[_HASH]
 
     @property
     def sha256(self) -> str:
@@ -126,41 +114,26 @@ async def export_stream(
     manifest_out: list[Manifest],
     *,
     batch: int = 5000,
-    native: bool = True,
 ) -> AsyncIterator[bytes]:
     """Yield the file's bytes; when exhausted, append the unsigned manifest to
-    ``manifest_out`` (the caller signs it and names the file). JSON Lines come from
-    the database itself when the store can write them (``native``; the same bytes
-    as :class:`~.formats.JsonlEncoder`)."""
+    ``manifest_out`` (the caller signs it and names the file)."""
     snap = await store.snapshot()
     encoder = encoder_for(stats.fmt, bom=stats.bom)
     header = encoder.header()
     if header:
         stats.add_bytes(header)
         yield header
-    if stats.fmt == "jsonl" and store.native_json_lines and native:
-        stats.layout = SUMMARY_ROWS
-        lines = store.iter_json_lines(flt, max_seq=snap.max_seq, batch=batch)
-        async with contextlib.aclosing(lines):
-            async for summary, text in lines:
-                if not summary:
-                    continue
-                data = text.encode("utf-8")
-                stats.add_rows(summary)
-                stats.add_bytes(data)
-                yield data
-    else:
-        # aclosing: a reader that stops early (a client gone) closes the store's read
-        # (and its transaction) now, not whenever the generator is collected
-        rows_in = store.iter_rows(flt, max_seq=snap.max_seq, batch=batch)
-        async with contextlib.aclosing(rows_in):
-            async for rows in rows_in:
-                if not rows:
-                    continue
-                data = encoder.encode(rows)
-                stats.add_rows(rows)
-                stats.add_bytes(data)
-                yield data
+    # aclosing: a reader that stops early (a client gone) closes the store's read
+    # (and its transaction) now, not whenever the generator is collected
+    rows_in = store.iter_rows(flt, max_seq=snap.max_seq, batch=batch)
+    async with contextlib.aclosing(rows_in):
+        async for rows in rows_in:
+            if not rows:
+                continue
+            data = encoder.encode(rows)
+            stats.add_rows(rows)
+            stats.add_bytes(data)
+            yield data
     manifest_out.append(
         Manifest(
             file="",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
@@ -121,13 +122,49 @@ def _cells(
     return zip(*outs, strict=True)
 
 
-class CsvEncoder:
-    """Batch -> CSV bytes, column by column (the hot loop stays in C)."""
+def _compiled(name: str) -> Any:
+    """A function of the compiled encoders (``_csvenc.c``: the same bytes as the Python
+    code here), or None: not compiled, or ``CONSENTGATE_PURE_PYTHON=1``."""
+    if os.environ.get("CONSENTGATE_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from . import _csvenc  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return getattr(_csvenc, name)
 
-    def __init__(self, columns: tuple[str, ...] = EXPORT_COLUMNS, *, bom: bool = False) -> None:
+
+_C_ENCODE: Callable[[Sequence[Row], tuple[int, ...]], bytes] | None = _compiled("encode")
+_C_JSONL: Callable[[Sequence[Row], tuple[int, ...], tuple[str, ...]], bytes] | None = _compiled(
+    "encode_jsonl"
+)
+_KIND_CODES = {"text": 0, "int": 1, "bool": 2}
+
+
+def _encode_csv(kinds: tuple[str, ...], rows: Sequence[Row]) -> bytes:
+    """Pure-Python CSV of ``rows`` (the reference for the compiled encoder)."""
+    cells = _cells(kinds, rows, _csv_text_column)
+    return ("\r\n".join(map(",".join, cells)) + "\r\n").encode("utf-8")
+
+
+class CsvEncoder:
+    """Batch -> CSV bytes, column by column: compiled when ``_csvenc`` is built,
+    else in Python with the loops kept in C."""
+
+    def __init__(
+        self,
+        columns: tuple[str, ...] = EXPORT_COLUMNS,
+        *,
+        bom: bool = False,
+        compiled: bool | None = None,
+    ) -> None:
         self.columns = columns
         self.bom = bom
         self._kinds = _kinds(columns)
+        self._codes = tuple(_KIND_CODES[k] for k in self._kinds)
+        self._c = _C_ENCODE if compiled in (None, True) else None
+        if compiled and self._c is None:
+            raise RuntimeError("consentgate.audit._csvenc is not compiled")
 
     def header(self) -> bytes:
         return (BOM if self.bom else b"") + (",".join(self.columns) + "\r\n").encode("utf-8")
@@ -135,17 +172,26 @@ class CsvEncoder:
     def encode(self, rows: Sequence[Row]) -> bytes:
         if not rows:
             return b""
-        cells = _cells(self._kinds, rows, _csv_text_column)
-        return ("\r\n".join(map(",".join, cells)) + "\r\n").encode("utf-8")
+        if self._c is not None:
+            return self._c(rows, self._codes)
+        return _encode_csv(self._kinds, rows)
 
 
 class JsonlEncoder:
-    """Batch -> JSON Lines bytes through a per-row template (keys written once)."""
+    """Batch -> JSON Lines bytes: compiled when ``_csvenc`` is built, else through a
+    per-row template (keys written once)."""
 
-    def __init__(self, columns: tuple[str, ...] = EXPORT_COLUMNS) -> None:
+    def __init__(
+        self, columns: tuple[str, ...] = EXPORT_COLUMNS, *, compiled: bool | None = None
+    ) -> None:
         self.columns = columns
         self._kinds = _kinds(columns)
-        self._template = "{" + ",".join(f"{encode_basestring(c)}:%s" for c in columns) + "}"
+        self._codes = tuple(_KIND_CODES[k] for k in self._kinds)
+        self._keys = tuple(f"{encode_basestring(c)}:" for c in columns)
+        self._template = "{" + ",".join(f"{key}%s" for key in self._keys) + "}"
+        self._c = _C_JSONL if compiled in (None, True) else None
+        if compiled and self._c is None:
+            raise RuntimeError("consentgate.audit._csvenc is not compiled")
 
     def header(self) -> bytes:
         return b""
@@ -153,6 +199,8 @@ class JsonlEncoder:
     def encode(self, rows: Sequence[Row]) -> bytes:
         if not rows:
             return b""
+        if self._c is not None:
+            return self._c(rows, self._codes, self._keys)
         lines = map(self._template.__mod__, _cells(self._kinds, rows, _json_text_column))
         return ("\n".join(lines) + "\n").encode("utf-8")
 

@@ -23,7 +23,6 @@ from ..consent import CATEGORIES
 
 __all__ = [
     "EVENT_FIELDS",
-    "SUMMARY_COLUMNS",
     "ApiToken",
     "Attester",
     "AuditAction",
@@ -79,9 +78,6 @@ class ConsentEvent:
 
 _EVENT_ATTRS: tuple[str, ...] = tuple(f.name for f in fields(ConsentEvent) if f.name != "granted")
 
-
-#: What an export's manifest needs of each record (see ``iter_json_lines``).
-SUMMARY_COLUMNS: tuple[str, ...] = ("seq", "created_at", "chain_id", "chain_seq", "hash")
 
 #: Column order of exports and of the hashed canonical record.
 EVENT_FIELDS: tuple[str, ...] = (
@@ -205,20 +201,6 @@ class ConsentStore(abc.ABC):
         (``chain.format_time`` form)."""
         raise self._unsupported("iter_rows")
         yield []  # pragma: no cover - makes this an async generator
-
-    #: Whether :meth:`iter_json_lines` is implemented.
-    native_json_lines = False
-
-    async def iter_json_lines(
-        self, flt: EventFilter | None = None, *, max_seq: int | None = None, batch: int = 5000
-    ) -> AsyncIterator[tuple[list[tuple[object, ...]], str]]:
-        """The :meth:`iter_rows` records written as JSON Lines by the database itself:
-        batches of ``(summary, text)``, ``summary`` one tuple per record in
-        :data:`SUMMARY_COLUMNS` order, ``text`` the records' lines, byte for byte what
-        ``audit.formats.JsonlEncoder`` writes for the same rows. Optional: see
-        :attr:`native_json_lines`."""
-        raise self._unsupported("iter_json_lines")
-        yield [], ""  # pragma: no cover - makes this an async generator
 
     async def purge_checkpoints(self) -> list[PurgeCheckpoint]:
         """Every purge checkpoint."""

@@ -22,9 +22,7 @@ from typing import TYPE_CHECKING, Any
 import aiosqlite
 
 from ..chain import format_time
-from ..consent import CATEGORIES
 from .base import (
-    SUMMARY_COLUMNS,
     ApiToken,
     Attester,
     AuditAction,
@@ -35,7 +33,7 @@ from .base import (
     LogSnapshot,
     PurgeCheckpoint,
 )
-from .records import EXPORT_COLUMNS, parse_time, stored_from_row
+from .records import parse_time, stored_from_row
 
 __all__ = ["AUDIT_MIGRATION", "EXPORT_SELECT", "SQLiteAuditMixin"]
 
@@ -84,21 +82,6 @@ EXPORT_SELECT = (
     "preferences, statistics, marketing, unclassified, policy_version, banner_hash, "
     "language, page_url, region, regime, gpc, ip_masked, user_agent, "
     "chain_id, chain_seq, prev_hash, hash, erased"
-)
-
-_BOOLEAN = frozenset({*CATEGORIES, "gpc", "erased"})
-#: :data:`SUMMARY_COLUMNS` then the whole record as one JSON object, keys in export
-#: order, booleans as JSON booleans: the same bytes as ``JsonlEncoder`` (tested).
-JSON_LINES_SELECT = (
-    ", ".join(SUMMARY_COLUMNS)
-    + ", json_object("
-    + ", ".join(
-        f"'{c}', json(CASE WHEN {c} THEN 'true' ELSE 'false' END)"
-        if c in _BOOLEAN
-        else f"'{c}', {c}"
-        for c in EXPORT_COLUMNS
-    )
-    + ")"
 )
 
 
@@ -183,16 +166,6 @@ class SQLiteAuditMixin:
         async for rows in self._pages(EXPORT_SELECT, flt, max_seq, batch):
             yield rows
 
-    native_json_lines = True
-
-    async def iter_json_lines(
-        self, flt: EventFilter | None = None, *, max_seq: int | None = None, batch: int = 5000
-    ) -> AsyncIterator[tuple[list[tuple[object, ...]], str]]:
-        """SQLite's ``json_object`` writes each line: one string per record crosses into
-        Python instead of 26 values that Python would then encode again."""
-        async for rows in self._pages(JSON_LINES_SELECT, flt, max_seq, batch):
-            yield [r[:-1] for r in rows], "\n".join([r[-1] for r in rows]) + "\n"  # type: ignore[misc]
-
     async def _pages(
         self, select: str, flt: EventFilter | None, max_seq: int | None, batch: int
     ) -> AsyncIterator[list[tuple[object, ...]]]:
@@ -214,23 +187,16 @@ class SQLiteAuditMixin:
                 cur._cursor.row_factory = None  # plain tuples: the export's hot path
                 return await cur.fetchall()  # type: ignore[return-value]
 
-        # Prefetch: SQLite reads the next page in aiosqlite's thread (sqlite3_step
-        # releases the GIL) while the caller encodes this one.
-        pending = asyncio.ensure_future(page(0))
-        try:
-            while True:
-                rows = await pending
-                if len(rows) == batch:
-                    pending = asyncio.ensure_future(page(int(rows[-1][0])))  # type: ignore[call-overload]
-                if rows:
-                    yield rows
-                if len(rows) < batch:
-                    return
-        finally:
-            if not pending.done():
-                pending.cancel()
-                with contextlib.suppress(asyncio.CancelledError, sqlite3.Error):
-                    await pending
+        # No prefetch: reading the next page in aiosqlite's thread while this one is
+        # encoded was measured slower (both need the GIL; they took turns, badly).
+        after = 0
+        while True:
+            rows = await page(after)
+            if rows:
+                yield rows
+            if len(rows) < batch:
+                return
+            after = int(rows[-1][0])  # type: ignore[call-overload]
 
     async def purge_checkpoints(self) -> list[PurgeCheckpoint]:
         async with self._reader().execute(
