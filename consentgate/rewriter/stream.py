@@ -135,7 +135,7 @@ class StreamRewriter(TagHandling):
         self._lt_after: tuple[bytes, bool] | None = None
         self._seen = 0
         self._finished = False
-        self._out: list[bytes] = []
+        self._out: list[bytes | memoryview] = []  # pieces of one feed's output
         self._emit = 0
         self._base = 0  # absolute offset of the buffer's first byte
         self._wait_gt = False  # an incomplete tag is held: nothing to do until a '>'
