@@ -9,9 +9,8 @@ NONE = RewritePolicy(granted=frozenset({"necessary"}))
 ALL = RewritePolicy(granted=frozenset(CATEGORIES))
 
 
-def chunked(data: bytes, sizes: list[int], policy: RewritePolicy = NONE, **kw: object) -> bytes:
-    """Rewrite ``data`` fed in pieces of the given sizes (cycled)."""
-    rw = StreamRewriter(policy, **kw)  # type: ignore[arg-type]
+def feed_in_pieces(rw: StreamRewriter, data: bytes, sizes: list[int]) -> bytes:
+    """Feed ``data`` to ``rw`` in pieces of the given sizes (cycled), then finish."""
     out, pos, i = [], 0, 0
     while pos < len(data):
         size = sizes[i % len(sizes)] if sizes else len(data)
@@ -20,6 +19,11 @@ def chunked(data: bytes, sizes: list[int], policy: RewritePolicy = NONE, **kw: o
         i += 1
     out.append(rw.finish())
     return b"".join(out)
+
+
+def chunked(data: bytes, sizes: list[int], policy: RewritePolicy = NONE, **kw: object) -> bytes:
+    """Rewrite ``data`` fed in pieces of the given sizes (cycled)."""
+    return feed_in_pieces(StreamRewriter(policy, **kw), data, sizes)  # type: ignore[arg-type]
 
 
 def start_tags(data: bytes) -> set[tuple[int, int]]:

@@ -20,15 +20,22 @@ SPECIAL = st.sampled_from(
 )
 TEXT = st.lists(st.one_of(SPECIAL, st.text(max_size=3)), max_size=6).map("".join)
 COLUMNS = ("seq", "site_id", "necessary", "user_agent", "chain_seq", "gpc", "page_url")
-ROW = st.tuples(
-    st.integers(min_value=-(2**70), max_value=2**70),
-    TEXT,
-    st.sampled_from([0, 1, True, False]),
-    TEXT,
-    st.integers(min_value=0, max_value=10**6),
-    st.booleans(),
-    TEXT,
-)
+
+
+def rows_with(text: st.SearchStrategy[str]) -> st.SearchStrategy[tuple[object, ...]]:
+    """Rows of :data:`COLUMNS` whose text cells come from ``text``."""
+    return st.tuples(
+        st.integers(min_value=-(2**70), max_value=2**70),
+        text,
+        st.sampled_from([0, 1, True, False]),
+        text,
+        st.integers(min_value=0, max_value=10**6),
+        st.booleans(),
+        text,
+    )
+
+
+ROW = rows_with(TEXT)
 
 needs_c = pytest.mark.skipif(
     formats._C_ENCODE is None and os.environ.get("CONSENTGATE_REQUIRE_SPEEDUPS") != "1",
@@ -63,15 +70,7 @@ JSON_TEXT = st.text(
     ),
     max_size=8,
 )
-JSON_ROW = st.tuples(
-    st.integers(min_value=-(2**70), max_value=2**70),
-    JSON_TEXT,
-    st.sampled_from([0, 1, True, False]),
-    JSON_TEXT,
-    st.integers(min_value=0, max_value=10**6),
-    st.booleans(),
-    JSON_TEXT,
-)
+JSON_ROW = rows_with(JSON_TEXT)
 
 
 @needs_c

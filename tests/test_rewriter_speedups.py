@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from consentgate.catalog import load_catalog
 from consentgate.rewriter import RewritePolicy, StreamRewriter, elements, grammar, stream
 from consentgate.rewriter import _tags as tags
-from tests.rewrite_util import ALL, NONE
+from tests.rewrite_util import ALL, NONE, feed_in_pieces
 from tests.support import CORPUS
 
 PAGES = sorted((CORPUS / "pages").glob("*.html"))
@@ -41,14 +41,7 @@ def _rewrite(
     data: bytes, sizes: list[int], speedups: bool, policy: RewritePolicy = NONE, **kw: object
 ) -> tuple[bytes, Counter[str], list[tuple[int, int, bytes]] | None]:
     rw = StreamRewriter(policy, speedups=speedups, record_edits=True, **kw)  # type: ignore[arg-type]
-    out, pos, i = [], 0, 0
-    while pos < len(data):
-        size = sizes[i % len(sizes)] if sizes else len(data)
-        out.append(rw.feed(data[pos : pos + size]))
-        pos += size
-        i += 1
-    out.append(rw.finish())
-    return b"".join(out), rw.stats, rw.edits
+    return feed_in_pieces(rw, data, sizes), rw.stats, rw.edits
 
 
 def _same(data: bytes, sizes: list[int], policy: RewritePolicy = NONE, **kw: object) -> bytes:
