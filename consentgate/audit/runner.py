@@ -44,6 +44,7 @@ def check_log_exists(settings: Settings) -> None:
 async def cli_store(settings: Settings) -> AsyncIterator[ConsentStore]:
     """The configured log, opened with the server's head signer."""
     store = open_store(settings.database, head_signer=HeadSigner(settings.secret_keys))
+    store.reads_may_block = True  # a command serves nobody else meanwhile
     async with store:
         yield store
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
@@ -27,6 +29,9 @@ from ..regions import REGIMES, region_filter
 from ..store import EventFilter, StoreError
 
 __all__ = ["register", "run_export"]
+
+#: Encoded batches that may wait for the disk (each ~2.5 MB of CSV at 5,000 rows).
+WRITES_AHEAD = 2
 
 
 class _Progress:
@@ -64,10 +69,19 @@ async def run_export(
         bar = _Progress(await store.count(flt)) if progress else None
         stats = ExportStats(fmt, bom=bom)
         result: list[Manifest] = []
-        async for chunk in export_stream(store, flt, stats, result):
-            out.write(chunk)
-            if bar is not None:
-                bar.update(stats.rows)
+        # The file is written on a thread of its own (write() releases the GIL), so the
+        # disk works while the next batch is read and encoded; at most WRITES_AHEAD
+        # batches wait for it, which keeps memory flat.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-writer") as disk:
+            pending: deque[Future[int]] = deque()
+            async for chunk in export_stream(store, flt, stats, result):
+                pending.append(disk.submit(out.write, chunk))
+                while len(pending) > WRITES_AHEAD:
+                    pending.popleft().result()  # a command: nothing else waits on this loop
+                if bar is not None:
+                    bar.update(stats.rows)
+            while pending:
+                pending.popleft().result()
         if bar is not None:
             bar.update(stats.rows, final=True)
         manifest = result[0]

@@ -188,6 +188,10 @@ class ConsentStore(abc.ABC):
     def _unsupported(self, what: str) -> StoreError:
         return StoreError(f"{type(self).__name__} does not support {what} yet")
 
+    #: Set by command-line tools, whose process serves nobody else: a backend may then
+    #: read in the calling thread, blocking the event loop (faster for big exports).
+    reads_may_block: bool = False
+
     async def snapshot(self) -> LogSnapshot:
         """Chain heads and the highest ``seq``, consistent with each other."""
         raise self._unsupported("snapshot")

@@ -187,16 +187,24 @@ class SQLiteAuditMixin:
                 cur._cursor.row_factory = None  # plain tuples: the export's hot path
                 return await cur.fetchall()  # type: ignore[return-value]
 
-        # No prefetch: reading the next page in aiosqlite's thread while this one is
-        # encoded was measured slower (both need the GIL; they took turns, badly).
-        after = 0
-        while True:
-            rows = await page(after)
-            if rows:
-                yield rows
-            if len(rows) < batch:
-                return
-            after = int(rows[-1][0])  # type: ignore[call-overload]
+        # A command-line export has nothing else to serve: its pages are read right
+        # here (a plain connection), which was measured ~25 % faster than through
+        # aiosqlite's thread. No prefetch either way: reading the next page in another
+        # thread while this one is encoded was slower (both need the GIL).
+        inline = sqlite3.connect(self.path) if self.reads_may_block else None
+        try:
+            after = 0
+            while True:
+                params = (after, *bound_args, *args)
+                rows = inline.execute(sql, params).fetchall() if inline else await page(after)
+                if rows:
+                    yield rows
+                if len(rows) < batch:
+                    return
+                after = int(rows[-1][0])  # type: ignore[call-overload]
+        finally:
+            if inline is not None:
+                inline.close()
 
     async def purge_checkpoints(self) -> list[PurgeCheckpoint]:
         async with self._reader().execute(
