@@ -135,9 +135,10 @@ def schema_version(conn: sqlite3.Connection) -> int:
 class WriterThread:
     """The writer's ``sqlite3`` connection, living on a thread of its own.
 
-    ``run(fn, *args)`` calls ``fn(connection, *args)`` on that thread: a whole
-    transaction is one hop from the event loop. ``flock`` serializes writers of the
-    same file across processes (see the module docstring).
+    ``transact(body)`` runs ``body(connection)`` in one ``BEGIN IMMEDIATE``/``COMMIT``
+    on that thread: a whole transaction is one hop from the event loop. ``flock``
+    serializes writers of the same file across processes (see the module docstring).
+    ``run(fn, *args)`` calls ``fn(connection, *args)`` there outside a transaction.
     """
 
     def __init__(self, path: Path) -> None:
@@ -175,7 +176,10 @@ class WriterThread:
             raise StoreError("the consent log is not open")
         return fn(self._conn, *args)
 
-    def transaction(self, conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], R]) -> R:
+    async def transact(self, body: Callable[[sqlite3.Connection], R]) -> R:
+        return await self.run(self._transaction, body)
+
+    def _transaction(self, conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], R]) -> R:
         """``body(conn)`` inside ``BEGIN IMMEDIATE``/``COMMIT`` under the file lock."""
         self._lock()
         try:
@@ -238,14 +242,10 @@ class WriterThread:
 
 
 def _insert_batch(
-    conn: sqlite3.Connection,
-    writer: WriterThread,
-    rows: list[tuple[Any, ...]],
-    head: tuple[Any, ...],
-    first_chain_seq: int,
-) -> list[int]:
-    """One group commit (on the writer's thread): the rows, the chain head, and the
-    ``seq`` each row got, in chain order."""
+    rows: list[tuple[Any, ...]], head: tuple[Any, ...], first_chain_seq: int
+) -> Callable[[sqlite3.Connection], list[int]]:
+    """One group commit's body: the rows, the chain head, and the ``seq`` each row
+    got, in chain order."""
 
     def body(conn: sqlite3.Connection) -> list[int]:
         conn.executemany(_INSERT, rows)
@@ -256,7 +256,7 @@ def _insert_batch(
         )
         return [int(r[0]) for r in cur.fetchall()]
 
-    return writer.transaction(conn, body)
+    return body
 
 
 def _where(flt: EventFilter | None, *, seq_order: bool = False) -> tuple[list[str], list[Any]]:
@@ -311,7 +311,7 @@ class SQLiteStore(QueuedAppend, SQLiteAuditMixin, ConsentStore):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer_db = WriterThread(self.path)
             await self._writer_db.open()
-            await self._writer_db.run(self._migrate)
+            await self._writer_db.transact(self._apply_migrations)
             self._reader_db = await self._connect()
         except StoreError:
             await self._close_connections()
@@ -330,12 +330,8 @@ class SQLiteStore(QueuedAppend, SQLiteAuditMixin, ConsentStore):
             await db.execute(pragma)
         return db
 
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        """Bring the schema up to :data:`MIGRATIONS` (on the writer's thread)."""
-        assert self._writer_db is not None
-        self._writer_db.transaction(conn, self._apply_migrations)
-
     def _apply_migrations(self, conn: sqlite3.Connection) -> None:
+        """Bring the schema up to :data:`MIGRATIONS` (on the writer's thread)."""
         conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_version ("
             "version INTEGER NOT NULL PRIMARY KEY, applied_at TEXT NOT NULL)"
@@ -398,7 +394,7 @@ class SQLiteStore(QueuedAppend, SQLiteAuditMixin, ConsentStore):
                 self.head_signer.sign(chain_id, last_seq, head_hash) if self.head_signer else ""
             )
             head = (chain_id, last_seq, head_hash, signature, format_time(datetime.now(UTC)))
-            seqs = await writer.run(_insert_batch, writer, rows, head, links[0][0])
+            seqs = await writer.transact(_insert_batch(rows, head, links[0][0]))
             self.commits += 1
         except Exception as exc:
             # Whether a failed COMMIT reached the disk is not certain (an fsync error):
