@@ -163,14 +163,7 @@ class SQLiteAuditMixin:
     async def iter_rows(
         self, flt: EventFilter | None = None, *, max_seq: int | None = None, batch: int = 5000
     ) -> AsyncIterator[list[tuple[object, ...]]]:
-        async for rows in self._pages(EXPORT_SELECT, flt, max_seq, batch):
-            yield rows
-
-    async def _pages(
-        self, select: str, flt: EventFilter | None, max_seq: int | None, batch: int
-    ) -> AsyncIterator[list[tuple[object, ...]]]:
-        """``SELECT {select}`` (``seq`` first) of the matching records in ``seq`` order,
-        keyset-paged: no read transaction stays open between pages."""
+        """Keyset-paged on ``seq``: no read transaction stays open between pages."""
         from .sqlite import _where  # sqlite.py imports this module
 
         clauses, args = _where(flt, seq_order=True)
@@ -178,12 +171,12 @@ class SQLiteAuditMixin:
         bound = " AND seq <= ?" if max_seq is not None else ""
         bound_args = [max_seq] if max_seq is not None else []
         sql = (
-            f"SELECT {select} FROM events WHERE seq > ?{bound}{extra} "
+            f"SELECT {EXPORT_SELECT} FROM events WHERE seq > ?{bound}{extra} "
             f"ORDER BY seq LIMIT {int(batch)}"
         )
 
-        async def page(after: int) -> list[tuple[object, ...]]:
-            async with self._reader().execute(sql, (after, *bound_args, *args)) as cur:
+        async def page(params: tuple[object, ...]) -> list[tuple[object, ...]]:
+            async with self._reader().execute(sql, params) as cur:
                 cur._cursor.row_factory = None  # plain tuples: the export's hot path
                 return await cur.fetchall()  # type: ignore[return-value]
 
@@ -196,7 +189,7 @@ class SQLiteAuditMixin:
             after = 0
             while True:
                 params = (after, *bound_args, *args)
-                rows = inline.execute(sql, params).fetchall() if inline else await page(after)
+                rows = inline.execute(sql, params).fetchall() if inline else await page(params)
                 if rows:
                     yield rows
                 if len(rows) < batch:
