@@ -141,6 +141,14 @@ _C_JSONL: Callable[[Sequence[Row], tuple[int, ...], tuple[str, ...]], bytes] | N
 _KIND_CODES = {"text": 0, "int": 1, "bool": 2}
 
 
+def _choose(compiled: bool | None, function: Any) -> Any:
+    """``function`` (a compiled encoder, or None) unless ``compiled`` is False;
+    ``compiled=True`` insists on it."""
+    if compiled and function is None:
+        raise RuntimeError("consentgate.audit._csvenc is not compiled")
+    return function if compiled in (None, True) else None
+
+
 def _encode_csv(kinds: tuple[str, ...], rows: Sequence[Row]) -> bytes:
     """Pure-Python CSV of ``rows`` (the reference for the compiled encoder)."""
     cells = _cells(kinds, rows, _csv_text_column)
@@ -162,9 +170,7 @@ class CsvEncoder:
         self.bom = bom
         self._kinds = _kinds(columns)
         self._codes = tuple(_KIND_CODES[k] for k in self._kinds)
-        self._c = _C_ENCODE if compiled in (None, True) else None
-        if compiled and self._c is None:
-            raise RuntimeError("consentgate.audit._csvenc is not compiled")
+        self._c = _choose(compiled, _C_ENCODE)
 
     def header(self) -> bytes:
         return (BOM if self.bom else b"") + (",".join(self.columns) + "\r\n").encode("utf-8")
@@ -189,9 +195,7 @@ class JsonlEncoder:
         self._codes = tuple(_KIND_CODES[k] for k in self._kinds)
         self._keys = tuple(f"{encode_basestring(c)}:" for c in columns)
         self._template = "{" + ",".join(f"{key}%s" for key in self._keys) + "}"
-        self._c = _C_JSONL if compiled in (None, True) else None
-        if compiled and self._c is None:
-            raise RuntimeError("consentgate.audit._csvenc is not compiled")
+        self._c = _choose(compiled, _C_JSONL)
 
     def header(self) -> bytes:
         return b""
