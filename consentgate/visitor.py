@@ -48,7 +48,7 @@ class TrustedProxies:
                 continue  # config validation reports these; never trust a typo
 
     def __contains__(self, address: str | None) -> bool:
-        if not address:
+        if not address or not self.networks:
             return False
         ip = _parse_ip(address)
         return ip is not None and any(ip in net for net in self.networks)

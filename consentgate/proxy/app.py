@@ -47,6 +47,7 @@ _HTML_TYPES = (b"text/html", b"application/xhtml+xml")
 #: response): the upstream's copy would make a second one.
 _SERVER_SET = frozenset({b"date"})
 #: Response headers that describe the upstream's exact bytes (wrong once rewritten).
+_DROP = HOP_BY_HOP | _SERVER_SET
 _BYTES_HEADERS = frozenset({b"content-length", b"content-md5", b"digest", b"accept-ranges"})
 
 
@@ -73,17 +74,44 @@ class ProxyApp:
         }
         self.undeclared = UndeclaredCookies(settings.data_dir)
         self.trusted = TrustedProxies(settings.trusted_proxies)
+        #: the origins a Location from the upstream may name, per site id
+        self.upstream_origins: dict[str, tuple[str, ...]] = {}
+        for s in settings.sites:
+            if s.upstream:
+                o = self.origins[s.id]
+                named = s.upstream_host_header
+                extra = (f"{o.scheme}://{named}",) if named else ()
+                self.upstream_origins[s.id] = (o.url, *extra)
+        self.vary = (b"Cookie", *vary_fields(settings))
+        self._sites: dict[bytes | None, Site] = {}  # Host header -> site (bounded)
         cache_mb = settings.rewrite_cache_mb
         self.pages = PageWriter(runtime, RewriteCache(cache_mb * 1024 * 1024) if cache_mb else None)
         runtime.extras.setdefault("on_shutdown", []).append(self.aclose)
+
+    def site_for(self, scope: Scope) -> Site:
+        """The site for the request's ``Host`` (as :meth:`Runtime.site_for`, memoized)."""
+        host = None
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value  # the last one, as Runtime.site_for
+        site = self._sites.get(host)
+        if site is None:
+            site = self.runtime.settings.site_for_host(host.decode("latin-1") if host else None)
+            if len(self._sites) >= 1024:
+                self._sites.clear()
+            self._sites[host] = site
+        return site
 
     async def aclose(self) -> None:
         await self.pool.aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        site = self.runtime.site_for(scope)
+        if scope["type"] not in ("http", "websocket"):
+            await self.fallback(scope, receive, send)
+            return
+        site = self.site_for(scope)
         origin = self.origins.get(site.id)
-        if origin is None or scope["type"] not in ("http", "websocket"):
+        if origin is None:
             await self.fallback(scope, receive, send)
             return
         if scope["type"] == "websocket":
@@ -210,15 +238,19 @@ class ProxyApp:
         inm = header(scope["headers"], b"if-none-match") or b""
         tagged = f"-cg{token}".encode() in inm  # a 304 for a page rewritten for this visitor
         status = resp.status
-        drop = HOP_BY_HOP | _SERVER_SET | connection_tokens(resp.headers)
-        content_type = header(resp.headers, b"content-type")
+        drop = _DROP
+        content_type = None
+        for name, value in resp.headers:
+            if name == b"content-type":
+                if content_type is None:
+                    content_type = value
+            elif name == b"connection":
+                drop = _DROP | connection_tokens(resp.headers)
         html = _is_html(content_type)
         bodyless = scope["method"] == "HEAD" or status in (204, 304)
         if content_type is None and not bodyless and await self._sniff_html(resp):
             html = True  # browsers would sniff it as a page: rewrite it like one
-        upstream_origins = (origin.url,) + (
-            (f"{origin.scheme}://{site.upstream_host_header}",) if site.upstream_host_header else ()
-        )
+        upstream_origins = self.upstream_origins[site.id]
         out: list[tuple[bytes, bytes]] = []
         for name, value in resp.headers:
             if name in drop:
@@ -239,7 +271,7 @@ class ProxyApp:
                 merge_vary(out, b"Cookie")
             await stream_body(send, status, out, resp, bodyless)
             return
-        for field in (b"Cookie", *vary_fields(self.runtime.settings)):
+        for field in self.vary:
             merge_vary(out, field)
         out.extend(
             (b"set-cookie", v)

@@ -39,6 +39,7 @@ __all__ = [
 
 ALL: frozenset[str] = frozenset(CATEGORIES)
 _REGIME_TAG = {OPT_IN: "", OPT_OUT: "-o", NOTICE: "-n"}
+_TOKENS: dict[tuple[bool, frozenset[str], str], str] = {}  # Decision.token, memoized
 NECESSARY: frozenset[str] = frozenset({"necessary"})
 
 
@@ -109,8 +110,14 @@ class Decision:
     def token(self) -> str:
         """A short tag naming what a page was rewritten for (ETags, cache keys): the
         effective categories' initials, ``x`` before a decision, and the regime."""
-        letters = "".join(c[0] for c in CATEGORIES if c in self.granted)
-        return ("" if self.decided else "x") + letters + _REGIME_TAG[self.regime]
+        key = (self.consent is not None, self.granted, self.regime)
+        token = _TOKENS.get(key)
+        if token is None:
+            letters = "".join(c[0] for c in CATEGORIES if c in self.granted)
+            token = ("" if self.decided else "x") + letters + _REGIME_TAG[self.regime]
+            if len(_TOKENS) < 4096:  # at most 2 x 32 x 3 keys in practice
+                _TOKENS[key] = token
+        return token
 
     def record_fields(self) -> dict[str, Any]:
         """``region``/``regime``/``gpc`` as a :class:`ConsentEvent` records them."""
