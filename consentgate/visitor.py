@@ -40,6 +40,7 @@ class TrustedProxies:
     """A set of addresses / networks whose forwarding headers are believed."""
 
     def __init__(self, entries: Iterable[str]) -> None:
+        self._seen: dict[str, bool] = {}  # address -> trusted (bounded memo)
         self.networks: list[IPNetwork] = []
         for entry in entries:
             try:
@@ -50,8 +51,14 @@ class TrustedProxies:
     def __contains__(self, address: str | None) -> bool:
         if not address or not self.networks:
             return False
-        ip = _parse_ip(address)
-        return ip is not None and any(ip in net for net in self.networks)
+        found = self._seen.get(address)
+        if found is None:
+            ip = _parse_ip(address)
+            found = ip is not None and any(ip in net for net in self.networks)
+            if len(self._seen) >= 4096:
+                self._seen.clear()
+            self._seen[address] = found
+        return found
 
 
 @lru_cache(maxsize=4096)

@@ -29,12 +29,14 @@ if TYPE_CHECKING:
     from .pool import UpstreamPool
 
 __all__ = [
+    "Deadlines",
     "Origin",
     "UpstreamConnectError",
     "UpstreamError",
     "UpstreamProtocolError",
     "UpstreamResponse",
     "UpstreamTimeout",
+    "sweep_tick",
 ]
 
 MAX_RESPONSE_HEADERS = 100
@@ -96,6 +98,50 @@ class Origin:
         return f"{self.scheme}://{self.netloc}"
 
 
+def sweep_tick(timeout: float) -> float:
+    """How often :class:`Deadlines` checks: an eighth of the timeout, 10-250 ms."""
+    return min(0.25, max(0.01, timeout / 8))
+
+
+class Deadlines:
+    """Read timeouts of the responses being waited for, checked by one periodic sweep.
+
+    A timer per wait (``call_later`` + ``cancel``, twice per proxied request) costs more
+    than the sweep: waiting registers a deadline in a dict, and while any are
+    registered one callback every ``tick`` seconds fails those that are due. A timeout
+    fires between its deadline and one tick later.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, tick: float) -> None:
+        self.loop = self._loop = loop
+        self.tick = tick
+        self._due: dict[UpstreamResponse, float] = {}
+        self._handle: asyncio.TimerHandle | None = None
+
+    def watch(self, resp: UpstreamResponse, seconds: float) -> None:
+        self._due[resp] = self._loop.time() + seconds
+        if self._handle is None:
+            self._handle = self._loop.call_later(self.tick, self._sweep)
+
+    def unwatch(self, resp: UpstreamResponse) -> None:
+        self._due.pop(resp, None)
+
+    def _sweep(self) -> None:
+        self._handle = None
+        now = self._loop.time()
+        for resp in [r for r, due in self._due.items() if due <= now]:
+            del self._due[resp]
+            resp._timeout()
+        if self._due:
+            self._handle = self._loop.call_later(self.tick, self._sweep)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._due.clear()
+
+
 def _wake(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
@@ -108,6 +154,7 @@ class UpstreamResponse:
         "_buffered",
         "_chunks",
         "_conn",
+        "_deadlines",
         "_done",
         "_error",
         "_head_waiter",
@@ -121,9 +168,16 @@ class UpstreamResponse:
         "status",
     )
 
-    def __init__(self, conn: _Connection, read_timeout: float, head_request: bool) -> None:
+    def __init__(
+        self,
+        conn: _Connection,
+        read_timeout: float,
+        head_request: bool,
+        deadlines: Deadlines | None = None,
+    ) -> None:
         self._conn: _Connection | None = conn
         self._loop = asyncio.get_running_loop()
+        self._deadlines = deadlines or Deadlines(self._loop, sweep_tick(read_timeout))
         self.read_timeout = read_timeout
         self.head_request = head_request
         self.status = 0
@@ -198,11 +252,11 @@ class UpstreamResponse:
         if self._head_waiter.done():
             self._head_waiter.result()
             return
-        timer = self._loop.call_later(self.read_timeout, self._timeout)
+        self._deadlines.watch(self, self.read_timeout)
         try:
             await self._head_waiter
         finally:
-            timer.cancel()
+            self._deadlines.unwatch(self)
 
     def _timeout(self) -> None:
         self.fail(UpstreamTimeout("read", self.read_timeout))
@@ -236,14 +290,18 @@ class UpstreamResponse:
             if self._error is not None:
                 raise self._error
             waiter = self._waiter = self._loop.create_future()
+            timer = None
             if idle is None:
-                timer = self._loop.call_later(self.read_timeout, self._timeout)
+                self._deadlines.watch(self, self.read_timeout)
             else:
                 timer = self._loop.call_later(min(idle, self.read_timeout), _wake, waiter)
             try:
                 await waiter
             finally:
-                timer.cancel()
+                if timer is None:
+                    self._deadlines.unwatch(self)
+                else:
+                    timer.cancel()
                 self._waiter = None
             if idle is not None and not self._chunks and not self._done:
                 if self._error is not None:

@@ -7,12 +7,14 @@ import ssl
 from collections.abc import AsyncIterator
 
 from .client import (
+    Deadlines,
     Origin,
     UpstreamConnectError,
     UpstreamProtocolError,
     UpstreamResponse,
     UpstreamTimeout,
     _Connection,
+    sweep_tick,
 )
 
 __all__ = ["MAX_IDLE_PER_ORIGIN", "UpstreamPool"]
@@ -28,6 +30,15 @@ class UpstreamPool:
         self.read_timeout = read_timeout
         self._idle: dict[Origin, list[_Connection]] = {}
         self._ssl: ssl.SSLContext | None = None
+        self._deadlines: Deadlines | None = None
+
+    def deadlines(self) -> Deadlines:
+        """The read-timeout sweep of this pool (made on first use, in the running loop)."""
+        found = self._deadlines
+        loop = asyncio.get_running_loop()
+        if found is None or found.loop is not loop:
+            found = self._deadlines = Deadlines(loop, sweep_tick(self.read_timeout))
+        return found
 
     def _release(self, conn: _Connection) -> None:
         idle = self._idle.setdefault(conn.key, [])
@@ -94,9 +105,10 @@ class UpstreamPool:
             ]
         )
         attempts = 1 if body is not None else 2
+        deadlines = self.deadlines()
         for attempt in range(attempts):
             conn = await self._connect(origin)
-            resp = UpstreamResponse(conn, self.read_timeout, head_request=method == "HEAD")
+            resp = UpstreamResponse(conn, self.read_timeout, method == "HEAD", deadlines)
             conn.start(resp)
             try:
                 await conn.write(head)
@@ -131,6 +143,9 @@ class UpstreamPool:
             await conn.write(b"0\r\n\r\n")
 
     async def aclose(self) -> None:
+        if self._deadlines is not None:
+            self._deadlines.close()
+            self._deadlines = None
         for idle in self._idle.values():
             for conn in idle:
                 conn.abort()
