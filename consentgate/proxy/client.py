@@ -43,6 +43,8 @@ MAX_RESPONSE_HEADERS = 100
 MAX_RESPONSE_HEADER_BYTES = 64 * 1024
 #: Buffered body bytes above which the upstream socket stops being read.
 HIGH_WATER = 256 * 1024
+#: Response heads remembered per pool (byte for byte; see ``_Connection._known_head``).
+MAX_KNOWN_HEADS = 256
 
 
 class UpstreamError(Exception):
@@ -326,6 +328,14 @@ class UpstreamResponse:
         self._conn = None
 
 
+@dataclass(frozen=True, slots=True)
+class _KnownHead:
+    status: int
+    headers: tuple[tuple[bytes, bytes], ...]
+    length: int  # Content-Length
+    keep_alive: bool
+
+
 class _Connection(asyncio.Protocol):
     """One upstream connection; serves one request at a time."""
 
@@ -341,6 +351,9 @@ class _Connection(asyncio.Protocol):
         self._paused = False
         self._write_paused = False
         self._drain: asyncio.Future[None] | None = None
+        self._head: bytes | None = None  # the first bytes of the response, for its head
+        self._left = 0  # body bytes still due of a response framed without the parser
+        self._keep_alive = False
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -348,9 +361,17 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         resp = self.response
-        if resp is None or self.parser is None:  # bytes while idle: not reusable
+        if resp is None:  # bytes while idle: not reusable
             self.abort()
             return
+        if self._left:
+            self._body(resp, data)
+            return
+        if self.parser is None:
+            if self._known_head(resp, data):
+                return
+            self.parser = httptools.HttpResponseParser(self)
+            self._head = data
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -389,6 +410,10 @@ class _Connection(asyncio.Protocol):
             waiter.set_result(None)
 
     # httptools callbacks
+    def on_message_begin(self) -> None:
+        if self.response is None:  # bytes after the end of the response: never reuse
+            self.abort()
+
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.response is not None:
             self.response.on_header(name, value)
@@ -401,6 +426,66 @@ class _Connection(asyncio.Protocol):
         if resp.head_request and resp.status >= 200:
             # A HEAD response has no body whatever its headers say.
             self._finish(resp, keep_alive=self.parser.should_keep_alive())
+            return
+        head, self._head = self._head, None
+        if head is not None and resp.status >= 200:
+            self._remember_head(resp, head)
+
+    # A response head the parser has seen before, byte for byte, parses the same way:
+    # its result (status, headers, Content-Length) is kept, and the next response that
+    # starts with the same bytes is framed by its Content-Length without the parser.
+    def _remember_head(self, resp: UpstreamResponse, data: bytes) -> None:
+        end = data.find(b"\r\n\r\n")
+        if end < 0 or resp.status in (204, 304) or self.parser is None:
+            return
+        lengths = [v for n, v in resp.headers if n == b"content-length"]
+        if len(lengths) != 1 or not lengths[0].strip().isdigit():
+            return
+        if any(n == b"transfer-encoding" for n, _ in resp.headers):
+            return
+        heads = self.pool.heads
+        if len(heads) >= MAX_KNOWN_HEADS:
+            heads.clear()
+        heads[data[: end + 4]] = _KnownHead(
+            resp.status,
+            tuple(resp.headers),
+            int(lengths[0].strip()),
+            self.parser.should_keep_alive(),
+        )
+
+    def _known_head(self, resp: UpstreamResponse, data: bytes) -> bool:
+        """Start a response whose head was parsed before; False when it was not."""
+        if resp.head_request:
+            return False
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        known = self.pool.heads.get(data[: end + 4])
+        if known is None:
+            return False
+        resp.headers = list(known.headers)
+        self._keep_alive = known.keep_alive
+        self._left = known.length
+        resp.on_headers_complete(known.status)
+        if known.length == 0:
+            self._left = 0
+            self._body(resp, data[end + 4 :], done=True)
+        elif end + 4 < len(data):
+            self._body(resp, data[end + 4 :])
+        return True
+
+    def _body(self, resp: UpstreamResponse, data: bytes, done: bool = False) -> None:
+        """Body bytes of a response framed by its known Content-Length."""
+        left = self._left
+        if len(data) > left:  # more than the response: the connection is not reusable
+            self.reusable = False
+            data = data[:left]
+        if data:
+            left = self._left = left - len(data)
+            resp.on_body(data)
+        if left == 0 or done:
+            self._left = 0
+            self._finish(resp, keep_alive=self._keep_alive)
 
     def on_body(self, body: bytes) -> None:
         if self.response is not None:
@@ -427,7 +512,9 @@ class _Connection(asyncio.Protocol):
 
     def start(self, resp: UpstreamResponse) -> None:
         self.response = resp
-        self.parser = httptools.HttpResponseParser(self)
+        self.parser = None  # made on the first bytes, unless the head is a known one
+        self._head = None
+        self._left = 0
 
     async def write(self, data: bytes) -> None:
         if self.closed or self.transport is None:

@@ -14,6 +14,7 @@ from .client import (
     UpstreamResponse,
     UpstreamTimeout,
     _Connection,
+    _KnownHead,
     sweep_tick,
 )
 
@@ -31,6 +32,8 @@ class UpstreamPool:
         self._idle: dict[Origin, list[_Connection]] = {}
         self._ssl: ssl.SSLContext | None = None
         self._deadlines: Deadlines | None = None
+        #: raw response heads already parsed -> what they said (see client.py)
+        self.heads: dict[bytes, _KnownHead] = {}
 
     def deadlines(self) -> Deadlines:
         """The read-timeout sweep of this pool (made on first use, in the running loop)."""

@@ -1,0 +1,162 @@
+"""The upstream client against a scripted server on loopback: responses whose head was
+parsed before are framed by their Content-Length without the parser, and still fail,
+finish and return to the pool exactly as parsed ones do; read timeouts fire from the
+periodic sweep."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from consentgate.proxy import client
+from consentgate.proxy.client import Origin, UpstreamProtocolError, UpstreamTimeout
+from consentgate.proxy.pool import UpstreamPool
+
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 10\r\n\r\n"
+BODY = b"0123456789"
+
+
+CLOSE = b"<close>"  # in a reply: close the connection there
+
+
+@dataclass
+class Script:
+    """The writes the server makes for each request, in order; a short pause between
+    two writes of one reply, so they reach the client as separate reads."""
+
+    replies: list[tuple[bytes, ...]]
+    connections: int = 0
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[tuple[Script, Origin]]:
+    script = Script([])
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        script.connections += 1
+        try:
+            while True:
+                try:
+                    await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                for i, part in enumerate(script.replies.pop(0)):
+                    if part == CLOSE:
+                        return
+                    if i:
+                        await asyncio.sleep(0.05)
+                    writer.write(part)
+                    await writer.drain()
+        finally:
+            writer.close()
+
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    try:
+        yield script, Origin("http", "127.0.0.1", port)
+    finally:
+        srv.close()
+        await srv.wait_closed()
+
+
+async def _get(pool: UpstreamPool, origin: Origin) -> bytes:
+    resp = await pool.request(origin, "GET", b"/", [(b"host", b"example")])
+    try:
+        return b"".join([chunk async for chunk in resp.iter_body()])
+    finally:
+        resp.close()
+
+
+async def test_a_known_head_is_framed_without_the_parser(
+    server: tuple[Script, Origin], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script, origin = server
+    parsers = []
+    real = client.httptools.HttpResponseParser
+
+    def counted(protocol: object) -> object:
+        parsers.append(protocol)
+        return real(protocol)
+
+    monkeypatch.setattr(client.httptools, "HttpResponseParser", counted)
+    script.replies = [(HEAD + BODY,), (HEAD + BODY,), (HEAD + BODY[:4], BODY[4:])]
+    pool = UpstreamPool(1.0, 2.0)
+    try:
+        assert await _get(pool, origin) == BODY
+        assert len(pool.heads) == 1
+        assert await _get(pool, origin) == BODY
+        assert await _get(pool, origin) == BODY  # the body in two reads
+        assert script.connections == 1  # every response ended cleanly: one connection
+        assert len(parsers) == 1  # only the first response needed the parser
+    finally:
+        await pool.aclose()
+
+
+async def test_a_known_head_cut_mid_body_is_an_error(server: tuple[Script, Origin]) -> None:
+    script, origin = server
+    script.replies = [(HEAD + BODY,), (HEAD + BODY[:4], CLOSE)]
+    pool = UpstreamPool(1.0, 2.0)
+    try:
+        assert await _get(pool, origin) == BODY
+        resp = await pool.request(origin, "GET", b"/", [(b"host", b"example")])
+        with pytest.raises(UpstreamProtocolError):
+            while await resp.read():
+                pass
+        resp.close()
+    finally:
+        await pool.aclose()
+
+
+async def test_bytes_after_a_known_body_keep_the_connection_out_of_the_pool(
+    server: tuple[Script, Origin],
+) -> None:
+    script, origin = server
+    script.replies = [(HEAD + BODY,), (HEAD + BODY + b"HTTP/1.1 200 OK\r\n",), (HEAD + BODY,)]
+    pool = UpstreamPool(1.0, 2.0)
+    try:
+        assert await _get(pool, origin) == BODY
+        assert await _get(pool, origin) == BODY
+        assert await _get(pool, origin) == BODY
+        assert script.connections == 2  # the connection with stray bytes was not reused
+    finally:
+        await pool.aclose()
+
+
+async def test_head_requests_and_new_heads_still_go_through_the_parser(
+    server: tuple[Script, Origin],
+) -> None:
+    script, origin = server
+    other = HEAD.replace(b"text/html", b"text/plain")
+    script.replies = [(HEAD + BODY,), (HEAD,), (other + BODY,)]
+    pool = UpstreamPool(1.0, 2.0)
+    try:
+        assert await _get(pool, origin) == BODY
+        resp = await pool.request(origin, "HEAD", b"/", [(b"host", b"example")])
+        assert resp.status == 200 and await resp.read() == b""
+        resp.close()
+        resp = await pool.request(origin, "GET", b"/", [(b"host", b"example")])
+        assert (b"content-type", b"text/plain") in resp.headers
+        assert await resp.read() == BODY
+        resp.close()
+        assert script.connections == 1
+    finally:
+        await pool.aclose()
+
+
+async def test_a_stalled_upstream_times_out_through_the_sweep(
+    server: tuple[Script, Origin],
+) -> None:
+    script, origin = server
+    script.replies = [(HEAD + BODY[:2],)]  # then nothing: the rest never comes
+    pool = UpstreamPool(1.0, 0.3)
+    try:
+        resp = await pool.request(origin, "GET", b"/", [(b"host", b"example")])
+        assert await resp.read() == BODY[:2]
+        with pytest.raises(UpstreamTimeout):
+            await resp.read()
+        resp.close()
+    finally:
+        await pool.aclose()
