@@ -1,74 +1,19 @@
-/* Optional C accelerator for consentgate.audit.formats.CsvEncoder.
+/* Optional C accelerator for consentgate.audit.formats (CsvEncoder, JsonlEncoder).
  *
- * encode(rows, kinds) -> bytes: the same bytes as the pure-Python encoder
- * (tests/test_audit_csvenc.py checks them against each other):
+ * encode(rows, kinds) -> bytes and encode_jsonl(rows, kinds, keys) -> bytes: the same
+ * bytes as the pure-Python encoders (tests/test_audit_csvenc.py checks them against each
+ * other), with the cell rules of csvenc.h:
  *
- *   kinds[i] == 0  text column: made CSV-safe column by column, exactly as
- *                  formats._csv_text_column decides:
- *                    - a cell holds U+001F, or a cell begins with = + - @ TAB CR '
- *                      -> every cell of the column on its own (neutralize, then
- *                         quote when it holds , " CR or LF);
- *                    - else a cell holds , " CR or LF -> every cell quoted;
- *                    - else the cells as they are;
+ *   kinds[i] == 0  text column: CSV-safe column by column (csvenc.h), or a JSON string;
  *   kinds[i] == 1  integer column: str(value);
  *   kinds[i] == 2  boolean column: "true" / "false" for 1/True and 0/False.
  *
- * Cells are joined with "," and rows end with CRLF; the result is UTF-8. All the
- * characters the rules look at are ASCII, and in UTF-8 an ASCII byte only ever
- * stands for itself, so the scans run over each cell's UTF-8 bytes.
+ * CSV cells are joined with "," and rows end with CRLF; the result is UTF-8.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <string.h>
 
-enum { KIND_TEXT = 0, KIND_INT = 1, KIND_BOOL = 2 };
-/* how a text cell is written: the three CSV column modes, or as a JSON string */
-enum { MODE_RAW = 0, MODE_QUOTE_ALL = 1, MODE_EACH = 2, MODE_JSON = 3 };
-
-typedef struct {
-    char *data;
-    Py_ssize_t len;
-    Py_ssize_t cap;
-} Buffer;
-
-static int buf_reserve(Buffer *b, Py_ssize_t more) {
-    if (b->len + more <= b->cap) return 0;
-    Py_ssize_t cap = b->cap ? b->cap : 65536;
-    while (cap < b->len + more) {
-        if (cap > PY_SSIZE_T_MAX / 2) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        cap *= 2;
-    }
-    char *data = PyMem_Realloc(b->data, (size_t)cap);
-    if (data == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    b->data = data;
-    b->cap = cap;
-    return 0;
-}
-
-static int buf_put(Buffer *b, const char *s, Py_ssize_t n) {
-    if (buf_reserve(b, n) < 0) return -1;
-    memcpy(b->data + b->len, s, (size_t)n);
-    b->len += n;
-    return 0;
-}
-
-static inline int is_danger(char c) {
-    return c == '=' || c == '+' || c == '-' || c == '@' || c == '\t' || c == '\r' || c == '\'';
-}
-
-static inline int needs_quotes(const char *s, Py_ssize_t n) {
-    for (Py_ssize_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == ',' || c == '"' || c == '\r' || c == '\n') return 1;
-    }
-    return 0;
-}
+#include "csvenc.h"
 
 /* UTF-8 of a text cell; TypeError for anything but str (as str.join would). */
 static const char *text_of(PyObject *value, Py_ssize_t *n) {
@@ -80,39 +25,11 @@ static const char *text_of(PyObject *value, Py_ssize_t *n) {
     return PyUnicode_AsUTF8AndSize(value, n);
 }
 
-/* The quoted form: '"' + (apostrophe if neutralize) + s with '"' doubled + '"'. */
-static int put_quoted(Buffer *b, const char *s, Py_ssize_t n, int neutralize) {
-    if (buf_reserve(b, 2 * n + 3) < 0) return -1;
-    char *out = b->data + b->len;
-    *out++ = '"';
-    if (neutralize) *out++ = '\'';
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (s[i] == '"') *out++ = '"';
-        *out++ = s[i];
-    }
-    *out++ = '"';
-    b->len = out - b->data;
-    return 0;
-}
-
-/* formats._csv_cell: neutralize, then quote when needed. */
-static int put_each(Buffer *b, const char *s, Py_ssize_t n) {
-    int neutralize = n > 0 && is_danger(s[0]);
-    /* after the apostrophe the cell's own characters decide the quoting */
-    if (needs_quotes(s, n)) return put_quoted(b, s, n, neutralize);
-    if (neutralize && buf_put(b, "'", 1) < 0) return -1;
-    return buf_put(b, s, n);
-}
-
 static int put_int(Buffer *b, PyObject *value) {
     if (PyLong_CheckExact(value)) {
         int overflow = 0;
         long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
-        if (!overflow && !(v == -1 && PyErr_Occurred())) {
-            char tmp[32];
-            int n = snprintf(tmp, sizeof tmp, "%lld", v);
-            return buf_put(b, tmp, n);
-        }
+        if (!overflow && !(v == -1 && PyErr_Occurred())) return put_int64(b, v);
         PyErr_Clear();
     }
     PyObject *text = PyObject_Str(value); /* what map(str, col) writes */
@@ -137,8 +54,6 @@ static int put_bool(Buffer *b, PyObject *value) {
     return -1;
 }
 
-static int put_json_string(Buffer *b, const char *s, Py_ssize_t n);
-
 /* One cell: integers and booleans are written alike in both formats. */
 static int put_cell(Buffer *b, int kind, int text_mode, PyObject *value) {
     if (kind == KIND_INT) return put_int(b, value);
@@ -146,12 +61,7 @@ static int put_cell(Buffer *b, int kind, int text_mode, PyObject *value) {
     Py_ssize_t n;
     const char *s = text_of(value, &n);
     if (s == NULL) return -1;
-    switch (text_mode) {
-        case MODE_RAW: return buf_put(b, s, n);
-        case MODE_QUOTE_ALL: return put_quoted(b, s, n, 0);
-        case MODE_EACH: return put_each(b, s, n);
-        default: return put_json_string(b, s, n);
-    }
+    return put_text(b, text_mode, s, n);
 }
 
 /* The column kinds as a C array (PyMem_Free it), or NULL with an exception set. */
@@ -215,11 +125,7 @@ static PyObject *encode(PyObject *self, PyObject *args) {
             Py_ssize_t n;
             const char *s = text_of(PyTuple_GET_ITEM(row, c), &n);
             if (s == NULL) goto done;
-            if ((n > 0 && is_danger(s[0])) || memchr(s, 0x1f, (size_t)n) != NULL) {
-                mode[c] = MODE_EACH;
-            } else if (mode[c] == MODE_RAW && needs_quotes(s, n)) {
-                mode[c] = MODE_QUOTE_ALL;
-            }
+            mode[c] = csv_mode_after(mode[c], s, n);
         }
     }
     for (Py_ssize_t r = 0; r < nrows; r++) { /* pass 2: the bytes */
@@ -232,48 +138,13 @@ static PyObject *encode(PyObject *self, PyObject *args) {
     }
     result = PyBytes_FromStringAndSize(b.data ? b.data : "", b.len);
 done:
-    PyMem_Free(b.data);
+    if (result == NULL && !PyErr_Occurred()) PyErr_NoMemory(); /* csvenc.h raises nothing */
+    buf_free(&b);
     PyMem_Free(kind);
     PyMem_Free(mode);
     Py_DECREF(rows);
     Py_DECREF(kinds);
     return result;
-}
-
-/* JSON string body of UTF-8 bytes, as json.encoder.encode_basestring writes it
- * (ensure_ascii off): " \\ and the C0 controls escaped (\\n \\r \\t \\b \\f
- * short, the rest as \\u00xx), everything else as it is. */
-static int put_json_string(Buffer *b, const char *s, Py_ssize_t n) {
-    static const char hex[] = "0123456789abcdef";
-    if (buf_reserve(b, 6 * n + 2) < 0) return -1;
-    char *out = b->data + b->len;
-    *out++ = '"';
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            *out++ = (char)c;
-            continue;
-        }
-        *out++ = '\\';
-        switch (c) {
-            case '"': *out++ = '"'; break;
-            case '\\': *out++ = '\\'; break;
-            case '\n': *out++ = 'n'; break;
-            case '\r': *out++ = 'r'; break;
-            case '\t': *out++ = 't'; break;
-            case '\b': *out++ = 'b'; break;
-            case '\f': *out++ = 'f'; break;
-            default:
-                *out++ = 'u';
-                *out++ = '0';
-                *out++ = '0';
-                *out++ = hex[c >> 4];
-                *out++ = hex[c & 15];
-        }
-    }
-    *out++ = '"';
-    b->len = out - b->data;
-    return 0;
 }
 
 /* encode_jsonl(rows, kinds, keys) -> bytes: one JSON object per row, "\\n" after
@@ -316,7 +187,8 @@ static PyObject *encode_jsonl(PyObject *self, PyObject *args) {
     }
     result = PyBytes_FromStringAndSize(b.data ? b.data : "", b.len);
 done:
-    PyMem_Free(b.data);
+    if (result == NULL && !PyErr_Occurred()) PyErr_NoMemory(); /* csvenc.h raises nothing */
+    buf_free(&b);
     PyMem_Free(kind);
     Py_XDECREF(rows);
     Py_XDECREF(kinds);

@@ -1,39 +1,30 @@
 """Streaming export: records -> CSV or JSON Lines bytes, plus the manifest.
 
 :func:`export_stream` is shared by ``consentgate export`` and
-``GET /_consent/admin/api/export``. It reads the log in batches
-(``store.iter_rows``), bounded by one consistent :class:`LogSnapshot` so rows
-appended during a long export are not half-included, encodes each batch, and
-keeps running totals (row count, SHA-256 of every byte, time and ``seq`` range,
-per-chain positions) that become the signed :class:`~consentgate.audit.manifest.Manifest`.
-Memory is one batch, whatever the log's size.
+``GET /_consent/admin/api/export``. It takes the log in encoded pages
+(``store.iter_pages``), bounded by one consistent :class:`LogSnapshot` so rows
+appended during a long export are not half-included, and keeps running totals (row
+count, SHA-256 of every byte, time and ``seq`` range, per-chain positions) that become
+the signed :class:`~consentgate.audit.manifest.Manifest`. Memory is a page or two,
+whatever the log's size.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from operator import itemgetter
 from typing import Any
 
 from ..store.base import ConsentStore, EventFilter
+from ..store.pages import ExportPage
 from .columns import EXPORT_COLUMNS, format_time
 from .formats import CsvEncoder, Encoder, JsonlEncoder
 from .manifest import Manifest
 
 __all__ = ["ExportStats", "encoder_for", "export_stream", "filter_json"]
-
-_CREATED = EXPORT_COLUMNS.index("created_at")
-_SEQ = EXPORT_COLUMNS.index("seq")
-_CHAIN = EXPORT_COLUMNS.index("chain_id")
-_CHAIN_SEQ = EXPORT_COLUMNS.index("chain_seq")
-_HASH = EXPORT_COLUMNS.index("hash")
-_created = itemgetter(_CREATED)
-_chain = itemgetter(_CHAIN)
 
 
 def encoder_for(fmt: str, *, bom: bool = False) -> Encoder:
@@ -77,30 +68,20 @@ class ExportStats:
         self._sha.update(data)
         self.size += len(data)
 
-    def add_rows(self, rows: list[tuple[Any, ...]]) -> None:
-        created = list(map(_created, rows))
-        lo, hi = min(created), max(created)
+    def add_page(self, page: ExportPage) -> None:
         if not self.rows:
-            self.first_created_at, self.last_created_at = lo, hi
-            self.first_seq = rows[0][_SEQ]
+            self.first_created_at, self.last_created_at = page.created_min, page.created_max
+            self.first_seq = page.first_seq
         else:
-            self.first_created_at = min(self.first_created_at, lo)
-            self.last_created_at = max(self.last_created_at, hi)
-        self.last_seq = rows[-1][_SEQ]
-        self.rows += len(rows)
-        chains = set(map(_chain, rows))
-        if len(chains) == 1:  # the usual batch: one writer's records
-            self._chain(rows[0], rows[-1], len(rows))
-            return
-        for cid, n in Counter(map(_chain, rows)).items():
-            mine = [r for r in rows if r[_CHAIN] == cid]
-            self._chain(mine[0], mine[-1], n)
-
-    def _chain(self, first: tuple[Any, ...], last: tuple[Any, ...], n: int) -> None:
-        fresh = {"rows": 0, "first_chain_seq": first[_CHAIN_SEQ]}
-        info = self.chains.setdefault(first[_CHAIN], fresh)
-        info["rows"] += n
-        info["last_chain_seq"], info["last_hash"] = last[_CHAIN_SEQ], last[_HASH]
+            self.first_created_at = min(self.first_created_at, page.created_min)
+            self.last_created_at = max(self.last_created_at, page.created_max)
+        self.last_seq = page.last_seq
+        self.rows += page.rows
+        for chain_id, rows, first_chain_seq, last_chain_seq, last_hash in page.chains:
+            fresh = {"rows": 0, "first_chain_seq": first_chain_seq}
+            info = self.chains.setdefault(chain_id, fresh)
+            info["rows"] += rows
+            info["last_chain_seq"], info["last_hash"] = last_chain_seq, last_hash
 
     @property
     def sha256(self) -> str:
@@ -125,15 +106,12 @@ async def export_stream(
         yield header
     # aclosing: a reader that stops early (a client gone) closes the store's read
     # (and its transaction) now, not whenever the generator is collected
-    rows_in = store.iter_rows(flt, max_seq=snap.max_seq, batch=batch)
-    async with contextlib.aclosing(rows_in):
-        async for rows in rows_in:
-            if not rows:
-                continue
-            data = encoder.encode(rows)
-            stats.add_rows(rows)
-            stats.add_bytes(data)
-            yield data
+    pages = store.iter_pages(flt, encoder, max_seq=snap.max_seq, batch=batch)
+    async with contextlib.aclosing(pages):
+        async for page in pages:
+            stats.add_page(page)
+            stats.add_bytes(page.data)
+            yield page.data
     manifest_out.append(
         Manifest(
             file="",

@@ -169,8 +169,10 @@ class CsvEncoder:
         self.columns = columns
         self.bom = bom
         self._kinds = _kinds(columns)
-        self._codes = tuple(_KIND_CODES[k] for k in self._kinds)
+        self.codes = tuple(_KIND_CODES[k] for k in self._kinds)
+        self.keys: tuple[str, ...] | None = None
         self._c = _choose(compiled, _C_ENCODE)
+        self.compiled = self._c is not None
 
     def header(self) -> bytes:
         return (BOM if self.bom else b"") + (",".join(self.columns) + "\r\n").encode("utf-8")
@@ -179,7 +181,7 @@ class CsvEncoder:
         if not rows:
             return b""
         if self._c is not None:
-            return self._c(rows, self._codes)
+            return self._c(rows, self.codes)
         return _encode_csv(self._kinds, rows)
 
 
@@ -192,10 +194,11 @@ class JsonlEncoder:
     ) -> None:
         self.columns = columns
         self._kinds = _kinds(columns)
-        self._codes = tuple(_KIND_CODES[k] for k in self._kinds)
-        self._keys = tuple(f"{encode_basestring(c)}:" for c in columns)
-        self._template = "{" + ",".join(f"{key}%s" for key in self._keys) + "}"
+        self.codes = tuple(_KIND_CODES[k] for k in self._kinds)
+        self.keys: tuple[str, ...] | None = tuple(f"{encode_basestring(c)}:" for c in columns)
+        self._template = "{" + ",".join(f"{key}%s" for key in self.keys) + "}"
         self._c = _choose(compiled, _C_JSONL)
+        self.compiled = self._c is not None
 
     def header(self) -> bytes:
         return b""
@@ -204,7 +207,7 @@ class JsonlEncoder:
         if not rows:
             return b""
         if self._c is not None:
-            return self._c(rows, self._codes, self._keys)
+            return self._c(rows, self.codes, self.keys)
         lines = map(self._template.__mod__, _cells(self._kinds, rows, _json_text_column))
         return ("\n".join(lines) + "\n").encode("utf-8")
 

@@ -17,9 +17,12 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from ..consent import CATEGORIES
+
+if TYPE_CHECKING:
+    from .pages import ExportPage, PageEncoder
 
 __all__ = [
     "EVENT_FIELDS",
@@ -205,6 +208,27 @@ class ConsentStore(abc.ABC):
         (``chain.format_time`` form)."""
         raise self._unsupported("iter_rows")
         yield []  # pragma: no cover - makes this an async generator
+
+    async def iter_pages(
+        self,
+        flt: EventFilter | None,
+        encoder: PageEncoder,
+        *,
+        max_seq: int | None = None,
+        batch: int = 5000,
+    ) -> AsyncIterator[ExportPage]:
+        """:meth:`iter_rows` batches encoded by ``encoder``, with their summaries (never an
+        empty page). A backend may read and encode in one step, as long as the bytes are
+        ``encoder.encode``'s for the same batches."""
+        from .pages import ExportPage  # pages.py needs records.py, which needs this module
+
+        rows_in = self.iter_rows(flt, max_seq=max_seq, batch=batch)
+        # aclosing: a reader that stops early closes the backend's read (and its
+        # transaction) now, not whenever the generator is collected
+        async with contextlib.aclosing(rows_in):
+            async for rows in rows_in:
+                if rows:
+                    yield ExportPage.of(rows, encoder.encode(rows))
 
     async def purge_checkpoints(self) -> list[PurgeCheckpoint]:
         """Every purge checkpoint."""
