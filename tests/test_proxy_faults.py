@@ -4,6 +4,7 @@ and the worker keeps serving afterwards."""
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import httpx2 as httpx
 import pytest
 
 from tests import support
-from tests.upstream import ASSET, Upstream, refused_port, running_upstream
+from tests.upstream import ASSET, SLOW_BYTES, Upstream, refused_port, running_upstream
 
 pytestmark = pytest.mark.slow
 
@@ -131,4 +132,26 @@ def test_visitor_disconnecting_mid_upload(proxy: str) -> None:
     port = int(proxy.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"a" * 10)
+    _still_serving(proxy)
+
+
+@pytest.mark.parametrize("name", ["page.html", "blob.bin"])
+def test_visitor_leaving_mid_page_stops_the_upstream(
+    proxy: str, upstream: Upstream, name: str
+) -> None:
+    # the upstream streams 8 MiB slowly; the visitor reads the head and hangs up: the
+    # proxy closes that upstream connection instead of reading (and rewriting) the rest
+    before = len(upstream.slow)
+    port = int(proxy.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(f"GET /slow/{name} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += s.recv(4096)
+        assert head.startswith(b"HTTP/1.1 200")
+    deadline = time.monotonic() + 30
+    while len(upstream.slow) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(upstream.slow) > before, "the upstream never saw the end of its response"
+    assert upstream.slow[before] < SLOW_BYTES // 4  # stopped early, not read to the end
     _still_serving(proxy)

@@ -11,6 +11,9 @@ Raw asyncio streams so tests can make it misbehave on purpose. Routes:
 - ``/gate/NNN.html`` a corpus page (``?chunked=1``, ``?enc=gzip|zstd``) sent in two halves:
   while the gate is held (:meth:`Upstream.hold_gate`) the second half waits for
   :meth:`Upstream.open_gate`
+- ``/slow/NAME`` an 8 MiB body in 16 KiB writes 5 ms apart (HTML when NAME ends in
+  ``.html``), for visitors who leave mid-page; :attr:`Upstream.slow` says how much of
+  each was sent
 - faults: ``/stall`` (never answers), ``/stall-body`` (half a body, then silence),
   ``/reset`` (half a body, then RST; ``?small=1``: a short Content-Length; ``?head=1``:
   RST right after the headers),
@@ -40,6 +43,7 @@ from tests.support import CORPUS
 
 PAGES = CORPUS / "pages"
 ASSET = bytes(range(256)) * 256  # 64 KiB
+SLOW_BYTES = 8 * 1024 * 1024  # the body of /slow/ pages
 
 
 def page_bytes(name: str) -> bytes:
@@ -52,6 +56,7 @@ class Upstream:
         self.paths: list[str] = []  # every request target seen
         self.counter = 0
         self.gate_cuts: list[int] = []  # where each /gate/ page was split
+        self.slow: list[int] = []  # bytes of each /slow/ body sent before it ended
         self._gate: asyncio.Event | None = None
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
@@ -197,6 +202,8 @@ class Upstream:
             return self._page(path[7:], q, h, method, w)
         if path.startswith("/gate/"):
             return await self._gated(path[6:], q, w)
+        if path.startswith("/slow/"):
+            return await self._slow(path[6:], w)
         return self._send(w, 404, [("Content-Type", "text/plain")], b"no such page", method)
 
     def _page(
@@ -273,6 +280,28 @@ class Upstream:
         if self._gate is not None:
             await asyncio.wait_for(self._gate.wait(), 60)
         w.write(halves[1])
+        return True
+
+    async def _slow(self, name: str, w: asyncio.StreamWriter) -> bool:
+        """A big body (``SLOW_BYTES``) in 16 KiB writes, 5 ms apart; how many bytes went
+        out before the connection broke (or all of them) is appended to :attr:`slow`."""
+        html = name.endswith(".html")
+        unit = page_bytes("005.html") if html else ASSET
+        data = (unit * (SLOW_BYTES // len(unit) + 1))[:SLOW_BYTES]
+        ctype = "text/html; charset=utf-8" if html else "application/octet-stream"
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {len(data)}\r\n\r\n"
+        sent = 0
+        try:
+            w.write(head.encode())
+            for i in range(0, len(data), 16384):
+                w.write(data[i : i + 16384])
+                await w.drain()
+                sent = i + len(data[i : i + 16384])
+                await asyncio.sleep(0.005)
+        except ConnectionError:
+            self.slow.append(sent)
+            raise
+        self.slow.append(sent)
         return True
 
     @staticmethod

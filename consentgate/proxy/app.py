@@ -35,7 +35,7 @@ from .headers import (
     rewrite_location,
     visitor_of,
 )
-from .pages import PageWriter, error_page, header, stream_body
+from .pages import PageWriter, VisitorWatch, error_page, header, stream_body
 from .pool import UpstreamPool
 
 __all__ = ["ProxyApp"]
@@ -194,9 +194,12 @@ class ProxyApp:
             else:
                 await error_page(send, 502, "Bad Gateway", "The site could not be reached.")
             return
+        watch = VisitorWatch(receive) if body is None else None
         try:
-            await self.respond(scope, send, site, origin, visitor, decision, resp, target)
+            await self.respond(scope, send, site, origin, visitor, decision, resp, target, watch)
         finally:
+            if watch is not None:
+                watch.stop()
             resp.close()
 
     def _request_body(
@@ -232,6 +235,7 @@ class ProxyApp:
         decision: Decision,
         resp: UpstreamResponse,
         target: bytes,
+        watch: VisitorWatch | None = None,
     ) -> None:
         cookies = CookiePolicy(site, decision.granted, self.undeclared)
         token = decision.token
@@ -269,7 +273,7 @@ class ProxyApp:
         if not html:
             if status == 304:
                 merge_vary(out, b"Cookie")
-            await stream_body(send, status, out, resp, bodyless)
+            await stream_body(send, status, out, resp, bodyless, watch)
             return
         for field in self.vary:
             merge_vary(out, field)
@@ -280,7 +284,9 @@ class ProxyApp:
         if bodyless:
             await stream_body(send, status, out, resp, True)
             return
-        await self.pages.serve(scope["headers"], send, site, decision, status, out, resp, target)
+        await self.pages.serve(
+            scope["headers"], send, site, decision, status, out, resp, target, watch
+        )
 
     @staticmethod
     async def _sniff_html(resp: UpstreamResponse) -> bool:

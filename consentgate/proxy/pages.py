@@ -13,12 +13,13 @@ line, or, when part of it has gone out already, the response is cut.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from starlette.types import Send
+from starlette.types import Receive, Send
 
 from ..config import Site
 from ..consent import CATEGORIES
@@ -29,7 +30,15 @@ from .encoding import CODINGS, DecodeError, Decoder, Encoder, decoder_for, encod
 from .headers import merge_vary
 from .rewrite import PageRewriter, SnippetCache, make_rewriter, page_inputs
 
-__all__ = ["HOLD_SECONDS", "REENCODE", "PageWriter", "error_page", "header", "stream_body"]
+__all__ = [
+    "HOLD_SECONDS",
+    "REENCODE",
+    "PageWriter",
+    "VisitorWatch",
+    "error_page",
+    "header",
+    "stream_body",
+]
 
 log = logging.getLogger("consentgate.proxy")
 
@@ -86,12 +95,58 @@ async def error_page(send: Send, status: int, title: str, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+class VisitorWatch:
+    """Notices the visitor going away while a response streams.
+
+    Started once a response turns out to need more than one read from the upstream: a
+    task waits on ``receive`` for ``http.disconnect`` and then closes the upstream
+    response, so the connection is dropped (never returned to the pool) and the rest
+    of the page is neither read nor rewritten. The streaming loops check :attr:`gone`
+    before each read. Not used for requests with a body (their ``receive`` belongs to
+    the upload).
+    """
+
+    __slots__ = ("_receive", "_task", "gone")
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._task: asyncio.Task[None] | None = None
+        self.gone = False
+
+    def start(self, resp: UpstreamResponse) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._watch(resp))
+
+    async def _watch(self, resp: UpstreamResponse) -> None:
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+        self.gone = True
+        resp.close()
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+
+def _gone(watch: VisitorWatch | None, resp: UpstreamResponse) -> bool:
+    """Start watching the visitor (the response streams); True once they left."""
+    if watch is None:
+        return False
+    if watch.gone:
+        log.info("visitor gone mid-response: upstream connection closed")
+        return True
+    watch.start(resp)
+    return False
+
+
 async def stream_body(
     send: Send,
     status: int,
     headers: list[tuple[bytes, bytes]],
     resp: UpstreamResponse,
     bodyless: bool,
+    watch: VisitorWatch | None = None,
 ) -> None:
     """Send the upstream's body as it is (a failure before the first byte -> 502/504)."""
     try:
@@ -107,10 +162,13 @@ async def stream_body(
         return
     try:
         await send({"type": "http.response.body", "body": first, "more_body": True})
-        while chunk := await resp.read():
+        while not _gone(watch, resp) and (chunk := await resp.read()):
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
     except UpstreamError as exc:  # truncated: leave the response incomplete
-        log.warning("upstream failed mid-body, response cut: %s", exc)
+        if not (watch is not None and watch.gone):
+            log.warning("upstream failed mid-body, response cut: %s", exc)
+        return
+    if watch is not None and watch.gone:
         return
     await send({"type": "http.response.body", "body": b""})
 
@@ -141,11 +199,12 @@ class PageWriter:
         headers: list[tuple[bytes, bytes]],
         resp: UpstreamResponse,
         target: bytes = b"",
+        watch: VisitorWatch | None = None,
     ) -> None:
         codecs = self._codecs(request_headers, site, headers, resp)
         if codecs is None:
             if decision.granted >= _ALL:  # nothing to hold back for this visitor
-                await stream_body(send, status, headers, resp, False)
+                await stream_body(send, status, headers, resp, False, watch)
             else:
                 await error_page(send, 502, "Bad Gateway", _UNSAFE)
             return
@@ -164,7 +223,7 @@ class PageWriter:
         counter.inc()
         run = PageRun(self.cache, key, make, snippet)
         try:
-            await self._stream(send, site, decision, status, codecs, resp, run)
+            await self._stream(send, site, decision, status, codecs, resp, run, watch)
         finally:
             run.close()
 
@@ -204,13 +263,17 @@ class PageWriter:
         codecs: _Codecs,
         resp: UpstreamResponse,
         run: PageRun,
+        watch: VisitorWatch | None = None,
     ) -> None:
         """Chunks out as they come in. A body that arrived whole before the first byte
-        went out is answered with a Content-Length; anything else is sent chunked."""
+        went out is answered with a Content-Length; anything else is sent chunked.
+        Once the visitor is gone (``watch``), nothing more is read or rewritten."""
         decoder, encoder = codecs.decoder, codecs.encoder
         everything = decision.granted >= _ALL
         started = False
         while True:
+            if started and _gone(watch, resp):
+                return
             try:
                 if run.holding:
                     data = await resp.read_or_idle(HOLD_SECONDS)
@@ -233,6 +296,8 @@ class PageWriter:
                 elif encoder is not None and body:  # synced: decodable as it arrives
                     body = encoder.encode(body) + encoder.sync()
             except (UpstreamError, DecodeError, UnsafePage) as exc:
+                if watch is not None and watch.gone:
+                    return
                 if not started:
                     log.error("site %s: page could not be read or made safe: %s", site.id, exc)
                     await error_page(send, 502, "Bad Gateway", _UNSAFE)
