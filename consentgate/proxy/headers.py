@@ -41,6 +41,7 @@ HOP_BY_HOP = frozenset(
         b"upgrade",
     }
 )
+_DROP_REQUEST = HOP_BY_HOP | {b"host", b"expect"}
 _FORWARDING = frozenset(
     {b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"}
 )
@@ -109,7 +110,11 @@ def request_headers_for_upstream(
     Accept-Encoding to what the proxy can decode; translates consent-tagged
     If-None-Match; sets Host and appends X-Forwarded-* and Forwarded.
     """
-    drop = HOP_BY_HOP | connection_tokens(headers) | {b"host", b"expect"}
+    drop = _DROP_REQUEST
+    for name, _ in headers:
+        if name == b"connection":
+            drop = _DROP_REQUEST | connection_tokens(headers)
+            break
     out: list[tuple[bytes, bytes]] = []
     prior_xff = b""
     prior_fwd = b""
@@ -174,6 +179,20 @@ _MARK = "-cg"
 
 
 def consent_etag(value: bytes, token: str) -> bytes:
+    key = (value, token)
+    found = _ETAGS.get(key)
+    if found is None:
+        found = _consent_etag(value, token)
+        if len(_ETAGS) >= 1024:
+            _ETAGS.clear()
+        _ETAGS[key] = found
+    return found
+
+
+_ETAGS: dict[tuple[bytes, str], bytes] = {}  # consent_etag, memoized (bounded)
+
+
+def _consent_etag(value: bytes, token: str) -> bytes:
     text = value.decode("latin-1").strip()
     if text.startswith("W/"):
         text = text[2:]
