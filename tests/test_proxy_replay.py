@@ -140,3 +140,24 @@ def test_a_page_that_keeps_changing_is_replayed_only_now_and_then() -> None:
     entry = cache.get(("site", b"/p"))
     assert entry is not None and entry.misses >= 3 and entry.skipped > 0
     assert not any(hits)
+
+
+def test_a_whole_replay_keeps_its_compressed_form_per_snippet() -> None:
+    page = page_bytes("006.html")
+    cache = RewriteCache(64 * 1024 * 1024)
+    serve(cache, page, [len(page)])  # recorded
+    _, run = serve(cache, page, [len(page)])
+    assert run.hit and run.encoded("gzip") is None
+    run.keep_encoded("gzip", b"compressed a")
+    _, run = serve(cache, page, [len(page)])
+    assert run.encoded("gzip") == b"compressed a"
+    assert run.encoded("br") is None
+    _, run = serve(cache, page, [len(page)], name=b"b")  # another visitor's snippet
+    assert run.hit and run.encoded("gzip") is None
+    # a replay that was not whole keeps nothing
+    changed = page[:-10] + b"changed!!!"
+    _, run = serve(cache, changed, [len(page)])
+    assert not run.hit and run.encoded("gzip") is None
+    run.keep_encoded("gzip", b"never")
+    _, run = serve(cache, changed, [len(page)])  # the new recording, replayed
+    assert run.hit and run.encoded("gzip") is None

@@ -42,6 +42,8 @@ SEGMENT = 32 * 1024
 #: on every ``_RETRY``-th request (dynamic pages: replaying would only add a re-feed).
 _MAX_MISSES = 3
 _RETRY = 16
+#: Compressed variants (coding x banner snippet) kept per recorded page.
+_MAX_ENCODED = 8
 
 
 class UnsafePage(Exception):
@@ -74,6 +76,9 @@ class CachedPage:
     size: int
     misses: int = 0  # divergences in a row
     skipped: int = 0
+    #: the whole replayed output, compressed, by (coding, snippet bytes): a page that
+    #: arrived in one piece and was replayed whole is compressed once per variant
+    encoded: dict[tuple[str, bytes], bytes] | None = None
 
 
 class RewriteCache:
@@ -96,6 +101,29 @@ class RewriteCache:
             self._entries.move_to_end(key)
         return entry
 
+    def keep_encoded(
+        self, key: Key, entry: CachedPage, coding: str, middle: bytes, body: bytes
+    ) -> None:
+        """Keep ``body``, the compressed whole output of a replay of ``entry``; counted in
+        the cache's bytes, at most ``_MAX_ENCODED`` variants per page."""
+        if entry.encoded is None:
+            entry.encoded = {}
+        elif len(entry.encoded) >= _MAX_ENCODED:
+            return
+        grow = len(body) + len(middle)
+        if entry.size + grow > self.entry_max:
+            return
+        entry.encoded[(coding, middle)] = body
+        entry.size += grow
+        if self._entries.get(key) is entry:
+            self.size += grow
+            self._evict()
+
+    def _evict(self) -> None:
+        while self.size > self.max_bytes and self._entries:
+            _, evicted = self._entries.popitem(last=False)
+            self.size -= evicted.size
+
     def put(self, key: Key, entry: CachedPage) -> None:
         if entry.size > self.entry_max:
             return
@@ -104,9 +132,7 @@ class RewriteCache:
             self.size -= old.size
         self._entries[key] = entry
         self.size += entry.size
-        while self.size > self.max_bytes and self._entries:
-            _, evicted = self._entries.popitem(last=False)
-            self.size -= evicted.size
+        self._evict()
 
 
 class _Recording:
@@ -330,6 +356,21 @@ class PageRun:
             self.close()
             self._cache.put(self._key, page)
         return out
+
+    # -- compressed output of a whole replay ----------------------------------------
+    def encoded(self, coding: str) -> bytes | None:
+        """The compressed whole output kept for this replay (after :meth:`finish` of a
+        full hit), or None."""
+        entry = self._entry
+        if not self.hit or entry is None or entry.encoded is None:
+            return None
+        return entry.encoded.get((coding, self._middle or b""))
+
+    def keep_encoded(self, coding: str, body: bytes) -> None:
+        """Keep ``body``, this full replay's whole output compressed with ``coding``."""
+        entry = self._entry
+        if self.hit and entry is not None and self._cache is not None and self._key is not None:
+            self._cache.keep_encoded(self._key, entry, coding, self._middle or b"", body)
 
     def close(self) -> None:
         if self._rec is not None:

@@ -178,6 +178,7 @@ class _Codecs:
     decoder: Decoder | None
     encoder: Encoder | None
     headers: list[tuple[bytes, bytes]]
+    coding: str = ""  # the visitor's content coding ("" with no encoder)
 
 
 class PageWriter:
@@ -246,12 +247,13 @@ class PageWriter:
         merge_vary(headers, b"Accept-Encoding")  # what the visitor gets depends on it
         accept = header(request_headers, b"accept-encoding")
         if accepts(accept, coding):
-            return _Codecs(decoder, encoder_for(coding.decode("latin-1")), headers)
+            name = coding.decode("latin-1")
+            return _Codecs(decoder, encoder_for(name), headers, name)
         rest = [(n, v) for n, v in headers if n != b"content-encoding"]
         for other in REENCODE:
             if other in CODINGS and accepts(accept, other.encode()):
                 rest.append((b"content-encoding", other.encode()))
-                return _Codecs(decoder, encoder_for(other), rest)
+                return _Codecs(decoder, encoder_for(other), rest, other)
         return _Codecs(decoder, None, rest)
 
     async def _stream(
@@ -290,11 +292,18 @@ class PageWriter:
                         if decoder is not None:
                             pieces += run.feed(decoder.flush())
                         pieces += run.finish()
-                body = b"".join(pieces) if len(pieces) != 1 else pieces[0]
-                if encoder is not None and end:
-                    body = encoder.encode(body) + encoder.flush()
-                elif encoder is not None and body:  # synced: decodable as it arrives
-                    body = encoder.encode(body) + encoder.sync()
+                # all of a replay in one piece: its compressed form is kept with it
+                whole = end and not started and encoder is not None and run.hit
+                if whole and (kept := run.encoded(codecs.coding)) is not None:
+                    body = kept
+                else:
+                    body = b"".join(pieces) if len(pieces) != 1 else pieces[0]
+                    if encoder is not None and end:
+                        body = encoder.encode(body) + encoder.flush()
+                        if whole:
+                            run.keep_encoded(codecs.coding, body)
+                    elif encoder is not None and body:  # synced: decodable as it arrives
+                        body = encoder.encode(body) + encoder.sync()
             except (UpstreamError, DecodeError, UnsafePage) as exc:
                 if watch is not None and watch.gone:
                     return
