@@ -3,7 +3,9 @@ directly in SQLite (the sqlite3 module, or the raw file bytes)."""
 
 from __future__ import annotations
 
+import json
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -146,3 +148,75 @@ def test_verify_usage_errors(tmp_path: Path) -> None:
     result = run_cli(settings, "verify")
     assert result.exit_code == 2 and "no consent log" in result.output
     assert not db_path(settings).exists()
+
+
+def export_manifest(settings: Settings, tmp_path: Path, name: str) -> Path:
+    out = tmp_path / f"{name}.jsonl"
+    result = run_cli(settings, "export", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    return tmp_path / f"{name}.jsonl.manifest.json"
+
+
+def test_a_chain_removed_with_its_head_is_caught_against_an_earlier_export(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The log alone cannot show a whole segment deleted together with its signed head;
+    an earlier export's manifest, which lists every head, can."""
+    settings = make_settings(tmp_path, database_url)
+    fill_log(settings, 12)
+    fill_log(settings, 8, start=12)  # a second server run: a second chain
+    manifest = export_manifest(settings, tmp_path, "march")
+    fill_log(settings, 5, start=20)  # the log goes on after the export: still fine
+    ok = run_cli(settings, "verify", "--against", str(manifest))
+    assert ok.exit_code == 0, ok.output
+    assert "all 2 head(s) of 1 earlier export(s) found" in ok.output
+
+    second = sql(settings, "SELECT chain_id FROM events WHERE seq = 13")[0][0]
+    sql(settings, "DELETE FROM events WHERE chain_id = ?", (second,))
+    sql(settings, "DELETE FROM chain_heads WHERE chain_id = ?", (second,))
+    assert verify(settings)[0] == 0  # consistent without it: the gap this option closes
+    caught = run_cli(settings, "verify", "--against", str(manifest))
+    assert caught.exit_code == 1
+    assert "missing: the whole chain" in caught.output and second in caught.output
+
+
+@pytest.mark.sqlite_only
+def test_a_rolled_back_file_is_caught_against_an_earlier_export(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    fill_log(settings, 10)
+    old = db_path(settings).read_bytes()  # a backup (the store is closed: no WAL left)
+    fill_log(settings, 10, start=10)
+    manifest = export_manifest(settings, tmp_path, "april")
+    db_path(settings).write_bytes(old)  # restored: everything after the backup is gone
+    assert verify(settings)[0] == 0
+    caught = run_cli(settings, "verify", "--against", str(manifest))
+    assert caught.exit_code == 1 and "missing:" in caught.output
+
+
+def test_records_purged_by_retention_still_satisfy_an_earlier_export(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings = make_settings(tmp_path, database_url)
+    fill_log(settings, 10)
+    manifest = export_manifest(settings, tmp_path, "may")
+    later = (datetime.now(UTC) + timedelta(days=2000)).isoformat()
+    assert run_cli(settings, "purge", "--now", later).exit_code == 0
+    assert sql(settings, "SELECT COUNT(*) FROM events")[0][0] == 0
+    ok = run_cli(settings, "verify", "--against", str(manifest))
+    assert ok.exit_code == 0, ok.output
+
+
+def test_an_edited_or_unreadable_earlier_manifest_is_refused(
+    filled: Settings, tmp_path: Path
+) -> None:
+    manifest = export_manifest(filled, tmp_path, "june")
+    doc = json.loads(manifest.read_text())
+    doc["heads"][0]["chain_seq"] -= 3  # pretend the chain was shorter
+    forged = tmp_path / "forged.manifest.json"
+    forged.write_text(json.dumps(doc))
+    result = run_cli(filled, "verify", "--against", str(forged))
+    assert result.exit_code == 1 and "signature does not verify" in result.output
+    junk = tmp_path / "junk.json"
+    junk.write_text("{not json")
+    result = run_cli(filled, "verify", "--against", str(junk))
+    assert result.exit_code == 2 and "junk.json" in result.output

@@ -19,6 +19,13 @@ For each record, in ``seq`` order, with per-segment state:
 At the end every segment must stop exactly at its signed head (or at a checkpoint
 ending there): fewer records means the **tail was removed**, a bad signature means
 the head was forged.
+
+What the log alone cannot show is a whole segment removed together with its head, or
+the whole file rolled back to an older copy: everything left is consistent. For that
+an auditor keeps the manifests of earlier exports (they list every chain head at the
+time, signed) and passes them as ``earlier`` heads (``consentgate verify --against
+MANIFEST``): each must still be in the log, as the record at that chain position with
+that hash, or inside a signed purge checkpoint.
 """
 
 from __future__ import annotations
@@ -92,6 +99,7 @@ class Verifier:
         heads: Iterable[ChainHead],
         checkpoints: Iterable[PurgeCheckpoint] = (),
         erasures: Iterable[Erasure] = (),
+        earlier: Iterable[ChainHead] = (),
     ) -> None:
         self.head_signer = HeadSigner(secret_keys)
         self.purge_signer = KeyedSigner(secret_keys, PURGE_SALT)
@@ -103,6 +111,8 @@ class Verifier:
         self.erasures = {e.seq: e for e in erasures}
         #: chain_id -> (last chain_seq seen, its hash)
         self.state: dict[str, tuple[int, str]] = {}
+        #: (chain_id, chain_seq) -> hash: heads of earlier exports, not yet found
+        self.earlier = {(h.chain_id, h.chain_seq): h for h in earlier}
 
     def _checkpoint(self, chain_id: str, first: int) -> PurgeCheckpoint | None:
         cp = self.checkpoints.get((chain_id, first))
@@ -182,6 +192,16 @@ class Verifier:
             raise _Bad(Problem("altered", "content does not match its hash", **where))
         self.state[rec.chain_id] = (rec.chain_seq, rec.hash)
         result.checked += 1
+        seen = self.earlier.pop((rec.chain_id, rec.chain_seq), None)
+        if seen is not None and seen.hash != rec.hash:
+            raise _Bad(
+                Problem(
+                    "altered",
+                    "the record an earlier export ended this chain at has another hash now "
+                    "(the chain was rewritten)",
+                    **where,
+                )
+            )
 
     def _check_erased(self, rec: StoredEvent, where: dict[str, Any]) -> None:
         att = self.erasures.get(rec.seq)
@@ -231,6 +251,39 @@ class Verifier:
                     )
                 )
         result.purged = sum(c.last_seq - c.first_seq + 1 for c in self.checkpoints.values())
+        self._finish_earlier()
+
+    def _finish_earlier(self) -> None:
+        """Every earlier head left over must lie inside a signed purge checkpoint."""
+        for (chain_id, chain_seq), head in sorted(self.earlier.items()):
+            if not self.head_signer.verify(chain_id, chain_seq, head.hash, head.signature):
+                raise _Bad(
+                    Problem(
+                        "forged",
+                        "a head in the earlier manifest does not verify with the configured keys",
+                        chain_id=chain_id,
+                        chain_seq=chain_seq,
+                    )
+                )
+            if any(
+                c.chain_id == chain_id
+                and c.first_seq <= chain_seq <= c.last_seq
+                and self._checkpoint(chain_id, c.first_seq) is not None
+                for c in self.checkpoints.values()
+            ):
+                continue  # purged by retention, under a signed checkpoint
+            now = self.heads.get(chain_id)
+            if now is None:
+                message = (
+                    f"the whole chain (#{chain_seq} and everything before it, which an "
+                    "earlier export covered) is gone, its head too"
+                )
+            else:
+                message = (
+                    f"record #{chain_seq}, which an earlier export covered, is gone; the "
+                    f"chain now ends at #{now.chain_seq} (rolled back?)"
+                )
+            raise _Bad(Problem("missing", message, chain_id=chain_id, chain_seq=chain_seq))
 
     async def run(self, records: AsyncIterable[StoredEvent]) -> VerifyResult:
         result = VerifyResult()
@@ -249,13 +302,17 @@ async def verify_events(
     heads: Iterable[ChainHead],
     checkpoints: Iterable[PurgeCheckpoint] = (),
     erasures: Iterable[Erasure] = (),
+    earlier: Iterable[ChainHead] = (),
 ) -> VerifyResult:
     """Walk ``records`` (``seq`` order) against the signed material."""
-    return await Verifier(secret_keys, heads, checkpoints, erasures).run(records)
+    return await Verifier(secret_keys, heads, checkpoints, erasures, earlier).run(records)
 
 
-async def verify_store(store: ConsentStore, secret_keys: list[str]) -> VerifyResult:
-    """Verify a whole store: one consistent snapshot of heads, then every record."""
+async def verify_store(
+    store: ConsentStore, secret_keys: list[str], earlier: Iterable[ChainHead] = ()
+) -> VerifyResult:
+    """Verify a whole store: one consistent snapshot of heads, then every record;
+    ``earlier``: chain heads from earlier exports' manifests, which must still be there."""
     snap = await store.snapshot()
     checkpoints = await store.purge_checkpoints()
     erasures = await store.erasures()
@@ -266,4 +323,4 @@ async def verify_store(store: ConsentStore, secret_keys: list[str]) -> VerifyRes
                 return
             yield rec
 
-    return await verify_events(secret_keys, records(), snap.heads, checkpoints, erasures)
+    return await verify_events(secret_keys, records(), snap.heads, checkpoints, erasures, earlier)

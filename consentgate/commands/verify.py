@@ -16,21 +16,24 @@ from pathlib import Path
 
 import click
 
+from ..audit.columns import parse_time
 from ..audit.manifest import Manifest, check_export, manifest_path
 from ..audit.runner import check_log_exists, cli_store
 from ..audit.verify import VerifyResult, verify_store
 from ..cli import config_option, data_dir_option, database_option, settings_from
 from ..config import DEFAULT_DATA_DIR, SECRET_FILE, Settings
 from ..store import StoreError
-from ..store.base import StoredEvent
+from ..store.base import ChainHead, StoredEvent
 from ..store.records import export_record
 
 __all__ = ["register"]
 
 
-async def _verify(settings: Settings) -> tuple[VerifyResult, StoredEvent | None]:
+async def _verify(
+    settings: Settings, earlier: list[ChainHead]
+) -> tuple[VerifyResult, StoredEvent | None]:
     async with cli_store(settings) as store:
-        result = await verify_store(store, settings.secret_keys)
+        result = await verify_store(store, settings.secret_keys, earlier)
         bad = None
         if result.problem is not None and result.problem.seq is not None:
             async for rec in store.iter_events():
@@ -40,6 +43,31 @@ async def _verify(settings: Settings) -> tuple[VerifyResult, StoredEvent | None]
                 if rec.seq > result.problem.seq:
                     break
         return result, bad
+
+
+def _earlier_heads(paths: tuple[Path, ...], settings: Settings) -> list[ChainHead]:
+    """The chain heads listed by earlier exports' manifests (each signature checked)."""
+    heads: list[ChainHead] = []
+    for path in paths:
+        try:
+            manifest = Manifest.from_json(path.read_text(encoding="utf-8"))
+            listed = [
+                ChainHead(
+                    str(h["chain_id"]),
+                    int(h["chain_seq"]),
+                    str(h["hash"]),
+                    str(h["signature"]),
+                    parse_time(manifest.exported_at),
+                )
+                for h in manifest.heads
+            ]
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
+            raise click.BadParameter(f"{path}: {exc}", param_hint="--against") from None
+        if not manifest.signature_ok(settings.secret_keys):
+            click.echo(f"FAILED: {path}: the manifest's signature does not verify", err=True)
+            sys.exit(1)
+        heads.extend(listed)
+    return heads
 
 
 def _record_json(rec: StoredEvent) -> str:
@@ -59,15 +87,26 @@ def register(cli: click.Group) -> None:
     @config_option
     @data_dir_option
     @database_option
-    def verify(config: str | None, data_dir: str | None, database: str | None) -> None:
+    @click.option(
+        "--against",
+        "against",
+        multiple=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="An earlier export's manifest (repeatable): every chain head it lists must "
+        "still be in the log, so a removed chain or a rolled-back file is caught too.",
+    )
+    def verify(
+        config: str | None, data_dir: str | None, database: str | None, against: tuple[Path, ...]
+    ) -> None:
         """Check the consent log's hash chains and signed heads; exit 1 on the first
         altered, inserted or missing record."""
         if data_dir and not database and not Path(data_dir).is_dir():
             raise click.BadParameter(f"{data_dir} is not a directory", param_hint="--data-dir")
         settings = settings_from(config, data_dir=data_dir, database=database)
         check_log_exists(settings)
+        earlier = _earlier_heads(against, settings)
         try:
-            result, bad = asyncio.run(_verify(settings))
+            result, bad = asyncio.run(_verify(settings, earlier))
         except (StoreError, sqlite3.DatabaseError) as exc:
             click.echo(f"FAILED: the consent log cannot be read: {exc}", err=True)
             sys.exit(1)
@@ -75,6 +114,11 @@ def register(cli: click.Group) -> None:
             click.echo(
                 f"ok: {result.checked} records in {result.chains} chain(s) verified "
                 f"({result.erased} erased, {result.purged} purged under signed checkpoints)"
+                + (
+                    f"; all {len(earlier)} head(s) of {len(against)} earlier export(s) found"
+                    if against
+                    else ""
+                )
             )
             return
         click.echo(f"FAILED after {result.checked} good records: {result.problem}")
