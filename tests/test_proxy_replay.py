@@ -5,6 +5,7 @@ banner snippet; memory for recordings stays within the cache's budget."""
 
 from __future__ import annotations
 
+import gzip
 import random
 from collections.abc import Callable
 
@@ -161,3 +162,26 @@ def test_a_whole_replay_keeps_its_compressed_form_per_snippet() -> None:
     run.keep_encoded("gzip", b"never")
     _, run = serve(cache, changed, [len(page)])  # the new recording, replayed
     assert run.hit and run.encoded("gzip") is None
+
+
+def test_the_same_compressed_body_again_is_answered_without_decoding() -> None:
+    page = page_bytes("006.html")
+    raw = gzip.compress(page, mtime=0)
+    cache = RewriteCache(64 * 1024 * 1024)
+    serve(cache, page, [len(page)])  # recorded
+    want, run = serve(cache, page, [len(page)])
+    run.keep_encoded("gzip", b"kept for a", ("gzip", raw))
+    run = PageRun(cache, ("site", b"/p"), make, snippet_of(b"a"))
+    assert run.raw_replay("gzip", raw, "gzip") == b"kept for a"
+    assert run.hit and run.passthrough is None
+    # other bytes, another coding, another visitor's snippet: decode and replay as usual
+    for upstream, body, coding, name in [
+        ("gzip", gzip.compress(page[:-1] + b"!", mtime=0), "gzip", b"a"),
+        ("br", raw, "gzip", b"a"),
+        ("gzip", raw, "br", b"a"),
+        ("gzip", raw, "gzip", b"b"),
+    ]:
+        run = PageRun(cache, ("site", b"/p"), make, snippet_of(name))
+        assert run.raw_replay(upstream, body, coding) is None
+        out = b"".join(run.feed(page) + run.finish())
+        assert run.hit and out == (want if name == b"a" else reference(page, name))

@@ -79,6 +79,9 @@ class CachedPage:
     #: the whole replayed output, compressed, by (coding, snippet bytes): a page that
     #: arrived in one piece and was replayed whole is compressed once per variant
     encoded: dict[tuple[str, bytes], bytes] | None = None
+    #: (coding, body) of the upstream's compressed body those were replayed from: the
+    #: same bytes again need neither decoding nor replaying
+    raw: tuple[str, bytes] | None = None
 
 
 class RewriteCache:
@@ -102,18 +105,35 @@ class RewriteCache:
         return entry
 
     def keep_encoded(
-        self, key: Key, entry: CachedPage, coding: str, middle: bytes, body: bytes
+        self,
+        key: Key,
+        entry: CachedPage,
+        coding: str,
+        middle: bytes,
+        body: bytes,
+        raw: tuple[str, bytes] | None,
     ) -> None:
-        """Keep ``body``, the compressed whole output of a replay of ``entry``; counted in
-        the cache's bytes, at most ``_MAX_ENCODED`` variants per page."""
+        """Keep ``body``, the compressed whole output of a replay of ``entry`` (and
+        ``raw``, the upstream's compressed body it came from); counted in the cache's
+        bytes, at most ``_MAX_ENCODED`` variants per page."""
         if entry.encoded is None:
             entry.encoded = {}
-        elif len(entry.encoded) >= _MAX_ENCODED:
+        variant = (coding, middle)
+        grow = 0
+        if variant not in entry.encoded:
+            if len(entry.encoded) >= _MAX_ENCODED:
+                return
+            grow += len(body) + len(middle)
+        if raw is not None and raw != entry.raw:  # the latest compressed body wins
+            grow += len(raw[1]) - (len(entry.raw[1]) if entry.raw is not None else 0)
+        else:
+            raw = entry.raw
+        if grow <= 0 and variant in entry.encoded and raw is entry.raw:
             return
-        grow = len(body) + len(middle)
         if entry.size + grow > self.entry_max:
             return
-        entry.encoded[(coding, middle)] = body
+        entry.encoded[variant] = body
+        entry.raw = raw
         entry.size += grow
         if self._entries.get(key) is entry:
             self.size += grow
@@ -366,11 +386,35 @@ class PageRun:
             return None
         return entry.encoded.get((coding, self._middle or b""))
 
-    def keep_encoded(self, coding: str, body: bytes) -> None:
-        """Keep ``body``, this full replay's whole output compressed with ``coding``."""
+    def keep_encoded(self, coding: str, body: bytes, raw: tuple[str, bytes] | None = None) -> None:
+        """Keep ``body``, this full replay's whole output compressed with ``coding``;
+        ``raw``: the upstream's (coding, compressed body) it was decoded from."""
         entry = self._entry
         if self.hit and entry is not None and self._cache is not None and self._key is not None:
-            self._cache.keep_encoded(self._key, entry, coding, self._middle or b"", body)
+            middle = self._middle or b""
+            self._cache.keep_encoded(self._key, entry, coding, middle, body, raw)
+
+    def raw_replay(self, upstream_coding: str, raw: bytes, coding: str) -> bytes | None:
+        """Before anything was fed: when ``raw`` is byte for byte the compressed body a
+        whole replay of this page was last decoded from, the compressed output kept for
+        it (this visitor's snippet, ``coding``), and the run counts as a full hit.
+        None otherwise (then feed the decoded body as usual)."""
+        entry = self._entry
+        if entry is None or entry.encoded is None or entry.raw is None or self._i or self._j:
+            return None
+        if entry.raw[0] != upstream_coding or entry.raw[1] != raw:
+            return None
+        placed = len(entry.tail) == 2 or any(len(parts) == 2 for parts in entry.outputs)
+        snippet = self._snippet
+        middle = snippet(entry.nonce) if placed and snippet is not None else b""
+        found = entry.encoded.get((coding, middle))
+        if found is None:
+            return None
+        self._middle = middle if placed else None
+        self._i = len(entry.inputs)
+        entry.misses = 0
+        self.hit = True
+        return found
 
     def close(self) -> None:
         if self._rec is not None:

@@ -179,6 +179,7 @@ class _Codecs:
     encoder: Encoder | None
     headers: list[tuple[bytes, bytes]]
     coding: str = ""  # the visitor's content coding ("" with no encoder)
+    upstream: str = ""  # the upstream's content coding ("" with no decoder)
 
 
 class PageWriter:
@@ -246,15 +247,15 @@ class PageWriter:
             return None
         merge_vary(headers, b"Accept-Encoding")  # what the visitor gets depends on it
         accept = header(request_headers, b"accept-encoding")
+        name = coding.decode("latin-1")
         if accepts(accept, coding):
-            name = coding.decode("latin-1")
-            return _Codecs(decoder, encoder_for(name), headers, name)
+            return _Codecs(decoder, encoder_for(name), headers, name, name)
         rest = [(n, v) for n, v in headers if n != b"content-encoding"]
         for other in REENCODE:
             if other in CODINGS and accepts(accept, other.encode()):
                 rest.append((b"content-encoding", other.encode()))
-                return _Codecs(decoder, encoder_for(other), rest, other)
-        return _Codecs(decoder, None, rest)
+                return _Codecs(decoder, encoder_for(other), rest, other, name)
+        return _Codecs(decoder, None, rest, "", name)
 
     async def _stream(
         self,
@@ -281,27 +282,37 @@ class PageWriter:
                     data = await resp.read_or_idle(HOLD_SECONDS)
                 else:
                     data = await resp.read()
+                raw = kept = None
                 if data is None:  # a replay waited for the rest of a segment: answer now
                     pieces, end = run.release(), False
                 else:
                     end = not data or resp.complete
-                    if decoder is not None and data:
-                        data = decoder.decode(data)
-                    pieces = run.feed(data)
-                    if end:
-                        if decoder is not None:
-                            pieces += run.feed(decoder.flush())
-                        pieces += run.finish()
+                    if end and not started and encoder is not None and data:
+                        raw = data  # the whole body, as the upstream compressed it
+                        kept = run.raw_replay(codecs.upstream, raw, codecs.coding)
+                    if kept is None:
+                        if decoder is not None and data:
+                            data = decoder.decode(data)
+                        pieces = run.feed(data)
+                        if end:
+                            if decoder is not None:
+                                pieces += run.feed(decoder.flush())
+                            pieces += run.finish()
                 # all of a replay in one piece: its compressed form is kept with it
                 whole = end and not started and encoder is not None and run.hit
-                if whole and (kept := run.encoded(codecs.coding)) is not None:
+                if kept is not None:
                     body = kept
+                elif whole and (kept := run.encoded(codecs.coding)) is not None:
+                    body = kept
+                    if raw is not None:  # remember what the upstream sent for it
+                        run.keep_encoded(codecs.coding, kept, (codecs.upstream, raw))
                 else:
                     body = b"".join(pieces) if len(pieces) != 1 else pieces[0]
                     if encoder is not None and end:
                         body = encoder.encode(body) + encoder.flush()
                         if whole:
-                            run.keep_encoded(codecs.coding, body)
+                            up = (codecs.upstream, raw) if raw is not None else None
+                            run.keep_encoded(codecs.coding, body, up)
                     elif encoder is not None and body:  # synced: decodable as it arrives
                         body = encoder.encode(body) + encoder.sync()
             except (UpstreamError, DecodeError, UnsafePage) as exc:
