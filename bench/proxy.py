@@ -6,11 +6,12 @@ Starts, all on loopback, one worker each:
   - nginx as reverse proxy with ``sub_filter`` injecting a script tag into HTML;
   - ``consentgate serve --upstream`` (rewriting on: the visitor has no consent, so
     trackers are neutralized and the banner injected);
-and drives each with the same bounded load (wrk: 1 thread, 32 connections).
+and drives each with the same bounded load (wrk: 1 thread, 32 connections). Target
+``gzpage`` is the 70 KB page for a visitor sending ``Accept-Encoding: gzip``.
 Reports req/s, p50/p99 latency, server CPU time per request (user + system from /proc,
 comparable when the machine is shared), peak RSS of the server processes, and ratios.
 
-    python3 bench/proxy.py [--duration 10] [--connections 32] [--only page]
+    python3 bench/proxy.py [--duration 10] [--connections 32] [--only page] [--only gzpage]
 
 Needs ``nginx`` and ``wrk`` (Debian: ``apt-get install -y nginx wrk``).
 """
@@ -40,7 +41,13 @@ FILES = {
     "page": ("page.html", CORPUS / "pages" / "006.html"),  # 71,975 bytes, gtag.js
     "asset": ("app.js", None),  # 70 KB JavaScript, not HTML: streamed untouched
     "big": ("big.html", CORPUS / "pages" / "007.html"),  # 1,160,848 bytes
+    # the same page for a visitor who accepts gzip (as every browser does): the upstream
+    # compresses it, nginx's proxy asks for it uncompressed and gzips its output
+    # (gzip_comp_level 1), consentgate decodes, rewrites and re-encodes (level 6)
+    "gzpage": ("page.html", CORPUS / "pages" / "006.html"),
 }
+#: request headers wrk sends per target
+HEADERS = {"gzpage": ("Accept-Encoding: gzip",)}
 SNIPPET = '<script src="/_consent/banner.js" defer></script>'
 
 
@@ -145,9 +152,12 @@ def _ms(text: str) -> float:
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
-def wrk(url: str, duration: int, connections: int) -> dict[str, float]:
+def wrk(
+    url: str, duration: int, connections: int, headers: tuple[str, ...] = ()
+) -> dict[str, float]:
+    extra = [arg for h in headers for arg in ("-H", h)]
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url],
+        ["wrk", *extra, "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url],
         capture_output=True,
         text=True,
         check=True,
@@ -216,7 +226,9 @@ def main() -> None:
     procs: list[subprocess.Popen[bytes]] = []
     up, ngx, cg, cg2 = free_port(), free_port(), free_port(), free_port()
     try:
-        conf = nginx_conf(tmp, "upstream", f"  server {{ listen 127.0.0.1:{up}; root {www}; }}")
+        conf = nginx_conf(
+            tmp, "upstream", f"  gzip on;\n  server {{ listen 127.0.0.1:{up}; root {www}; }}"
+        )
         procs.append(subprocess.Popen(["nginx", "-p", str(tmp), "-c", str(conf)]))
         conf = nginx_conf(
             tmp,
@@ -234,6 +246,7 @@ def main() -> None:
       proxy_set_header Accept-Encoding "";
       sub_filter '<head>' '<head>{SNIPPET}';
       sub_filter_once on;
+      gzip on;
     }}
   }}""",
         )
@@ -262,11 +275,12 @@ def main() -> None:
             results = {}
             for label, (port, pid) in servers.items():
                 url = f"http://127.0.0.1:{port}/{name}"
-                wrk(url, 1, args.connections)  # warm-up
+                headers = HEADERS.get(key, ())
+                wrk(url, 1, args.connections, headers)  # warm-up
                 sampler = RssSampler(pid)
                 sampler.start()
                 cpu = tree_cpu_seconds(pid)
-                results[label] = wrk(url, args.duration, args.connections)
+                results[label] = wrk(url, args.duration, args.connections, headers)
                 cpu = tree_cpu_seconds(pid) - cpu
                 results[label]["rss_mb"] = sampler.stop() / 1024
                 results[label]["cpu_us"] = cpu / results[label]["requests"] * 1e6
