@@ -118,8 +118,14 @@ class VisitorWatch:
             self._task = asyncio.get_running_loop().create_task(self._watch(resp))
 
     async def _watch(self, resp: UpstreamResponse) -> None:
-        while (await self._receive())["type"] != "http.disconnect":
-            pass
+        ended = False
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                break
+            if ended:  # a server that does not wait for the disconnect: cannot watch
+                return
+            ended = not message.get("more_body", False)
         self.gone = True
         resp.close()
 
