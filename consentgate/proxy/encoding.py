@@ -177,9 +177,25 @@ def constrain_accept_encoding(value: bytes | None) -> bytes | None:
     """The visitor's Accept-Encoding narrowed to codings the proxy can decode.
 
     None means: send no Accept-Encoding (the upstream answers with identity).
+    Browsers send a handful of distinct values: the answers are memoized (bounded).
     """
     if not value:
         return None
+    try:
+        return _NARROWED[value]
+    except KeyError:
+        pass
+    narrowed = _constrain(value)
+    if len(_NARROWED) >= 256:
+        _NARROWED.clear()
+    _NARROWED[value] = narrowed
+    return narrowed
+
+
+_NARROWED: dict[bytes, bytes | None] = {}
+
+
+def _constrain(value: bytes) -> bytes | None:
     kept: list[bytes] = []
     for item in value.split(b","):
         token = item.split(b";", 1)[0].strip().lower()
