@@ -12,7 +12,9 @@ import functools
 import os
 import sqlite3
 import tempfile
+import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ from hypothesis import strategies as st
 from consentgate.audit.formats import CsvEncoder, JsonlEncoder
 from consentgate.store import sqlite_audit
 from consentgate.store.base import EventFilter
-from consentgate.store.pages import ExportPage
+from consentgate.store.pages import STAT_COLUMNS, ExportPage
 from consentgate.store.records import EXPORT_COLUMNS
 from consentgate.store.sqlite import SQLiteStore
 from consentgate.store.sqlite_audit import _compiled_pages
@@ -79,7 +81,13 @@ def insert(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def pages(
-    path: Path, encoder: Any, batch: int, flt: EventFilter | None = None, *, reader: bool = True
+    path: Path,
+    encoder: Any,
+    batch: int,
+    flt: EventFilter | None = None,
+    *,
+    reader: bool = True,
+    max_seq: int | None = None,
 ) -> Any:
     """Every page, or the exception's type when reading fails. ``reader=False``: as
     without the compiled reader (``iter_rows`` batches through ``encoder``)."""
@@ -88,7 +96,7 @@ def pages(
         store = SQLiteStore(path)
         await store.open()
         try:
-            return [p async for p in store.iter_pages(flt, encoder, batch=batch)]
+            return [p async for p in store.iter_pages(flt, encoder, batch=batch, max_seq=max_seq)]
         finally:
             await store.close()
 
@@ -224,5 +232,124 @@ def test_a_reader_stopped_early_closes_and_the_store_goes_on() -> None:
                 assert [p.rows for p in whole] == [500] * 4
             finally:
                 await store.close()
+
+        asyncio.run(asyncio.wait_for(go(), 60))
+
+
+def test_since_until_and_max_seq_bind_like_the_reference() -> None:
+    with empty_log() as path:
+        insert(
+            path, [plain(i, created_at=f"2026-01-{i % 28 + 1:02d}T00:00:00Z") for i in range(60)]
+        )
+        flt = EventFilter(
+            since=datetime(2026, 1, 5, tzinfo=UTC), until=datetime(2026, 1, 20, tzinfo=UTC)
+        )
+        for fmt in ("csv", "jsonl"):
+            encoder = (CsvEncoder if fmt == "csv" else JsonlEncoder)(compiled=True)
+            got = pages(path, encoder, 4, flt, max_seq=50)
+            want = pages(path, encoder, 4, flt, max_seq=50, reader=False)
+            assert got == want and 0 < sum(p.rows for p in got) < 50
+            assert all(p.last_seq <= 50 for p in got)
+
+
+def test_cells_larger_than_the_buffers_grow_them() -> None:
+    big = ['a,"b"' * 20_000, "=" + "é" * 70_000, "\x01\\" * 40_000]
+    with empty_log() as path:
+        insert(path, [plain(i, user_agent=big[i % 3], page_url=big[(i + 1) % 3]) for i in range(7)])
+        for fmt in ("csv", "jsonl"):
+            make = CsvEncoder if fmt == "csv" else JsonlEncoder
+            for batch in (1, 2, 7):
+                assert pages(path, make(compiled=True), batch) == pages(
+                    path, make(compiled=False), batch
+                )
+
+
+def test_a_database_path_that_is_not_utf8() -> None:
+    """File names are bytes: the reader opens what the store opens."""
+    with empty_log() as made, tempfile.TemporaryDirectory() as tmp:
+        odd = Path(os.fsdecode(os.path.join(os.fsencode(tmp), b"caf\xe9.db")))
+        odd.write_bytes(made.read_bytes())
+        insert(odd, [plain(i) for i in range(5)])
+        compiled, python = both(odd, "csv", 2)
+        assert compiled == python and sum(p.rows for p in compiled) == 5
+
+
+def test_the_reader_object_refuses_a_second_init_and_reports_sqlite_errors() -> None:
+    Pages = _compiled_pages()
+    encoder = CsvEncoder()
+    with empty_log() as path:
+        insert(path, [plain(i) for i in range(3)])
+        sql = "SELECT " + ", ".join(EXPORT_COLUMNS) + " FROM events WHERE seq > ? ORDER BY seq"
+        args = (encoder.codes, None, 10, STAT_COLUMNS)
+        reader = Pages(os.fsencode(path), sql, (), *args)
+        with pytest.raises(RuntimeError, match="already initialized"):
+            reader.__init__(os.fsencode(path), sql, (), encoder.codes, None, 10, (1, 9999, 3, 4))
+        data, rows, *_ = reader.page(0)  # the first init's columns still hold
+        assert rows == 3 and data == encoder.encode(
+            sqlite3.connect(path).execute(sql, (0,)).fetchall()
+        )
+        reader.close()
+        with pytest.raises(ValueError, match="closed"):
+            reader.page(0)
+        not_a_db = path.with_name("junk.db")
+        not_a_db.write_bytes(b"not a database at all" * 100)
+        with pytest.raises(sqlite3.OperationalError):
+            Pages(os.fsencode(not_a_db), sql, (), *args)
+
+
+def test_an_export_cancelled_during_a_read_ahead_does_not_wait_for_it() -> None:
+    """The HTTP path: Starlette cancels the streaming task when the client goes. The
+    cancellation must not join the reader's thread on the event loop (it would stall
+    every other request until the page is read), and the reader is still closed."""
+    real = _compiled_pages()
+    release, closed, second_started = threading.Event(), threading.Event(), threading.Event()
+
+    class SlowReader:
+        def __init__(self, *args: Any) -> None:
+            self._reader = real(*args)
+            self._pages = 0
+
+        def page(self, after: int) -> Any:
+            self._pages += 1
+            if self._pages == 2:  # the read ahead: held until the test lets it go
+                second_started.set()
+                release.wait(30)
+            return self._reader.page(after)
+
+        def close(self) -> None:
+            self._reader.close()
+            closed.set()
+
+    with empty_log() as path:
+        insert(path, [plain(i) for i in range(30)])
+
+        async def go() -> None:
+            store = SQLiteStore(path)
+            await store.open()
+            got: list[ExportPage] = []
+
+            async def consume() -> None:
+                async for page in store.iter_pages(None, CsvEncoder(), batch=5):
+                    got.append(page)
+                    await asyncio.sleep(3600)  # the client reads slowly, then goes away
+
+            saved = sqlite_audit._compiled_pages
+            sqlite_audit._compiled_pages = lambda: SlowReader  # type: ignore[assignment]
+            try:
+                task = asyncio.create_task(consume())
+                while not second_started.is_set():
+                    await asyncio.sleep(0.01)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await asyncio.wait_for(task, 20)
+                # cancelled while the read ahead is still held: nothing waited for it
+                assert not release.is_set() and not closed.is_set()
+                assert [p.rows for p in got] == [5]
+                assert await store.count() == 30  # the loop and the store go on
+            finally:
+                sqlite_audit._compiled_pages = saved  # type: ignore[assignment]
+                release.set()
+                await store.close()
+            assert await asyncio.to_thread(closed.wait, 20)  # closed after the page
 
         asyncio.run(asyncio.wait_for(go(), 60))

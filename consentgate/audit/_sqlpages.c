@@ -3,6 +3,7 @@
  * Python object per cell, and without the GIL while it reads and encodes.
  *
  *   Pages(path, sql, params, kinds, keys, batch, stat_columns)
+ *     path     the database file as bytes (os.fsencode);
  *     sql      a SELECT whose first parameter is the keyset bound ("seq > ?") and
  *              whose first column is seq; params binds the rest (int, str or None);
  *     kinds    per column 0 text, 1 integer, 2 boolean (csvenc.h);
@@ -15,6 +16,9 @@
  *              caller then reads that page through Python's sqlite3 and the reference
  *              encoder, which write (or refuse) exactly what they always did.
  *   Pages.close()
+ *   sqlite_version() -> the linked SQLite's version
+ *
+ * SQLite errors raise sqlite3.OperationalError, as the Python reader does.
  *
  * The bytes of a page are the bytes formats.CsvEncoder / JsonlEncoder write for the
  * same rows (tests/test_audit_sqlpages.py compares them). Each page() is one statement
@@ -42,7 +46,7 @@ typedef struct {
     PyObject_HEAD
     sqlite3 *db;
     sqlite3_stmt *stmt;
-    int ncols, batch, csv, busy;
+    int ncols, batch, csv, busy, initialized;
     int *kind, *mode;
     Buffer keys;          /* JSON Lines: the keys' UTF-8, one after another */
     Py_ssize_t *key_end;  /* where key c ends in keys (it starts where c - 1 ends) */
@@ -95,13 +99,14 @@ enum { PAGE_OK = 0, PAGE_ODD = 1, PAGE_NOMEM = 2, PAGE_SQLITE = 3 };
 
 static inline int same_text(const Pages *p, Py_ssize_t off, Py_ssize_t len, Py_ssize_t off2,
                             Py_ssize_t len2) {
-    return len == len2 && memcmp(p->arena.data + off, p->arena.data + off2, (size_t)len) == 0;
+    return len == len2 &&
+           (len == 0 || memcmp(p->arena.data + off, p->arena.data + off2, (size_t)len) == 0);
 }
 
 /* Text order as Python compares str: UTF-8 bytes order as code points do. */
 static int text_cmp(const Pages *p, const Cell *a, const Cell *b) {
     Py_ssize_t n = a->len < b->len ? a->len : b->len;
-    int c = memcmp(p->arena.data + a->off, p->arena.data + b->off, (size_t)n);
+    int c = n ? memcmp(p->arena.data + a->off, p->arena.data + b->off, (size_t)n) : 0;
     if (c) return c;
     return (a->len > b->len) - (a->len < b->len);
 }
@@ -156,7 +161,7 @@ static int read_page(Pages *p, long long after, int *nrows) {
                 if (type != SQLITE_TEXT) return PAGE_ODD;
                 const unsigned char *s = sqlite3_column_text(st, c);
                 Py_ssize_t n = sqlite3_column_bytes(st, c);
-                if (s == NULL && n) return PAGE_NOMEM;
+                if (s == NULL && (n || sqlite3_errcode(p->db) == SQLITE_NOMEM)) return PAGE_NOMEM;
                 if (!utf8_valid(s, n)) return PAGE_ODD;
                 row[c].off = p->arena.len;
                 row[c].len = n;
@@ -247,8 +252,10 @@ static PyObject *page_result(Pages *p, int nrows) {
                          first_seq, last_seq, lo_text, hi_text, chains);
 }
 
+static PyObject *OperationalError; /* sqlite3.OperationalError, as the Python reader raises */
+
 static PyObject *sqlite_error(Pages *p) {
-    PyErr_Format(PyExc_RuntimeError, "SQLite: %s", p->db ? sqlite3_errmsg(p->db) : "closed");
+    PyErr_SetString(OperationalError, p->db ? sqlite3_errmsg(p->db) : "closed");
     return NULL;
 }
 
@@ -269,17 +276,17 @@ static PyObject *Pages_page(Pages *p, PyObject *arg) {
     status = read_page(p, after, &nrows);
     if (status == PAGE_OK && encode_page(p, nrows) < 0) status = PAGE_NOMEM;
     Py_END_ALLOW_THREADS
-    p->busy = 0;
+    PyObject *result;
     switch (status) {
-        case PAGE_OK: return page_result(p, nrows);
-        case PAGE_ODD: sqlite3_reset(p->stmt); Py_RETURN_NONE;
-        case PAGE_NOMEM: sqlite3_reset(p->stmt); return PyErr_NoMemory();
-        default: {
-            PyObject *err = sqlite_error(p);
+        case PAGE_OK: result = page_result(p, nrows); break; /* still busy: it reads the page */
+        case PAGE_ODD: sqlite3_reset(p->stmt); result = Py_NewRef(Py_None); break;
+        case PAGE_NOMEM: sqlite3_reset(p->stmt); result = PyErr_NoMemory(); break;
+        default:
+            result = sqlite_error(p);
             sqlite3_reset(p->stmt);
-            return err;
-        }
     }
+    p->busy = 0;
+    return result;
 }
 
 static void pages_close(Pages *p) {
@@ -289,7 +296,7 @@ static void pages_close(Pages *p) {
     p->db = NULL;
 }
 
-static PyObject *Pages_close(Pages *p, PyObject *unused) {
+static PyObject *Pages_close(Pages *p, PyObject *Py_UNUSED(unused)) {
     if (p->busy) {
         PyErr_SetString(PyExc_RuntimeError, "a page is being read");
         return NULL;
@@ -333,22 +340,28 @@ static int Pages_init(Pages *p, PyObject *args, PyObject *kw) {
                             NULL};
     const char *path, *sql;
     PyObject *params, *kinds, *keys;
-    int batch;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "ssO!O!Oi(iiii):Pages", names, &path, &sql,
-                                     &PyTuple_Type, &params, &PyTuple_Type, &kinds, &keys,
-                                     &batch, &p->created_col, &p->chain_col, &p->chain_seq_col,
-                                     &p->hash_col))
-        return -1;
-    if (p->kind != NULL) {
+    int batch, stats[4];
+    /* once only, and nothing of the object is touched before this check (a page may be
+     * being read on another thread) */
+    if (p->initialized) {
         PyErr_SetString(PyExc_RuntimeError, "already initialized");
         return -1;
     }
+    /* path: bytes (os.fsencode), as the file system names it */
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "ysO!O!Oi(iiii):Pages", names, &path, &sql,
+                                     &PyTuple_Type, &params, &PyTuple_Type, &kinds, &keys,
+                                     &batch, &stats[0], &stats[1], &stats[2], &stats[3]))
+        return -1;
+    p->initialized = 1; /* a failed init leaves an object that refuses to read */
+    p->created_col = stats[0];
+    p->chain_col = stats[1];
+    p->chain_seq_col = stats[2];
+    p->hash_col = stats[3];
     p->ncols = (int)PyTuple_GET_SIZE(kinds);
     if (batch < 1 || p->ncols < 1) {
         PyErr_SetString(PyExc_ValueError, "batch and columns must be positive");
         return -1;
     }
-    int stats[] = {p->created_col, p->chain_col, p->chain_seq_col, p->hash_col};
     p->kind = PyMem_RawCalloc((size_t)p->ncols, sizeof(int));
     p->mode = PyMem_RawCalloc((size_t)p->ncols, sizeof(int));
     p->cells = PyMem_RawCalloc((size_t)batch * (size_t)p->ncols, sizeof(Cell));
@@ -460,12 +473,29 @@ static PyTypeObject PagesType = {
     .tp_methods = Pages_methods,
 };
 
+
+static PyObject *library_version(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(unused)) {
+    return PyUnicode_FromString(sqlite3_libversion());
+}
+
+static PyMethodDef functions[] = {
+    {"sqlite_version", library_version, METH_NOARGS, "The linked SQLite's version."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "consentgate.audit._sqlpages",
-    "C reader for SQLite exports (pages encoded as CSV or JSON Lines).", -1, NULL,
+    "C reader for SQLite exports (pages encoded as CSV or JSON Lines).", -1, functions,
 };
 
 PyMODINIT_FUNC PyInit__sqlpages(void) {
+    if (OperationalError == NULL) {
+        PyObject *sqlite3_module = PyImport_ImportModule("sqlite3");
+        if (sqlite3_module == NULL) return NULL;
+        OperationalError = PyObject_GetAttrString(sqlite3_module, "OperationalError");
+        Py_DECREF(sqlite3_module);
+        if (OperationalError == NULL) return NULL;
+    }
     if (PyType_Ready(&PagesType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;

@@ -33,6 +33,7 @@ typedef struct {
 } Buffer;
 
 static int buf_reserve(Buffer *b, Py_ssize_t more) {
+    if (more < 0 || more > PY_SSIZE_T_MAX - b->len) return -1;
     if (b->len + more <= b->cap) return 0;
     Py_ssize_t cap = b->cap ? b->cap : 65536;
     while (cap < b->len + more) {
@@ -47,6 +48,7 @@ static int buf_reserve(Buffer *b, Py_ssize_t more) {
 }
 
 static int buf_put(Buffer *b, const char *s, Py_ssize_t n) {
+    if (n == 0) return 0;
     if (buf_reserve(b, n) < 0) return -1;
     memcpy(b->data + b->len, s, (size_t)n);
     b->len += n;
@@ -73,15 +75,15 @@ static inline int needs_quotes(const char *s, Py_ssize_t n) {
 
 /* How a CSV text column's cell moves the column's mode (the rules above). */
 static inline int csv_mode_after(int mode, const char *s, Py_ssize_t n) {
-    if (mode == MODE_EACH) return mode;
-    if ((n > 0 && is_danger(s[0])) || memchr(s, 0x1f, (size_t)n) != NULL) return MODE_EACH;
+    if (mode == MODE_EACH || n == 0) return mode;
+    if (is_danger(s[0]) || memchr(s, 0x1f, (size_t)n) != NULL) return MODE_EACH;
     if (mode == MODE_RAW && needs_quotes(s, n)) return MODE_QUOTE_ALL;
     return mode;
 }
 
 /* The quoted form: '"' + (apostrophe if neutralize) + s with '"' doubled + '"'. */
 static int put_quoted(Buffer *b, const char *s, Py_ssize_t n, int neutralize) {
-    if (buf_reserve(b, 2 * n + 3) < 0) return -1;
+    if (n > (PY_SSIZE_T_MAX - 3) / 2 || buf_reserve(b, 2 * n + 3) < 0) return -1;
     char *out = b->data + b->len;
     *out++ = '"';
     if (neutralize) *out++ = '\'';
@@ -108,7 +110,7 @@ static int put_each(Buffer *b, const char *s, Py_ssize_t n) {
  * short, the rest as \\u00xx), everything else as it is. */
 static int put_json_string(Buffer *b, const char *s, Py_ssize_t n) {
     static const char hex[] = "0123456789abcdef";
-    if (buf_reserve(b, 6 * n + 2) < 0) return -1;
+    if (n > (PY_SSIZE_T_MAX - 2) / 6 || buf_reserve(b, 6 * n + 2) < 0) return -1;
     char *out = b->data + b->len;
     *out++ = '"';
     for (Py_ssize_t i = 0; i < n; i++) {

@@ -67,7 +67,7 @@ class Encoder(Protocol):
     def encode(self, rows: Sequence[Row]) -> bytes: ...
 
 
-_TF = ("false", "true")
+_TF = {0: "false", 1: "true"}  # True and False too; anything else is refused
 _QUOTE = re.compile('[,"\r\n]')
 _SEP = "\x1f"  # joins a column's cells for one C-speed scan
 _DANGER_AFTER_SEP = re.compile("\x1f[=+\\-@\t\r']")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import sqlite3
@@ -93,14 +94,35 @@ _EMPTY = ExportPage(b"", 0, 0, 0, "", "", [])
 
 def _compiled_pages() -> Any:
     """The compiled export reader's type (``audit/_sqlpages.c``), or None: not built
-    (no SQLite headers at install time), or ``CONSENTGATE_PURE_PYTHON=1``."""
+    (no SQLite headers at install time), ``CONSENTGATE_PURE_PYTHON=1``, or not linked to
+    the very SQLite library Python's ``sqlite3`` uses (:func:`_same_sqlite`)."""
     if os.environ.get("CONSENTGATE_PURE_PYTHON", "") not in ("", "0"):
         return None
     try:
-        from ..audit._sqlpages import Pages  # type: ignore[import-not-found]
+        from ..audit import _sqlpages  # type: ignore[attr-defined]
     except ImportError:
         return None
-    return Pages
+    return _sqlpages.Pages if _same_sqlite(_sqlpages.__file__) else None
+
+
+@functools.cache
+def _same_sqlite(reader_file: str) -> bool:
+    """Whether the compiled reader and Python's ``sqlite3`` share one SQLite library.
+
+    Two copies of SQLite in one process (a Python whose ``_sqlite3`` has SQLite built
+    in) keep separate POSIX lock tables, and closing one copy's file handle drops the
+    locks the other holds on the same database. Both modules must resolve
+    ``sqlite3_libversion`` to the same address."""
+    import _sqlite3
+    import ctypes
+
+    try:
+        ours = ctypes.CDLL(reader_file).sqlite3_libversion
+        theirs = ctypes.CDLL(_sqlite3.__file__).sqlite3_libversion
+    except (OSError, AttributeError):
+        return False
+    address = ctypes.cast(ours, ctypes.c_void_p).value
+    return address is not None and address == ctypes.cast(theirs, ctypes.c_void_p).value
 
 
 class SQLiteAuditMixin:
@@ -240,13 +262,32 @@ class SQLiteAuditMixin:
             async for page in super().iter_pages(flt, encoder, max_seq=max_seq, batch=batch):
                 yield page
             return
+        from .sqlite import LOCK_TIMEOUT  # sqlite.py imports this module
+
         sql, args = self._export_sql(flt, max_seq, batch)
         loop = asyncio.get_running_loop()
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-reader") as thread:
+        # Not a `with` block: leaving one joins the thread on the event loop, which a
+        # cancelled export (an HTTP client gone) must not wait for.
+        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-reader")
+        reader: Any = None
+        pending: asyncio.Future[ExportPage] | None = None
+
+        def read(after: int) -> ExportPage:
+            result = reader.page(after)
+            if result is not None:
+                return ExportPage(*result)
+            # a value the schema does not promise (a NULL, a REAL, bad UTF-8, ...): this
+            # page through Python's sqlite3 and the reference encoder, which write or
+            # refuse it as they always did
+            with contextlib.closing(sqlite3.connect(self.path, timeout=LOCK_TIMEOUT)) as db:
+                rows = db.execute(sql, (after, *args)).fetchall()
+            return ExportPage.of(rows, encoder.encode(rows)) if rows else _EMPTY
+
+        try:
             reader = await loop.run_in_executor(
                 thread,
                 lambda: reader_type(
-                    str(self.path),
+                    os.fsencode(self.path),
                     sql,
                     tuple(args),
                     encoder.codes,
@@ -255,32 +296,23 @@ class SQLiteAuditMixin:
                     STAT_COLUMNS,
                 ),
             )
-
-            def read(after: int) -> ExportPage:
-                result = reader.page(after)
-                if result is not None:
-                    return ExportPage(*result)
-                # a value the schema does not promise (a NULL, a REAL, bad UTF-8, ...):
-                # this page through Python's sqlite3 and the reference encoder, which
-                # write or refuse it as they always did
-                with contextlib.closing(sqlite3.connect(self.path)) as db:
-                    rows = db.execute(sql, (after, *args)).fetchall()
-                return ExportPage.of(rows, encoder.encode(rows)) if rows else _EMPTY
-
-            pending: asyncio.Future[ExportPage] | None = loop.run_in_executor(thread, read, 0)
-            try:
-                while pending is not None:
-                    page = await pending
-                    pending = None
-                    if page.rows == batch:  # read ahead while the caller writes this one
-                        pending = loop.run_in_executor(thread, read, page.last_seq)
-                    if page.rows:
-                        yield page
-            finally:
-                if pending is not None:  # stopped early: let the page finish, then close
-                    with contextlib.suppress(Exception):
-                        await asyncio.shield(pending)
-                await loop.run_in_executor(thread, reader.close)
+            pending = loop.run_in_executor(thread, read, 0)
+            while pending is not None:
+                page = await pending
+                pending = None
+                if page.rows == batch:  # read ahead while the caller writes this one
+                    pending = loop.run_in_executor(thread, read, page.last_seq)
+                if page.rows:
+                    yield page
+        finally:
+            # Nothing awaited here (a cancelled task would be cancelled again): a read
+            # ahead that has not started is dropped, one that has finishes on the thread,
+            # and the reader is closed there after it.
+            if pending is not None:
+                pending.cancel()
+            if reader is not None:
+                thread.submit(reader.close)
+            thread.shutdown(wait=False)
 
     async def purge_checkpoints(self) -> list[PurgeCheckpoint]:
         async with self._reader().execute(
