@@ -16,14 +16,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-__all__ = ["BODY_PARTS", "HOLD_MAX", "CorkedTransport", "protocol_class"]
+__all__ = ["HOLD_MAX", "CorkedTransport", "protocol_class"]
 
 #: Writes up to this size are held for the next write (response heads are smaller).
 HOLD_MAX = 16 * 1024
-#: ASGI extension (in ``scope["extensions"]``) of the corked protocol: an
-#: ``http.response.body`` message may carry its body as a list of byte strings under
-#: this key (``body`` then ``b""``); they leave in one ``writev``, never joined.
-BODY_PARTS = "consentgate.body_parts"
 
 
 class CorkedTransport:
@@ -48,10 +44,7 @@ class CorkedTransport:
             self._transport.write(data)
 
     def writelines(self, chunks: Any) -> None:
-        held = self._held
-        if held is not None:  # the held head leaves with them, in the same writev
-            self._held = None
-            chunks = (held, *chunks)
+        self.flush()
         self._transport.writelines(chunks)
 
     def flush(self) -> None:
@@ -127,10 +120,6 @@ if HttpToolsProtocol is not None:
         """
 
         async def send(self, message: Any) -> None:
-            parts = message.get(BODY_PARTS)
-            if parts is not None:
-                await self._send_parts(message, parts)
-                return
             if self.response_started or self.disconnected or self.flow.write_paused:
                 await super().send(message)
                 return
@@ -177,41 +166,6 @@ if HttpToolsProtocol is not None:
             content.append(b"\r\n")
             self.transport.write(b"".join(content))
 
-        async def _send_parts(self, message: Any, parts: list[bytes]) -> None:
-            """A body given as parts (:data:`BODY_PARTS`): uvicorn's body rules, one
-            ``writelines`` instead of joining the parts."""
-            if (
-                not self.response_started
-                or self.response_complete
-                or self.disconnected
-                or self.flow.write_paused
-                or self.chunked_encoding is not False
-                or self.scope["method"] == "HEAD"
-            ):  # anything unusual: uvicorn's own path, on the joined body
-                joined = {k: v for k, v in message.items() if k != BODY_PARTS}
-                joined["body"] = message.get("body", b"") + b"".join(parts)
-                await super().send(joined)
-                return
-            if message["type"] != "http.response.body":
-                raise RuntimeError(
-                    f"Expected ASGI message 'http.response.body', but got '{message['type']}'."
-                )
-            if message.get("body"):
-                parts = [message["body"], *parts]
-            size = sum(map(len, parts))
-            if size > self.expected_content_length:
-                raise RuntimeError("Response content longer than Content-Length")
-            self.expected_content_length -= size
-            self.transport.writelines(parts)
-            if not message.get("more_body", False):
-                if self.expected_content_length != 0:
-                    raise RuntimeError("Response content shorter than Content-Length")
-                self.response_complete = True
-                self.message_event.set()
-                if not self.keep_alive:
-                    self.transport.close()
-                self.on_response()
-
     class CorkedHttpToolsProtocol(HttpToolsProtocol):
         """Module level, so ``--workers`` can hand it to its worker processes."""
 
@@ -224,4 +178,3 @@ if HttpToolsProtocol is not None:
             super().on_headers_complete()
             if self.cycle is not cycle and type(self.cycle) is RequestResponseCycle:
                 self.cycle.__class__ = LeanCycle
-                self.scope.setdefault("extensions", {})[BODY_PARTS] = {}

@@ -11,7 +11,6 @@ from pathlib import Path
 from consentgate.config import load_settings
 from consentgate.corked import HOLD_MAX, CorkedTransport, protocol_class
 from consentgate.server import _uvicorn_options
-from tests.support import free_port
 
 
 class Recording:
@@ -110,59 +109,3 @@ def test_serve_keeps_freed_heap_for_reuse() -> None:
 
     # glibc here (the CI image is Debian): the mallopt calls must all be accepted
     assert tune_malloc() is (platform.libc_ver()[0] == "glibc")
-
-
-async def test_a_held_head_leaves_with_the_parts_of_writelines() -> None:
-    lower = Recording()
-    t = CorkedTransport(lower, asyncio.get_running_loop())  # type: ignore[arg-type]
-    t.write(b"HTTP/1.1 200 OK\r\n\r\n")
-    t.writelines([b"part1", b"part2"])
-    assert lower.calls == [(b"HTTP/1.1 200 OK\r\n\r\n", b"part1", b"part2")]
-
-
-async def test_a_body_given_as_parts_over_a_real_server() -> None:
-    # the corked protocol advertises BODY_PARTS; an app may send a body as parts with a
-    # Content-Length (one writev), and a HEAD or chunked response still comes out right
-    import uvicorn
-
-    from consentgate.corked import BODY_PARTS
-
-    parts = [b"<p>one</p>", b"<p>two</p>" * 1000, b"<p>three</p>"]
-    seen: list[bool] = []
-
-    async def app(scope: dict, receive: object, send: object) -> None:
-        if scope["type"] != "http":
-            return
-        seen.append(BODY_PARTS in scope.get("extensions", {}))
-        chunked = scope["path"] == "/chunked"
-        headers = [] if chunked else [(b"content-length", b"%d" % sum(map(len, parts)))]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})  # type: ignore[operator]
-        await send({"type": "http.response.body", "body": b"", BODY_PARTS: parts})  # type: ignore[operator]
-
-    port = free_port()
-    config = uvicorn.Config(app, port=port, http=protocol_class(), log_level="warning")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            await asyncio.sleep(0.01)
-        for method, path in (("GET", "/"), ("HEAD", "/"), ("GET", "/chunked")):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(
-                f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
-            )
-            answer = await reader.read()
-            writer.close()
-            head, _, body = answer.partition(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 200")
-            if method == "HEAD":
-                assert body == b""
-            elif path == "/chunked":
-                assert b"transfer-encoding: chunked" in head.lower()
-                assert body == b"%x\r\n%s\r\n0\r\n\r\n" % (len(b"".join(parts)), b"".join(parts))
-            else:
-                assert body == b"".join(parts)
-        assert seen == [True, True, True]
-    finally:
-        server.should_exit = True
-        await task

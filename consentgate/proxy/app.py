@@ -18,7 +18,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..app import Runtime, cookie_value
 from ..config import Site
-from ..corked import BODY_PARTS
 from ..regions import Decision, decide_scope, vary_fields
 from ..visitor import TrustedProxies
 from .cache import RewriteCache
@@ -285,9 +284,8 @@ class ProxyApp:
         if bodyless:
             await stream_body(send, status, out, resp, True)
             return
-        as_parts = BODY_PARTS in (scope.get("extensions") or ())
         await self.pages.serve(
-            scope["headers"], send, site, decision, status, out, resp, target, watch, as_parts
+            scope["headers"], send, site, decision, status, out, resp, target, watch
         )
 
     @staticmethod

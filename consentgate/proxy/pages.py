@@ -23,7 +23,6 @@ from starlette.types import Receive, Send
 
 from ..config import Site
 from ..consent import CATEGORIES
-from ..corked import BODY_PARTS
 from ..regions import Decision
 from .cache import PageRun, RewriteCache, UnsafePage
 from .client import UpstreamError, UpstreamResponse
@@ -209,9 +208,7 @@ class PageWriter:
         resp: UpstreamResponse,
         target: bytes = b"",
         watch: VisitorWatch | None = None,
-        as_parts: bool = False,
     ) -> None:
-        """``as_parts``: the server takes a body as parts (:data:`BODY_PARTS`)."""
         codecs = self._codecs(request_headers, site, headers, resp)
         if codecs is None:
             if decision.granted >= _ALL:  # nothing to hold back for this visitor
@@ -234,7 +231,7 @@ class PageWriter:
         counter.inc()
         run = PageRun(self.cache, key, make, snippet)
         try:
-            await self._stream(send, site, decision, status, codecs, resp, run, watch, as_parts)
+            await self._stream(send, site, decision, status, codecs, resp, run, watch)
         finally:
             run.close()
 
@@ -276,7 +273,6 @@ class PageWriter:
         resp: UpstreamResponse,
         run: PageRun,
         watch: VisitorWatch | None = None,
-        as_parts: bool = False,
     ) -> None:
         """Chunks out as they come in. A body that arrived whole before the first byte
         went out is answered with a Content-Length; anything else is sent chunked.
@@ -292,7 +288,7 @@ class PageWriter:
                     data = await resp.read_or_idle(HOLD_SECONDS)
                 else:
                     data = await resp.read()
-                raw = kept = parts = None
+                raw = kept = None
                 if data is None:  # a replay waited for the rest of a segment: answer now
                     pieces, end = run.release(), False
                 else:
@@ -316,8 +312,6 @@ class PageWriter:
                     body = kept
                     if raw is not None:  # remember what the upstream sent for it
                         run.keep_encoded(codecs.coding, kept, (codecs.upstream, raw))
-                elif encoder is None and end and not started and as_parts and len(pieces) > 1:
-                    body, parts = b"", pieces  # the whole page: its parts, never joined
                 else:
                     body = b"".join(pieces) if len(pieces) != 1 else pieces[0]
                     if encoder is not None and end:
@@ -344,14 +338,10 @@ class PageWriter:
             if not started:
                 started = True
                 if end:
-                    size = len(body) if parts is None else sum(map(len, parts))
-                    length = (b"content-length", str(size).encode())
+                    length = (b"content-length", str(len(body)).encode())
                     start = {"type": "http.response.start", "status": status}
                     await send({**start, "headers": [*codecs.headers, length]})
-                    if parts is None:
-                        await send({"type": "http.response.body", "body": body})
-                    else:
-                        await send({"type": "http.response.body", "body": b"", BODY_PARTS: parts})
+                    await send({"type": "http.response.body", "body": body})
                     return
                 await send(
                     {"type": "http.response.start", "status": status, "headers": codecs.headers}
