@@ -239,6 +239,27 @@ def test_redirect_location_points_at_visitor_origin(proxy: str) -> None:
     assert r.headers["location"] == "http://www.shop.example/pages/003.html?x=1"
 
 
+def test_repeated_responses_still_depend_on_each_visitor(proxy: str) -> None:
+    # the same upstream head over and over (remembered, its headers memoized): Location,
+    # Set-Cookie filtering, cookie cleanup and the ETag still follow each visitor
+    stats = consent_cookie(proxy, ["statistics"])
+    for i in range(3):
+        host = f"www{i}.shop.example"
+        r = get(proxy, "/redirect", headers={"Host": host})
+        assert r.headers["location"] == f"http://{host}/pages/003.html?x=1"
+        none = get(proxy, f"/pages/{PAGE}?cookies=1&etag=1")
+        granted = get(proxy, f"/pages/{PAGE}?cookies=1&etag=1", stats)
+        assert "_ga" not in {c.split("=", 1)[0] for c in none.headers.get_list("set-cookie")}
+        assert "_ga" in {c.split("=", 1)[0] for c in granted.headers.get_list("set-cookie")}
+        assert none.headers["etag"] != granted.headers["etag"]
+        plain = get(proxy, f"/pages/{PAGE}?etag=1", headers={"Cookie": "_ga=GA1.1.1.1"})
+        expired = [c for c in plain.headers.get_list("set-cookie") if c.startswith("_ga=;")]
+        assert expired  # the visitor without consent has their _ga expired, every time
+        again = get(proxy, f"/pages/{PAGE}?etag=1")
+        assert again.headers["etag"] == plain.headers["etag"]
+        assert not again.headers.get_list("set-cookie")
+
+
 def test_absolute_uri_target_never_reaches_another_host(proxy: str, upstream: Upstream) -> None:
     port = int(proxy.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:

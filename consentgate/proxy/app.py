@@ -84,6 +84,8 @@ class ProxyApp:
                 self.upstream_origins[s.id] = (o.url, *extra)
         self.vary = (b"Cookie", *vary_fields(settings))
         self._sites: dict[bytes | None, Site] = {}  # Host header -> site (bounded)
+        #: response headers for a known upstream head (see respond), bounded
+        self._heads: dict[tuple[object, ...], tuple[bool, tuple[tuple[bytes, bytes], ...]]] = {}
         cache_mb = settings.rewrite_cache_mb
         self.pages = PageWriter(runtime, RewriteCache(cache_mb * 1024 * 1024) if cache_mb else None)
         runtime.extras.setdefault("on_shutdown", []).append(self.aclose)
@@ -237,10 +239,56 @@ class ProxyApp:
         target: bytes,
         watch: VisitorWatch | None = None,
     ) -> None:
-        cookies = CookiePolicy(site, decision.granted, self.undeclared)
         token = decision.token
-        inm = header(scope["headers"], b"if-none-match") or b""
-        tagged = f"-cg{token}".encode() in inm  # a 304 for a page rewritten for this visitor
+        status = resp.status
+        bodyless = scope["method"] == "HEAD" or status in (204, 304)
+        inm = header(scope["headers"], b"if-none-match")
+        tagged = inm is not None and f"-cg{token}".encode() in inm  # a 304 for this visitor
+        # A response head seen before (resp.known) gives the same headers for the same
+        # site, consent token and request kind, unless it carries cookies or a Location
+        # (those depend on the visitor, and cookies are recorded): memoized.
+        key = (resp.known, site.id, token, tagged, bodyless) if resp.known is not None else None
+        found = self._heads.get(key) if key is not None else None
+        if found is not None:
+            html, template = found
+            out = list(template)
+        else:
+            cookies = CookiePolicy(site, decision.granted, self.undeclared)
+            html, out, same = await self._headers(
+                site, visitor, resp, cookies, token, tagged, bodyless
+            )
+            if key is not None and same:
+                if len(self._heads) >= 512:
+                    self._heads.clear()
+                self._heads[key] = (html, tuple(out))
+        if not html:
+            await stream_body(send, status, out, resp, bodyless, watch)
+            return
+        cookie_header = header(scope["headers"], b"cookie")
+        if cookie_header:
+            cookies = CookiePolicy(site, decision.granted, self.undeclared)
+            out.extend(
+                (b"set-cookie", v) for v in cookies.expire_refused(cookie_header, visitor.host)
+            )
+        if bodyless:
+            await stream_body(send, status, out, resp, True)
+            return
+        await self.pages.serve(
+            scope["headers"], send, site, decision, status, out, resp, target, watch
+        )
+
+    async def _headers(
+        self,
+        site: Site,
+        visitor: Visitor,
+        resp: UpstreamResponse,
+        cookies: CookiePolicy,
+        token: str,
+        tagged: bool,
+        bodyless: bool,
+    ) -> tuple[bool, list[tuple[bytes, bytes]], bool]:
+        """(is HTML, the response headers for the visitor, whether they depend only on
+        the upstream's head and the token: no cookies, no Location, no sniffing)."""
         status = resp.status
         drop = _DROP
         content_type = None
@@ -251,7 +299,7 @@ class ProxyApp:
             elif name == b"connection":
                 drop = _DROP | connection_tokens(resp.headers)
         html = _is_html(content_type)
-        bodyless = scope["method"] == "HEAD" or status in (204, 304)
+        same = content_type is not None
         if content_type is None and not bodyless and await self._sniff_html(resp):
             html = True  # browsers would sniff it as a page: rewrite it like one
         upstream_origins = self.upstream_origins[site.id]
@@ -260,9 +308,11 @@ class ProxyApp:
             if name in drop:
                 continue
             if name == b"set-cookie":
+                same = False
                 if not cookies.filter_set_cookie(value):
                     continue
             elif name in (b"location", b"content-location"):
+                same = False
                 value = rewrite_location(value, upstream_origins, visitor)
             elif html or (status == 304 and name == b"etag" and tagged):
                 if name in _BYTES_HEADERS:
@@ -273,20 +323,10 @@ class ProxyApp:
         if not html:
             if status == 304:
                 merge_vary(out, b"Cookie")
-            await stream_body(send, status, out, resp, bodyless, watch)
-            return
-        for field in self.vary:
-            merge_vary(out, field)
-        out.extend(
-            (b"set-cookie", v)
-            for v in cookies.expire_refused(header(scope["headers"], b"cookie"), visitor.host)
-        )
-        if bodyless:
-            await stream_body(send, status, out, resp, True)
-            return
-        await self.pages.serve(
-            scope["headers"], send, site, decision, status, out, resp, target, watch
-        )
+        else:
+            for field in self.vary:
+                merge_vary(out, field)
+        return html, out, same
 
     @staticmethod
     async def _sniff_html(resp: UpstreamResponse) -> bool:

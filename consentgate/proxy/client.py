@@ -166,6 +166,7 @@ class UpstreamResponse:
         "eof_framed",
         "head_request",
         "headers",
+        "known",
         "read_timeout",
         "status",
     )
@@ -193,6 +194,9 @@ class UpstreamResponse:
         self._head_waiter: asyncio.Future[None] = self._loop.create_future()
         #: True when the body is delimited by the upstream closing the connection.
         self.eof_framed = False
+        #: the remembered head this response started with (the same object for the same
+        #: head bytes), None when it was parsed
+        self.known: object | None = None
 
     # -- parser callbacks (called from _Connection.data_received) --------------
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -328,7 +332,7 @@ class UpstreamResponse:
         self._conn = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # compared and hashed by identity
 class _KnownHead:
     status: int
     headers: tuple[tuple[bytes, bytes], ...]
@@ -464,6 +468,7 @@ class _Connection(asyncio.Protocol):
         if known is None:
             return False
         resp.headers = list(known.headers)
+        resp.known = known
         self._keep_alive = known.keep_alive
         self._left = known.length
         resp.on_headers_complete(known.status)
