@@ -114,9 +114,11 @@ if HttpToolsProtocol is not None:
         """uvicorn's request/response cycle with a cheaper response head.
 
         uvicorn checks every header name and value with two regular-expression searches
-        (~30 per proxied page); the same characters are refused here with one search over
-        all names and one over all values (the patterns match single bytes, so this is
-        the same test). Everything else is uvicorn's ``send``, unchanged.
+        (~30 per proxied page) and serializes them one by one; here the same characters
+        are refused with one search over all names and one over all values (the patterns
+        match single bytes, so this is the same test), and a header list seen before (a
+        proxied page's headers repeat) is not checked or serialized again. Everything
+        else is uvicorn's ``send``, unchanged.
         """
 
         async def send(self, message: Any) -> None:
@@ -133,27 +135,24 @@ if HttpToolsProtocol is not None:
             self.response_started = True
             self.waiting_for_100_continue = False
             status_code = message["status"]
-            headers = message.get("headers", ())
-            if HEADER_RE.search(b"".join([n for n, _ in headers])):
-                raise RuntimeError("Invalid HTTP header name.")
-            if HEADER_VALUE_RE.search(b"".join([v for _, v in headers])):
-                raise RuntimeError("Invalid HTTP header value.")
             content = [STATUS_LINE[status_code]]
             has_connection_close = False
-            for name, value in (*self.default_headers, *headers):
-                name = name.lower()
-                if name == b"content-length" and self.chunked_encoding is None:
-                    self.expected_content_length = int(value.decode())
-                    self.chunked_encoding = False
-                elif name == b"transfer-encoding" and value.lower() == b"chunked":
-                    self.expected_content_length = 0
-                    self.chunked_encoding = True
-                elif name == b"connection":
-                    connection = [token.lower().strip() for token in value.split(b",")]
-                    if b"close" in connection:
+            for lines, events in (
+                _rendered(self.default_headers),
+                _rendered(message.get("headers", ())),
+            ):
+                content.append(lines)
+                for event, value in events:
+                    if event == _LENGTH:
+                        if self.chunked_encoding is None:
+                            self.expected_content_length = int(value.decode())
+                            self.chunked_encoding = False
+                    elif event == _CHUNKED:
+                        self.expected_content_length = 0
+                        self.chunked_encoding = True
+                    else:  # Connection: close
                         self.keep_alive = False
                         has_connection_close = True
-                content += (name, b": ", value, b"\r\n")
             if not self.keep_alive and not has_connection_close:
                 content.append(b"connection: close\r\n")
             if (
@@ -165,6 +164,46 @@ if HttpToolsProtocol is not None:
                 content.append(b"transfer-encoding: chunked\r\n")
             content.append(b"\r\n")
             self.transport.write(b"".join(content))
+
+    _LENGTH, _CHUNKED, _CLOSE = 0, 1, 2
+    _Rendered = tuple[bytes, tuple[tuple[int, bytes], ...]]
+    #: header lists already checked and serialized (a proxied page's headers repeat)
+    _RENDERED: dict[tuple[Any, ...], _Rendered] = {}
+
+    def _rendered(headers: Any) -> _Rendered:
+        """``name: value`` lines of ``headers`` (names lower-cased), checked as uvicorn
+        checks them, and what uvicorn's ``send`` reads from them, in order; memoized."""
+        key = tuple(headers)
+        try:
+            found = _RENDERED.get(key)
+        except TypeError:  # [name, value] lists: valid ASGI, not hashable
+            return _render(key)
+        if found is None:
+            found = _render(key)
+            if len(_RENDERED) >= 256:
+                _RENDERED.clear()
+            _RENDERED[key] = found
+        return found
+
+    def _render(headers: tuple[Any, ...]) -> _Rendered:
+        if HEADER_RE.search(b"".join([n for n, _ in headers])):
+            raise RuntimeError("Invalid HTTP header name.")
+        if HEADER_VALUE_RE.search(b"".join([v for _, v in headers])):
+            raise RuntimeError("Invalid HTTP header value.")
+        lines: list[bytes] = []
+        events: list[tuple[int, bytes]] = []
+        for name, value in headers:
+            name = name.lower()
+            if name == b"content-length":
+                events.append((_LENGTH, value))
+            elif name == b"transfer-encoding" and value.lower() == b"chunked":
+                events.append((_CHUNKED, b""))
+            elif name == b"connection" and b"close" in [
+                token.lower().strip() for token in value.split(b",")
+            ]:
+                events.append((_CLOSE, b""))
+            lines += (name, b": ", value, b"\r\n")
+        return b"".join(lines), tuple(events)
 
     class CorkedHttpToolsProtocol(HttpToolsProtocol):
         """Module level, so ``--workers`` can hand it to its worker processes."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from consentgate.config import load_settings
 from consentgate.corked import HOLD_MAX, CorkedTransport, protocol_class
 from consentgate.server import _uvicorn_options
+from tests.support import free_port
 
 
 class Recording:
@@ -109,3 +110,53 @@ def test_serve_keeps_freed_heap_for_reuse() -> None:
 
     # glibc here (the CI image is Debian): the mallopt calls must all be accepted
     assert tune_malloc() is (platform.libc_ver()[0] == "glibc")
+
+
+async def test_response_heads_over_a_real_server() -> None:
+    # repeated header lists (checked and serialized once), Connection: close, chunked
+    # framing and a header value uvicorn refuses: all as uvicorn itself handles them
+    import uvicorn
+
+    body = b"<p>hello</p>"
+    lists = {
+        "/": [(b"content-type", b"text/html"), (b"content-length", b"%d" % len(body))],
+        "/close": [(b"content-length", b"%d" % len(body)), (b"connection", b"close")],
+        "/chunked": [(b"content-type", b"text/html")],
+        "/bad": [(b"x-bad", b"a\nb"), (b"content-length", b"%d" % len(body))],
+    }
+
+    async def app(scope: dict, receive: object, send: object) -> None:
+        if scope["type"] != "http":
+            return
+        start = {"type": "http.response.start", "status": 200, "headers": lists[scope["path"]]}
+        await send(start)  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": body})  # type: ignore[operator]
+
+    async def fetch(path: str, keep: bool = False) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        close = b"" if keep else b"Connection: close\r\n"
+        writer.write(b"GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n" % (path.encode(), close))
+        answer = await reader.read()  # until the server closes
+        writer.close()
+        return answer
+
+    port = free_port()
+    config = uvicorn.Config(app, port=port, http=protocol_class(), log_level="critical")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        for _ in range(3):
+            head, _, got = (await fetch("/")).partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200") and got == body
+            assert b"\r\ncontent-type: text/html\r\n" in head
+        head, _, got = (await fetch("/close", keep=True)).partition(b"\r\n\r\n")
+        assert got == body and b"\r\nconnection: close" in head  # and the server hung up
+        head, _, got = (await fetch("/chunked")).partition(b"\r\n\r\n")
+        assert b"transfer-encoding: chunked" in head
+        assert got == b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+        assert b"a\nb" not in await fetch("/bad")  # refused, never written
+    finally:
+        server.should_exit = True
+        await task

@@ -220,6 +220,12 @@ class UpstreamResponse:
         if not self._head_waiter.done():
             self._head_waiter.set_result(None)
 
+    def on_known_head(self, status: int) -> None:
+        """The head was a known one (a final status, framed by its Content-Length)."""
+        self.status = status
+        if not self._head_waiter.done():
+            self._head_waiter.set_result(None)
+
     def on_body(self, data: bytes) -> None:
         self._chunks.append(data)
         self._buffered += len(data)
@@ -471,7 +477,7 @@ class _Connection(asyncio.Protocol):
         resp.known = known
         self._keep_alive = known.keep_alive
         self._left = known.length
-        resp.on_headers_complete(known.status)
+        resp.on_known_head(known.status)
         if known.length == 0:
             self._left = 0
             self._body(resp, data[end + 4 :], done=True)

@@ -196,6 +196,8 @@ class PageWriter:
         self.cache = cache
         self.snippets = SnippetCache(runtime)
         self._counters: dict[str, Any] = {}  # site id -> its rewrites counter
+        #: (charset, CSP nonce) per known upstream head (see client.py), bounded
+        self._inputs: dict[object, tuple[str | None, str | None]] = {}
 
     async def serve(
         self,
@@ -217,7 +219,15 @@ class PageWriter:
                 await error_page(send, 502, "Bad Gateway", _UNSAFE)
             return
         snippet = self.snippets.get(site, decision, request_headers)
-        charset, nonce = page_inputs(resp.headers)
+        known = resp.known  # a head seen before: its charset and nonce are known too
+        inputs = self._inputs.get(known) if known is not None else None
+        if inputs is None:
+            inputs = page_inputs(resp.headers)
+            if known is not None:
+                if len(self._inputs) >= 512:
+                    self._inputs.clear()
+                self._inputs[known] = inputs
+        charset, nonce = inputs
         key = None
         if self.cache is not None and status == 200:
             key = (site.id, target, decision.granted, charset, nonce, snippet is not None)
