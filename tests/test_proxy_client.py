@@ -267,3 +267,25 @@ async def test_an_early_answer_to_an_upload_keeps_the_connection_out_of_the_pool
         srv.close()
         await srv.wait_closed()
     assert connections == 2 and len(opened) == 2
+
+
+@pytest.mark.parametrize("how", ["given-up", "timed-out"])
+async def test_a_close_delimited_body_cut_short_is_not_complete(
+    server: tuple[Script, Origin], how: str
+) -> None:
+    """A body that ends when the connection closes: once the proxy gives up on it (the
+    visitor left) or it times out, the close is not its end: reading raises, and a
+    recording is never made of half a page."""
+    script, origin = server
+    script.replies = [(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nfirst half", b"x" * 0)]
+    pool = UpstreamPool(1.0, 0.3)
+    try:
+        resp = await pool.request(origin, "GET", b"/", [(b"host", b"example")])
+        assert await resp.read() == b"first half"
+        if how == "given-up":
+            resp.close()
+        with pytest.raises((UpstreamProtocolError, UpstreamTimeout)):
+            await asyncio.wait_for(resp.read(), 10)
+        assert not resp.complete
+    finally:
+        await pool.aclose()

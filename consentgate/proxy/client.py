@@ -226,6 +226,8 @@ class UpstreamResponse:
         self._wake()
 
     def on_complete(self) -> None:
+        if self._error is not None:  # failed first (timeout, given up): stays failed, so a
+            return  # close-delimited body cut short is never taken for a whole one
         self._done = True
         self._wake()
 
@@ -323,9 +325,11 @@ class UpstreamResponse:
             yield chunk
 
     def close(self) -> None:
-        """Give up on the rest of the body (closes the connection if unfinished)."""
+        """Give up on the rest of the body (closes the connection if unfinished); a read
+        after this raises instead of ending the body as if it were complete."""
         conn = self._conn
         if conn is not None and not self._done:
+            self.fail(UpstreamProtocolError("the rest of the response was given up"))
             conn.abort()
         self._conn = None
 
