@@ -260,6 +260,8 @@ class AdminApi:
                 "actor": a.actor,
                 "action": a.action,
                 "detail": a.detail,
+                "prev_hash": a.prev_hash,
+                "hash": a.hash,
             }
             async for a in self.store.iter_actions()
         ]

@@ -24,13 +24,15 @@ from typing import Any
 
 from itsdangerous import BadSignature, Signer
 
-from .store.base import EVENT_FIELDS, ConsentEvent
+from .store.base import EVENT_FIELDS, AuditAction, ConsentEvent
 
 __all__ = [
+    "ACTIONS_CHAIN",
     "GENESIS_PREFIX",
     "HEAD_SALT",
     "ChainState",
     "HeadSigner",
+    "action_hash",
     "canonical",
     "canonical_row",
     "format_time",
@@ -92,6 +94,22 @@ def link_hash(prev_hash: str, canonical_bytes: bytes) -> str:
 def new_chain_id() -> str:
     """A random chain segment id (128 bits, hex)."""
     return secrets.token_hex(16)
+
+
+#: The auditor actions' own chain (who exported, erased, ... what, when): one per log,
+#: its head signed like a segment's under this reserved id (segments' ids are hex).
+ACTIONS_CHAIN = "audit-actions"
+
+
+def action_hash(prev_hash: str, action: AuditAction) -> str:
+    """An audit action's link hash: its time, actor, action and detail, canonical JSON."""
+    body = json.dumps(
+        [format_time(action.at), action.actor, action.action, action.detail],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return link_hash(prev_hash, body.encode("utf-8"))
 
 
 def genesis(chain_id: str) -> str:

@@ -220,3 +220,66 @@ def test_an_edited_or_unreadable_earlier_manifest_is_refused(
     junk.write_text("{not json")
     result = run_cli(filled, "verify", "--against", str(junk))
     assert result.exit_code == 2 and "junk.json" in result.output
+
+
+def test_the_action_log_is_a_chain_verify_walks(filled: Settings, tmp_path: Path) -> None:
+    """Exports and subject requests are logged as a hash chain with a signed head: an
+    edited, removed or appended action is caught like a record."""
+    for name in ("a", "b", "c"):
+        export_manifest(filled, tmp_path, name)
+    consent_id = sql(filled, "SELECT consent_id FROM events WHERE seq = 3")[0][0]
+    assert run_cli(filled, "subject", "show", consent_id).exit_code == 0
+    ids = [r[0] for r in sql(filled, "SELECT id FROM audit_actions ORDER BY id")]
+    assert len(ids) >= 4
+    code, out = verify(filled)
+    assert code == 0, out
+    assert f"{len(ids)} audit action(s) chained" in out
+
+    original = sql(filled, "SELECT detail FROM audit_actions WHERE id = ?", (ids[1],))[0][0]
+    sql(filled, "UPDATE audit_actions SET detail = '{}' WHERE id = ?", (ids[1],))
+    code, out = verify(filled)
+    assert code == 1 and f"altered: audit action #{ids[1]} does not match its hash" in out
+    sql(filled, "UPDATE audit_actions SET detail = ? WHERE id = ?", (original, ids[1]))
+    assert verify(filled)[0] == 0
+
+    kept = sql(filled, "SELECT * FROM audit_actions WHERE id = ?", (ids[1],))[0]
+    sql(filled, "DELETE FROM audit_actions WHERE id = ?", (ids[1],))
+    code, out = verify(filled)
+    assert code == 1 and f"audit action #{ids[2]} does not link to the one before it" in out
+    marks = ", ".join("?" for _ in kept)
+    sql(
+        filled,
+        f"INSERT INTO audit_actions OVERRIDING SYSTEM VALUE VALUES ({marks})"
+        if "postgres" in filled.database
+        else f"INSERT INTO audit_actions VALUES ({marks})",
+        kept,
+    )
+    assert verify(filled)[0] == 0
+
+    sql(filled, "DELETE FROM audit_actions WHERE id = ?", (ids[-1],))
+    code, out = verify(filled)
+    assert code == 1
+    assert f"missing: the action chain holds {len(ids) - 1} action(s), its signed head" in out
+
+
+@pytest.mark.sqlite_only
+def test_actions_logged_before_the_chain_existed_stay_readable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log made by an older consentgate (schema 2): its actions have no hash; they are
+    counted as unchained, and the chain starts with the first action after the upgrade."""
+    from consentgate.store import sqlite as sqlite_store
+
+    settings = make_settings(tmp_path)
+    with monkeypatch.context() as old:
+        old.setattr(sqlite_store, "MIGRATIONS", sqlite_store.MIGRATIONS[:2])
+        fill_log(settings, 5)
+    sql(
+        settings,
+        "INSERT INTO audit_actions (at, actor, action, detail) VALUES (?, ?, 'export', '{}')",
+        ("2026-01-01T00:00:00.000000Z", "cli:old"),
+    )
+    export_manifest(settings, tmp_path, "upgraded")  # migrates, then logs a chained action
+    code, out = verify(settings)
+    assert code == 0, out
+    assert "1 audit action(s) chained (1 older unchained)" in out

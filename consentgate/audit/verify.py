@@ -34,8 +34,16 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..chain import HeadSigner, canonical, genesis, link_hash
-from ..store.base import ChainHead, ConsentStore, Erasure, PurgeCheckpoint, StoredEvent
+from ..chain import ACTIONS_CHAIN, HeadSigner, action_hash, canonical, genesis, link_hash
+from ..store.base import (
+    ActionHead,
+    AuditAction,
+    ChainHead,
+    ConsentStore,
+    Erasure,
+    PurgeCheckpoint,
+    StoredEvent,
+)
 from .columns import PERSONAL_FIELDS
 from .proofs import (
     ERASURE_SALT,
@@ -46,7 +54,14 @@ from .proofs import (
     fields_digest,
 )
 
-__all__ = ["Problem", "Verifier", "VerifyResult", "verify_events", "verify_store"]
+__all__ = [
+    "Problem",
+    "Verifier",
+    "VerifyResult",
+    "verify_actions",
+    "verify_events",
+    "verify_store",
+]
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,9 @@ class VerifyResult:
     chains: int = 0
     erased: int = 0
     purged: int = 0
+    #: audit actions in the action chain, and older ones logged before it existed
+    actions: int = 0
+    actions_unchained: int = 0
     problem: Problem | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -308,6 +326,71 @@ async def verify_events(
     return await Verifier(secret_keys, heads, checkpoints, erasures, earlier).run(records)
 
 
+async def verify_actions(
+    secret_keys: list[str],
+    actions: AsyncIterable[AuditAction],
+    head: ActionHead | None,
+    result: VerifyResult,
+) -> None:
+    """Walk the audit action chain (``chain.action_hash``) up to its signed head; sets
+    ``result.problem`` at the first bad action."""
+    signer = HeadSigner(secret_keys)
+    where: dict[str, Any] = {"chain_id": ACTIONS_CHAIN}
+    prev = genesis(ACTIONS_CHAIN)
+    try:
+        async for action in actions:
+            n = result.actions + 1
+            if not action.hash:
+                if result.actions:
+                    raise _Bad(
+                        Problem(
+                            "altered",
+                            f"audit action #{action.id} was taken out of the action chain",
+                            chain_seq=n,
+                            **where,
+                        )
+                    )
+                result.actions_unchained += 1  # logged before the chain existed
+                continue
+            if action.prev_hash != prev:
+                raise _Bad(
+                    Problem(
+                        "missing",
+                        f"audit action #{action.id} does not link to the one before it "
+                        "(an action was removed or inserted)",
+                        chain_seq=n,
+                        **where,
+                    )
+                )
+            if action_hash(action.prev_hash, action) != action.hash:
+                raise _Bad(
+                    Problem(
+                        "altered",
+                        f"audit action #{action.id} does not match its hash",
+                        chain_seq=n,
+                        **where,
+                    )
+                )
+            prev = action.hash
+            result.actions = n
+        count = head.count if head is not None else 0
+        if head is not None and not signer.verify(ACTIONS_CHAIN, count, head.hash, head.signature):
+            raise _Bad(
+                Problem("forged", "the action chain's head signature does not verify", **where)
+            )
+        if result.actions != count or (head is not None and head.hash != prev):
+            raise _Bad(
+                Problem(
+                    "missing" if result.actions < count else "inserted",
+                    f"the action chain holds {result.actions} action(s), its signed head {count}",
+                    chain_seq=result.actions,
+                    **where,
+                )
+            )
+    except _Bad as bad:
+        result.problem = bad.problem
+
+
 async def verify_store(
     store: ConsentStore, secret_keys: list[str], earlier: Iterable[ChainHead] = ()
 ) -> VerifyResult:
@@ -323,4 +406,7 @@ async def verify_store(
                 return
             yield rec
 
-    return await verify_events(secret_keys, records(), snap.heads, checkpoints, erasures, earlier)
+    result = await verify_events(secret_keys, records(), snap.heads, checkpoints, erasures, earlier)
+    if result.ok:
+        await verify_actions(secret_keys, store.iter_actions(), await store.action_head(), result)
+    return result

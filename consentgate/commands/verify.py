@@ -113,7 +113,13 @@ def register(cli: click.Group) -> None:
         if result.problem is None:
             click.echo(
                 f"ok: {result.checked} records in {result.chains} chain(s) verified "
-                f"({result.erased} erased, {result.purged} purged under signed checkpoints)"
+                f"({result.erased} erased, {result.purged} purged under signed checkpoints), "
+                f"{result.actions} audit action(s) chained"
+                + (
+                    f" ({result.actions_unchained} older unchained)"
+                    if result.actions_unchained
+                    else ""
+                )
                 + (
                     f"; all {len(earlier)} head(s) of {len(against)} earlier export(s) found"
                     if against

@@ -45,6 +45,8 @@ MAX_RESPONSE_HEADER_BYTES = 64 * 1024
 HIGH_WATER = 256 * 1024
 #: Response heads remembered per pool (byte for byte; see ``_Connection._known_head``).
 MAX_KNOWN_HEADS = 256
+#: A longer response head is not remembered (nor looked up).
+MAX_KNOWN_HEAD_BYTES = 4096
 
 
 class UpstreamError(Exception):
@@ -234,6 +236,8 @@ class UpstreamResponse:
         self._wake()
 
     def on_complete(self) -> None:
+        if self._error is not None:  # failed first (timeout, given up): stays failed, so a
+            return  # close-delimited body cut short is never taken for a whole one
         self._done = True
         self._wake()
 
@@ -331,9 +335,11 @@ class UpstreamResponse:
             yield chunk
 
     def close(self) -> None:
-        """Give up on the rest of the body (closes the connection if unfinished)."""
+        """Give up on the rest of the body (closes the connection if unfinished); a read
+        after this raises instead of ending the body as if it were complete."""
         conn = self._conn
         if conn is not None and not self._done:
+            self.fail(UpstreamProtocolError("the rest of the response was given up"))
             conn.abort()
         self._conn = None
 
@@ -364,6 +370,9 @@ class _Connection(asyncio.Protocol):
         self._head: bytes | None = None  # the first bytes of the response, for its head
         self._left = 0  # body bytes still due of a response framed without the parser
         self._keep_alive = False
+        self._interim = False  # a 1xx came first: the first bytes are not the final head
+        #: the request body is still being written: never back to the pool meanwhile
+        self.sending = False
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -433,6 +442,8 @@ class _Connection(asyncio.Protocol):
         if resp is None or self.parser is None:
             return
         resp.on_headers_complete(self.parser.get_status_code())
+        if resp.status < 200:
+            self._interim = True
         if resp.head_request and resp.status >= 200:
             # A HEAD response has no body whatever its headers say.
             self._finish(resp, keep_alive=self.parser.should_keep_alive())
@@ -445,8 +456,15 @@ class _Connection(asyncio.Protocol):
     # its result (status, headers, Content-Length) is kept, and the next response that
     # starts with the same bytes is framed by its Content-Length without the parser.
     def _remember_head(self, resp: UpstreamResponse, data: bytes) -> None:
-        end = data.find(b"\r\n\r\n")
+        # The key must be this final response's head and nothing else: not after blank
+        # lines (llhttp skips CR/LF before a status line, and "\r\n\r\n" would key
+        # every such response), not after a 1xx, not one visitor's Set-Cookie, not big.
+        if self._interim or not data.startswith(b"HTTP/1."):
+            return
+        end = data.find(b"\r\n\r\n", 0, MAX_KNOWN_HEAD_BYTES)
         if end < 0 or resp.status in (204, 304) or self.parser is None:
+            return
+        if any(n == b"set-cookie" for n, _ in resp.headers):
             return
         lengths = [v for n, v in resp.headers if n == b"content-length"]
         if len(lengths) != 1 or not lengths[0].strip().isdigit():
@@ -465,9 +483,9 @@ class _Connection(asyncio.Protocol):
 
     def _known_head(self, resp: UpstreamResponse, data: bytes) -> bool:
         """Start a response whose head was parsed before; False when it was not."""
-        if resp.head_request:
+        if resp.head_request or not data.startswith(b"HTTP/1."):
             return False
-        end = data.find(b"\r\n\r\n")
+        end = data.find(b"\r\n\r\n", 0, MAX_KNOWN_HEAD_BYTES)
         if end < 0:
             return False
         known = self.pool.heads.get(data[: end + 4])
@@ -516,7 +534,7 @@ class _Connection(asyncio.Protocol):
         resp.on_complete()
         if self._paused:
             self.resume_reading()
-        if keep_alive and self.reusable and not self.closed:
+        if keep_alive and self.reusable and not self.sending and not self.closed:
             self.pool._release(self)
         else:
             self.abort()
@@ -526,6 +544,7 @@ class _Connection(asyncio.Protocol):
         self.parser = None  # made on the first bytes, unless the head is a known one
         self._head = None
         self._left = 0
+        self._interim = False
 
     async def write(self, data: bytes) -> None:
         if self.closed or self.transport is None:

@@ -55,8 +55,14 @@ class UpstreamPool:
         idle = self._idle.get(origin)
         while idle:
             conn = idle.pop()
-            if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
+            if (
+                conn.reusable
+                and not conn.closed
+                and conn.transport is not None
+                and not conn.transport.is_closing()
+            ):
                 return conn
+            conn.abort()
         loop = asyncio.get_running_loop()
         context = None
         if origin.scheme == "https":
@@ -132,18 +138,29 @@ class UpstreamPool:
     async def _send_body(
         self, conn: _Connection, resp: UpstreamResponse, body: AsyncIterator[bytes], chunked: bool
     ) -> None:
-        async for chunk in body:
-            if resp.got_headers:  # the upstream answered early (e.g. 413): stop sending
-                conn.reusable = False
-                return
-            if not chunk:
-                continue
+        # While the body goes out the connection cannot go back to the pool, even if the
+        # upstream answers early (e.g. 413): the next request would be read as the rest
+        # of this body.
+        conn.sending = True
+        try:
+            async for chunk in body:
+                if resp.got_headers:  # the upstream answered early: stop sending
+                    conn.reusable = False
+                    return
+                if not chunk:
+                    continue
+                if chunked:
+                    await conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                else:
+                    await conn.write(chunk)
             if chunked:
-                await conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-            else:
-                await conn.write(chunk)
-        if chunked:
-            await conn.write(b"0\r\n\r\n")
+                await conn.write(b"0\r\n\r\n")
+        except UpstreamProtocolError:
+            if not resp.got_headers:
+                raise
+            conn.reusable = False  # answered, then closed while we were still sending
+        finally:
+            conn.sending = False
 
     async def aclose(self) -> None:
         if self._deadlines is not None:

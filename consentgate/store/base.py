@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EVENT_FIELDS",
+    "ActionHead",
     "ApiToken",
     "Attester",
     "AuditAction",
@@ -267,13 +268,19 @@ class ConsentStore(abc.ABC):
         raise self._unsupported("API tokens")
 
     async def log_action(self, action: AuditAction) -> None:
-        """Record an auditor/admin action (durable before returning)."""
+        """Record an auditor/admin action (durable before returning), linked into the
+        action chain (``chain.action_hash``) and moving its signed :class:`ActionHead`
+        in the same transaction."""
         raise self._unsupported("the action log")
 
     async def iter_actions(self) -> AsyncIterator[AuditAction]:
         """Recorded actions, oldest first."""
         raise self._unsupported("the action log")
         yield AuditAction(datetime.min, "", "")  # pragma: no cover
+
+    async def action_head(self) -> ActionHead | None:
+        """The action chain's signed head (None before the first chained action)."""
+        raise self._unsupported("the action log")
 
 
 # -- auditor tools (consentgate/audit/): purge checkpoints, erasures, tokens, actions ------
@@ -337,6 +344,22 @@ class AuditAction:
     action: str  # export | subject.show | subject.export | subject.erase | token.* | purge
     detail: dict[str, object] = field(default_factory=dict)
     id: int = 0
+    #: the action chain (``consentgate.chain.action_hash``); "" for actions logged before
+    #: the chain existed
+    prev_hash: str = ""
+    hash: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ActionHead:
+    """The signed head of the audit action chain: how many chained actions, the last
+    one's hash (signature: :class:`consentgate.chain.HeadSigner` over
+    ``audit-actions|count|hash``)."""
+
+    count: int
+    hash: str
+    signature: str
+    updated_at: datetime
 
 
 #: ``purge`` asks this to turn deleted rows + existing checkpoints into new checkpoints.

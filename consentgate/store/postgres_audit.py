@@ -27,7 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from ..chain import ACTIONS_CHAIN, HeadSigner, action_hash, genesis
 from .base import (
+    ActionHead,
     ApiToken,
     Attester,
     AuditAction,
@@ -40,6 +42,7 @@ from .base import (
 )
 from .postgres_copy import copy_rows
 from .postgres_schema import (
+    ACTIONS_LOCK,
     EVENTS,
     PARTITION_LOCK,
     PURGE_LOCK,
@@ -92,6 +95,7 @@ class PostgresAuditMixin:
     _audit_lock: asyncio.Lock | None = None
 
     if TYPE_CHECKING:  # provided by PostgresStore
+        head_signer: HeadSigner | None
 
         def pool(self) -> asyncpg.Pool: ...
 
@@ -326,17 +330,43 @@ class PostgresAuditMixin:
         return status != "UPDATE 0"
 
     async def log_action(self, action: AuditAction) -> None:
-        await self.pool().execute(
-            "INSERT INTO audit_actions (at, actor, action, detail) VALUES ($1, $2, $3, $4)",
-            action.at,
-            action.actor,
-            action.action,
-            json.dumps(action.detail, sort_keys=True),
-        )
+        async with self.pool().acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", ACTIONS_LOCK)
+            row = await conn.fetchrow("SELECT count, hash FROM action_head WHERE id = 1")
+            count, prev = (int(row[0]), row[1]) if row else (0, genesis(ACTIONS_CHAIN))
+            hash_ = action_hash(prev, action)
+            await conn.execute(
+                "INSERT INTO audit_actions (at, actor, action, detail, prev_hash, hash) "
+                "VALUES ($1, $2, $3, $4, $5, $6)",
+                action.at,
+                action.actor,
+                action.action,
+                json.dumps(action.detail, sort_keys=True),
+                prev,
+                hash_,
+            )
+            signer = self.head_signer
+            await conn.execute(
+                "INSERT INTO action_head (id, count, hash, signature, updated_at) "
+                "VALUES (1, $1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET "
+                "count = excluded.count, hash = excluded.hash, "
+                "signature = excluded.signature, updated_at = excluded.updated_at",
+                count + 1,
+                hash_,
+                signer.sign(ACTIONS_CHAIN, count + 1, hash_) if signer else "",
+                action.at,
+            )
 
     async def iter_actions(self) -> AsyncIterator[AuditAction]:
         async with self.pool().acquire() as conn, conn.transaction(readonly=True):
             async for r in conn.cursor(
-                "SELECT id, at, actor, action, detail FROM audit_actions ORDER BY id"
+                "SELECT id, at, actor, action, detail, prev_hash, hash FROM audit_actions "
+                "ORDER BY id"
             ):
-                yield AuditAction(_utc(r[1]), r[2], r[3], json.loads(r[4]), r[0])
+                yield AuditAction(_utc(r[1]), r[2], r[3], json.loads(r[4]), r[0], r[5], r[6])
+
+    async def action_head(self) -> ActionHead | None:
+        row = await self.pool().fetchrow(
+            "SELECT count, hash, signature, updated_at FROM action_head WHERE id = 1"
+        )
+        return ActionHead(int(row[0]), row[1], row[2], _utc(row[3])) if row else None

@@ -42,6 +42,8 @@ PARTITION_LOCK = 0x6367_0002
 #: commit order across all nodes, so "every seq <= max(seq) is visible" holds.
 SEQ_LOCK = 0x6367_0003
 PURGE_LOCK = 0x6367_0004
+#: Held while an audit action is linked into the action chain and its head moved.
+ACTIONS_LOCK = 0x6367_0005
 
 _CATEGORY_COLUMNS = ",\n    ".join(f"{c} boolean NOT NULL" for c in CATEGORIES)
 
@@ -130,6 +132,21 @@ CREATE TABLE audit_actions (
     actor text NOT NULL,
     action text NOT NULL,
     detail text NOT NULL DEFAULT '{}'
+);
+""",
+    ),
+    (
+        3,
+        "the audit actions as a hash chain with a signed head",
+        """
+ALTER TABLE audit_actions ADD COLUMN prev_hash text NOT NULL DEFAULT '';
+ALTER TABLE audit_actions ADD COLUMN hash text NOT NULL DEFAULT '';
+CREATE TABLE action_head (
+    id int PRIMARY KEY CHECK (id = 1),
+    count bigint NOT NULL,
+    hash text NOT NULL,
+    signature text NOT NULL,
+    updated_at timestamptz NOT NULL
 );
 """,
     ),

@@ -45,7 +45,7 @@ from .base import (
     batches,
 )
 from .records import INSERT_COLUMNS, event_values, parse_time, stored_from_row
-from .sqlite_audit import AUDIT_MIGRATION, SQLiteAuditMixin
+from .sqlite_audit import ACTIONS_MIGRATION, AUDIT_MIGRATION, SQLiteAuditMixin
 
 __all__ = ["MIGRATIONS", "SQLiteStore", "WriterThread", "schema_version"]
 
@@ -97,6 +97,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         """,
     ),
     AUDIT_MIGRATION,
+    ACTIONS_MIGRATION,
 )
 
 _INSERT = (

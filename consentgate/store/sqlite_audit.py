@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
-from ..chain import format_time
+from ..chain import ACTIONS_CHAIN, HeadSigner, action_hash, format_time, genesis
 from .base import (
+    ActionHead,
     ApiToken,
     Attester,
     AuditAction,
@@ -39,7 +40,7 @@ from .base import (
 from .pages import STAT_COLUMNS, ExportPage, PageEncoder
 from .records import parse_time, stored_from_row
 
-__all__ = ["AUDIT_MIGRATION", "EXPORT_SELECT", "SQLiteAuditMixin"]
+__all__ = ["ACTIONS_MIGRATION", "AUDIT_MIGRATION", "EXPORT_SELECT", "SQLiteAuditMixin"]
 
 AUDIT_MIGRATION: tuple[int, str] = (
     2,
@@ -81,6 +82,22 @@ AUDIT_MIGRATION: tuple[int, str] = (
 )
 
 #: Export columns (audit.columns.EXPORT_COLUMNS order) straight from ``events``.
+#: The action log becomes a chain: existing actions keep an empty hash.
+ACTIONS_MIGRATION: tuple[int, str] = (
+    3,
+    """
+    ALTER TABLE audit_actions ADD COLUMN prev_hash TEXT NOT NULL DEFAULT '';
+    ALTER TABLE audit_actions ADD COLUMN hash TEXT NOT NULL DEFAULT '';
+    CREATE TABLE action_head (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        count      INTEGER NOT NULL,
+        hash       TEXT    NOT NULL,
+        signature  TEXT    NOT NULL,
+        updated_at TEXT    NOT NULL
+    );
+    """,
+)
+
 EXPORT_SELECT = (
     "seq, event_id, consent_id, site_id, event_type, method, created_at, necessary, "
     "preferences, statistics, marketing, unclassified, policy_version, banner_hash, "
@@ -132,6 +149,7 @@ class SQLiteAuditMixin:
     _admin_lock: asyncio.Lock | None = None
 
     if TYPE_CHECKING:  # provided by SQLiteStore
+        head_signer: HeadSigner | None
 
         async def _connect(self) -> aiosqlite.Connection: ...
 
@@ -484,34 +502,63 @@ class SQLiteAuditMixin:
         return changed > 0
 
     async def log_action(self, action: AuditAction) -> None:
-        await self._write(
-            [
-                (
-                    "INSERT INTO audit_actions (at, actor, action, detail) VALUES (?, ?, ?, ?)",
+        async with self._lock():
+            db = await self._admin()
+            await db.execute("BEGIN IMMEDIATE")  # the head is read and moved in one go
+            try:
+                async with db.execute("SELECT count, hash FROM action_head") as cur:
+                    row = await cur.fetchone()
+                count, prev = (int(row[0]), row[1]) if row else (0, genesis(ACTIONS_CHAIN))
+                hash_ = action_hash(prev, action)
+                await db.execute(
+                    "INSERT INTO audit_actions (at, actor, action, detail, prev_hash, hash) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
                     (
                         format_time(action.at),
                         action.actor,
                         action.action,
                         json.dumps(action.detail, sort_keys=True),
+                        prev,
+                        hash_,
                     ),
                 )
-            ]
-        )
+                signer = self.head_signer
+                signature = signer.sign(ACTIONS_CHAIN, count + 1, hash_) if signer else ""
+                await db.execute(
+                    "INSERT INTO action_head (id, count, hash, signature, updated_at) "
+                    "VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                    "count = excluded.count, hash = excluded.hash, "
+                    "signature = excluded.signature, updated_at = excluded.updated_at",
+                    (count + 1, hash_, signature, format_time(action.at)),
+                )
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
 
     async def iter_actions(self) -> AsyncIterator[AuditAction]:
         last = 0
         while True:
             async with self._reader().execute(
-                "SELECT id, at, actor, action, detail FROM audit_actions WHERE id > ? "
-                "ORDER BY id LIMIT 500",
+                "SELECT id, at, actor, action, detail, prev_hash, hash FROM audit_actions "
+                "WHERE id > ? ORDER BY id LIMIT 500",
                 (last,),
             ) as cur:
                 rows = await cur.fetchall()
             for r in rows:
-                yield AuditAction(parse_time(r[1]), r[2], r[3], json.loads(r[4]), int(r[0]))
+                yield AuditAction(
+                    parse_time(r[1]), r[2], r[3], json.loads(r[4]), int(r[0]), r[5], r[6]
+                )
             if len(rows) < 500:
                 return
             last = int(rows[-1][0])
+
+    async def action_head(self) -> ActionHead | None:
+        async with self._reader().execute(
+            "SELECT count, hash, signature, updated_at FROM action_head"
+        ) as cur:
+            row = await cur.fetchone()
+        return ActionHead(int(row[0]), row[1], row[2], parse_time(row[3])) if row else None
 
 
 def _checkpoint(r: Any) -> PurgeCheckpoint:
