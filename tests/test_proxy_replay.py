@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
+from consentgate.proxy import cache as cache_module
 from consentgate.proxy.cache import SEGMENT, PageRun, RewriteCache
 from consentgate.rewriter import StreamRewriter
 from tests.rewrite_util import NONE
@@ -185,3 +186,25 @@ def test_the_same_compressed_body_again_is_answered_without_decoding() -> None:
         assert run.raw_replay(upstream, body, coding) is None
         out = b"".join(run.feed(page) + run.finish())
         assert run.hit and out == (want if name == b"a" else reference(page, name))
+
+
+def test_compressed_variants_are_kept_least_recently_used_first_out() -> None:
+    """One-off snippets (visitors with a consent of their own) must not hold every slot
+    for good: the variant the most visitors share stays."""
+    page = page_bytes("006.html")
+    cache = RewriteCache(64 * 1024 * 1024)
+    serve(cache, page, [len(page)])  # recorded
+    _, run = serve(cache, page, [len(page)], name=b"common")
+    run.keep_encoded("gzip", b"common gzip")
+    for i in range(20):  # many one-off visitors, the common one in between
+        _, run = serve(cache, page, [len(page)], name=b"one-off-%d" % i)
+        run.keep_encoded("gzip", b"one-off %d" % i)
+        _, run = serve(cache, page, [len(page)], name=b"common")
+        assert run.encoded("gzip") == b"common gzip"
+    entry = cache.get(("site", b"/p"))
+    assert entry is not None and entry.encoded is not None
+    assert len(entry.encoded) == cache_module._MAX_ENCODED
+    _, run = serve(cache, page, [len(page)], name=b"one-off-0")  # long pushed out
+    assert run.encoded("gzip") is None
+    sizes = sum(len(body) + len(middle) for (_, middle), body in entry.encoded.items())
+    assert 0 < sizes < entry.size <= cache.size

@@ -46,6 +46,14 @@ _RETRY = 16
 _MAX_ENCODED = 8
 
 
+def _used(encoded: dict[tuple[str, bytes], bytes], variant: tuple[str, bytes]) -> bytes | None:
+    """A kept variant, now the most recently used one; None when there is none."""
+    found = encoded.pop(variant, None)
+    if found is not None:
+        encoded[variant] = found
+    return found
+
+
 class UnsafePage(Exception):
     """The rewriter's output cannot be split around the snippet (marker seen twice)."""
 
@@ -115,15 +123,17 @@ class RewriteCache:
     ) -> None:
         """Keep ``body``, the compressed whole output of a replay of ``entry`` (and
         ``raw``, the upstream's compressed body it came from); counted in the cache's
-        bytes, at most ``_MAX_ENCODED`` variants per page."""
+        bytes, at most ``_MAX_ENCODED`` variants per page (least recently used out)."""
         if entry.encoded is None:
             entry.encoded = {}
         variant = (coding, middle)
         grow = 0
+        evict: tuple[str, bytes] | None = None
         if variant not in entry.encoded:
-            if len(entry.encoded) >= _MAX_ENCODED:
-                return
             grow += len(body) + len(middle)
+            if len(entry.encoded) >= _MAX_ENCODED:  # the least recently used makes room
+                evict = next(iter(entry.encoded))
+                grow -= len(entry.encoded[evict]) + len(evict[1])
         if raw is not None and raw != entry.raw:  # the latest compressed body wins
             grow += len(raw[1]) - (len(entry.raw[1]) if entry.raw is not None else 0)
         else:
@@ -132,6 +142,8 @@ class RewriteCache:
             return
         if entry.size + grow > self.entry_max:
             return
+        if evict is not None:
+            del entry.encoded[evict]
         entry.encoded[variant] = body
         entry.raw = raw
         entry.size += grow
@@ -384,7 +396,7 @@ class PageRun:
         entry = self._entry
         if not self.hit or entry is None or entry.encoded is None:
             return None
-        return entry.encoded.get((coding, self._middle or b""))
+        return _used(entry.encoded, (coding, self._middle or b""))
 
     def keep_encoded(self, coding: str, body: bytes, raw: tuple[str, bytes] | None = None) -> None:
         """Keep ``body``, this full replay's whole output compressed with ``coding``;
@@ -407,7 +419,7 @@ class PageRun:
         placed = len(entry.tail) == 2 or any(len(parts) == 2 for parts in entry.outputs)
         snippet = self._snippet
         middle = snippet(entry.nonce) if placed and snippet is not None else b""
-        found = entry.encoded.get((coding, middle))
+        found = _used(entry.encoded, (coding, middle))
         if found is None:
             return None
         self._middle = middle if placed else None
