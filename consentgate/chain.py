@@ -32,6 +32,7 @@ __all__ = [
     "HEAD_SALT",
     "ChainState",
     "HeadSigner",
+    "action_detail_json",
     "action_hash",
     "canonical",
     "canonical_row",
@@ -101,15 +102,17 @@ def new_chain_id() -> str:
 ACTIONS_CHAIN = "audit-actions"
 
 
+def action_detail_json(detail: Mapping[str, Any]) -> str:
+    """An audit action's ``detail`` as stored and hashed: JSON with sorted keys, after a
+    JSON round trip (so keys are text and what is read back dumps to the same text)."""
+    return json.dumps(json.loads(json.dumps(detail)), sort_keys=True)
+
+
 def action_hash(prev_hash: str, action: AuditAction) -> str:
-    """An audit action's link hash: its time, actor, action and detail, canonical JSON."""
-    body = json.dumps(
-        [format_time(action.at), action.actor, action.action, action.detail],
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return link_hash(prev_hash, body.encode("utf-8"))
+    """An audit action's link hash: its time, actor and action as a JSON array, then its
+    detail as stored (:func:`action_detail_json`)."""
+    head = json.dumps([format_time(action.at), action.actor, action.action], separators=(",", ":"))
+    return link_hash(prev_hash, (head + action_detail_json(action.detail)).encode("ascii"))
 
 
 def genesis(chain_id: str) -> str:

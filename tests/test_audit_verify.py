@@ -283,3 +283,86 @@ def test_actions_logged_before_the_chain_existed_stay_readable(
     code, out = verify(settings)
     assert code == 0, out
     assert "1 audit action(s) chained (1 older unchained)" in out
+
+
+def test_a_wiped_or_cut_back_action_log_is_caught_against_an_earlier_export(
+    filled: Settings, tmp_path: Path
+) -> None:
+    """The log alone cannot show its whole action chain deleted with its head, or cut
+    back to an older head row copied beforehand; the manifests record the action head."""
+    first = export_manifest(filled, tmp_path, "first")
+    consent_id = sql(filled, "SELECT consent_id FROM events WHERE seq = 2")[0][0]
+    assert run_cli(filled, "subject", "show", consent_id).exit_code == 0
+    old_head = sql(filled, "SELECT count, hash, signature, updated_at FROM action_head")[0]
+    assert run_cli(filled, "subject", "show", consent_id).exit_code == 0
+    second = export_manifest(filled, tmp_path, "second")
+    assert json.loads(second.read_text())["action_head"]["count"] == old_head[0] + 1
+    both = run_cli(filled, "verify", "--against", str(first), "--against", str(second))
+    assert both.exit_code == 0, both.output
+
+    # cut back: the actions after the copied head deleted, the old head row put back
+    sql(
+        filled,
+        "DELETE FROM audit_actions WHERE id > (SELECT MIN(id) FROM audit_actions) + ?",
+        (old_head[0] - 1,),
+    )
+    sql(
+        filled,
+        "UPDATE action_head SET count = ?, hash = ?, signature = ?, updated_at = ?",
+        old_head,
+    )
+    assert verify(filled)[0] == 0  # consistent in itself
+    caught = run_cli(filled, "verify", "--against", str(second))
+    assert caught.exit_code == 1 and "actions were removed from its end" in caught.output
+
+    # wiped: every action and the head
+    sql(filled, "DELETE FROM audit_actions")
+    sql(filled, "DELETE FROM action_head")
+    assert verify(filled)[0] == 0
+    caught = run_cli(filled, "verify", "--against", str(first), "--against", str(second))
+    assert caught.exit_code == 1 and "missing: the action chain holds 0 action(s)" in caught.output
+
+
+def test_unchained_actions_cannot_be_added_after_the_upgrade(filled: Settings) -> None:
+    """A process still running older code (no hash) fails loudly instead of leaving an
+    action outside the chain."""
+    with pytest.raises(Exception, match="chain"):
+        sql(
+            filled,
+            "INSERT INTO audit_actions (at, actor, action, detail) VALUES (?, ?, ?, ?)",
+            (datetime(2026, 1, 1, tzinfo=UTC), "cli:old", "export", "{}"),
+        )
+
+
+def test_actions_logged_while_verify_walks_and_odd_details(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The head is read before the walk: an action logged meanwhile is covered by the
+    head read after it. Details with integer keys or a lone surrogate hash the same
+    after the round trip through the database."""
+    import asyncio
+
+    from consentgate.audit.runner import cli_store
+    from consentgate.audit.verify import VerifyResult, verify_actions
+    from consentgate.store.base import AuditAction
+
+    settings = make_settings(tmp_path, database_url)
+    fill_log(settings, 3)
+
+    async def go() -> VerifyResult:
+        async with cli_store(settings) as store:
+            at = datetime.now(UTC)
+            await store.log_action(AuditAction(at, "cli:t", "purge", {"n": {9: 1, 10: 2}}))
+            await store.log_action(AuditAction(at, "cli:t", "export", {"x": "\udc80 é"}))
+            head = await store.action_head()
+            await store.log_action(AuditAction(at, "cli:t", "export", {}))  # during the walk
+            result = VerifyResult()
+            await verify_actions(
+                settings.secret_keys, store.iter_actions(), head, store.action_head, result
+            )
+            return result
+
+    result = asyncio.run(go())
+    assert result.ok, result.problem
+    assert result.actions == 3
+    assert verify(settings)[0] == 0

@@ -99,6 +99,7 @@ async def export_stream(
     """Yield the file's bytes; when exhausted, append the unsigned manifest to
     ``manifest_out`` (the caller signs it and names the file)."""
     snap = await store.snapshot()
+    actions = await store.action_head()
     encoder = encoder_for(stats.fmt, bom=stats.bom)
     header = encoder.header()
     if header:
@@ -138,5 +139,10 @@ async def export_stream(
                 }
                 for h in snap.heads
             ],
+            action_head=(
+                None
+                if actions is None
+                else {"count": actions.count, "hash": actions.hash, "signature": actions.signature}
+            ),
         )
     )

@@ -63,10 +63,15 @@ class Manifest:
     manifest: str = MANIFEST_VERSION
     signature: str = ""
     export_id: str = ""
+    #: the audit action chain's signed head at export time (``count``, ``hash``,
+    #: ``signature``); None before the first chained action (and in older manifests)
+    action_head: dict[str, Any] | None = None
 
     def body(self) -> str:
         doc = asdict(self)
         doc.pop("signature")
+        if doc["action_head"] is None:  # what older manifests signed
+            doc.pop("action_head")
         return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
     def sign(self, secret_keys: Sequence[str]) -> Manifest:

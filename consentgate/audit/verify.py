@@ -30,7 +30,7 @@ that hash, or inside a signed purge checkpoint.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -330,12 +330,29 @@ async def verify_actions(
     secret_keys: list[str],
     actions: AsyncIterable[AuditAction],
     head: ActionHead | None,
+    later_head: Callable[[], Awaitable[ActionHead | None]],
     result: VerifyResult,
+    earlier: Iterable[ActionHead] = (),
 ) -> None:
-    """Walk the audit action chain (``chain.action_hash``) up to its signed head; sets
-    ``result.problem`` at the first bad action."""
+    """Walk the audit action chain (``chain.action_hash``); sets ``result.problem`` at the
+    first bad action.
+
+    ``head`` is read before the walk; actions logged while it runs are covered by
+    ``later_head()``, read after it (the walk and the heads are not one snapshot).
+    ``earlier``: action heads from earlier exports' manifests: the action at each of
+    their positions must still be there with that hash, so a log cut back to an older
+    head, or wiped with its head, is caught too."""
     signer = HeadSigner(secret_keys)
     where: dict[str, Any] = {"chain_id": ACTIONS_CHAIN}
+    marks: dict[int, list[tuple[str, str]]] = {}
+    for mark, what in [(head, "its signed head"), *((e, "an earlier export") for e in earlier)]:
+        if mark is None:
+            continue
+        if not signer.verify(ACTIONS_CHAIN, mark.count, mark.hash, mark.signature):
+            message = f"the action head of {what} does not verify"
+            result.problem = Problem("forged", message, **where)
+            return
+        marks.setdefault(mark.count, []).append((mark.hash, what))
     prev = genesis(ACTIONS_CHAIN)
     try:
         async for action in actions:
@@ -371,31 +388,63 @@ async def verify_actions(
                         **where,
                     )
                 )
+            for hash_, what in marks.get(n, ()):
+                if hash_ != action.hash:
+                    raise _Bad(
+                        Problem(
+                            "altered",
+                            f"audit action #{action.id} is not the one {what} ends at",
+                            chain_seq=n,
+                            **where,
+                        )
+                    )
             prev = action.hash
             result.actions = n
-        count = head.count if head is not None else 0
-        if head is not None and not signer.verify(ACTIONS_CHAIN, count, head.hash, head.signature):
-            raise _Bad(
-                Problem("forged", "the action chain's head signature does not verify", **where)
-            )
-        if result.actions != count or (head is not None and head.hash != prev):
+        count = result.actions
+        beyond = [(n, what) for n, found in marks.items() if n > count for _, what in found]
+        if beyond:
+            n, what = max(beyond)
             raise _Bad(
                 Problem(
-                    "missing" if result.actions < count else "inserted",
-                    f"the action chain holds {result.actions} action(s), its signed head {count}",
-                    chain_seq=result.actions,
+                    "missing",
+                    f"the action chain holds {count} action(s), {what} {n}: actions were "
+                    "removed from its end",
+                    chain_seq=count,
                     **where,
                 )
             )
+        if count > (head.count if head is not None else 0):
+            # logged while the walk ran, or never signed: the head read now must cover it
+            later = await later_head()
+            covered = (
+                later is not None
+                and later.count >= count
+                and signer.verify(ACTIONS_CHAIN, later.count, later.hash, later.signature)
+                and (later.count > count or later.hash == prev)
+            )
+            if not covered:
+                raise _Bad(
+                    Problem(
+                        "inserted",
+                        f"the action chain holds {count} action(s), beyond its signed head "
+                        f"({head.count if head is not None else 0})",
+                        chain_seq=count,
+                        **where,
+                    )
+                )
     except _Bad as bad:
         result.problem = bad.problem
 
 
 async def verify_store(
-    store: ConsentStore, secret_keys: list[str], earlier: Iterable[ChainHead] = ()
+    store: ConsentStore,
+    secret_keys: list[str],
+    earlier: Iterable[ChainHead] = (),
+    earlier_actions: Iterable[ActionHead] = (),
 ) -> VerifyResult:
-    """Verify a whole store: one consistent snapshot of heads, then every record;
-    ``earlier``: chain heads from earlier exports' manifests, which must still be there."""
+    """Verify a whole store: one consistent snapshot of heads, then every record, then
+    the audit action chain; ``earlier`` and ``earlier_actions``: the chain heads and
+    action heads of earlier exports' manifests, which must still be there."""
     snap = await store.snapshot()
     checkpoints = await store.purge_checkpoints()
     erasures = await store.erasures()
@@ -408,5 +457,8 @@ async def verify_store(
 
     result = await verify_events(secret_keys, records(), snap.heads, checkpoints, erasures, earlier)
     if result.ok:
-        await verify_actions(secret_keys, store.iter_actions(), await store.action_head(), result)
+        head = await store.action_head()
+        await verify_actions(
+            secret_keys, store.iter_actions(), head, store.action_head, result, earlier_actions
+        )
     return result

@@ -23,17 +23,17 @@ from ..audit.verify import VerifyResult, verify_store
 from ..cli import config_option, data_dir_option, database_option, settings_from
 from ..config import DEFAULT_DATA_DIR, SECRET_FILE, Settings
 from ..store import StoreError
-from ..store.base import ChainHead, StoredEvent
+from ..store.base import ActionHead, ChainHead, StoredEvent
 from ..store.records import export_record
 
 __all__ = ["register"]
 
 
 async def _verify(
-    settings: Settings, earlier: list[ChainHead]
+    settings: Settings, earlier: list[ChainHead], earlier_actions: list[ActionHead]
 ) -> tuple[VerifyResult, StoredEvent | None]:
     async with cli_store(settings) as store:
-        result = await verify_store(store, settings.secret_keys, earlier)
+        result = await verify_store(store, settings.secret_keys, earlier, earlier_actions)
         bad = None
         if result.problem is not None and result.problem.seq is not None:
             async for rec in store.iter_events():
@@ -45,29 +45,33 @@ async def _verify(
         return result, bad
 
 
-def _earlier_heads(paths: tuple[Path, ...], settings: Settings) -> list[ChainHead]:
-    """The chain heads listed by earlier exports' manifests (each signature checked)."""
+def _earlier_heads(
+    paths: tuple[Path, ...], settings: Settings
+) -> tuple[list[ChainHead], list[ActionHead]]:
+    """The chain heads and action heads listed by earlier exports' manifests (each
+    manifest's signature checked)."""
     heads: list[ChainHead] = []
+    actions: list[ActionHead] = []
     for path in paths:
         try:
             manifest = Manifest.from_json(path.read_text(encoding="utf-8"))
+            at = parse_time(manifest.exported_at)
             listed = [
                 ChainHead(
-                    str(h["chain_id"]),
-                    int(h["chain_seq"]),
-                    str(h["hash"]),
-                    str(h["signature"]),
-                    parse_time(manifest.exported_at),
+                    str(h["chain_id"]), int(h["chain_seq"]), str(h["hash"]), str(h["signature"]), at
                 )
                 for h in manifest.heads
             ]
+            a = manifest.action_head
+            if a is not None:
+                actions.append(ActionHead(int(a["count"]), str(a["hash"]), str(a["signature"]), at))
         except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
             raise click.BadParameter(f"{path}: {exc}", param_hint="--against") from None
         if not manifest.signature_ok(settings.secret_keys):
             click.echo(f"FAILED: {path}: the manifest's signature does not verify", err=True)
             sys.exit(1)
         heads.extend(listed)
-    return heads
+    return heads, actions
 
 
 def _record_json(rec: StoredEvent) -> str:
@@ -104,9 +108,9 @@ def register(cli: click.Group) -> None:
             raise click.BadParameter(f"{data_dir} is not a directory", param_hint="--data-dir")
         settings = settings_from(config, data_dir=data_dir, database=database)
         check_log_exists(settings)
-        earlier = _earlier_heads(against, settings)
+        earlier, earlier_actions = _earlier_heads(against, settings)
         try:
-            result, bad = asyncio.run(_verify(settings, earlier))
+            result, bad = asyncio.run(_verify(settings, earlier, earlier_actions))
         except (StoreError, sqlite3.DatabaseError) as exc:
             click.echo(f"FAILED: the consent log cannot be read: {exc}", err=True)
             sys.exit(1)

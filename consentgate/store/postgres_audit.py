@@ -27,7 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from ..chain import ACTIONS_CHAIN, HeadSigner, action_hash, genesis
+from ..chain import (
+    ACTIONS_CHAIN,
+    HeadSigner,
+    action_detail_json,
+    action_hash,
+    genesis,
+)
 from .base import (
     ActionHead,
     ApiToken,
@@ -341,7 +347,7 @@ class PostgresAuditMixin:
                 action.at,
                 action.actor,
                 action.action,
-                json.dumps(action.detail, sort_keys=True),
+                action_detail_json(action.detail),
                 prev,
                 hash_,
             )

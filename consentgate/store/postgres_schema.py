@@ -148,6 +148,8 @@ CREATE TABLE action_head (
     signature text NOT NULL,
     updated_at timestamptz NOT NULL
 );
+-- a node still running older code cannot add unchained actions (fails loudly instead)
+ALTER TABLE audit_actions ADD CONSTRAINT audit_actions_chained CHECK (hash <> '') NOT VALID;
 """,
     ),
 )

@@ -124,6 +124,21 @@ def _connect_pragmas() -> list[str]:
     ]
 
 
+def _statements(script: str) -> list[str]:
+    """A migration script's statements, split where SQLite says one is complete (a
+    trigger's body holds semicolons of its own)."""
+    out: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            out.append(buffer)
+            buffer = ""
+    if buffer.strip():
+        out.append(buffer)
+    return [s for s in out if s.strip()]
+
+
 def schema_version(conn: sqlite3.Connection) -> int:
     """The applied schema version of a plain ``sqlite3`` connection (0 when empty)."""
     try:
@@ -348,9 +363,8 @@ class SQLiteStore(QueuedAppend, SQLiteAuditMixin, ConsentStore):
         for version, script in MIGRATIONS:
             if version <= current:
                 continue
-            for statement in script.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            for statement in _statements(script):
+                conn.execute(statement)
             conn.execute(
                 "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
                 (version, format_time(datetime.now(UTC))),

@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
-from ..chain import ACTIONS_CHAIN, HeadSigner, action_hash, format_time, genesis
+from ..chain import (
+    ACTIONS_CHAIN,
+    HeadSigner,
+    action_detail_json,
+    action_hash,
+    format_time,
+    genesis,
+)
 from .base import (
     ActionHead,
     ApiToken,
@@ -81,8 +88,8 @@ AUDIT_MIGRATION: tuple[int, str] = (
     """,
 )
 
-#: Export columns (audit.columns.EXPORT_COLUMNS order) straight from ``events``.
-#: The action log becomes a chain: existing actions keep an empty hash.
+#: The action log becomes a chain: existing actions keep an empty hash; a process still
+#: running older code cannot add unchained ones (it fails loudly instead).
 ACTIONS_MIGRATION: tuple[int, str] = (
     3,
     """
@@ -95,9 +102,15 @@ ACTIONS_MIGRATION: tuple[int, str] = (
         signature  TEXT    NOT NULL,
         updated_at TEXT    NOT NULL
     );
+    CREATE TRIGGER audit_actions_chained BEFORE INSERT ON audit_actions
+    WHEN NEW.hash = ''
+    BEGIN
+        SELECT RAISE(ABORT, 'audit actions are chained since schema 3: upgrade consentgate');
+    END;
     """,
 )
 
+#: Export columns (audit.columns.EXPORT_COLUMNS order) straight from ``events``.
 EXPORT_SELECT = (
     "seq, event_id, consent_id, site_id, event_type, method, created_at, necessary, "
     "preferences, statistics, marketing, unclassified, policy_version, banner_hash, "
@@ -517,7 +530,7 @@ class SQLiteAuditMixin:
                         format_time(action.at),
                         action.actor,
                         action.action,
-                        json.dumps(action.detail, sort_keys=True),
+                        action_detail_json(action.detail),
                         prev,
                         hash_,
                     ),
