@@ -19,6 +19,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +31,7 @@ __all__ = [
     "ACTIONS_CHAIN",
     "GENESIS_PREFIX",
     "HEAD_SALT",
+    "ActionLink",
     "ChainState",
     "HeadSigner",
     "action_detail_json",
@@ -39,6 +41,7 @@ __all__ = [
     "format_time",
     "genesis",
     "head_message",
+    "link_action",
     "link_hash",
     "new_chain_id",
 ]
@@ -113,6 +116,26 @@ def action_hash(prev_hash: str, action: AuditAction) -> str:
     detail as stored (:func:`action_detail_json`)."""
     head = json.dumps([format_time(action.at), action.actor, action.action], separators=(",", ":"))
     return link_hash(prev_hash, (head + action_detail_json(action.detail)).encode("ascii"))
+
+
+@dataclass(frozen=True, slots=True)
+class ActionLink:
+    """Where an audit action goes in the action chain, and the head it moves to."""
+
+    prev_hash: str
+    hash: str
+    count: int  # the head's count with this action
+    signature: str  # the new head's ("" without a signer)
+
+
+def link_action(
+    head: tuple[int, str] | None, action: AuditAction, signer: HeadSigner | None
+) -> ActionLink:
+    """Link ``action`` after the action head ``(count, hash)`` (None: the chain is empty)."""
+    count, prev = (int(head[0]), head[1]) if head else (0, genesis(ACTIONS_CHAIN))
+    hash_ = action_hash(prev, action)
+    signature = signer.sign(ACTIONS_CHAIN, count + 1, hash_) if signer else ""
+    return ActionLink(prev, hash_, count + 1, signature)
 
 
 def genesis(chain_id: str) -> str:

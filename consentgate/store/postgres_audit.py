@@ -27,13 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from ..chain import (
-    ACTIONS_CHAIN,
-    HeadSigner,
-    action_detail_json,
-    action_hash,
-    genesis,
-)
+from ..chain import HeadSigner, action_detail_json, link_action
 from .base import (
     ActionHead,
     ApiToken,
@@ -339,8 +333,7 @@ class PostgresAuditMixin:
         async with self.pool().acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", ACTIONS_LOCK)
             row = await conn.fetchrow("SELECT count, hash FROM action_head WHERE id = 1")
-            count, prev = (int(row[0]), row[1]) if row else (0, genesis(ACTIONS_CHAIN))
-            hash_ = action_hash(prev, action)
+            link = link_action(row, action, self.head_signer)
             await conn.execute(
                 "INSERT INTO audit_actions (at, actor, action, detail, prev_hash, hash) "
                 "VALUES ($1, $2, $3, $4, $5, $6)",
@@ -348,18 +341,17 @@ class PostgresAuditMixin:
                 action.actor,
                 action.action,
                 action_detail_json(action.detail),
-                prev,
-                hash_,
+                link.prev_hash,
+                link.hash,
             )
-            signer = self.head_signer
             await conn.execute(
                 "INSERT INTO action_head (id, count, hash, signature, updated_at) "
                 "VALUES (1, $1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET "
                 "count = excluded.count, hash = excluded.hash, "
                 "signature = excluded.signature, updated_at = excluded.updated_at",
-                count + 1,
-                hash_,
-                signer.sign(ACTIONS_CHAIN, count + 1, hash_) if signer else "",
+                link.count,
+                link.hash,
+                link.signature,
                 action.at,
             )
 

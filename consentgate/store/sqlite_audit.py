@@ -24,14 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
-from ..chain import (
-    ACTIONS_CHAIN,
-    HeadSigner,
-    action_detail_json,
-    action_hash,
-    format_time,
-    genesis,
-)
+from ..chain import HeadSigner, action_detail_json, format_time, link_action
 from .base import (
     ActionHead,
     ApiToken,
@@ -521,8 +514,7 @@ class SQLiteAuditMixin:
             try:
                 async with db.execute("SELECT count, hash FROM action_head") as cur:
                     row = await cur.fetchone()
-                count, prev = (int(row[0]), row[1]) if row else (0, genesis(ACTIONS_CHAIN))
-                hash_ = action_hash(prev, action)
+                link = link_action(row, action, self.head_signer)
                 await db.execute(
                     "INSERT INTO audit_actions (at, actor, action, detail, prev_hash, hash) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
@@ -531,18 +523,16 @@ class SQLiteAuditMixin:
                         action.actor,
                         action.action,
                         action_detail_json(action.detail),
-                        prev,
-                        hash_,
+                        link.prev_hash,
+                        link.hash,
                     ),
                 )
-                signer = self.head_signer
-                signature = signer.sign(ACTIONS_CHAIN, count + 1, hash_) if signer else ""
                 await db.execute(
                     "INSERT INTO action_head (id, count, hash, signature, updated_at) "
                     "VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
                     "count = excluded.count, hash = excluded.hash, "
                     "signature = excluded.signature, updated_at = excluded.updated_at",
-                    (count + 1, hash_, signature, format_time(action.at)),
+                    (link.count, link.hash, link.signature, format_time(action.at)),
                 )
                 await db.execute("COMMIT")
             except BaseException:
