@@ -187,6 +187,19 @@ class Catalog:
         cache[url] = category
         return category
 
+    def hint_category(self, url: bytes) -> str | None:
+        """The strictest category of the services with a URL pattern on ``url``'s host
+        or a parent domain, whatever the path: a resource hint (``preconnect``,
+        ``dns-prefetch``) names only an origin, and opens a connection to it."""
+        host, _ = host_of(url.decode("latin-1"))
+        labels = host.split(".") if host else []
+        found = [
+            rule.service.category
+            for i in range(len(labels))
+            for rule in self._hosts.get(".".join(labels[i:]), ())
+        ]
+        return max(found, key=CATEGORY_RANK.__getitem__) if found else None
+
     def match_inline(self, text: bytes, *, cache: bool = True) -> list[Service]:
         """Services whose loader signature occurs in an inline script (strictest first).
 
