@@ -11,7 +11,6 @@ reached the network.
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,7 +21,6 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route
 
 from consentgate.catalog import default_catalog
-from consentgate.guard import ORDER
 from tests import support
 from tests.support import CORPUS, settle, wait_until
 from tests.support import banner_button as button
@@ -292,64 +290,3 @@ def test_cookies_held_and_storage_removed_on_withdrawal(
         assert errors == []
     finally:
         context.close()
-
-
-CORPUS_PAGES = sorted(p.name for p in (CORPUS / "pages").glob("*.html"))
-OFF_LOOPBACK = re.compile(r"^(?!https?://127\.0\.0\.1[:/])")  # matched by the browser side
-
-
-def test_corpus_pages_through_the_proxy(chromium: Browser, proxy: str, upstream: str) -> None:
-    """Each shared corpus page: through the proxy without consent, no request the catalog
-    calls a tracker; with full consent, the same tracker requests as a direct visit to the
-    upstream, and no more page errors (nothing broken, nothing added). The three visits
-    of a page run side by side."""
-    tabs = {}
-    for mode in ("direct", "none", "all"):
-        context = chromium.new_context()
-        net = Net((proxy, upstream))
-        context.route(OFF_LOOPBACK, net.handle)
-        if mode == "all":
-            r = context.request.post(
-                proxy + "/_consent/api/consent",
-                data={"granted": list(ORDER), "method": "accept_all"},
-            )
-            assert r.status == 201, r.text()
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
-        tabs[mode] = (context, page, net, errors)
-    leaks, differ, broke = {}, {}, {}
-    try:
-        for name in CORPUS_PAGES:
-            for mode, (_, page, net, errors) in tabs.items():
-                net.urls.clear()
-                errors.clear()
-                base = upstream if mode == "direct" else proxy
-                page.goto(f"{base}/pages/{name}", wait_until="commit")
-            for _, page, _, _ in tabs.values():
-                page.wait_for_load_state("load")
-            quiet(tabs["direct"][1], [t[2] for t in tabs.values()])
-            found = {
-                mode: (set(net.trackers()), len(errors))
-                for mode, (_, _, net, errors) in tabs.items()
-            }
-            if found["none"][0]:
-                leaks[name] = sorted(found["none"][0])
-            if found["all"][0] != found["direct"][0]:
-                differ[name] = sorted(found["all"][0] ^ found["direct"][0])
-            if found["all"][1] > found["direct"][1]:
-                broke[name] = tabs["all"][3][:]
-    finally:
-        for context, *_ in tabs.values():
-            context.close()
-    assert leaks == {}
-    assert differ == {}
-    assert broke == {}
-
-
-def quiet(page: Page, nets: list[Net], wait: float = 0.15) -> None:
-    """Until none of ``nets`` saw a new off-loopback request for ``wait`` seconds."""
-    last = -1
-    while (now := sum(len(n.urls) for n in nets)) != last:
-        last = now
-        page.wait_for_timeout(wait * 1000)
