@@ -21,6 +21,7 @@ head of ``banner.js`` (script-tag mode, :mod:`consentgate.banner`).
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections.abc import Iterable
 from functools import lru_cache
@@ -81,6 +82,22 @@ def _covered(pattern: str, hosts: set[str]) -> bool:
     return any(".".join(labels[i:]) in hosts for i in range(len(labels)))
 
 
+def _names(per_category: dict[str, list[str]]) -> list[list[str]]:
+    """Per category (strictest first) its names, without those a glob of the same or a
+    stricter category already matches (the guard takes the first category that matches)."""
+    out, seen = [], []
+    for category in ORDER:
+        names = per_category.get(category, [])
+        mine = [n for n in names if "*" in n]
+        kept = [
+            n for n in names if not any(g != n and fnmatch.fnmatchcase(n, g) for g in seen + mine)
+        ]
+        seen += mine
+        if kept:
+            out.append([category, _words(kept)])
+    return out
+
+
 def _words(names: Iterable[str]) -> str:
     """Names as the guard's space-separated list (a name with white space cannot be a
     cookie name; a storage key with one is left out)."""
@@ -92,8 +109,8 @@ def guard_data(site: Site) -> str:
     cookies, storage = cookie_patterns(site), storage_patterns(site)
     data: dict[str, object] = {
         "u": [[c, _words(p)] for c, p in url_patterns(site)],
-        "k": [[c, _words(cookies[c])] for c in ORDER if c in cookies],
-        "s": [[c, _words(storage[c])] for c in ORDER if c in storage],
+        "k": _names(cookies),
+        "s": _names(storage),
     }
     if site.strict:
         data["x"] = _words(sorted({h.lower().split(":")[0] for h in site.hosts + site.allow_hosts}))

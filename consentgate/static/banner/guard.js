@@ -19,9 +19,10 @@ const t = f => { try { return f() } catch {} }
 const hold = (c, f) => dec || Q.push([c, f])
 // patterns as one regular expression: each escaped, * as w, then through f
 const rx = (p, w, f = r => r, e = '$') => RegExp(`^(${p.split(' ').map(x => f(x.replace(/[^\w*]/g, '\\$&').replace(/\*/g, w), x)).join('|')})` + e)
-const host = r => `(.*\\.)?${r}`
-const U = Z.u.map(([c, p]) => [c, rx(p, '[^?#]*', (r, x) => x[0] == '/' ? `[^?]*${r}(\\?|$)` : host(r) + (x.includes('/') ? '' : '/'), ''), rx(p.replace(/\/\S*/g, ''), '', host)])
-const K = Z.k.map(([c, p]) => [c, rx(p, '.*')]), SX = Z.x != null && rx(Z.x, '', host)
+// a host or any subdomain: in a host alone (a) or before a path
+const host = (r, a) => `(${a ? '.*' : '[^/]*'}\\.)?${r}`
+const U = Z.u.map(([c, p]) => [c, rx(p, '[^?#]*', (r, x) => x[0] == '/' ? `[^?]*${r}(\\?|$)` : host(r) + (x.includes('/') ? '' : '/'), ''), rx(p.replace(/\/\S*/g, ''), '', r => host(r, 1))])
+const K = Z.k.map(([c, p]) => [c, rx(p, '.*')]), SX = Z.x != null && rx(Z.x, '', r => host(r, 1))
 // the category of a URL; h: a resource hint (matched by host), s: a script (strict mode)
 const cat = (v, h, s) => {
   const u = new URL(v, D.baseURI), n = u.hostname
