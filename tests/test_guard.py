@@ -49,7 +49,7 @@ def compiled(site: Site) -> dict[str, list[tuple[str, re.Pattern[str], re.Patter
                 p,
                 "[^?#]*",
                 lambda r, x: (
-                    rf"[^?]*{r}(\?|$)" if x[0] == "/" else before_path(r) + ("" if "/" in x else "/")
+                    rf"[^?]*{r}(\?|$)" if x[0] == "/" else before_path(r) + "/" * ("/" not in x)
                 ),
                 "",
             ),
