@@ -9,7 +9,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp
 
 from .demo import demo_app
-from .proxy import ProxyApp
+from .proxy.app import ProxyApp
 from .rewriting import rewrite_html
 from .visit import Runtime
 
