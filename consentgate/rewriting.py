@@ -162,6 +162,9 @@ class _Responder:
         if bodyless:
             await self._send_start(self._page_headers(keep_coding=True))
             return
+        if kind is Kind.XML and full_consent(self._decide()[1]):
+            await self._send_start(self._page_headers(keep_coding=True))  # as it is
+            return
         self.kind = kind
         self.passing = False
         coding = _header(headers, b"content-encoding").strip().lower()
@@ -210,7 +213,7 @@ class _Responder:
                 return
             data, self.decoded, self.raw = sniffed, [], []
         if self.kind is Kind.XML:
-            await self._xml(data, more, site, decision, everything)
+            await self._xml(data, more, site, decision)
             return
         if self.rewriter is None:
             head = self.head
@@ -239,24 +242,22 @@ class _Responder:
         if not more:
             self.done = True
 
-    async def _xml(
-        self, data: bytes, more: bool, site: Site, decision: Decision, everything: bool
-    ) -> None:
-        """An XML document: to a visitor who granted all, as it is (decoded); to anyone
-        else only when inert (:func:`consentgate.page.xml_refusal`), else refused."""
+    async def _xml(self, data: bytes, more: bool, site: Site, decision: Decision) -> None:
+        """An XML document for a visitor without full consent (who granted all gets it
+        as it is): whole and decoded, passed only when inert
+        (:func:`consentgate.page.xml_refusal`), else refused."""
         self.decoded.append(data)
         self.size += len(data)
-        if self.size > XML_MAX_BYTES and not everything:
+        if self.size > XML_MAX_BYTES:
             raise UnsafePage("an XML document too large to check")
         if more:
             return
         body = b"".join(self.decoded)
         self.decoded = []
-        if not everything:
-            assert self.head is not None
-            reason = xml_refusal(body, site, decision, self.head.charset)
-            if reason is not None:
-                raise UnsafePage(reason)
+        assert self.head is not None
+        reason = xml_refusal(body, site, decision, self.head.charset)
+        if reason is not None:
+            raise UnsafePage(reason)
         headers = self._page_headers()
         headers.append((b"content-length", str(len(body)).encode()))
         await self._send_start(headers)
