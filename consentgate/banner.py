@@ -260,8 +260,9 @@ class BannerAssets:
         """``banner.js`` for a site, language and (optional, see :meth:`config`) regime."""
         key = ("js", site.id, lang, regime)
         if key not in self._cache:
-            cfg = self.config(site, lang, regime)
-            cfg = json.dumps(cfg, ensure_ascii=False, separators=(",", ":"))
+            cfg = json.dumps(
+                self.config(site, lang, regime), ensure_ascii=False, separators=(",", ":")
+            )
             css = json.dumps(self._css_text, ensure_ascii=False)
             code = self._code.rstrip().rstrip(";")
             body = f"{code}({cfg},{css});\n".encode()

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Site
 from ..cookies import CookiePolicy
+from ..errors import ConsentGateError
 from ..mime import SNIFF_BYTES
 from ..page import BYTES_HEADERS, Kind, error_page, read_head, relayable_status, sniff_kind
 from ..regions import Decision, decide_scope, vary_fields
@@ -55,7 +56,7 @@ _SERVER_SET = frozenset({b"date"})
 _DROP = HOP_BY_HOP | _SERVER_SET
 
 
-class ClientGone(Exception):
+class ClientGone(ConsentGateError):
     """The visitor disconnected while we were forwarding their request body."""
 
 
@@ -83,7 +84,7 @@ class ProxyApp:
         self.vary = (b"Cookie", *vary_fields(settings))
         self._sites: dict[bytes | None, Site] = {}  # Host header -> site (bounded)
         #: response headers for a known upstream head (see respond), bounded
-        self._heads: dict[tuple[object, ...], tuple[bool, tuple[tuple[bytes, bytes], ...]]] = {}
+        self._heads: dict[tuple[object, ...], tuple[Kind, tuple[tuple[bytes, bytes], ...]]] = {}
         cache_mb = settings.rewrite_cache_mb
         self.pages = PageWriter(runtime, RewriteCache(cache_mb * 1024 * 1024) if cache_mb else None)
         runtime.on_shutdown.append(self.aclose)
