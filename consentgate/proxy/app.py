@@ -27,6 +27,7 @@ from .headers import (
     HOP_BY_HOP,
     MAX_REQUEST_HEADER_BYTES,
     MAX_REQUEST_HEADERS,
+    PublicOrigin,
     Visitor,
     connection_tokens,
     consent_etag,
@@ -83,6 +84,11 @@ class ProxyApp:
                 extra = (f"{o.scheme}://{named}",) if named else ()
                 self.upstream_origins[s.id] = (o.url, *extra)
         self.vary = (b"Cookie", *vary_fields(settings))
+        #: each site's declared public origins: Location, cookie Domain and Forwarded
+        #: name these, never a Host as sent
+        self.public: dict[str, tuple[PublicOrigin, ...]] = {
+            s.id: tuple(o for o in map(PublicOrigin.parse, s.origins) if o) for s in settings.sites
+        }
         self._sites: dict[bytes | None, Site] = {}  # Host header -> site (bounded)
         #: response headers for a known upstream head (see respond), bounded
         self._heads: dict[tuple[object, ...], tuple[bool, tuple[tuple[bytes, bytes], ...]]] = {}
@@ -124,13 +130,14 @@ class ProxyApp:
         await self.forward(scope, receive, send, site, origin)
 
     # -- request side ---------------------------------------------------------
-    def visitor(self, scope: Scope) -> Visitor:
+    def visitor(self, scope: Scope, site: Site) -> Visitor:
         client = scope.get("client") or ("", 0)
         return visitor_of(
             client[0] or "",
             scope.get("scheme", "http"),
             scope["headers"],
             self.trusted,
+            self.public.get(site.id, ()),
         )
 
     def target(self, scope: Scope, origin: Origin) -> bytes:
@@ -170,7 +177,7 @@ class ProxyApp:
         consent = self.runtime.consent_from_cookie(cookie_value(scope), site)
         decision = decide_scope(self.runtime, site, scope, consent)  # region + regime + GPC
         token = decision.token
-        visitor = self.visitor(scope)
+        visitor = self.visitor(scope, site)
         up_headers = request_headers_for_upstream(
             headers, visitor, site.upstream_host_header or "", consent_token=token
         )
@@ -207,13 +214,21 @@ class ProxyApp:
     def _request_body(
         self, headers: list[tuple[bytes, bytes]], receive: Receive, up: list[tuple[bytes, bytes]]
     ) -> tuple[Any, bool]:
+        # The body is framed for the upstream here, from what the server read (it
+        # refused any ambiguous framing): never the visitor's framing headers.
         length = header(headers, b"content-length")
         chunked = header(headers, b"transfer-encoding") is not None
         if chunked:
-            up[:] = [(n, v) for n, v in up if n != b"content-length"]
             up.append((b"transfer-encoding", b"chunked"))
-        elif not length or length.strip() == b"0":
+        elif length is None:
             return None, False
+        elif length.strip().isdigit():
+            up.append((b"content-length", b"%d" % int(length)))
+            if int(length) == 0:
+                return None, False
+        else:  # (the edge refuses this; an in-process server may not)
+            chunked = True
+            up.append((b"transfer-encoding", b"chunked"))
 
         async def stream() -> Any:
             while True:

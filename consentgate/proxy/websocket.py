@@ -50,7 +50,7 @@ async def forward_websocket(
     message = await receive()
     if message["type"] != "websocket.connect":
         return
-    visitor = proxy.visitor(scope)
+    visitor = proxy.visitor(scope, site)
     fwd = request_headers_for_upstream(
         scope["headers"], visitor, site.upstream_host_header or "", consent_token=""
     )
