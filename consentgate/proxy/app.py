@@ -194,6 +194,10 @@ class ProxyApp:
                 resp.close()
                 up_headers = [(n, v) for n, v in up_headers if n not in (b"range", b"if-range")]
                 resp = await self.pool.request(origin, method, target, up_headers)
+            elif method == "HEAD" and resp.status == 200 and _is_html(ctype):
+                # A page's length is that of the page as rewritten: fetch it to measure.
+                resp.close()
+                resp = await self.pool.request(origin, "GET", target, up_headers)
         except ClientGone:
             return
         except UpstreamError as exc:
@@ -286,6 +290,12 @@ class ProxyApp:
                 (b"set-cookie", v) for v in cookies.expire_refused(cookie_header, visitor.host)
             )
         if bodyless:
+            if not resp.head_request and status == 200:  # HEAD of a page fetched whole
+                measured = _LengthOnly(send)
+                await self.pages.serve(scope["headers"], measured, site, decision, 200, out, resp)
+                if not measured.sent:
+                    await error_page(send, 502, "Bad Gateway", "The page could not be served.")
+                return
             await stream_body(send, status, out, resp, True)
             return
         await self.pages.serve(
@@ -353,3 +363,28 @@ class ProxyApp:
             return False  # reported when the body is read again
         resp.unread(first)
         return first.lstrip(b"\xef\xbb\xbf \t\r\n\x0c")[:1] == b"<"
+
+
+class _LengthOnly:
+    """``send`` for a HEAD of a page: the head the GET would get, its Content-Length the
+    length of the body as rewritten; no body."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self._start: Message | None = None
+        self._length = 0
+        self.sent = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self._start = message
+            return
+        self._length += len(message.get("body", b""))
+        if message.get("more_body", False) or self._start is None:
+            return
+        framing = (b"content-length", b"transfer-encoding")
+        headers = [(n, v) for n, v in self._start.get("headers", ()) if n not in framing]
+        headers.append((b"content-length", b"%d" % self._length))
+        await self._send({**self._start, "headers": headers})
+        await self._send({"type": "http.response.body", "body": b""})
+        self.sent = True
