@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
@@ -89,6 +89,17 @@ def _headers(request: Request) -> dict[str, str]:
         }
         request.scope[_HEADERS_KEY] = cached
     return cached  # type: ignore[no-any-return]
+
+
+def _utf8(value: str | None) -> str | None:
+    """A header value as text: its bytes as UTF-8 when they are (browsers send UTF-8),
+    else as ISO-8859-1 (the ASGI headers' own decoding above)."""
+    if value is None or value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeDecodeError:
+        return value
 
 
 # Starlette's JSONResponse rendering, with one encoder instead of one per response.
@@ -201,7 +212,10 @@ class ConsentApi:
         router: the consent write is the hottest path of the server."""
         request = Request(scope, receive)
         if request.method in _ROUTE_METHODS:
-            response = await self.endpoint(request)
+            try:
+                response = await self.endpoint(request)
+            except ClientDisconnect:  # the visitor left mid-body: nothing to answer
+                return
         else:
             response = error_response(
                 405,
@@ -406,7 +420,7 @@ class ConsentApi:
             regime=regime,
             gpc=gpc,
             ip_masked=mask_ip(client_address(peer, headers.get("x-forwarded-for"), self.trusted)),
-            user_agent=truncate_user_agent(headers.get("user-agent")),
+            user_agent=truncate_user_agent(_utf8(headers.get("user-agent"))),
         )
         started = time.perf_counter()
         try:
