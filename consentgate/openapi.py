@@ -223,12 +223,15 @@ def openapi_document(runtime: Runtime) -> dict[str, Any]:
         f"{prefix}/metrics": {
             "get": {
                 "operationId": "metrics",
-                "summary": "Prometheus metrics (text exposition format).",
+                "summary": "Prometheus metrics (text exposition format). Needs an API "
+                "token (Authorization: Bearer, any role) or a scraper address in "
+                "metrics_allow.",
                 "responses": {
                     "200": {
                         "description": "Metrics.",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
+                    },
+                    "401": _error("No valid token and not an allowed scraper address."),
                 },
             }
         },
