@@ -211,14 +211,9 @@ def protocol_class() -> type[asyncio.Protocol]:
 
 
 def _status_line(status: Any) -> bytes:
-    """The status line; never raises (an odd status from an app is its business, but the
-    server writes something valid: 100-999 as given, anything else as 502)."""
-    found = STATUS_LINE.get(status)
-    if found is not None:
-        return found
-    if isinstance(status, int) and 100 <= status <= 999:
-        return b"HTTP/1.1 %d \r\n" % status
-    return STATUS_LINE[502]
+    """The status line; never raises: a status outside 100-599 (an app's mistake, or an
+    upstream's passed on) is written as 502."""
+    return STATUS_LINE.get(status) or STATUS_LINE[502]
 
 
 class LeanCycle(RequestResponseCycle):
@@ -240,10 +235,13 @@ class LeanCycle(RequestResponseCycle):
             raise RuntimeError(
                 f"Expected ASGI message 'http.response.start', but got '{message['type']}'."
             )
+        status_code = message["status"]
+        if status_code not in STATUS_LINE:  # (see _status_line)
+            message = {**message, "status": 502}
+            status_code = 502
         if self.access_log:  # uvicorn logs the line: let it write the head too
             await super().send(message)
             return
-        status_code = message["status"]
         content = [_status_line(status_code)]
         has_connection_close = False
         chunked, length = self.chunked_encoding, self.expected_content_length
