@@ -16,13 +16,14 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, TypeVar
 
 from ..consent import CATEGORIES
 
 if TYPE_CHECKING:
     from .pages import ExportPage, PageEncoder
+    from .rollups import RollupRow
 
 __all__ = [
     "EVENT_FIELDS",
@@ -176,6 +177,12 @@ class ConsentStore(abc.ABC):
     async def ping(self) -> bool:
         """Health check."""
         return True
+
+    async def rollup_rows(self, site_id: str, since: date, until: date) -> list[RollupRow]:
+        """``site_id``'s daily rollups (:mod:`~consentgate.store.rollups`) for days
+        ``since`` (inclusive) to ``until`` (exclusive): kept by the writer, never a scan
+        of the log."""
+        raise self._unsupported("rollups")
 
     async def __aenter__(self) -> ConsentStore:
         await self.open()
