@@ -69,7 +69,7 @@ def _feature_routes(runtime: Runtime) -> list[BaseRoute]:
     from . import api
 
     routes: list[BaseRoute] = list(api.routes(runtime))
-    for name in ("banner", "admin"):
+    for name in ("banner", "admin", "console"):
         with contextlib.suppress(ImportError):
             module = __import__(f"{__package__}.{name}", fromlist=["routes"])
             routes.extend(module.routes(runtime))
@@ -133,6 +133,8 @@ class ConsentGateApp:
         detector(self.runtime)  # opens the GeoIP database: a bad path fails start-up
         await self.runtime.store.open()
         retention = start_daily_purge(self.runtime.store, self.settings)
+        for start in self.runtime.extras.get("on_startup", []):
+            await start()
         try:
             yield
         finally:

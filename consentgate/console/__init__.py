@@ -1,4 +1,40 @@
 """The web console under ``/_consent/admin/``: what owners and auditors see.
 
-Server-rendered (Jinja2, autoescape), no build step, usable without JavaScript.
-See ``docs/console.md``."""
+Server-rendered (Jinja2, autoescape), no build step, usable without JavaScript; see
+``docs/console.md``. :func:`routes` also plugs discovery into the page pipeline: the
+proxy's undeclared ``Set-Cookie`` sightings, the banner's cookie names, the CSP
+report endpoint and the report-only policy the proxy adds to pages.
+"""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Route
+
+from ..app import Runtime
+from ..config import Site
+from ..consent import COOKIE_NAME
+from ..proxy.cookies import classify
+from . import csp, views
+from .discovery import discovery
+
+__all__ = ["routes"]
+
+
+def routes(runtime: Runtime) -> list[BaseRoute]:
+    reg = discovery(runtime)
+
+    def script_cookies(site: Site, names: list[str], page_url: str) -> None:
+        path = page_url.split("://", 1)[-1].partition("/")[2]
+        for name in names:
+            if name != COOKIE_NAME and classify(site, name) is None:
+                reg.see(site.id, "script-cookie", name, "/" + path)
+
+    runtime.extras["discovery_see"] = reg.see
+    runtime.extras["discovery_script_cookies"] = script_cookies
+    runtime.extras["csp_report_only"] = csp.report_only_policy(runtime.settings.prefix)
+    runtime.extras.setdefault("on_startup", []).append(reg.start)
+    runtime.extras.setdefault("on_shutdown", []).append(reg.stop)
+    return [
+        *views.routes(runtime),
+        Route("/csp-report", csp.endpoint(runtime), methods=["POST"]),
+    ]

@@ -72,7 +72,9 @@ class ProxyApp:
         self.origins: dict[str, Origin] = {
             s.id: Origin.parse(s.upstream) for s in settings.sites if s.upstream
         }
-        self.undeclared = UndeclaredCookies(settings.data_dir)
+        self.undeclared = UndeclaredCookies(
+            settings.data_dir, sighting=runtime.extras.get("discovery_see")
+        )
         self.trusted = TrustedProxies(settings.trusted_proxies)
         #: the origins a Location from the upstream may name, per site id
         self.upstream_origins: dict[str, tuple[str, ...]] = {}
@@ -89,6 +91,15 @@ class ProxyApp:
         cache_mb = settings.rewrite_cache_mb
         self.pages = PageWriter(runtime, RewriteCache(cache_mb * 1024 * 1024) if cache_mb else None)
         runtime.extras.setdefault("on_shutdown", []).append(self.aclose)
+        runtime.extras.setdefault("declarations_changed", []).append(self.forget)
+
+    def forget(self) -> None:
+        """A site's declarations changed (a classification in the console): drop what
+        was decided with the old ones."""
+        self._heads.clear()
+        self.pages.snippets = type(self.pages.snippets)(self.runtime)
+        if self.pages.cache is not None:
+            self.pages.cache.clear()
 
     def site_for(self, scope: Scope) -> Site:
         """The site for the request's ``Host`` (as :meth:`Runtime.site_for`, memoized)."""
@@ -253,7 +264,8 @@ class ProxyApp:
             html, template = found
             out = list(template)
         else:
-            cookies = CookiePolicy(site, decision.granted, self.undeclared)
+            page = target.split(b"?", 1)[0].decode("latin-1")
+            cookies = CookiePolicy(site, decision.granted, self.undeclared, page)
             html, out, same = await self._headers(
                 site, visitor, resp, cookies, token, tagged, bodyless
             )
@@ -326,6 +338,11 @@ class ProxyApp:
         else:
             for field in self.vary:
                 merge_vary(out, field)
+            # the console's discovery: browsers report the third-party hosts a page
+            # loads (a policy of its own beside the site's, which stays as it is)
+            report_only = self.runtime.extras.get("csp_report_only")
+            if report_only:
+                out.append((b"content-security-policy-report-only", report_only))
         return html, out, same
 
     @staticmethod

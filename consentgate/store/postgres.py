@@ -43,6 +43,7 @@ from .base import (
     StoreError,
     batches,
 )
+from .discovery import PostgresDiscoveryMixin
 from .postgres_audit import PostgresAuditMixin
 from .postgres_schema import (
     EVENTS,
@@ -160,7 +161,7 @@ def where(flt: EventFilter | None, first: int = 1) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
-class PostgresStore(QueuedAppend, PostgresAuditMixin, ConsentStore):
+class PostgresStore(QueuedAppend, PostgresAuditMixin, PostgresDiscoveryMixin, ConsentStore):
     """The consent log in a PostgreSQL database (``url``: ``postgresql://...``)."""
 
     def __init__(

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from ..consent import CATEGORIES
-from . import rollups
+from . import discovery, rollups
 
 __all__ = [
     "EVENTS",
@@ -154,6 +154,7 @@ ALTER TABLE audit_actions ADD CONSTRAINT audit_actions_chained CHECK (hash <> ''
 """,
     ),
     (4, "daily rollups kept by the writers (the console's dashboard)", rollups.postgres_schema()),
+    (5, "what the pages set and load, and its classification", discovery.postgres_schema()),
 )
 
 

@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from ..chain import ChainState, HeadSigner, format_time
-from . import rollups
+from . import discovery, rollups
 from .base import (
     ChainHead,
     ConsentEvent,
@@ -101,6 +101,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     AUDIT_MIGRATION,
     ACTIONS_MIGRATION,
     (4, rollups.sqlite_schema()),
+    (5, discovery.sqlite_schema()),
 )
 
 _INSERT = (
@@ -305,7 +306,7 @@ def _where(flt: EventFilter | None, *, seq_order: bool = False) -> tuple[list[st
     return clauses, args
 
 
-class SQLiteStore(QueuedAppend, SQLiteAuditMixin, ConsentStore):
+class SQLiteStore(QueuedAppend, SQLiteAuditMixin, discovery.SQLiteDiscoveryMixin, ConsentStore):
     """The consent log in one SQLite file (``path``; parent directories are created).
 
     ``head_signer`` signs the chain head on every commit; without one the head is
