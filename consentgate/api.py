@@ -172,15 +172,10 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     if not _BANNER_HASH.match(out["banner_hash"]):
         raise _invalid("banner_hash may only hold letters, digits and :+/=_.-")
     names = doc.get("cookies", [])
-    if (
-        not isinstance(names, list)
-        or len(names) > MAX_COOKIE_NAMES
-        or not all(isinstance(n, str) and 0 < len(n) <= 200 and "=" not in n for n in names)
-    ):
-        raise _invalid(
-            f"cookies must be a list of at most {MAX_COOKIE_NAMES} cookie names (no values)"
-        )
-    out["cookies"] = names
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise _invalid("cookies must be a list of cookie names (strings, no values)")
+    # the first MAX_COOKIE_NAMES plausible names; an empty document.cookie gives [""]
+    out["cookies"] = [n for n in names if 0 < len(n) <= 200 and "=" not in n][:MAX_COOKIE_NAMES]
     return out
 
 

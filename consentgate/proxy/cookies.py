@@ -114,10 +114,11 @@ class UndeclaredCookies:
             self._seen = {(c.site_id, c.name) for c in _read(self.path)}
         return self._seen
 
-    def record(self, site_id: str, name: str, path: str) -> bool:
-        """Record a first sighting; True when it was new."""
+    def record(self, site_id: str, name: str, path: str, page: str = "") -> bool:
+        """Record a first sighting (``path``: the cookie's ``Path``; ``page``: the page
+        that set it); True when it was new."""
         if self.sighting is not None:
-            self.sighting(site_id, "set-cookie", name, path)
+            self.sighting(site_id, "set-cookie", name, page or path)
         seen = self._load()
         if (site_id, name) in seen:
             return False
@@ -197,7 +198,7 @@ class CookiePolicy:
             return False  # consentgate's own cookie cannot be shadowed by the upstream
         category = classify(self.site, name)
         if category is None:
-            self.registry.record(self.site.id, name, self.page or _cookie_path(value))
+            self.registry.record(self.site.id, name, _cookie_path(value), self.page)
             if not self.site.block_undeclared_cookies:
                 return True
             category = "unclassified"
