@@ -135,8 +135,9 @@ def test_the_migration_back_fills_an_older_log(tmp_path: Path, database_url: str
     path = Path(settings.database.removeprefix("sqlite:///"))
     with sqlite3.connect(path) as conn:  # as a log written before the rollups existed
         conn.execute("DROP TRIGGER events_rollups_delete")
-        conn.execute("DROP TABLE consent_rollups")
-        conn.execute("DELETE FROM schema_version WHERE version = 4")
+        for table in ("consent_rollups", "discovery", "classifications"):
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("DELETE FROM schema_version WHERE version >= 4")
     conn.close()
     assert asyncio.run(compare(settings)) == 12 + 4 + 3
 

@@ -135,7 +135,7 @@ def build(rows: Iterable[RollupRow], period: Period) -> Dashboard:
             day = by_day[r.day]
             day[r.method] = day.get(r.method, 0) + r.events
             for c in OPTIONAL:
-                granted[c] += r.granted[c]
+                granted[c] += getattr(r, c)
         elif r.dim in parts:
             b = parts[r.dim].get(r.value)
             if b is None:
@@ -145,7 +145,7 @@ def build(rows: Iterable[RollupRow], period: Period) -> Dashboard:
             else:
                 b.decisions += r.events
                 for c in OPTIONAL:
-                    b.granted[c] += r.granted[c]
+                    b.granted[c] += getattr(r, c)
     methods = [m for m in METHODS if m in seen] + sorted(seen - set(METHODS))
     return Dashboard(
         period=period,

@@ -20,9 +20,8 @@ Pure logic: the batch arithmetic and the SQL text; the backends run it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date
-from typing import Any
+from typing import Any, NamedTuple
 
 from .base import ConsentEvent
 
@@ -37,9 +36,11 @@ __all__ = [
     "RollupRow",
     "as_columns",
     "batch_deltas",
+    "postgres_backfill",
     "postgres_schema",
     "postgres_upsert",
     "row_of",
+    "sqlite_backfill",
     "sqlite_schema",
 ]
 
@@ -51,9 +52,8 @@ COUNT_COLUMNS: tuple[str, ...] = ("events", "gpc", *OPTIONAL)
 Key = tuple[str, str, str, str, str, str]
 
 
-@dataclass(frozen=True, slots=True)
-class RollupRow:
-    """One rollup row as read back."""
+class RollupRow(NamedTuple):
+    """One rollup row as read back (the optional categories: how many granted it)."""
 
     day: date
     dim: str
@@ -62,7 +62,10 @@ class RollupRow:
     event_type: str
     events: int
     gpc: int
-    granted: dict[str, int]
+    preferences: int
+    statistics: int
+    marketing: int
+    unclassified: int
 
 
 def batch_deltas(events: Iterable[ConsentEvent]) -> list[tuple[object, ...]]:
@@ -193,18 +196,24 @@ SQLITE_UPSERT = (
     + ", ".join(f"{c} = {c} + excluded.{c}" for c in COUNT_COLUMNS)
 )
 
-#: Reading a site's rollups for ``[since, until)`` days (the PRIMARY KEY's prefix).
+_SUMS = ", ".join(f"sum({c})" for c in COUNT_COLUMNS)
+#: Reading a site's rollups for days ``[since, until)`` (the PRIMARY KEY's prefix):
+#: the ``all`` rows day by day, the breakdowns summed over the period (dated ``since``).
 SELECT = (
     f"SELECT day, dim, value, method, event_type, {', '.join(COUNT_COLUMNS)} "
-    "FROM consent_rollups WHERE site_id = {0} AND day >= {1} AND day < {2}"
+    "FROM consent_rollups WHERE site_id = {0} AND day >= {1} AND day < {2} AND dim = 'all' "
+    f"UNION ALL SELECT {{1}}, dim, value, '', event_type, {_SUMS} "
+    "FROM consent_rollups WHERE site_id = {0} AND day >= {1} AND day < {2} AND dim <> 'all' "
+    "GROUP BY dim, value, event_type"
 )
 
 
 def row_of(t: Sequence[Any]) -> RollupRow:
     """A row of :data:`SELECT` (``day`` a date or ISO text)."""
-    day = t[0] if isinstance(t[0], date) else date.fromisoformat(str(t[0]))
-    granted = {c: int(t[7 + i]) for i, c in enumerate(OPTIONAL)}
-    return RollupRow(day, t[1], t[2], t[3], t[4], int(t[5]), int(t[6]), granted)
+    day = t[0]
+    if not isinstance(day, date):
+        day = date.fromisoformat(day)
+    return RollupRow(day, *t[1:])
 
 
 def postgres_upsert(first: int) -> tuple[str, str]:

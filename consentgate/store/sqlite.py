@@ -479,10 +479,9 @@ class SQLiteStore(QueuedAppend, SQLiteAuditMixin, discovery.SQLiteDiscoveryMixin
         return [ChainHead(r[0], int(r[1]), r[2], r[3], parse_time(r[4])) for r in rows]
 
     async def rollup_rows(self, site_id: str, since: date, until: date) -> list[RollupRow]:
-        sql = rollups.SELECT.format("?", "?", "?")
-        async with self._reader().execute(
-            sql, (site_id, since.isoformat(), until.isoformat())
-        ) as cur:
+        sql = rollups.SELECT.format(":site", ":since", ":until")
+        args = {"site": site_id, "since": since.isoformat(), "until": until.isoformat()}
+        async with self._reader().execute(sql, args) as cur:
             return [rollups.row_of(tuple(r)) for r in await cur.fetchall()]
 
     async def ping(self) -> bool:
