@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..app import Runtime
-from ..catalog import load_catalog
+from ..catalog import CATEGORY_RANK, Catalog, Service, load_catalog
 from ..config import CookieDecl, Site
 from ..consent import CATEGORIES
 from ..store.base import ApiToken, AuditAction, StoreError
@@ -121,11 +121,24 @@ def apply(site: Site, c: Classification) -> None:
 def _suggest(site: Site, kind: str, name: str) -> tuple[str | None, str]:
     catalog = load_catalog(site)
     if kind == "host":
-        found = catalog.match_url(f"https://{name}/")
-        svc = found[0] if found else None
+        svc = _host_suggestion(catalog, name)
     else:
         svc = catalog.cookie_service(name)
     return (svc.category, svc.name) if svc is not None else (None, "")
+
+
+def _host_suggestion(catalog: Catalog, host: str) -> Service | None:
+    """The catalog service with URL patterns on ``host`` (or a parent domain), any path;
+    the strictest category first, then the most specific host."""
+    best: tuple[int, int, Service] | None = None
+    for svc in catalog.services:
+        for pattern in svc.urls:
+            h = pattern.split("/", 1)[0].lower()
+            if h and (host == h or host.endswith("." + h)):
+                rank = (CATEGORY_RANK[svc.category], len(h))
+                if best is None or rank > best[:2]:
+                    best = (*rank, svc)
+    return best[2] if best else None
 
 
 def _in_force(site: Site, kind: str, name: str) -> str | None:
