@@ -72,7 +72,7 @@ def make_token(data: Path, role: str) -> str:
             role,
             "--data-dir",
             str(data),
-        ],  # fmt: skip
+        ],
         env=support.cli_env({"CONSENTGATE_SECRET_KEYS": KEYS}),
         capture_output=True,
         text=True,
@@ -215,7 +215,7 @@ def export_figures(server: str, token: str) -> dict[str, Any]:
         "granted": {
             c: sum(bool(r[c]) for r in decisions)
             for c in ("preferences", "statistics", "marketing")
-        },  # fmt: skip
+        },
         "languages": Counter(r["language"] for r in decisions),
     }
 
@@ -321,8 +321,12 @@ def test_csp_reports_are_recorded_and_bounded(
 
     url = server + "/_consent/csp-report"
     legacy = {"content-type": "application/csp-report"}
-    report = {"csp-report": {"document-uri": server + "/a/page?secret=1",
-                             "blocked-uri": "https://cdn.example.net/lib.js"}}  # fmt: skip
+    report = {
+        "csp-report": {
+            "document-uri": server + "/a/page?secret=1",
+            "blocked-uri": "https://cdn.example.net/lib.js",
+        }
+    }
     with httpx.Client() as client:
         for _ in range(3):
             assert client.post(url, json=report, headers=legacy).status_code == 204

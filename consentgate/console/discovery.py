@@ -120,10 +120,7 @@ def apply(site: Site, c: Classification) -> None:
 
 def _suggest(site: Site, kind: str, name: str) -> tuple[str | None, str]:
     catalog = load_catalog(site)
-    if kind == "host":
-        svc = _host_suggestion(catalog, name)
-    else:
-        svc = catalog.cookie_service(name)
+    svc = _host_suggestion(catalog, name) if kind == "host" else catalog.cookie_service(name)
     return (svc.category, svc.name) if svc is not None else (None, "")
 
 
