@@ -19,6 +19,7 @@ import hashlib
 import html
 import json
 import re
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .app import Runtime
 from .catalog import load_catalog
 from .config import Site
 from .consent import CATEGORIES, Consent
@@ -49,6 +49,7 @@ from .regions import (
     gpc_from_headers,
 )
 from .texts import banner_hash, pick_language, site_languages, texts_for
+from .visit import Runtime
 
 __all__ = [
     "Asset",
@@ -210,6 +211,10 @@ class BannerAssets:
         self.css = Asset.build(self._css_text.encode(), "text/css; charset=utf-8")
         self._cache: dict[tuple[str, ...], Asset] = {}
 
+    def forget(self) -> None:
+        """The declarations changed (a classification): build the assets again."""
+        self._cache.clear()
+
     def config(self, site: Site, lang: str, regime: str = "") -> dict[str, Any]:
         """What banner.js is called with (short keys: every byte goes to every visitor).
         The second layer's texts, categories and the cookie deletion patterns are a
@@ -301,10 +306,16 @@ class BannerAssets:
         return self._cache[key]
 
 
+#: the banner assets of each runtime, built on first use
+_ASSETS: weakref.WeakKeyDictionary[Runtime, BannerAssets] = weakref.WeakKeyDictionary()
+
+
 def assets(runtime: Runtime) -> BannerAssets:
-    found = runtime.extras.get("banner")
-    if not isinstance(found, BannerAssets):
-        found = runtime.extras["banner"] = BannerAssets(runtime)
+    found = _ASSETS.get(runtime)
+    if found is None:
+        found = _ASSETS[runtime] = BannerAssets(runtime)
+        # built from the declarations: rebuilt after a classification in the console
+        runtime.declarations_changed.append(found.forget)
     return found
 
 

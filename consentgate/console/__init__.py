@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from ..app import Runtime
 from ..config import Site
 from ..consent import COOKIE_NAME
-from ..proxy.cookies import classify
+from ..cookies import classify
+from ..visit import DiscoveryHooks, Runtime
 from . import csp, views
 from .discovery import discovery
 
@@ -29,11 +29,12 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
             if name != COOKIE_NAME and classify(site, name) is None:
                 reg.see(site.id, "script-cookie", name, "/" + path)
 
-    runtime.extras["discovery_see"] = reg.see
-    runtime.extras["discovery_script_cookies"] = script_cookies
-    runtime.extras["csp_report_only"] = csp.report_only_policy(runtime.settings.prefix)
-    runtime.extras.setdefault("on_startup", []).append(reg.start)
-    runtime.extras.setdefault("on_shutdown", []).append(reg.stop)
+    runtime.undeclared.sighting = reg.see
+    runtime.discovery = DiscoveryHooks(
+        script_cookies, csp.report_only_policy(runtime.settings.prefix)
+    )
+    runtime.on_startup.append(reg.start)
+    runtime.on_shutdown.append(reg.stop)
     return [
         *views.routes(runtime),
         Route("/csp-report", csp.endpoint(runtime), methods=["POST"]),

@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..app import Runtime
 from ..errors import error_response
+from ..visit import Runtime
 from .discovery import discovery
 
 __all__ = ["MAX_BODY", "RATE", "RateLimit", "hosts_of", "report_only_policy"]

@@ -27,17 +27,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ..app import Runtime
 from ..catalog import CATEGORY_RANK, Catalog, Service, load_catalog
 from ..config import CookieDecl, Site
 from ..consent import CATEGORIES
 from ..store.base import ApiToken, AuditAction, StoreError
 from ..store.discovery import Classification, Sighting
+from ..visit import Runtime
 
 __all__ = [
     "KINDS",
@@ -247,8 +248,7 @@ class Discovery:
             self._applied.add(key)
             changed = True
         if changed:
-            self.runtime.extras.pop("banner", None)  # banner.js and declaration rebuilt
-            for forget in self.runtime.extras.get("declarations_changed", []):
+            for forget in list(self.runtime.declarations_changed):
                 forget()
 
     async def load(self) -> None:
@@ -288,8 +288,12 @@ class Discovery:
             await self.flush()
 
 
+_REGISTRIES: weakref.WeakKeyDictionary[Runtime, Discovery] = weakref.WeakKeyDictionary()
+
+
 def discovery(runtime: Runtime) -> Discovery:
-    found = runtime.extras.get("discovery")
-    if not isinstance(found, Discovery):
-        found = runtime.extras["discovery"] = Discovery(runtime)
+    """The runtime's discovery registry (one per process)."""
+    found = _REGISTRIES.get(runtime)
+    if found is None:
+        found = _REGISTRIES[runtime] = Discovery(runtime)
     return found

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..app import Runtime
 from ..audit.verify import verify_store
 from ..store.base import ApiToken, AuditAction, ConsentStore, EventFilter, StoredEvent
+from ..visit import Runtime
 
-__all__ = ["VerifyJob", "VerifyJobs", "verify_jobs"]
+__all__ = ["VerifyJob", "VerifyJobs"]
 
 
 @dataclass
@@ -65,7 +65,6 @@ class VerifyJobs:
         job = self.current = VerifyJob(datetime.now(UTC), actor, await store.count())
         await store.log_action(AuditAction(job.started_at, actor, "verify.start", {}))
         self._task = asyncio.create_task(self._run(job), name="consentgate-console-verify")
-        self.runtime.extras.setdefault("on_shutdown", []).append(self.stop)
         return job
 
     async def _run(self, job: VerifyJob) -> None:
@@ -109,10 +108,3 @@ class VerifyJobs:
     async def history(self, limit: int = 20) -> list[AuditAction]:
         found = [a async for a in self.runtime.store.iter_actions() if a.action == "verify.result"]
         return found[::-1][:limit]
-
-
-def verify_jobs(runtime: Runtime) -> VerifyJobs:
-    found = runtime.extras.get("console_verify")
-    if not isinstance(found, VerifyJobs):
-        found = runtime.extras["console_verify"] = VerifyJobs(runtime)
-    return found

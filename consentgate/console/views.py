@@ -37,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ..app import Runtime
+from ..admin import AdminApi
 from ..audit import tokens as tok
 from ..audit.columns import format_time
 from ..audit.keys import signing_key_for
@@ -45,10 +45,11 @@ from ..audit.subjects import ErasureRefused, erase_subject, subject_document, su
 from ..consent import CATEGORIES
 from ..errors import ApiError
 from ..store.base import ApiToken, AuditAction, StoreError
+from ..visit import Runtime
 from . import charts
 from .discovery import discovery
 from .figures import PERIODS, Dashboard, PeriodError, build, period_of
-from .jobs import verify_jobs
+from .jobs import VerifyJobs
 from .session import COOKIE, Session, SessionCodec
 
 __all__ = ["Console", "routes"]
@@ -82,6 +83,8 @@ class Console:
             lstrip_blocks=True,
         )
         self.env.globals["categories"] = CATEGORIES[1:]
+        self.jobs = VerifyJobs(runtime)
+        runtime.on_shutdown.append(self.jobs.stop)
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -344,8 +347,6 @@ class Console:
 
     async def download(self, request: Request, session: Session, token: ApiToken) -> Response:
         """The admin API's streamed export, for the form's (non-empty) fields."""
-        from ..admin import AdminApi
-
         fields = {k: v for k, v in request.query_params.items() if v and k != "csrf"}
         for name in ("since", "until"):
             if len(fields.get(name, "")) == 10:  # a date from <input type=date>
@@ -362,7 +363,7 @@ class Console:
         return response
 
     async def verify_page(self, request: Request, session: Session, token: ApiToken) -> Response:
-        jobs = verify_jobs(self.runtime)
+        jobs = self.jobs
         return self.render(
             request,
             "verify.html",
@@ -372,7 +373,7 @@ class Console:
         )
 
     async def verify_start(self, request: Request, session: Session, token: ApiToken) -> Response:
-        await verify_jobs(self.runtime).start(token)
+        await self.jobs.start(token)
         return self.redirect(request, "/verify", session)
 
     async def manifests(self, request: Request, session: Session, token: ApiToken) -> Response:
@@ -539,7 +540,6 @@ def _safe_next(request: Request, value: object = None) -> str:
 
 def routes(runtime: Runtime) -> list[BaseRoute]:
     c = Console(runtime)
-    runtime.extras["console"] = c
     read = "console.read"
     return [
         Route("/admin", c.home, methods=["GET"]),
