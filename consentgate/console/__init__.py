@@ -35,6 +35,7 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
     )
     runtime.on_startup.append(reg.start)
     runtime.on_shutdown.append(reg.stop)
+    runtime.openapi_paths["/csp-report"] = csp.OPENAPI
     return [
         *views.routes(runtime),
         Route("/csp-report", csp.endpoint(runtime), methods=["POST"]),

@@ -96,6 +96,37 @@ def hosts_of(doc: Any, own_host: str) -> list[tuple[str, str]]:
     return out
 
 
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+#: The endpoint in the OpenAPI document (``runtime.openapi_paths``).
+OPENAPI: dict[str, Any] = {
+    "post": {
+        "operationId": "cspReport",
+        "summary": "A browser's report of the report-only policy the proxy adds to pages "
+        "(the console's third-party host discovery).",
+        "requestBody": {
+            "required": True,
+            "content": {
+                media: {"schema": {"type": ["object", "array"]}}
+                for media in ("application/csp-report", "application/reports+json")
+            },
+        },
+        "responses": {
+            "204": {"description": "Recorded (or nothing third-party in it)."},
+            "400": _error("Not JSON."),
+            "413": _error(f"Over {MAX_BODY} bytes."),
+            "415": _error("Not a CSP report."),
+            "429": _error(f"Over {RATE:.0f} reports a second (burst {BURST:.0f})."),
+        },
+    }
+}
+
+
 def endpoint(runtime: Runtime) -> Any:
     limit = RateLimit()
 

@@ -46,7 +46,6 @@ __all__ = [
     "Entry",
     "apply",
     "discovery",
-    "effective_declarations",
 ]
 
 log = logging.getLogger("consentgate.console")
@@ -81,12 +80,6 @@ class Entry:
     def target(self) -> str:
         """The kind of classification: a cookie name or a host."""
         return "host" if self.kind == "host" else "cookie"
-
-
-def effective_declarations(site: Site) -> tuple[list[CookieDecl], list[dict[str, Any]]]:
-    """The site's cookie declarations and extra services in force: its configuration
-    plus what an admin classified in the console (what the runtime guard compiles)."""
-    return site.cookies, site.services
 
 
 def _host_service(host: str, category: str) -> dict[str, Any]:
