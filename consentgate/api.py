@@ -67,7 +67,16 @@ API_METHODS: tuple[str, ...] = (
     Method.OPT_OUT,  # opt-out regime: "Do Not Sell or Share My Personal Information"
     Method.ACKNOWLEDGE,  # notice regime
 )
-BODY_FIELDS: tuple[str, ...] = ("granted", "method", "page_url", "language", "banner_hash")
+BODY_FIELDS: tuple[str, ...] = (
+    "granted",
+    "method",
+    "page_url",
+    "language",
+    "banner_hash",
+    "cookies",
+)
+#: ``cookies``: names in the page's ``document.cookie`` (never values), for discovery
+MAX_COOKIE_NAMES = 100
 _BANNER_HASH = re.compile(r"^[A-Za-z0-9:+/=_.-]{0,128}$")
 _ALL = frozenset(CATEGORIES)
 _NECESSARY = frozenset({"necessary"})
@@ -173,6 +182,11 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         raise _invalid(f"language must be a language tag like en or pt-BR, got {doc['language']!r}")
     if not _BANNER_HASH.match(out["banner_hash"]):
         raise _invalid("banner_hash may only hold letters, digits and :+/=_.-")
+    names = doc.get("cookies", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise _invalid("cookies must be a list of cookie names (strings, no values)")
+    # the first MAX_COOKIE_NAMES plausible names; an empty document.cookie gives [""]
+    out["cookies"] = [n for n in names if 0 < len(n) <= 200 and "=" not in n][:MAX_COOKIE_NAMES]
     return out
 
 
@@ -336,9 +350,13 @@ class ConsentApi:
         body = parse_body(await self._read_body(request))
         prior = self._prior(request, site)
         event_type = EventType.UPDATE if prior else EventType.INITIAL
-        return await self._record(
+        response = await self._record(
             request, site, prior, event_type, body["method"], body["granted"], body, 201
         )
+        discovery = self.runtime.discovery
+        if discovery is not None and body["cookies"]:
+            discovery.script_cookies(site, body["cookies"], body["page_url"])
+        return response
 
     async def delete(self, request: Request, site: Site) -> Response:
         prior = self._prior(request, site)

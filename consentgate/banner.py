@@ -211,6 +211,10 @@ class BannerAssets:
         self.css = Asset.build(self._css_text.encode(), "text/css; charset=utf-8")
         self._cache: dict[tuple[str, ...], Asset] = {}
 
+    def forget(self) -> None:
+        """The declarations changed (a classification): build the assets again."""
+        self._cache.clear()
+
     def config(self, site: Site, lang: str, regime: str = "") -> dict[str, Any]:
         """What banner.js is called with (short keys: every byte goes to every visitor).
         The second layer's texts, categories and the cookie deletion patterns are a
@@ -310,6 +314,8 @@ def assets(runtime: Runtime) -> BannerAssets:
     found = _ASSETS.get(runtime)
     if found is None:
         found = _ASSETS[runtime] = BannerAssets(runtime)
+        # built from the declarations: rebuilt after a classification in the console
+        runtime.declarations_changed.append(found.forget)
     return found
 
 

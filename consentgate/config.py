@@ -29,6 +29,7 @@ __all__ = [
     "Setting",
     "Settings",
     "Site",
+    "effective_declarations",
     "load_settings",
 ]
 
@@ -454,6 +455,15 @@ def _parse_site(raw: Any, index: int, file: str | None) -> Site:
         for i, c in enumerate(values.get("cookies", []))
     ]
     return Site(**values)
+
+
+def effective_declarations(site: Site) -> tuple[list[CookieDecl], list[dict[str, Any]]]:
+    """The site's cookie declarations and extra tracker services in force: its
+    configuration plus what an admin classified in the console since (applied to
+    ``site.cookies`` and ``site.services`` in place, see ``consentgate.console.discovery``).
+    Whatever compiles the catalog or the declaration for a site reads these; when they
+    change, ``Runtime.declarations_changed`` is called."""
+    return site.cookies, site.services
 
 
 def demo_site() -> Site:

@@ -102,8 +102,9 @@ async function decide(g, method) {
   // the cookie patterns come with the second layer's file: needed when there are cookies
   if (D.cookie && !(await load()) && gone.length) return fail()
   try {
-    // everything but necessary refused after a consent: a withdrawal (DELETE)
-    const r = await fetch(API, { credentials: 'include', ...consent && !g[1] && gone.length ? { method: 'DELETE' } : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ granted: g, method, page_url: location.origin + location.pathname, language: C.l, banner_hash: C.h }) } })
+    // everything but necessary refused after a consent: a withdrawal (DELETE); a decision
+    // names (never values) the cookies the page holds, for the owner's discovery page
+    const r = await fetch(API, { credentials: 'include', ...consent && !g[1] && gone.length ? { method: 'DELETE' } : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ granted: g, method, page_url: location.origin + location.pathname, language: C.l, banner_hash: C.h, cookies: D.cookie.split('; ').map(c => c.split('=')[0]) }) } })
     if (!r.ok) throw r
     consent = await r.json()
   } catch {
