@@ -28,6 +28,9 @@ const ids = ['necessary', 'preferences', 'statistics', 'marketing', 'unclassifie
 // other consent managers' names (vanilla-cookieconsent: analytics, ads, functionality, ...)
 const alias = c => /^(anal|stat|perf)/.test(c) ? 'statistics' : /^(ad|market|target)/.test(c) ? 'marketing' : /^(func|pref)/.test(c) ? 'preferences' : 'unclassified'
 Object.assign(T, C.t)
+// the runtime guard (guard.js, run before any other script) learns the visitor's choice here
+const G = W.consentgateGuard || (() => {})
+delete W.consentgateGuard
 const fns = [], done = new WeakSet()
 let consent = null, host, root, view, fab, back, busy, K, P, L
 
@@ -90,6 +93,7 @@ function wipe(refused) {
 
 // ---- the decision ----
 function emit() {
+  G(consent.granted, 1)
   gtag('consent', 'update', modes(consent.granted))
   dl.push({ event: 'consentgate_change', consentgate: { granted: consent.granted, consent_id: consent.consent_id } })
   D.dispatchEvent(new CustomEvent('consentgate:change', { detail: consent }))
@@ -228,6 +232,7 @@ const st = at('data-state')
 const ready = st != null ? Promise.resolve(JSON.parse(st)) : fetch(API, { credentials: 'include' }).then(r => (R = r.headers.get('consentgate-regime') || R, r.ok ? r.json() : null)).catch(() => null)
 ready.then(c => {
   consent = valid(c)
+  G(granted())
   const go = () => {
     if (consent) {
       if (!at('data-cm')) gtag('consent', 'update', modes(consent.granted))
