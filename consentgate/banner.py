@@ -48,7 +48,8 @@ from .regions import (
     decide,
     gpc_from_headers,
 )
-from .texts import banner_hash, pick_language, site_languages, texts_for
+from .texts import banner_hash, pick_language, site_languages, texts_for, translate
+from .theme import theme_css
 
 __all__ = [
     "Asset",
@@ -85,6 +86,8 @@ SECOND_LAYER_TEXTS = frozenset(
         "id",
         "date",
         "receipt",
+        "embed",
+        "load",
     }
 )
 #: ``banner.json``'s texts: the second layer's, and the opt-in ones it shows too (buttons,
@@ -114,6 +117,19 @@ def cookie_patterns(site: Site) -> dict[str, list[str]]:
             if name not in out[category]:
                 out[category].append(name)
     return {c: names for c, names in out.items() if names}
+
+
+def embed_names(site: Site) -> list[list[str]]:
+    """``[host/path, service name]`` per catalog URL pattern of an optional service, longest
+    first: a blocked embed's placeholder names what it holds (the banner looks for
+    ``.host/path`` in ``.`` + the embed's host and path)."""
+    out = {}
+    for svc in load_catalog(site).services:
+        for pattern in svc.urls if svc.category != "necessary" else ():
+            stem = pattern.split("*", 1)[0]
+            if not stem.startswith("/"):
+                out.setdefault(stem, markup(svc.name))
+    return sorted(([k, v] for k, v in out.items()), key=lambda kv: -len(kv[0]))
 
 
 def cookie_regexes(site: Site) -> dict[str, str]:
@@ -197,6 +213,7 @@ _DECLARATION = Environment(autoescape=True).from_string(
     "{% endfor %}</tbody></table>"
 )
 _DECLARATION_COLUMNS = ("name", "description", "created", "expiry", "data_used", "provider")
+_COOKIE = (*_DECLARATION_COLUMNS, "category")
 
 
 class BannerAssets:
@@ -242,14 +259,17 @@ class BannerAssets:
             t = texts_for(site, lang)
             declared: dict[str, list[list[str]]] = {c: [] for c in CATEGORIES}
             for c in site.cookies:
-                fields = (c.name, c.provider, c.description, c.expiry)
-                declared[c.category].append([markup(f) for f in fields])
+                fields = (c.provider, c.description, c.expiry)
+                declared[c.category].append(
+                    [markup(c.name), *(markup(translate(t, f)) for f in fields)]
+                )
             doc = {
                 "t": {k: markup(v) for k, v in t["texts"].items() if k in DETAIL_TEXTS},
                 "c": [
                     [c, *(markup(x) for x in t["categories"][c]), declared[c]] for c in CATEGORIES
                 ],
                 "k": cookie_regexes(site),
+                "n": embed_names(site),
             }
             body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
             self._cache[key] = Asset.build(body, "application/json")
@@ -261,7 +281,7 @@ class BannerAssets:
         if key not in self._cache:
             cfg = self.config(site, lang, regime)
             cfg = json.dumps(cfg, ensure_ascii=False, separators=(",", ":"))
-            css = json.dumps(self._css_text, ensure_ascii=False)
+            css = json.dumps(self._css_text + theme_css(site.theme), ensure_ascii=False)
             code = self._code.rstrip().rstrip(";")
             body = f"{code}({cfg},{css});\n".encode()
             self._cache[key] = Asset.build(body, "text/javascript; charset=utf-8")
@@ -269,12 +289,16 @@ class BannerAssets:
 
     def declaration_html(self, site: Site, lang: str) -> str:
         t = texts_for(site, lang)
+        cookies = [
+            {k: translate(t, getattr(c, k)) if k != "category" else c.category for k in _COOKIE}
+            for c in site.cookies
+        ]
         return _DECLARATION.render(
             lang=lang,
             dir=t["dir"],
             d=t["declaration"],
             cols=(*_DECLARATION_COLUMNS, "category"),
-            cookies=site.cookies,
+            cookies=cookies,
             cats={c: t["categories"][c][0] for c in CATEGORIES},
         )
 
@@ -341,12 +365,16 @@ def head_snippet(
     calls = "".join(
         f"g('consent','default',{json.dumps(d, separators=(',', ':'))});" for d in defaults
     )
+    # Microsoft UET consent mode: ad_storage as Google's, for the visitor's regime
+    calls += f"u.push('consent','default',{{ad_storage:'{defaults[0]['ad_storage']}'}});"
     if consent is not None:
-        update = json.dumps(consent_mode_state(decision.granted), separators=(",", ":"))
-        calls += f"g('consent','update',{update});"
+        now = consent_mode_state(decision.granted)
+        calls += f"g('consent','update',{json.dumps(now, separators=(',', ':'))});"
+        calls += f"u.push('consent','update',{{ad_storage:'{now['ad_storage']}'}});"
     inline = (
         "window.dataLayer=window.dataLayer||[];"
-        f"(function(g){{{calls}}})(function(){{dataLayer.push(arguments)}});"
+        f"(function(g,u){{{calls}}})(function(){{dataLayer.push(arguments)}},"
+        "window.uetq=window.uetq||[]);"
     )
     src = (
         f"{runtime.settings.prefix}/banner.js?v={asset.version}&l={lang}&site={site.id}"
