@@ -283,7 +283,8 @@ def test_first_layer_equal_buttons_close_is_refusal_no_wall(
     assert consent(page)["granted"] == ["necessary"]
     assert fakes.tracker_requests() == []
     # The declaration is embedded on the privacy page.
-    assert page.locator(".consentgate-declaration tbody tr").count() == 4
+    # the seed table and the catalog's Meta Pixel and YouTube cookies
+    assert page.locator(".consentgate-declaration tbody tr").count() == 10
 
 
 def test_keyboard_only(visit: tuple[Page, Fakes], server: str) -> None:
@@ -412,7 +413,9 @@ def test_activation_order_nonce_and_exactly_once(visit: tuple[Page, Fakes], serv
     assert violations == []
 
 
-def test_gpc_refuses_marketing_by_default(chromium: Browser, server: str) -> None:
+def test_gpc_refuses_marketing_by_default_an_explicit_choice_outranks_it(
+    chromium: Browser, server: str
+) -> None:
     context, _ = open_context(chromium, server, extra_http_headers={"Sec-GPC": "1"})
     context.add_init_script(
         "Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {get: () => true})"
@@ -422,19 +425,25 @@ def test_gpc_refuses_marketing_by_default(chromium: Browser, server: str) -> Non
         page.goto(server + "/marked")
         page.locator(BANNER).wait_for()
         assert "Global Privacy Control" in page.locator(BANNER).inner_text()
+        settle(page)
+        assert context.cookies() == [] and page.evaluate("document.cookie") == ""
+        # the second layer: marketing off by default
+        button(page, "Customize").click()
+        marketing = page.locator("#consentgate [role=switch][name=marketing]")
+        assert not marketing.is_checked()
+        assert context.cookies() == []  # still nothing written before a decision
+        # an explicit "Accept all" outranks the signal: marketing too, recorded with GPC
         with page.expect_response(lambda r: r.request.method == "POST") as posted:
             button(page, "Accept all").click()
         body = json.loads(posted.value.request.post_data or "{}")
-        assert body["method"] == "custom"
-        assert "marketing" not in body["granted"] and "statistics" in body["granted"]
+        assert body["method"] == "accept_all" and "marketing" in body["granted"]
         recorded = posted.value.json()
-        assert recorded["gpc"] is True and "marketing" not in recorded["granted"]
+        assert recorded["gpc"] is True and "marketing" in recorded["granted"]
         wait_until(page, "window.__fakeGaRuns === 1")
-        settle(page)
-        assert "marketing" not in page.evaluate("window.__demoOrder")
-        page.locator(FAB).click()
-        marketing = page.locator("#consentgate [role=switch][name=marketing]")
-        assert not marketing.is_checked()
+        wait_until(page, "window.__demoOrder.includes('marketing')")
+        page.reload()  # the signal is still sent: the recorded choice still wins
+        page.locator(FAB).wait_for()
+        assert "marketing" in consent(page)["granted"]
     finally:
         context.close()
 
