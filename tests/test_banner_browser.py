@@ -10,17 +10,15 @@ from __future__ import annotations
 import json
 import os
 import struct
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route
-from support import REPO, consentgate_server, free_port, settle, wait_until
+from support import REPO, consentgate_server, free_port, settle, static_site, wait_until
 from support import banner_button as button
 from support import chromium as launch_chromium
 
@@ -511,27 +509,6 @@ FOREIGN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><ti
 <script type="text/plain" data-consent="statistics" async
  src="https://www.googletagmanager.com/gtag/js?id=G-SHOP"></script>
 </head><body><main><h1>A shop on another origin</h1></main></body></html>"""
-
-
-def static_site(page: str) -> ThreadingHTTPServer:
-    """A foreign origin serving one page (script-tag mode) on a real loopback port:
-    Chromium's local-network checks refuse a route-fulfilled page talking to loopback."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = page.encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
 
 
 def test_script_tag_mode_policy_change_expiry_and_rtl(chromium: Browser, tmp_path: Path) -> None:
