@@ -2,7 +2,7 @@
 
 It describes what the server really does (``tests/test_openapi.py`` fuzzes the
 server from this document and checks every response against it). Feature modules
-may add their own paths: ``runtime.extras.setdefault("openapi_paths", {})[path] = item``
+may add their own paths: ``runtime.openapi_paths[path] = item``
 with ``path`` relative to the prefix.
 """
 
@@ -14,7 +14,7 @@ from . import __version__
 from .consent import CATEGORIES
 
 if TYPE_CHECKING:
-    from .app import Runtime
+    from .visit import Runtime
 
 __all__ = ["openapi_document"]
 
@@ -268,7 +268,7 @@ def openapi_document(runtime: Runtime) -> dict[str, Any]:
             }
         },
     }
-    for path, item in runtime.extras.get("openapi_paths", {}).items():
+    for path, item in runtime.openapi_paths.items():
         paths[prefix + path] = item
     return {
         "openapi": "3.1.0",
