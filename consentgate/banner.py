@@ -35,7 +35,7 @@ from .catalog import load_catalog
 from .config import Site
 from .consent import CATEGORIES, Consent
 from .errors import ApiError
-from .minify import minify_css, minify_js
+from .minify import mangle_js, minify_css, minify_js
 from .regions import (
     NOTICE,
     OPT_IN,
@@ -223,7 +223,7 @@ class BannerAssets:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.prefix = runtime.settings.prefix
-        self._code = minify_js((STATIC / "banner.js").read_text(encoding="utf-8"))
+        self._code = minify_js(mangle_js((STATIC / "banner.js").read_text(encoding="utf-8")))
         self._css_text = minify_css((STATIC / "banner.css").read_text(encoding="utf-8"))
         self.css = Asset.build(self._css_text.encode(), "text/css; charset=utf-8")
         self._cache: dict[tuple[str, ...], Asset] = {}
