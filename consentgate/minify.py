@@ -1,8 +1,10 @@
 """A small, conservative JavaScript and CSS minifier for the banner's own sources.
 
-Only whitespace and comments go; names are kept. Strings, template literals (with nested
+:func:`minify_js` removes whitespace and comments. Strings, template literals (with nested
 ``${...}``) and regular expression literals pass through untouched. Line breaks are kept
 (one per run) because the banner's source relies on automatic semicolon insertion.
+:func:`mangle_js`, run before it, gives the banner's own bindings short names (only names
+the source declares; never a property, an object key, a shorthand or a global).
 """
 
 from __future__ import annotations

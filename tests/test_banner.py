@@ -233,7 +233,10 @@ async def test_regime_variants_carry_only_their_views_texts(
     assert (await client.get(src)).content == variant.body
 
 
-BUDGET = 6000  # gzip -9 bytes: issue 3's target (Osano 8.1 KB, Silktide 7.4 KB)
+# gzip -9 bytes: issue 3's target (Osano 8.1 KB, Silktide 7.4 KB) was 6,000; issue 18 adds
+# embed placeholders, UET/Clarity consent, themes and the small-screen layout (~600 B after
+# mangle_js won back ~190 B); the runtime guard (issue 16) takes the total to 7,000.
+BUDGET = 6650
 
 
 def gz(data: bytes) -> int:
