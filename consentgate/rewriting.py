@@ -66,6 +66,11 @@ class HTMLRewriting:
         self.runtime = runtime
         self.snippets = SnippetCache(runtime)
         self.vary = (b"Cookie", *vary_fields(runtime.settings))
+        runtime.declarations_changed.append(self.forget)
+
+    def forget(self) -> None:
+        """A site's declarations changed: snippets built with the old ones go."""
+        self.snippets = SnippetCache(self.runtime)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -114,7 +119,8 @@ class _Responder:
 
     def _cookies(self, headers: list[tuple[bytes, bytes]], page: bool) -> list[tuple[bytes, bytes]]:
         site, decision = self._decide()
-        policy = CookiePolicy(site, decision.granted, self.runtime.undeclared)
+        path = str(self.scope.get("path", ""))
+        policy = CookiePolicy(site, decision.granted, self.runtime.undeclared, path)
         host = (self._request_header(b"host") or b"").decode("latin-1")
         return cookie_headers(headers, policy, self._request_header(b"cookie"), host, page)
 
