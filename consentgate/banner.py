@@ -110,7 +110,7 @@ def embed_names(site: Site) -> list[list[str]]:
     """``[host/path, service name]`` per catalog URL pattern of an optional service, longest
     first: a blocked embed's placeholder names what it holds (the banner looks for
     ``.host/path`` in ``.`` + the embed's host and path)."""
-    out = {}
+    out: dict[str, str] = {}
     for svc in load_catalog(site).services:
         for pattern in svc.urls if svc.category != "necessary" else ():
             stem = pattern.split("*", 1)[0]
