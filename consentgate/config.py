@@ -30,6 +30,8 @@ __all__ = [
     "Settings",
     "Site",
     "load_settings",
+    "shipped_locales",
+    "site_id_problem",
 ]
 
 DEFAULT_DATA_DIR = "./consentgate-data"
@@ -342,13 +344,16 @@ def _parse_site(raw: Any, index: int, file: str | None) -> Site:
     if not isinstance(raw, dict):
         raise ConfigError("each [[sites]] entry is a table", file=file, key=f"sites[{index}]")
     values = _apply(raw, SITE_SETTINGS, file, key)
-    site_id = values.get("id")
-    if not site_id or not all(c.isalnum() or c in "-_" for c in site_id):
+    if "id" not in values:
         raise ConfigError(
             'every site needs an id of letters, digits, - and _ (add id = "main")',
             file=file,
             key=f"{key}id",
         )
+    problem = site_id_problem(values["id"])
+    if problem:
+        raise ConfigError(problem, file=file, key=f"{key}id")
+    _check_languages(values, file, key)
     lifetime = values.get("consent_lifetime_days", 180)
     if not 1 <= lifetime <= MAX_LIFETIME_DAYS:
         raise ConfigError(
@@ -392,6 +397,63 @@ def _parse_site(raw: Any, index: int, file: str | None) -> Site:
         for i, c in enumerate(values.get("cookies", []))
     ]
     return Site(**values)
+
+
+#: A site id travels in the consent cookie, log records, metric labels and
+#: ``?site=`` query strings: ASCII letters, digits, ``-`` and ``_``, at most this long.
+MAX_SITE_ID = 64
+_SITE_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
+def site_id_problem(site_id: str) -> str | None:
+    """Why ``site_id`` is not a valid site id, or None when it is."""
+    rule = 'use ASCII letters, digits, - and _ (e.g. id = "main")'
+    if not site_id:
+        return f"the site id is empty; {rule}"
+    if len(site_id) > MAX_SITE_ID:
+        return f"the site id is {len(site_id)} characters long, at most {MAX_SITE_ID} are allowed"
+    for position, char in enumerate(site_id, 1):
+        if char not in _SITE_ID_CHARS:
+            what = "a space" if char.isspace() else f"{char!r} (U+{ord(char):04X})"
+            return f"the site id {site_id!r} contains {what} at position {position}; {rule}"
+    return None
+
+
+#: Banner languages shipped with consentgate (``consentgate/locales/<lang>.json``).
+LOCALE_DIR = Path(__file__).parent / "locales"
+
+
+def shipped_locales() -> tuple[str, ...]:
+    return tuple(sorted(p.stem for p in LOCALE_DIR.glob("*.json")))
+
+
+def _check_languages(values: dict[str, Any], file: str | None, key: str) -> None:
+    """Every offered language is shipped or has the site's own ``[sites.texts.<lang>]``."""
+    shipped = shipped_locales()
+    own = {str(lang).lower() for lang in values.get("texts", {})}
+    languages = values.get("languages", list(shipped))
+    if not languages:
+        raise ConfigError(
+            f"offer at least one language; shipped: {', '.join(shipped)}",
+            file=file,
+            key=f"{key}languages",
+        )
+    for lang in languages:
+        if not isinstance(lang, str) or lang.lower() not in (*shipped, *own):
+            raise ConfigError(
+                f"no banner texts for language {lang!r}: shipped languages are "
+                f"{', '.join(shipped)}; for another one add its texts in a "
+                f"[sites.texts.{lang}] table",
+                file=file,
+                key=f"{key}languages",
+            )
+    default = values.get("default_language", "en")
+    if default.lower() not in (str(lang).lower() for lang in languages):
+        raise ConfigError(
+            f"{default!r} is not one of the site's languages ({', '.join(languages)})",
+            file=file,
+            key=f"{key}default_language",
+        )
 
 
 def demo_site() -> Site:
