@@ -29,6 +29,7 @@ __all__ = [
     "Setting",
     "Settings",
     "Site",
+    "ensure_secret",
     "load_settings",
     "shipped_locales",
     "site_id_problem",
@@ -461,12 +462,15 @@ def demo_site() -> Site:
     return Site(id="demo", cookies=list(SEED_COOKIES), demo=True, privacy_policy_url="/privacy")
 
 
-def _secret_from_data_dir(data_dir: Path) -> list[str]:
-    """Read data_dir/secret.key, generating it (mode 0600) on first use."""
+def _secret_from_data_dir(data_dir: Path, create: bool = True) -> list[str]:
+    """Read data_dir/secret.key, generating it (mode 0600) on first use; with
+    ``create=False`` a missing file gives no keys and nothing is written."""
     path = data_dir / SECRET_FILE
     try:
         text = path.read_text().strip()
     except FileNotFoundError:
+        if not create:
+            return []
         data_dir.mkdir(parents=True, exist_ok=True)
         key = secrets.token_urlsafe(32)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -476,13 +480,40 @@ def _secret_from_data_dir(data_dir: Path) -> list[str]:
     return [k.strip() for k in text.split(",") if k.strip()]
 
 
+def _check_keys(keys: list[Any], file: str | None) -> None:
+    for k in keys:
+        if not isinstance(k, str) or len(k) < 16:
+            raise ConfigError(
+                "each secret key must be a string of at least 16 characters "
+                "(generate one: python -c 'import secrets; print(secrets."
+                "token_urlsafe(32))')",
+                file=file,
+                key="secret_keys",
+            )
+
+
+def ensure_secret(settings: Settings) -> None:
+    """Give settings loaded with ``create_secret=False`` their keys: the data
+    directory's ``secret.key``, generated (mode 0600) when it is not there yet."""
+    if not settings.secret_keys:
+        settings.secret_keys = _secret_from_data_dir(Path(settings.data_dir))
+        _check_keys(settings.secret_keys, settings.config_file)
+
+
 def load_settings(
     config_file: str | os.PathLike[str] | None = None,
     *,
     environ: dict[str, str] | None = None,
     overrides: dict[str, Any] | None = None,
+    create_secret: bool = True,
 ) -> Settings:
-    """Build :class:`Settings` from a TOML file, the environment and CLI overrides."""
+    """Build :class:`Settings` from a TOML file, the environment and CLI overrides.
+
+    With no keys configured, the data directory's ``secret.key`` is read, and created
+    when missing; ``create_secret=False`` writes nothing and leaves ``secret_keys``
+    empty instead (read-only commands, and ``serve`` until its port is known to be
+    free: then :func:`ensure_secret`).
+    """
     env = os.environ if environ is None else environ
     file = str(config_file) if config_file else None
     server: dict[str, Any] = {}
@@ -537,16 +568,8 @@ def load_settings(
 
     keys = server.pop("secret_keys", None)
     if keys is None:
-        keys = _secret_from_data_dir(data_dir)
-    for k in keys:
-        if not isinstance(k, str) or len(k) < 16:
-            raise ConfigError(
-                "each secret key must be a string of at least 16 characters "
-                "(generate one: python -c 'import secrets; print(secrets."
-                "token_urlsafe(32))')",
-                file=file,
-                key="secret_keys",
-            )
+        keys = _secret_from_data_dir(data_dir, create=create_secret)
+    _check_keys(keys, file)
     database = server.pop("database", None) or f"sqlite:///{(data_dir / 'consent.db')}"
     if not database.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise ConfigError(

@@ -21,7 +21,14 @@ import click
 from ..audit.export import ExportStats, export_stream, filter_json
 from ..audit.formats import FORMATS
 from ..audit.manifest import Manifest, manifest_path
-from ..audit.runner import DATETIME, atomic_file, check_log_exists, cli_store, log_cli_action
+from ..audit.runner import (
+    DATETIME,
+    atomic_file,
+    check_log_exists,
+    cli_store,
+    log_cli_action,
+    require_keys,
+)
 from ..cli import config_option, data_dir_option, database_option, settings_from
 from ..config import Settings
 from ..consent import Method
@@ -170,8 +177,9 @@ def register(cli: click.Group) -> None:
         )
         if flt.since and flt.until and flt.since >= flt.until:
             raise click.BadParameter("--since must be before --until", param_hint="--since")
-        settings = settings_from(config, data_dir=data_dir, database=database)
+        settings = settings_from(config, create_secret=False, data_dir=data_dir, database=database)
         check_log_exists(settings)
+        require_keys(settings)
         progress = sys.stderr.isatty()
         try:
             if output is not None:
