@@ -33,8 +33,10 @@ from .rewrite import PageRewriter, SnippetCache, make_rewriter, page_inputs
 __all__ = [
     "HOLD_SECONDS",
     "REENCODE",
+    "UNSAFE_PAGE",
     "PageWriter",
     "VisitorWatch",
+    "error_body",
     "error_page",
     "header",
     "stream_body",
@@ -48,7 +50,8 @@ HOLD_SECONDS = 0.2
 #: Codings offered, in this order, to a visitor who does not accept the upstream's.
 REENCODE = ("gzip", "br", "zstd", "deflate")
 _ALL = frozenset(CATEGORIES)
-_UNSAFE = "The page could not be made safe."
+#: the detail of the 502 page a visitor gets for a page that cannot be made safe
+UNSAFE_PAGE = _UNSAFE = "The page could not be made safe."
 
 
 def header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
@@ -75,12 +78,17 @@ def accepts(accept_encoding: bytes | None, coding: bytes) -> bool:
     return False
 
 
-async def error_page(send: Send, status: int, title: str, detail: str) -> None:
-    body = (
+def error_body(status: int, title: str, detail: str) -> bytes:
+    """The HTML of consentgate's own error pages (502: the page was refused)."""
+    return (
         "<!doctype html><html lang=en><meta charset=utf-8>"
         f"<title>{status} {escape(title)}</title>"
         f"<h1>{status} {escape(title)}</h1><p>{escape(detail)}</p></html>"
     ).encode()
+
+
+async def error_page(send: Send, status: int, title: str, detail: str) -> None:
+    body = error_body(status, title, detail)
     await send(
         {
             "type": "http.response.start",
