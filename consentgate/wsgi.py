@@ -326,6 +326,7 @@ class _Page:
         self.result: Iterable[bytes] = gate.app(environ, self.held.start_response)
         self.plan = _Responder(gate.runtime, scope, _no_send)
         self.rewriter: Any = None
+        self.declared: int | None = None  # the application's Content-Length
         self.full = False
 
     def __iter__(self) -> Iterator[bytes]:
@@ -345,17 +346,23 @@ class _Page:
         try:
             headers = self._plan()
             if self.rewriter is not None and not self.head:
-                # Rewrite until there is output (a list or tuple body: all of it) before
-                # the headers go out: a page found unsafe while sniffing is still refused.
-                whole = isinstance(self.result, list | tuple)
+                # Rewrite until there is output before the headers go out, so a page
+                # found unsafe while sniffing is still refused; a body known to be
+                # whole (a list, or the declared Content-Length read) is rewritten all
+                # at once and gets an exact Content-Length.
+                whole = isinstance(self.result, list | tuple) or _single(self.result)
+                fed, ended = 0, True
                 for block in source:
+                    fed += len(block)
                     if out := self._rewrite(block, final=False):
                         ready.append(out)
-                        if not whole:
-                            break
-                else:
+                    if self.declared is not None and fed >= self.declared:
+                        break
+                    if out and not whole:
+                        ended = False
+                        break
+                if ended:
                     ready.append(self._rewrite(b"", final=True))
-                    ended = True
                     headers.append(("Content-Length", str(sum(map(len, ready)))))
         except _AppFailed as failed:
             raise failed.error from None  # the application's own error, as it raised it
@@ -371,6 +378,7 @@ class _Page:
         self.downstream(self.held.status, headers)
         self.held.sent = True
         if self.head:
+            yield b""  # the headers go out as they are (no Content-Length: 0 added)
             return
         if self.rewriter is None:
             yield from source
@@ -399,7 +407,8 @@ class _Page:
         start = self.plan._filter_cookies(start)
         _site, decision = self.plan._decision()
         self.full = decision.granted >= _ALL
-        self.rewriter = self.plan._rewriter_for(start)
+        self.rewriter = self.plan.rewriter = self.plan._rewriter_for(start)
+        self.declared = _content_length(raw)
         headers = start["headers"]
         if self.rewriter is None:
             if not self.full and _compressed_html(status, headers):
@@ -448,6 +457,21 @@ class _AppBlocks:
             raise
         except Exception as exc:
             raise _AppFailed(exc) from exc
+
+
+def _single(result: Iterable[bytes]) -> bool:
+    """PEP 3333: an iterable with a length of 1 is the whole body in one block."""
+    try:
+        return len(result) == 1  # type: ignore[arg-type]
+    except TypeError:
+        return False
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    for k, v in headers:
+        if k == b"content-length" and v.strip().isdigit():
+            return int(v)
+    return None
 
 
 def _compressed_html(status: int, headers: list[tuple[bytes, bytes]]) -> bool:
