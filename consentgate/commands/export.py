@@ -190,7 +190,7 @@ def register(cli: click.Group) -> None:
                     manifest = asyncio.run(job)
                 target = manifest_file or manifest_path(output)
             else:
-                stdout = click.get_binary_stream("stdout")
+                stdout = sys.stdout.buffer
                 manifest = asyncio.run(run_export(settings, flt, fmt, stdout, bom=bom))
                 stdout.flush()
                 target = manifest_file
