@@ -292,3 +292,13 @@ def test_records_are_in_the_shared_log(site: tuple[str, str], cg_settings: Setti
     )
     assert r.status_code == 201 and r.json()["gpc"] is True
     assert Path(cg_settings.database.removeprefix("sqlite:///")).is_file()
+
+
+def test_an_oversized_consent_body_is_413_through_wsgi(site: tuple[str, str]) -> None:
+    _, base = site
+    r = httpx.post(
+        base + "/_consent/api/consent",
+        content=b'{"method": "reject_all", "page_url": "' + b"x" * 40000 + b'"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
