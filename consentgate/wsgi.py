@@ -57,7 +57,7 @@ from typing import Any, Protocol
 
 from starlette.types import Message, Scope
 
-from .app import GPC_WELL_KNOWN, ConsentGateApp
+from .app import GPC_WELL_KNOWN, ConsentGateApp, Runtime
 from .config import Settings
 from .consent import CATEGORIES
 from .middleware import _Responder
@@ -168,6 +168,18 @@ class _Loop:
                 self.loop.close()
 
 
+class _Process:
+    """What one process of the server holds: its own :class:`ConsentGateApp` (store,
+    chain segment, metrics) and, once an endpoint was asked for, its event loop. A
+    pre-forking server (gunicorn ``--preload``) builds the middleware in its master; each
+    worker then builds its own here, never sharing the master's chain segment."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.pid = os.getpid()
+        self.gate = ConsentGateApp(settings)
+        self.loop: _Loop | None = None
+
+
 class ConsentGateWSGI:
     """Serve ``/_consent/*`` and rewrite the wrapped WSGI application's HTML pages."""
 
@@ -177,28 +189,41 @@ class ConsentGateWSGI:
 
             settings = load_settings()
         self.app = app
-        self.gate = ConsentGateApp(settings)
-        self.runtime = self.gate.runtime
+        self.settings = settings
         self.prefix = settings.prefix
-        self._loop: _Loop | None = None
         self._lock = threading.Lock()
+        self._process = _Process(settings)  # settings mistakes surface at import time
+
+    def _here(self) -> _Process:
+        process = self._process
+        if process.pid == os.getpid():
+            return process
+        with self._lock:
+            if self._process.pid != os.getpid():  # forked: a fresh gate for this process
+                self._process = _Process(self.settings)
+            return self._process
+
+    @property
+    def runtime(self) -> Runtime:
+        """This process's runtime (settings, codec, store, metrics)."""
+        return self._here().gate.runtime
 
     # -- consentgate's own endpoints, on the event loop ----------------------------------
-    def _event_loop(self) -> _Loop:
-        loop = self._loop
-        if loop is not None and loop.pid == os.getpid():
-            return loop
-        with self._lock:
-            if self._loop is None or self._loop.pid != os.getpid():  # first, or forked
-                self._loop = _Loop(self.gate)
-                atexit.register(self._loop.close)
-            return self._loop
+    def _event_loop(self) -> tuple[ConsentGateApp, _Loop]:
+        process = self._here()
+        if process.loop is None:
+            with self._lock:
+                if process.loop is None:
+                    process.loop = _Loop(process.gate)
+                    atexit.register(process.loop.close)
+        return process.gate, process.loop
 
     def close(self) -> None:
         """Close the consent log and stop the event loop (also run at process exit)."""
+        process = self._here()
         with self._lock:
-            loop, self._loop = self._loop, None
-        if loop is not None and loop.pid == os.getpid():
+            loop, process.loop = process.loop, None
+        if loop is not None:
             atexit.unregister(loop.close)
             loop.close()
 
@@ -217,7 +242,7 @@ class ConsentGateWSGI:
     def _endpoint(
         self, scope: Scope, environ: dict[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
-        loop = self._event_loop()
+        gate, loop = self._event_loop()
         messages: queue.SimpleQueue[Message | BaseException | None] = queue.SimpleQueue()
         body = environ["wsgi.input"]
         length = environ.get("CONTENT_LENGTH") or ""
@@ -242,7 +267,7 @@ class ConsentGateWSGI:
 
         async def serve() -> None:
             try:
-                await self.gate(scope, receive, send)
+                await gate(scope, receive, send)
             except BaseException as exc:
                 messages.put(exc)
                 raise
@@ -324,7 +349,7 @@ class _Page:
         self.head = scope["method"] == "HEAD"
         # the wrapped application runs here, in the server's thread, as it would alone
         self.result: Iterable[bytes] = gate.app(environ, self.held.start_response)
-        self.plan = _Responder(gate.runtime, scope, _no_send)
+        self.plan = _Responder(gate.runtime, scope, _no_send)  # this process's runtime
         self.rewriter: Any = None
         self.declared: int | None = None  # the application's Content-Length
         self.full = False

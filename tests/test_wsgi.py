@@ -5,138 +5,24 @@ Chromium visit: GA blocked without consent, running after Accept all."""
 
 from __future__ import annotations
 
-import gzip
 import socketserver
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-import django
 import httpx2 as httpx
 import pytest
-from django.conf import settings as django_settings
-from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
-from django.urls import path
-from flask import Flask, Response, make_response
+from click.testing import CliRunner
 
+from consentgate.cli import cli
 from consentgate.config import Settings, load_settings
 from consentgate.wsgi import ConsentGateWSGI
-
-PAGE = (
-    '<!doctype html><html><head><meta charset="utf-8"><title>shop</title>'
-    '<script async src="https://www.googletagmanager.com/gtag/js?id=G-1"></script>'
-    "<script>window.dataLayer=[];function gtag(){dataLayer.push(arguments)}"
-    "gtag('js',new Date());</script></head><body><h1>Shop</h1>"
-    '<iframe src="https://www.youtube.com/embed/x"></iframe></body></html>'
-)
-BLOCKED = '<script type="text/plain" data-consent="statistics" async src='
-ACTIVE = '<script async src="https://www.googletagmanager.com/gtag/js?id=G-1">'
-KEYS = "wsgi-test-key-0123456789abcdef"
-
-#: close() calls seen on streamed bodies, per framework
-closed: dict[str, int] = {"django": 0, "flask": 0}
-
-
-def pieces(data: bytes, size: int = 7) -> list[bytes]:
-    return [data[i : i + size] for i in range(0, len(data), size)]
-
-
-# -- the Django application ---------------------------------------------------------------
-
-
-def dj_page(request: Any) -> HttpResponse:
-    response = HttpResponse(PAGE)
-    response.set_cookie("_ga", "GA1.1.1")
-    response.set_cookie("PHPSESSID", "s1")
-    return response
-
-
-def dj_stream(request: Any) -> StreamingHttpResponse:
-    def body() -> Iterator[bytes]:
-        try:
-            yield from pieces(PAGE.encode())
-        finally:
-            closed["django"] += 1
-
-    return StreamingHttpResponse(body(), content_type="text/html; charset=utf-8")
-
-
-def dj_gzip(request: Any) -> HttpResponse:
-    response = HttpResponse(gzip.compress(PAGE.encode()), content_type="text/html")
-    response["Content-Encoding"] = "gzip"
-    return response
-
-
-def dj_utf16(request: Any) -> HttpResponse:
-    return HttpResponse(PAGE.encode("utf-16"), content_type="text/html; charset=utf-16")
-
-
-def dj_json(request: Any) -> JsonResponse:
-    return JsonResponse({"html": PAGE})
-
-
-urlpatterns = [
-    path("", dj_page),
-    path("stream", dj_stream),
-    path("gz", dj_gzip),
-    path("utf16", dj_utf16),
-    path("json", dj_json),
-]
-
-
-def django_app() -> Any:
-    if not django_settings.configured:
-        django_settings.configure(
-            DEBUG=False,
-            SECRET_KEY="django-test-secret-key-not-for-production",
-            ALLOWED_HOSTS=["*"],
-            ROOT_URLCONF=__name__,
-            MIDDLEWARE=[],
-            INSTALLED_APPS=[],
-            USE_TZ=True,
-        )
-        django.setup()
-    from django.core.wsgi import get_wsgi_application
-
-    return get_wsgi_application()
-
-
-# -- the Flask application ----------------------------------------------------------------
-
-
-def flask_app() -> Flask:
-    app = Flask("shop")
-
-    @app.get("/")
-    def page() -> Response:
-        response = make_response(PAGE)
-        response.set_cookie("_ga", "GA1.1.1")
-        response.set_cookie("PHPSESSID", "s1")
-        return response
-
-    @app.get("/stream")
-    def stream() -> Response:
-        response = Response(iter(pieces(PAGE.encode())), mimetype="text/html")
-        response.call_on_close(lambda: closed.__setitem__("flask", closed["flask"] + 1))
-        return response
-
-    @app.get("/gz")
-    def gz() -> Response:
-        body = gzip.compress(PAGE.encode())
-        return Response(body, mimetype="text/html", headers={"Content-Encoding": "gzip"})
-
-    @app.get("/utf16")
-    def utf16() -> Response:
-        return Response(PAGE.encode("utf-16"), content_type="text/html; charset=utf-16")
-
-    @app.get("/json")
-    def json_() -> Response:
-        return make_response({"html": PAGE})
-
-    return app
-
+from tests import support
+from tests.wsgi_apps import ACTIVE, BLOCKED, KEYS, PAGE, closed, django_app, flask_app
 
 # -- a real WSGI server on loopback ---------------------------------------------------------
 
@@ -199,9 +85,7 @@ def test_no_consent_blocks_ga_and_drops_its_cookie(site: tuple[str, str]) -> Non
     assert 'data-consentgate-src="https://www.youtube.com/embed/x"' in r.text
     assert r.text.count("/_consent/banner.js") == 1
     assert r.text.index("/_consent/banner.js") < r.text.index("<title>")
-    assert "content-length" not in r.headers or int(r.headers["content-length"]) == len(
-        r.content
-    )
+    assert "content-length" not in r.headers or int(r.headers["content-length"]) == len(r.content)
     assert cookies_set(r) == {"PHPSESSID"}  # _ga (statistics) dropped, necessary kept
     assert "cookie" in r.headers["vary"].lower()
 
@@ -302,3 +186,48 @@ def test_an_oversized_consent_body_is_413_through_wsgi(site: tuple[str, str]) ->
         headers={"Content-Type": "application/json"},
     )
     assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+
+
+def test_gunicorn_preforked_workers_share_one_log(tmp_path: Path) -> None:
+    """gunicorn, 2 pre-forked workers, the application loaded before the fork
+    (``--preload``): every worker starts its own event loop and store after the fork;
+    decisions from both land in one log whose chains verify."""
+    port = support.free_port()
+    env = support.cli_env(
+        {"CONSENTGATE_DATA_DIR": str(tmp_path / "data"), "CONSENTGATE_SECRET_KEYS": KEYS}
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--workers",
+        "2",
+        "--preload",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--graceful-timeout",
+        "5",
+        "tests.wsgi_apps:wrapped('flask')",
+    ]
+    proc = subprocess.Popen(cmd, env=env, cwd=support.REPO, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    ids: set[str] = set()
+    try:
+        support.wait_http(base + "/_consent/healthz", proc=proc)
+        for _ in range(12):
+            r = httpx.post(base + "/_consent/api/consent", json={"method": "reject_all"})
+            assert r.status_code == 201, r.text
+            ids.add(r.json()["consent_id"])
+            page = httpx.get(
+                base + "/", headers={"Cookie": f"consentgate={r.cookies['consentgate']}"}
+            )
+            assert BLOCKED in page.text and ACTIVE not in page.text
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err.decode()
+    assert len(ids) == 12
+    verify = CliRunner().invoke(
+        cli, ["verify", "--data-dir", str(tmp_path / "data")], env={"CONSENTGATE_SECRET_KEYS": KEYS}
+    )
+    assert verify.exit_code == 0 and verify.output.startswith("ok: 12 records"), verify.output

@@ -14,7 +14,8 @@ from support import chromium as launch_chromium
 
 from consentgate.config import Settings
 from consentgate.wsgi import ConsentGateWSGI
-from tests.test_wsgi import cg_settings, django_app, flask_app, serve  # noqa: F401
+from tests.test_wsgi import cg_settings, serve  # noqa: F401
+from tests.wsgi_apps import django_app, flask_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
