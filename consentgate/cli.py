@@ -96,7 +96,12 @@ def serve(
     database: str | None,
     workers: int | None,
 ) -> None:
-    """Serve the banner, the consent API and the site (proxy or built-in demo)."""
+    """Serve the banner, the consent API and the sites: each one proxied (it has an
+    upstream), script-tag (no upstream: consentgate's endpoints only), or the built-in
+    demo (no config and no --upstream).
+
+    Prints the database, data directory, accelerators and each site's mode; a listen
+    address that is busy or not this machine's exits 2 before anything is written."""
     from .server import run
 
     settings = settings_from(

@@ -114,7 +114,7 @@ SERVER_SETTINGS: tuple[Setting, ...] = (
 )
 
 SITE_SETTINGS: tuple[Setting, ...] = (
-    Setting("id", str, None, "Site id (letters, digits, - and _)."),
+    Setting("id", str, None, "Site id: ASCII letters, digits, - and _ (at most 64)."),
     Setting("hosts", list, [], "Host names served for this site (empty: any host)."),
     Setting("upstream", str, "", "Proxy mode: the origin to forward to (http://host:port)."),
     Setting(
@@ -126,8 +126,19 @@ SITE_SETTINGS: tuple[Setting, ...] = (
         "consent_lifetime_days", int, 180, f"How long a decision lasts (max {MAX_LIFETIME_DAYS})."
     ),
     Setting("retention_days", int, 0, "Log retention; 0 means lifetime + 365 days."),
-    Setting("languages", list, ["en", "ru", "kk", "de", "fr"], "Banner languages offered."),
-    Setting("default_language", str, "en", "Fallback when Accept-Language matches none."),
+    Setting(
+        "languages",
+        list,
+        ["en", "ru", "kk", "de", "fr"],
+        "Banner languages offered: shipped ones (de, en, fr, kk, ru), or another with its "
+        "own [sites.texts.<lang>] table.",
+    ),
+    Setting(
+        "default_language",
+        str,
+        "en",
+        "Fallback when Accept-Language matches none (one of languages).",
+    ),
     Setting("strict", bool, False, "Treat scripts from unknown third-party hosts as unclassified."),
     Setting(
         "block_undeclared_cookies",
