@@ -53,6 +53,14 @@ class ConfigError(Exception):
         self.key = key
 
 
+#: Banner languages shipped with consentgate (``consentgate/locales/<lang>.json``).
+LOCALE_DIR = Path(__file__).parent / "locales"
+
+
+def shipped_locales() -> tuple[str, ...]:
+    return tuple(sorted(p.stem for p in LOCALE_DIR.glob("*.json")))
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -130,8 +138,8 @@ SITE_SETTINGS: tuple[Setting, ...] = (
         "languages",
         list,
         ["en", "ru", "kk", "de", "fr"],
-        "Banner languages offered: shipped ones (de, en, fr, kk, ru), or another with its "
-        "own [sites.texts.<lang>] table.",
+        f"Banner languages offered: shipped ones ({', '.join(shipped_locales())}), or "
+        "another with its own [sites.texts.<lang>] table.",
     ),
     Setting(
         "default_language",
@@ -429,14 +437,6 @@ def site_id_problem(site_id: str) -> str | None:
             what = "a space" if char.isspace() else f"{char!r} (U+{ord(char):04X})"
             return f"the site id {site_id!r} contains {what} at position {position}; {rule}"
     return None
-
-
-#: Banner languages shipped with consentgate (``consentgate/locales/<lang>.json``).
-LOCALE_DIR = Path(__file__).parent / "locales"
-
-
-def shipped_locales() -> tuple[str, ...]:
-    return tuple(sorted(p.stem for p in LOCALE_DIR.glob("*.json")))
 
 
 def _check_languages(values: dict[str, Any], file: str | None, key: str) -> None:
