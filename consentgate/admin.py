@@ -34,7 +34,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from .app import Runtime, cookie_value
 from .audit import tokens as tok
 from .audit.columns import format_time, parse_time
 from .audit.export import ExportStats, export_stream, filter_json
@@ -45,6 +44,7 @@ from .consent import CookieRejected, Method
 from .errors import ApiError, error_response
 from .regions import REGIMES, region_filter
 from .store.base import ApiToken, AuditAction, EventFilter, StoreError
+from .visit import Runtime, cookie_value
 
 __all__ = ["routes"]
 

@@ -32,7 +32,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from .app import Runtime
 from .config import Site
 from .consent import (
     CATEGORIES,
@@ -47,6 +46,7 @@ from .errors import ApiError, error_response
 from .openapi import openapi_document
 from .regions import decide_scope, effective_granted, method_allowed
 from .store import ConsentEvent, StoreError
+from .visit import Runtime
 from .visitor import (
     TrustedProxies,
     clean_page_url,
@@ -444,7 +444,7 @@ class ConsentApi:
 
 def routes(runtime: Runtime) -> list[BaseRoute]:
     api = ConsentApi(runtime)
-    runtime.extras.setdefault("fast_paths", {})["/api/consent"] = api.asgi
+    runtime.fast_paths["/api/consent"] = api.asgi
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_document(runtime))

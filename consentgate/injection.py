@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 from .rewriter import HeadSnippet
 
 if TYPE_CHECKING:
-    from .app import Runtime
     from .config import Site
     from .consent import Consent
     from .regions import Decision
+    from .visit import Runtime
 
 __all__ = ["fallback_snippet", "head_snippet_for"]
 

@@ -2,7 +2,7 @@
 
 It describes what the server really does (``tests/test_openapi.py`` fuzzes the
 server from this document and checks every response against it). Feature modules
-may add their own paths: ``runtime.extras.setdefault("openapi_paths", {})[path] = item``
+may add their own paths: ``runtime.openapi_paths[path] = item``
 with ``path`` relative to the prefix.
 """
 
@@ -15,7 +15,7 @@ from .consent import CATEGORIES
 from .store.records import EXPORT_COLUMNS
 
 if TYPE_CHECKING:
-    from .app import Runtime
+    from .visit import Runtime
 
 __all__ = ["openapi_document"]
 
@@ -712,7 +712,7 @@ def openapi_document(runtime: Runtime) -> dict[str, Any]:
         **{prefix + path: item for path, item in _service_paths().items()},
         "/.well-known/gpc.json": _gpc_path(),
     }
-    for path, item in runtime.extras.get("openapi_paths", {}).items():
+    for path, item in runtime.openapi_paths.items():
         paths[prefix + path] = item
     return {
         "openapi": "3.1.0",

@@ -5,7 +5,8 @@ The demo is served only when asked for: ``consentgate serve`` with no config and
 upstream (the ``demo`` site of :func:`consentgate.config.demo_site`). A configured site
 without an upstream (what ``consentgate init`` writes) is a script-tag site: its pages
 live elsewhere and embed ``banner.js``, so the page here carries no tracker snippet.
-HTML of the demo is rewritten for the visitor's consent by the rewriting middleware.
+HTML responses are rewritten for the visitor's consent (the proxy's page writer, or
+:mod:`consentgate.rewriting` around the demo).
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from html import escape
 from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .app import Runtime
+from .demo import demo_app
+from .proxy import ProxyApp
+from .rewriting import rewrite_html
+from .visit import Runtime
 
 __all__ = ["build_site_app", "script_tag_page"]
 
@@ -23,14 +27,9 @@ __all__ = ["build_site_app", "script_tag_page"]
 def build_site_app(runtime: Runtime) -> ASGIApp:
     local: ASGIApp = _ScriptTagSite(runtime)
     if any(site.demo for site in runtime.settings.sites):
-        from .demo import demo_app
-        from .middleware import rewrite_html
-
         demo = rewrite_html(demo_app(runtime), runtime)  # trackers blocked, banner injected
         local = _DemoOrPlain(runtime, demo, local)
     if any(site.upstream for site in runtime.settings.sites):
-        from .proxy import ProxyApp
-
         return ProxyApp(runtime, fallback=local)
     return local
 

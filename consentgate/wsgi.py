@@ -55,13 +55,13 @@ from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Protocol
 
-from starlette.types import Message, Scope
+from starlette.types import Message, Receive, Scope, Send
 
-from .app import GPC_WELL_KNOWN, ConsentGateApp, Runtime
+from .app import GPC_WELL_KNOWN, ConsentGateApp
 from .config import Settings
-from .consent import CATEGORIES
-from .middleware import _Responder
 from .proxy.pages import UNSAFE_PAGE, error_body
+from .rewriting import HTMLRewriting
+from .visit import Runtime
 
 __all__ = ["ConsentGateWSGI", "asgi_scope"]
 
@@ -79,7 +79,6 @@ class StartResponse(Protocol):
 
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
-_ALL = frozenset(CATEGORIES)
 _READ = 64 * 1024
 
 
@@ -178,6 +177,8 @@ class _Process:
         self.pid = os.getpid()
         self.gate = ConsentGateApp(settings)
         self.loop: _Loop | None = None
+        #: the page plan the ASGI middleware uses, around the per-request WSGI bridge
+        self.rewriting = HTMLRewriting(_bridge_app, self.gate.runtime)
 
 
 class ConsentGateWSGI:
@@ -313,7 +314,7 @@ class _EndpointBody:
 
 
 class _Held:
-    """What the application passed to ``start_response``, held until the plan is made."""
+    """What the application passed to ``start_response``, until the page plan sends it."""
 
     def __init__(self) -> None:
         self.status = ""
@@ -332,130 +333,11 @@ class _Held:
         return self.written.append
 
 
-class _Page:
-    """One page of the wrapped application, streamed through the page pipeline."""
+class _Pause:
+    """Awaited by the bridge after each block: hands control back to the WSGI iterator."""
 
-    def __init__(
-        self,
-        gate: ConsentGateWSGI,
-        scope: Scope,
-        environ: dict[str, Any],
-        start_response: StartResponse,
-    ) -> None:
-        self.gate = gate
-        self.scope = scope
-        self.downstream = start_response
-        self.held = _Held()
-        self.head = scope["method"] == "HEAD"
-        # the wrapped application runs here, in the server's thread, as it would alone
-        self.result: Iterable[bytes] = gate.app(environ, self.held.start_response)
-        self.plan = _Responder(gate.runtime, scope, _no_send)  # this process's runtime
-        self.rewriter: Any = None
-        self.declared: int | None = None  # the application's Content-Length
-        self.full = False
-
-    def __iter__(self) -> Iterator[bytes]:
-        blocks = _AppBlocks(self.result)
-        first: list[bytes] = []
-        # PEP 3333: start_response may come with the first block of a generator
-        try:
-            while not self.held.status and (block := next(blocks, None)) is not None:
-                first.append(block)
-        except _AppFailed as failed:
-            raise failed.error from None
-        if not self.held.status:
-            raise RuntimeError("the WSGI application returned without calling start_response")
-        source = itertools.chain(self.held.written, first, blocks)
-        ready: list[bytes] = []  # rewritten bytes before the headers go out
-        ended = False
-        try:
-            headers = self._plan()
-            if self.rewriter is not None and not self.head:
-                # Rewrite until there is output before the headers go out, so a page
-                # found unsafe while sniffing is still refused; a body known to be
-                # whole (a list, or the declared Content-Length read) is rewritten all
-                # at once and gets an exact Content-Length.
-                whole = isinstance(self.result, list | tuple) or _single(self.result)
-                fed, ended = 0, True
-                for block in source:
-                    fed += len(block)
-                    if out := self._rewrite(block, final=False):
-                        ready.append(out)
-                    if self.declared is not None and fed >= self.declared:
-                        break
-                    if out and not whole:
-                        ended = False
-                        break
-                if ended:
-                    ready.append(self._rewrite(b"", final=True))
-                    headers.append(("Content-Length", str(sum(map(len, ready)))))
-        except _AppFailed as failed:
-            raise failed.error from None  # the application's own error, as it raised it
-        except _Refused:
-            yield from _refuse(self.downstream)
-            return
-        except Exception:
-            if self.full:
-                raise
-            log.exception("page %s could not be made safe; refused", self.scope["path"])
-            yield from _refuse(self.downstream, sys.exc_info())  # type: ignore[arg-type]
-            return
-        self.downstream(self.held.status, headers)
-        self.held.sent = True
-        if self.head:
-            yield b""  # the headers go out as they are (no Content-Length: 0 added)
-            return
-        if self.rewriter is None:
-            yield from source
-            return
-        yield from ready
-        if ended:
-            return
-        try:
-            for block in source:
-                yield self._rewrite(block, final=False)
-            yield self._rewrite(b"", final=True)
-        except _AppFailed as failed:
-            raise failed.error from None
-        # any other error here propagates: the server cuts the response
-
-    def close(self) -> None:
-        close = getattr(self.result, "close", None)
-        if close is not None:
-            close()
-
-    def _plan(self) -> Headers:
-        """Cookie policy, decision and rewriter for the held headers (the ASGI pipeline)."""
-        status = int(self.held.status.split(None, 1)[0])
-        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.held.headers]
-        start: Message = {"type": "http.response.start", "status": status, "headers": raw}
-        start = self.plan._filter_cookies(start)
-        _site, decision = self.plan._decision()
-        self.full = decision.granted >= _ALL
-        self.rewriter = self.plan.rewriter = self.plan._rewriter_for(start)
-        self.declared = _content_length(raw)
-        headers = start["headers"]
-        if self.rewriter is None:
-            if not self.full and _compressed_html(status, headers):
-                log.error("compressed HTML from the application cannot be rewritten; refused")
-                raise _Refused
-            return _str_headers(headers)
-        return _str_headers((k, v) for k, v in headers if k != b"content-length")
-
-    def _rewrite(self, block: bytes, final: bool) -> bytes:
-        rewriter = self.rewriter
-        out = rewriter.feed(block)
-        if final:
-            out += rewriter.finish()
-            self.plan._count()
-        if rewriter.passthrough_reason and not self.full:
-            log.error("page cannot be rewritten (%s); refused", rewriter.passthrough_reason)
-            raise _Refused
-        return bytes(out)
-
-
-class _Refused(Exception):
-    """The page cannot be made safe for this visitor (handled inside this module)."""
+    def __await__(self) -> Iterator[None]:
+        yield None
 
 
 class _AppFailed(Exception):
@@ -465,23 +347,121 @@ class _AppFailed(Exception):
         self.error = error
 
 
-class _AppBlocks:
-    """The application's blocks; its own errors come out wrapped in :class:`_AppFailed`
-    so they are told apart from consentgate's."""
+class _Page:
+    """One page of the wrapped application, through the ASGI page plan
+    (:class:`~consentgate.rewriting.HTMLRewriting`), driven step by step from the
+    server's thread: the plan's coroutine runs until the bridge has handed it one
+    block, then what it sent on is given to the server, then the next block."""
 
-    def __init__(self, result: Iterable[bytes]) -> None:
-        self.blocks = iter(result)
+    def __init__(
+        self,
+        wsgi: ConsentGateWSGI,
+        scope: Scope,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+    ) -> None:
+        self.downstream = start_response
+        self.held = _Held()
+        self.head = scope["method"] == "HEAD"
+        self.started = False
+        # the wrapped application runs here, in the server's thread, as it would alone
+        self.result: Iterable[bytes] = wsgi.app(environ, self.held.start_response)
+        self.scope = {**scope, _BRIDGE: self}
+        self.rewriting = wsgi._here().rewriting
 
+    # -- the ASGI side: the application's response as ASGI messages ----------------------
+    async def bridge(self, send: Send) -> None:
+        blocks = self._blocks()
+        first: list[bytes] = []
+        while not self.held.status and (block := next(blocks, None)) is not None:
+            first.append(block)
+        if not self.held.status:
+            raise RuntimeError("the WSGI application returned without calling start_response")
+        status = int(self.held.status.split(None, 1)[0])
+        headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.held.headers]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        source = itertools.chain(self.held.written, first, blocks)
+        if isinstance(self.result, list | tuple) or _single(self.result):
+            # the whole body at once: the plan gives it an exact Content-Length
+            await send({"type": "http.response.body", "body": b"".join(source)})
+            return
+        for block in source:
+            await send({"type": "http.response.body", "body": block, "more_body": True})
+            await _Pause()
+        await send({"type": "http.response.body", "body": b""})
+
+    def _blocks(self) -> Iterator[bytes]:
+        """The application's blocks; its own errors wrapped so they are told apart."""
+        iterator = iter(self.result)
+        while True:
+            try:
+                block = next(iterator)
+            except StopIteration:
+                return
+            except Exception as exc:
+                raise _AppFailed(exc) from exc
+            yield block
+
+    # -- the WSGI side -------------------------------------------------------------------
     def __iter__(self) -> Iterator[bytes]:
-        return self
+        out: list[Message] = []
 
-    def __next__(self) -> bytes:
+        async def send(message: Message) -> None:
+            out.append(message)
+
+        async def nothing() -> Message:  # the application read the request already
+            return {"type": "http.disconnect"}
+
+        plan = self.rewriting(self.scope, nothing, send)
         try:
-            return next(self.blocks)
-        except StopIteration:
-            raise
-        except Exception as exc:
-            raise _AppFailed(exc) from exc
+            done = False
+            while not done:
+                try:
+                    plan.send(None)
+                except StopIteration:
+                    done = True
+                body = self._emit(out)
+                if self.started and (body or done):
+                    yield b"" if self.head else body
+        except _AppFailed as failed:
+            raise failed.error from None  # the application's own error, as it raised it
+        except Exception:
+            if self.started:
+                raise  # part of the page went out: the server cuts the response
+            log.exception("page %s could not be made safe; refused", self.scope["path"])
+            yield from _refuse(self.downstream, sys.exc_info())  # type: ignore[arg-type]
+        finally:
+            plan.close()
+
+    def _emit(self, out: list[Message]) -> bytes:
+        """Hand the plan's messages to the server; the body bytes to yield."""
+        body: list[bytes] = []
+        for message in out:
+            if message["type"] == "http.response.start":
+                headers = _str_headers(message.get("headers", []))
+                if self.head and not body:
+                    headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+                self.downstream(_status_line(message["status"]), headers)
+                self.started = self.held.sent = True
+            elif message["type"] == "http.response.body":
+                body.append(message.get("body", b""))
+        out.clear()
+        return b"".join(body)
+
+    def close(self) -> None:
+        close = getattr(self.result, "close", None)
+        if close is not None:
+            close()
+
+
+#: scope key of the page being served (read by :func:`_bridge_app`)
+_BRIDGE = "consentgate.wsgi.page"
+
+
+async def _bridge_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """The "application" the page plan wraps: the WSGI page of this request."""
+    page: _Page = scope[_BRIDGE]
+    await page.bridge(send)
 
 
 def _single(result: Iterable[bytes]) -> bool:
@@ -490,24 +470,3 @@ def _single(result: Iterable[bytes]) -> bool:
         return len(result) == 1  # type: ignore[arg-type]
     except TypeError:
         return False
-
-
-def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
-    for k, v in headers:
-        if k == b"content-length" and v.strip().isdigit():
-            return int(v)
-    return None
-
-
-def _compressed_html(status: int, headers: list[tuple[bytes, bytes]]) -> bool:
-    html = encoded = False
-    for k, v in headers:
-        if k == b"content-type":
-            html = v.lower().lstrip().startswith(b"text/html")
-        elif k == b"content-encoding":
-            encoded = v.strip().lower() not in (b"", b"identity")
-    return html and encoded and status not in (204, 304)
-
-
-async def _no_send(message: Message) -> None:  # pragma: no cover - never called
-    raise AssertionError("the WSGI adapter sends through start_response")

@@ -18,7 +18,6 @@ from starlette.routing import Mount
 from support import SEEDS
 
 from consentgate import banner
-from consentgate.app import Runtime
 from consentgate.config import SEED_COOKIES, CookieDecl, Settings, Site, load_settings
 from consentgate.consent import CATEGORIES, Consent, ConsentCodec
 from consentgate.errors import ApiError, api_error_handler
@@ -26,6 +25,7 @@ from consentgate.metrics import Metrics
 from consentgate.regions import decide, parse_region
 from consentgate.regions.consent_mode import consent_mode_state
 from consentgate.texts import LOCALES, banner_hash, pick_language, texts_for
+from consentgate.visit import Runtime
 
 KEYS = "test-key-newest-0123456789"
 

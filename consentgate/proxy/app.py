@@ -16,13 +16,13 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..app import Runtime, cookie_value
 from ..config import Site
+from ..cookies import CookiePolicy
 from ..regions import Decision, decide_scope, vary_fields
+from ..visit import Runtime, cookie_value
 from ..visitor import TrustedProxies
 from .cache import RewriteCache
 from .client import Origin, UpstreamError, UpstreamResponse
-from .cookies import CookiePolicy, UndeclaredCookies
 from .headers import (
     HOP_BY_HOP,
     MAX_REQUEST_HEADER_BYTES,
@@ -37,6 +37,7 @@ from .headers import (
 )
 from .pages import PageWriter, VisitorWatch, error_page, header, stream_body
 from .pool import UpstreamPool
+from .websocket import forward_websocket
 
 __all__ = ["ProxyApp"]
 
@@ -72,7 +73,7 @@ class ProxyApp:
         self.origins: dict[str, Origin] = {
             s.id: Origin.parse(s.upstream) for s in settings.sites if s.upstream
         }
-        self.undeclared = UndeclaredCookies(settings.data_dir)
+        self.undeclared = runtime.undeclared
         self.trusted = TrustedProxies(settings.trusted_proxies)
         #: the origins a Location from the upstream may name, per site id
         self.upstream_origins: dict[str, tuple[str, ...]] = {}
@@ -88,7 +89,7 @@ class ProxyApp:
         self._heads: dict[tuple[object, ...], tuple[bool, tuple[tuple[bytes, bytes], ...]]] = {}
         cache_mb = settings.rewrite_cache_mb
         self.pages = PageWriter(runtime, RewriteCache(cache_mb * 1024 * 1024) if cache_mb else None)
-        runtime.extras.setdefault("on_shutdown", []).append(self.aclose)
+        runtime.on_shutdown.append(self.aclose)
 
     def site_for(self, scope: Scope) -> Site:
         """The site for the request's ``Host`` (as :meth:`Runtime.site_for`, memoized)."""
@@ -117,9 +118,16 @@ class ProxyApp:
             await self.fallback(scope, receive, send)
             return
         if scope["type"] == "websocket":
-            from .websocket import forward_websocket
-
-            await forward_websocket(self, scope, receive, send, site, origin)
+            await forward_websocket(
+                scope,
+                receive,
+                send,
+                site,
+                origin,
+                visitor=self.visitor(scope),
+                target=self.target(scope, origin).decode("latin-1"),
+                settings=self.runtime.settings,
+            )
             return
         await self.forward(scope, receive, send, site, origin)
 

@@ -10,18 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.types import Receive, Scope, Send
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from ..config import Site
+from ..config import Settings, Site
 from .client import Origin
-from .headers import request_headers_for_upstream
-
-if TYPE_CHECKING:
-    from .app import ProxyApp
+from .headers import Visitor, request_headers_for_upstream
 
 __all__ = ["forward_websocket"]
 
@@ -45,24 +42,30 @@ _OWN = frozenset(
 
 
 async def forward_websocket(
-    proxy: ProxyApp, scope: Scope, receive: Receive, send: Send, site: Site, origin: Origin
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    site: Site,
+    origin: Origin,
+    *,
+    visitor: Visitor,
+    target: str,
+    settings: Settings,
 ) -> None:
+    """Relay one WebSocket to ``origin`` (``target``: the upstream request target)."""
     message = await receive()
     if message["type"] != "websocket.connect":
         return
-    visitor = proxy.visitor(scope)
     fwd = request_headers_for_upstream(
         scope["headers"], visitor, site.upstream_host_header or "", consent_token=""
     )
     host = site.upstream_host_header or visitor.host or origin.netloc
     secure = origin.scheme == "https"
     uri_host = origin.netloc if secure else host
-    target = proxy.target(scope, origin).decode("latin-1")
     uri = f"{'wss' if secure else 'ws'}://{uri_host}{target}"
     headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in fwd if n not in _OWN]
     req_origin = next((v for n, v in scope["headers"] if n == b"origin"), None)
     user_agent = next((v for n, v in scope["headers"] if n == b"user-agent"), None)
-    settings = proxy.runtime.settings
     try:
         upstream = await connect(
             uri,
