@@ -29,6 +29,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from .consent import CATEGORIES
+from .errors import ConsentGateError
 
 if TYPE_CHECKING:
     from .config import Site
@@ -55,7 +56,7 @@ CATEGORY_RANK: dict[str, int] = {
 }
 
 
-class CatalogError(ValueError):
+class CatalogError(ConsentGateError, ValueError):
     """Bad catalog data: names the service and the field."""
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .consent import CATEGORIES, MAX_LIFETIME_DAYS
+from .errors import ConsentGateError
 
 __all__ = [
     "SEED_COOKIES",
@@ -39,7 +40,7 @@ DEFAULT_DATA_DIR = "./consentgate-data"
 SECRET_FILE = "secret.key"
 
 
-class ConfigError(Exception):
+class ConfigError(ConsentGateError):
     """A configuration problem: names the file, the key and the fix."""
 
     def __init__(self, message: str, *, file: str | None = None, key: str | None = None) -> None:

@@ -17,7 +17,7 @@ from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .demo import demo_app
-from .proxy import ProxyApp
+from .proxy.app import ProxyApp
 from .rewriting import rewrite_html
 from .visit import Runtime
 

@@ -49,7 +49,7 @@ import os
 import queue
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import Future
 from http import HTTPStatus
 from types import TracebackType
@@ -59,7 +59,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from .app import GPC_WELL_KNOWN, ConsentGateApp
 from .config import Settings
-from .proxy.pages import UNSAFE_PAGE, error_body
+from .page import REFUSAL, error_page
 from .rewriting import HTMLRewriting
 from .visit import Runtime
 
@@ -127,14 +127,26 @@ def _str_headers(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
 
 
 def _refuse(start_response: StartResponse, exc_info: ExcInfo | None = None) -> list[bytes]:
-    body = error_body(502, "Bad Gateway", UNSAFE_PAGE)
-    headers = [
-        ("Content-Type", "text/html; charset=utf-8"),
-        ("Content-Length", str(len(body))),
-        ("Cache-Control", "no-store"),
-    ]
-    start_response("502 Bad Gateway", headers, exc_info)
-    return [body]
+    """The page plan's refusal (the documented 502 page), given to the server."""
+    out: list[Message] = []
+
+    async def send(message: Message) -> None:
+        out.append(message)
+
+    _run_now(error_page(send, 502, "Bad Gateway", REFUSAL))
+    start, body = out
+    start_response(_status_line(start["status"]), _str_headers(start["headers"]), exc_info)
+    return [body["body"]]
+
+
+def _run_now(coro: Coroutine[Any, Any, None]) -> None:
+    """Run a coroutine that never waits (it only sends to a list) to its end."""
+    try:
+        coro.send(None)
+    except StopIteration:
+        return
+    coro.close()
+    raise RuntimeError("a coroutine expected to run without waiting waited")
 
 
 class _Loop:

@@ -138,16 +138,24 @@ def test_head_gets_filtered_headers_and_no_body(site: tuple[str, str]) -> None:
     assert "content-length" not in r.headers  # rewriting changes it; unknown without a body
 
 
+def test_the_shared_page_plan_reads_responses_as_a_browser_does(site: tuple[str, str]) -> None:
+    _, base = site
+    gz = httpx.get(base + "/gz", headers={"Accept-Encoding": "gzip"})
+    assert gz.status_code == 200 and BLOCKED in gz.text and ACTIVE not in gz.text  # decoded
+    untyped = httpx.get(base + "/untyped")  # sniffed as HTML, as a browser would
+    assert untyped.status_code == 200 and BLOCKED in untyped.text
+    assert httpx.get(base + "/json").json() == {"html": PAGE}  # not a document: untouched
+
+
 def test_unsafe_pages_are_refused_without_full_consent(site: tuple[str, str]) -> None:
     _, base = site
-    for page in ("/gz", "/utf16"):
-        r = httpx.get(base + page, headers={"Accept-Encoding": "gzip"})
+    for page in ("/coded", "/utf16"):
+        r = httpx.get(base + page)
         assert r.status_code == 502, page
         assert "googletagmanager" not in r.text and "could not be made safe" in r.text
     jar = {"consentgate": consent_cookie(base)}
-    r = httpx.get(base + "/gz", cookies=jar, headers={"Accept-Encoding": "gzip"})
-    assert r.status_code == 200 and r.text == PAGE  # everything granted: as it came
-    assert httpx.get(base + "/json").json() == {"html": PAGE}  # not a page: untouched
+    r = httpx.get(base + "/utf16", cookies=jar)
+    assert r.status_code == 200 and r.content == PAGE.encode("utf-16")  # all granted: as is
 
 
 def test_an_internal_error_refuses_the_page(

@@ -59,6 +59,16 @@ def dj_gzip(request: Any) -> HttpResponse:
     return response
 
 
+def dj_coded(request: Any) -> HttpResponse:
+    response = HttpResponse(PAGE.encode(), content_type="text/html")
+    response["Content-Encoding"] = "x-unknown"
+    return response
+
+
+def dj_untyped(request: Any) -> HttpResponse:
+    return HttpResponse(PAGE, content_type="unknown/unknown")
+
+
 def dj_utf16(request: Any) -> HttpResponse:
     return HttpResponse(PAGE.encode("utf-16"), content_type="text/html; charset=utf-16")
 
@@ -72,6 +82,8 @@ urlpatterns = [
     path("stream", dj_stream),
     path("gz", dj_gzip),
     path("utf16", dj_utf16),
+    path("coded", dj_coded),
+    path("untyped", dj_untyped),
     path("json", dj_json),
 ]
 
@@ -116,6 +128,14 @@ def flask_app() -> Flask:
     def gz() -> Response:
         body = gzip.compress(PAGE.encode())
         return Response(body, mimetype="text/html", headers={"Content-Encoding": "gzip"})
+
+    @app.get("/coded")
+    def coded() -> Response:
+        return Response(PAGE, mimetype="text/html", headers={"Content-Encoding": "x-unknown"})
+
+    @app.get("/untyped")
+    def untyped() -> Response:
+        return Response(PAGE, content_type="unknown/unknown")
 
     @app.get("/utf16")
     def utf16() -> Response:

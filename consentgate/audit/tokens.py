@@ -19,6 +19,7 @@ import re
 import secrets
 from datetime import UTC, datetime
 
+from ..errors import ConsentGateError
 from ..store.base import ApiToken, ConsentStore
 
 __all__ = [
@@ -45,7 +46,7 @@ _TOKEN_RE = re.compile(r"cgt_[0-9a-f]{12}_[A-Za-z0-9_-]{20,}")
 _DUMMY_HASH = hashlib.sha256(b"consentgate-no-such-token").hexdigest()
 
 
-class TokenError(ValueError):
+class TokenError(ConsentGateError, ValueError):
     """A malformed token or a bad role."""
 
 

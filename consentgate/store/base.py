@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
 from ..consent import CATEGORIES
+from ..errors import ConsentGateError
 
 if TYPE_CHECKING:
     from .pages import ExportPage, PageEncoder
@@ -44,7 +45,7 @@ __all__ = [
 ]
 
 
-class StoreError(Exception):
+class StoreError(ConsentGateError):
     """A storage failure."""
 
 
