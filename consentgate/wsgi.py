@@ -17,26 +17,27 @@ and the same code behind them; this module only carries WSGI to them:
 
 * **consentgate's endpoints** (``/_consent/*``, ``/.well-known/gpc.json``) are the
   ASGI app itself (:class:`~consentgate.app.ConsentGateApp`), run on an event loop in
-  a thread of each worker process (started on the process's first request, so a
-  pre-forking server such as gunicorn gets one per worker; the consent log is opened
-  there). The request body is read from ``wsgi.input`` as the endpoint asks for it,
-  the response is streamed back.
-* **pages** of the wrapped application are planned by the page pipeline the ASGI
-  middleware uses (site, the visitor's decision, ``Set-Cookie`` policy, rewriter and
-  banner snippet, CSP nonce, ``Vary``/``ETag``), in the WSGI thread: the rewriter is
-  plain synchronous code. Bodies stream: each block of the application's iterable is
-  rewritten and handed on before the next one is asked for (a list or tuple body is
-  rewritten whole and gets an exact ``Content-Length``). ``close()`` of the
-  application's iterable is always called. ``HEAD`` gets the headers a ``GET`` would
-  (cookies filtered, no ``Content-Length`` for a page whose length rewriting changes)
-  and no body.
+  a thread of each worker process (started on the process's first request for one, so
+  a pre-forking server such as gunicorn gets one per worker; the consent log is opened
+  there). Each process has its own ``ConsentGateApp`` (store, chain segment, metrics),
+  also when the middleware was built before the fork. The request body is read from
+  ``wsgi.input`` as the endpoint asks for it; the response is streamed back.
+* **pages** of the wrapped application go through the one page plan
+  (:class:`~consentgate.rewriting.HTMLRewriting` over :mod:`consentgate.page`): the
+  browser's reading of the type, rewriting, refusals, ``Set-Cookie`` policy, nonce,
+  ``Vary``/``ETag``. Its coroutine is driven step by step in the server's thread
+  (it only awaits its ``send``, which collects): a bridge hands it the application's
+  response as ASGI messages, one block at a time, pausing after each so what the plan
+  sent on reaches the server before the next block is asked for. A body known whole
+  (a list or tuple, or one block) is handed over at once and gets an exact
+  ``Content-Length``. ``close()`` of the application's iterable is always called;
+  ``HEAD`` gets the plan's headers and no body.
 
-Fail closed: a page this adapter cannot make safe for a visitor who has not granted
-every category (compressed HTML, a charset the rewriter must pass through, or any
-internal error while planning or rewriting it) is refused with the proxy's ``502``
-page, never forwarded; an error after the first bytes went out cuts the response
-(the server closes the connection). The application's own exceptions propagate to
-the server unchanged.
+Fail closed: what the plan refuses (the documented ``502``) reaches the server as it
+is; an error escaping the plan before the headers went out is refused the same way,
+never turned into the application's page; after that the response is cut (the server
+closes the connection). The application's own exceptions propagate to the server
+unchanged.
 """
 
 from __future__ import annotations
