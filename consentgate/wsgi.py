@@ -430,9 +430,12 @@ class _Page:
             done = False
             while not done:
                 try:
-                    plan.send(None)
+                    waited = plan.send(None)
                 except StopIteration:
                     done = True
+                else:
+                    if waited is not None:  # only the bridge's pause may suspend the plan
+                        raise RuntimeError(f"the page plan waited for {waited!r}")
                 body = self._emit(out)
                 if self.started and (body or done):
                     yield b"" if self.head else body
@@ -452,8 +455,6 @@ class _Page:
         for message in out:
             if message["type"] == "http.response.start":
                 headers = _str_headers(message.get("headers", []))
-                if self.head and not body:
-                    headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
                 self.downstream(_status_line(message["status"]), headers)
                 self.started = self.held.sent = True
             elif message["type"] == "http.response.body":

@@ -175,6 +175,24 @@ def test_an_internal_error_refuses_the_page(
     assert r.status_code == 502 and "googletagmanager" not in r.text
 
 
+def test_an_error_escaping_the_page_plan_is_refused_by_the_adapter(
+    site: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection before the visitor's decision exists: the plan lets the error
+    out, and the adapter refuses the page instead of giving the application's."""
+    from consentgate import rewriting
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("injected")
+
+    _, base = site
+    monkeypatch.setattr(rewriting, "decide_scope", broken)
+    for path in ("/", "/stream"):
+        r = httpx.get(base + path)
+        assert r.status_code == 502 and "could not be made safe" in r.text, path
+        assert "googletagmanager" not in r.text
+
+
 def test_records_are_in_the_shared_log(site: tuple[str, str], cg_settings: Settings) -> None:
     _, base = site
     r = httpx.post(
