@@ -50,7 +50,7 @@ import os
 import queue
 import sys
 import threading
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Generator, Iterable, Iterator
 from concurrent.futures import Future
 from http import HTTPStatus
 from types import TracebackType
@@ -349,7 +349,7 @@ class _Held:
 class _Pause:
     """Awaited by the bridge after each block: hands control back to the WSGI iterator."""
 
-    def __await__(self) -> Iterator[None]:
+    def __await__(self) -> Generator[None, None, None]:
         yield None
 
 
