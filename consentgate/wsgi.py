@@ -94,7 +94,11 @@ def asgi_scope(environ: dict[str, Any]) -> Scope:
         else:
             continue
         headers.append((name.encode("latin-1"), str(value).encode("latin-1")))
-    raw_path = environ.get("PATH_INFO", "").encode("latin-1")  # PEP 3333: bytes as latin-1
+    path = environ.get("PATH_INFO", "").encode("latin-1")  # PEP 3333: bytes as latin-1
+    # the path as sent (still percent-encoded), when the server says: gunicorn's RAW_URI,
+    # uWSGI's and Apache's REQUEST_URI
+    sent = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ""
+    raw_path = sent.partition("?")[0].encode("latin-1") if sent.startswith("/") else path
     client = None
     if environ.get("REMOTE_ADDR"):
         client = (environ["REMOTE_ADDR"], int(environ.get("REMOTE_PORT") or 0))
@@ -105,7 +109,7 @@ def asgi_scope(environ: dict[str, Any]) -> Scope:
         "http_version": protocol.partition("/")[2] or "1.1",
         "method": environ.get("REQUEST_METHOD", "GET").upper(),
         "scheme": environ.get("wsgi.url_scheme", "http"),
-        "path": raw_path.decode("utf-8", "replace"),
+        "path": path.decode("utf-8", "replace"),
         "raw_path": raw_path,
         "query_string": environ.get("QUERY_STRING", "").encode("latin-1"),
         "root_path": environ.get("SCRIPT_NAME", ""),

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from consentgate.cli import cli
 from consentgate.config import Settings, load_settings
-from consentgate.wsgi import ConsentGateWSGI
+from consentgate.wsgi import ConsentGateWSGI, asgi_scope
 from tests import support
 from tests.wsgi_apps import ACTIVE, BLOCKED, KEYS, PAGE, closed, django_app, flask_app
 
@@ -257,3 +257,34 @@ def test_gunicorn_preforked_workers_share_one_log(tmp_path: Path) -> None:
         cli, ["verify", "--data-dir", str(tmp_path / "data")], env={"CONSENTGATE_SECRET_KEYS": KEYS}
     )
     assert verify.exit_code == 0 and verify.output.startswith("ok: 12 records"), verify.output
+
+
+def test_asgi_scope_of_a_wsgi_request() -> None:
+    environ = {
+        "REQUEST_METHOD": "post",
+        "PATH_INFO": "/caf\u00c3\u00a9/a b",  # PEP 3333: UTF-8 bytes decoded as latin-1
+        "RAW_URI": "/caf%C3%A9/a%20b?x=1",
+        "QUERY_STRING": "x=1",
+        "SCRIPT_NAME": "/shop",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "SERVER_NAME": "shop.example",
+        "SERVER_PORT": "8080",
+        "REMOTE_ADDR": "203.0.113.9",
+        "REMOTE_PORT": "5555",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": "",
+        "HTTP_COOKIE": "consentgate=abc",
+        "HTTP_X_FORWARDED_FOR": "198.51.100.1",
+        "wsgi.url_scheme": "https",
+    }
+    scope = asgi_scope(environ)
+    assert scope["method"] == "POST" and scope["scheme"] == "https"
+    assert scope["path"] == "/caf\u00e9/a b" and scope["raw_path"] == b"/caf%C3%A9/a%20b"
+    assert scope["query_string"] == b"x=1" and scope["root_path"] == "/shop"
+    assert scope["client"] == ("203.0.113.9", 5555)
+    assert scope["server"] == ("shop.example", 8080)
+    assert sorted(scope["headers"]) == [
+        (b"content-type", b"application/json"),
+        (b"cookie", b"consentgate=abc"),
+        (b"x-forwarded-for", b"198.51.100.1"),
+    ]
