@@ -17,6 +17,7 @@ attributes and a message naming the thing, the value and the fix::
     │   ├── UpstreamConnectError   no connection
     │   ├── UpstreamTimeout        no answer in time (phase, seconds)
     │   └── UpstreamProtocolError  not valid HTTP/1.1, or hung up
+    ├── ClientGone                 the visitor left mid-upload      consentgate.proxy.app
     ├── TokenError, ValueError     admin/auditor token              consentgate.audit.tokens
     ├── FormatError, ValueError    unknown export format            consentgate.audit.formats
     └── ErasureRefused             erasure cannot be done           consentgate.audit.subjects

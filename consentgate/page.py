@@ -53,12 +53,12 @@ from typing import Protocol
 
 from starlette.types import Send
 
-from .banner import head_snippet
 from .catalog import load_catalog
 from .config import Site
 from .consent import CATEGORIES
 from .cookies import CookiePolicy
 from .errors import ConsentGateError
+from .injection import head_snippet_for
 from .mime import UNKNOWN_TYPES, extract_mime_type, is_xml_type, nosniff, sniff
 from .regions import Decision
 from .rewriter import RewritePolicy, StreamRewriter
@@ -346,12 +346,12 @@ class SnippetCache:
 
     def get(self, site: Site, decision: Decision, headers: list[tuple[bytes, bytes]]) -> Snippet:
         if decision.consent is not None:
-            return head_snippet(self.runtime, site, decision.consent, headers, decision)
+            return head_snippet_for(self.runtime, site, decision.consent, headers, decision)
         languages = tuple(v for n, v in headers if n == b"accept-language")
         key = (site.id, languages, decision.region, decision.regime, decision.gpc)
         found = self._entries.get(key)
         if found is None:
-            found = _rendered_once(head_snippet(self.runtime, site, None, headers, decision))
+            found = _rendered_once(head_snippet_for(self.runtime, site, None, headers, decision))
             if len(self._entries) >= self.size:
                 self._entries.clear()
             self._entries[key] = found

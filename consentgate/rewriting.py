@@ -66,6 +66,11 @@ class HTMLRewriting:
         self.runtime = runtime
         self.snippets = SnippetCache(runtime)
         self.vary = (b"Cookie", *vary_fields(runtime.settings))
+        runtime.declarations_changed.append(self.forget)
+
+    def forget(self) -> None:
+        """A site's declarations changed: snippets built with the old ones go."""
+        self.snippets = SnippetCache(self.runtime)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -114,7 +119,8 @@ class _Responder:
 
     def _cookies(self, headers: list[tuple[bytes, bytes]], page: bool) -> list[tuple[bytes, bytes]]:
         site, decision = self._decide()
-        policy = CookiePolicy(site, decision.granted, self.runtime.undeclared)
+        path = str(self.scope.get("path", ""))
+        policy = CookiePolicy(site, decision.granted, self.runtime.undeclared, path)
         host = (self._request_header(b"host") or b"").decode("latin-1")
         return cookie_headers(headers, policy, self._request_header(b"cookie"), host, page)
 
@@ -161,6 +167,9 @@ class _Responder:
             return
         if bodyless:
             await self._send_start(self._page_headers(keep_coding=True))
+            return
+        if kind is Kind.XML and full_consent(self._decide()[1]):
+            await self._send_start(self._page_headers(keep_coding=True))  # as it is
             return
         self.kind = kind
         self.passing = False
@@ -210,7 +219,7 @@ class _Responder:
                 return
             data, self.decoded, self.raw = sniffed, [], []
         if self.kind is Kind.XML:
-            await self._xml(data, more, site, decision, everything)
+            await self._xml(data, more, site, decision)
             return
         if self.rewriter is None:
             head = self.head
@@ -239,24 +248,22 @@ class _Responder:
         if not more:
             self.done = True
 
-    async def _xml(
-        self, data: bytes, more: bool, site: Site, decision: Decision, everything: bool
-    ) -> None:
-        """An XML document: to a visitor who granted all, as it is (decoded); to anyone
-        else only when inert (:func:`consentgate.page.xml_refusal`), else refused."""
+    async def _xml(self, data: bytes, more: bool, site: Site, decision: Decision) -> None:
+        """An XML document for a visitor without full consent (who granted all gets it
+        as it is): whole and decoded, passed only when inert
+        (:func:`consentgate.page.xml_refusal`), else refused."""
         self.decoded.append(data)
         self.size += len(data)
-        if self.size > XML_MAX_BYTES and not everything:
+        if self.size > XML_MAX_BYTES:
             raise UnsafePage("an XML document too large to check")
         if more:
             return
         body = b"".join(self.decoded)
         self.decoded = []
-        if not everything:
-            assert self.head is not None
-            reason = xml_refusal(body, site, decision, self.head.charset)
-            if reason is not None:
-                raise UnsafePage(reason)
+        assert self.head is not None
+        reason = xml_refusal(body, site, decision, self.head.charset)
+        if reason is not None:
+            raise UnsafePage(reason)
         headers = self._page_headers()
         headers.append((b"content-length", str(len(body)).encode()))
         await self._send_start(headers)

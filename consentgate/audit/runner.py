@@ -41,13 +41,14 @@ def check_log_exists(settings: Settings) -> None:
             )
 
 
-def require_keys(settings: Settings) -> None:
+def require_keys(settings: Settings, other: str = "") -> None:
     """Refuse (exit 2) when no secret keys are configured or kept in the data directory:
-    a read-only command checks and signs with the installation's keys, never new ones."""
+    a read-only command checks and signs with the installation's keys, never new ones.
+    ``other`` names another way out ("pass --public-key KEY, or ")."""
     if not settings.secret_keys:
         raise click.UsageError(
             f"no secret keys to check and sign with: {Path(settings.data_dir) / SECRET_FILE} "
-            "does not exist; pass the installation's --config or --data-dir "
+            f"does not exist; {other}pass the installation's --config or --data-dir "
             "(or set CONSENTGATE_SECRET_KEYS)"
         )
 

@@ -97,8 +97,8 @@ def register(cli: click.Group) -> None:
 
 def _snippet(config: str | None, site: Site, prefix: str, granted: frozenset[str], spec: str):  # type: ignore[no-untyped-def]
     """The banner's head snippet, built the way the server builds it."""
-    from ..banner import head_snippet
     from ..consent import ConsentCodec
+    from ..injection import head_snippet_for
     from ..metrics import Metrics
     from ..visit import Runtime
 
@@ -120,4 +120,4 @@ def _snippet(config: str | None, site: Site, prefix: str, granted: frozenset[str
             expires_at=now + site.lifetime_seconds,
             site_id=site.id,
         )
-    return head_snippet(runtime, site, consent, None)
+    return head_snippet_for(runtime, site, consent, None)

@@ -29,6 +29,8 @@ _ATTR_NAME_RUN = re.compile(rb"[^\t\n\f\r />=]*+")
 _UNQUOTED_RUN = re.compile(rb"[^\t\n\f\r >]*+")
 _NONCE = re.compile(rb"'nonce-([A-Za-z0-9+/=_\-]+)'")
 _PRELOAD = re.compile(rb"(?i)(?:^|[\t\n\f\r ])(?:preload|modulepreload|prefetch)(?:$|[\t\n\f\r ])")
+#: Resource hints naming only an origin: matched by host (``Catalog.hint_category``)
+_HINT = re.compile(rb"(?i)(?:^|[\t\n\f\r ])(?:preconnect|dns-prefetch)(?:$|[\t\n\f\r ])")
 _FONT_BREAKOUT = re.compile(rb"(?i)[\t\n\f\r /](?:color|face|size)[\t\n\f\r /=>]")
 _RAWTEXT_NAMES = frozenset(b"style xmp iframe noembed noframes textarea title".split())
 _URL_ELEMENTS = frozenset(URL_ATTRS) - {b"script"}
@@ -44,7 +46,14 @@ _SCRIPT_URL_ATTRS = (b"src", b"href", b"xlink:href", b"data-src", b"data-lazy-sr
 
 
 class TagHandling:
-    """Mixin: what happens at a start or end tag."""
+    """Mixin: what happens at a start or end tag. Its methods run on a
+    :class:`~consentgate.rewriter.stream.StreamRewriter` (``self: StreamRewriter``; the
+    type checker's ``misc`` self-type check is off for this module, see pyproject.toml)."""
+
+    # state the tag handlers set to None (the rewriter's __init__ sets them all)
+    _end_re: re.Pattern[bytes] | None
+    _script: tuple[int, int, int, bytes] | None
+    _lt_after: tuple[bytes, bool] | None
 
     # -- namespace tracking -----------------------------------------------------------
     def _foreign(self: StreamRewriter) -> bool:
@@ -246,8 +255,11 @@ class TagHandling:
         override = self.policy.override(attrs)
         if override == "necessary":
             return
+        classify = self.policy.element_url_category
         if name == b"link" and not _PRELOAD.search(attrs.get(b"rel", b"")):
-            return
+            if not _HINT.search(attrs.get(b"rel", b"")):
+                return
+            classify = self.policy.catalog.hint_category  # preconnect, dns-prefetch
         urls = [(a, attrs[a]) for a in URL_ATTRS[name] if attrs.get(a)]
         if not urls:
             return
@@ -256,7 +268,7 @@ class TagHandling:
             found = []
             for attr, value in urls:
                 for url in _candidates(value, attr.endswith(b"srcset")):
-                    c = self.policy.url_category(url, script=False)
+                    c = classify(url)
                     if c is not None:
                         found.append(c)
             category = self.policy.strictest(found)
@@ -269,7 +281,7 @@ class TagHandling:
         end: int,
         tag: bytes,
         name_end: int,
-        attr_list: list,
+        attr_list: list[Any],
         element: bytes,
         category: str,
     ) -> None:
@@ -352,7 +364,7 @@ class TagHandling:
         n = len(data)
         while pos < n:
             if st == _T_BEFORE:
-                e = _WS_SLASH.match(data, pos).end()
+                e = _WS_SLASH.match(data, pos).end()  # type: ignore[union-attr]  # matches empty
                 if e > pos:
                     slash = data[e - 1] == 0x2F
                 pos = e
@@ -362,7 +374,7 @@ class TagHandling:
                     return self._longtag_done(pos + 1, bool(slash))
                 st, slash, pos = _T_NAME, 0, pos + 1
             elif st == _T_NAME:
-                pos = _ATTR_NAME_RUN.match(data, pos).end()
+                pos = _ATTR_NAME_RUN.match(data, pos).end()  # type: ignore[union-attr]  # matches empty
                 if pos >= n:
                     break
                 c = data[pos]
@@ -372,7 +384,7 @@ class TagHandling:
                 slash = c == 0x2F
                 pos += 1
             elif st == _T_AFTER_NAME:
-                pos = _WS.match(data, pos).end()
+                pos = _WS.match(data, pos).end()  # type: ignore[union-attr]  # matches empty
                 if pos >= n:
                     break
                 c = data[pos]
@@ -382,7 +394,7 @@ class TagHandling:
                 slash = c == 0x2F
                 pos += 1
             elif st == _T_BEFORE_VALUE:
-                pos = _WS.match(data, pos).end()
+                pos = _WS.match(data, pos).end()  # type: ignore[union-attr]  # matches empty
                 if pos >= n:
                     break
                 c = data[pos]
@@ -399,7 +411,7 @@ class TagHandling:
                     break
                 st, slash, pos = _T_BEFORE, 0, q + 1
             else:  # unquoted value
-                pos = _UNQUOTED_RUN.match(data, pos).end()
+                pos = _UNQUOTED_RUN.match(data, pos).end()  # type: ignore[union-attr]  # matches empty
                 if pos >= n:
                     break
                 if data[pos] == 0x3E:
