@@ -35,6 +35,7 @@ import click
 import uvicorn
 
 from .app import ConsentGateApp, create_app
+from .audit.keys import signing_key_for
 from .config import ConfigError, Settings, Site, ensure_secret
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "app_factory",
     "check_listen_address",
     "describe",
+    "make_keys",
     "mask_database",
     "run",
     "site_mode",
@@ -174,14 +176,25 @@ def tune_malloc() -> bool:
     return all(mallopt(param, value) == 1 for param, value in _MALLOPT)
 
 
-def run(settings: Settings) -> None:
-    # Nothing is written before the address is known to be free: a second `serve` on a
-    # busy port leaves no data directory or secret behind.
-    check_listen_address(settings.host, settings.port)
+def make_keys(settings: Settings) -> None:
+    """The installation's keys, made on the first start: the secret (unless configured)
+    and the Ed25519 signing key, so the auditor's read-only commands, which never make
+    keys, find them in the data directory."""
     try:
         ensure_secret(settings)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    try:
+        signing_key_for(Path(settings.data_dir))
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot read or make the signing key: {exc}") from None
+
+
+def run(settings: Settings) -> None:
+    # Nothing is written before the address is known to be free: a second `serve` on a
+    # busy port leaves no data directory or secret behind.
+    check_listen_address(settings.host, settings.port)
+    make_keys(settings)
     click.echo(describe(settings))
     tune_malloc()
     if settings.workers <= 1:

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from consentgate.accelerators import accelerators
+from consentgate.audit.keys import KEY_FILE
 from consentgate.audit.manifest import Manifest
 from consentgate.cli import cli
 from consentgate.config import load_settings
@@ -108,6 +109,9 @@ def test_serve_prints_the_demo_mode_and_accelerators(tmp_path: Path) -> None:
     assert "sites: demo (demo)" in text
     assert "accelerators: rewriter " in text and "SQLite export reader " in text
     assert "consent log: sqlite:///" in text
+    data = tmp_path / "consentgate-data"
+    # the installation's keys are made on the first start, for the auditor's commands
+    assert (data / "secret.key").is_file() and (data / KEY_FILE).is_file()
 
 
 def test_mask_database_leaves_no_password() -> None:
@@ -171,3 +175,36 @@ def test_verify_export_names_the_missing_secret(
     assert "no secret keys to check and sign with" in result.output
     assert "consentgate-data/secret.key does not exist" in result.output
     assert not (tmp_path / "consentgate-data").exists()
+
+
+def test_export_of_a_log_given_by_url_makes_no_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keys from the environment, the log by --database (as with PostgreSQL): the
+    default ./consentgate-data is not made, not even for an Ed25519 signing key."""
+    log = tmp_path / "elsewhere" / "consent.db"
+    log.parent.mkdir()
+    assert (
+        CliRunner()
+        .invoke(
+            cli, ["verify", "--database", f"sqlite:///{log}"], env={"CONSENTGATE_SECRET_KEYS": KEY}
+        )
+        .exit_code
+        == 2
+    )  # no log yet: refused, nothing made
+    from tests.test_cli_core import make_log
+
+    make_log(log, 2)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    result = CliRunner().invoke(
+        cli,
+        ["export", "--database", f"sqlite:///{log}", "-o", "out.jsonl"],
+        env={"CONSENTGATE_SECRET_KEYS": KEY},
+    )
+    assert result.exit_code == 0, result.output
+    assert "the manifest is signed with the secret keys only" in result.output
+    assert sorted(p.name for p in work.iterdir()) == ["out.jsonl", "out.jsonl.manifest.json"]
+    manifest = Manifest.from_json((work / "out.jsonl.manifest.json").read_text())
+    assert manifest.signature and not manifest.ed25519 and not manifest.public_key

@@ -196,3 +196,47 @@ def test_admin_api_answers_as_documented(
     check(doc, revoke, "delete", client.delete(f"{tokens}/{token_id}", headers=a))
     check(doc, base + "/actions", "get", client.get(base + "/actions", headers=a))
     check(doc, base + "/actions", "get", client.get(base + "/actions", headers=au))  # 403
+
+
+def test_console_pages_answer_as_documented(
+    cg: tuple[ConsentGateApp, str, str], client: TestClient, doc: dict[str, Any]
+) -> None:
+    _, admin, _ = cg
+    a = P + "/admin"
+
+    def get(path: str, template: str | None = None, **params: str) -> Any:
+        r = client.get(a + path, params=params, follow_redirects=False)
+        check(doc, template or a + path, "get", r)
+        return r
+
+    client.cookies.clear()
+    assert get("").status_code == 303 and get("/").status_code == 303
+    assert get("/dashboard").status_code == 303  # no session: to sign-in
+    assert get("/console.css").status_code == 200
+    form = get("/sign-in")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf is not None
+    wrong = client.post(
+        a + "/sign-in", data={"csrf": csrf.group(1), "token": "cgt_nope"}, follow_redirects=False
+    )
+    check(doc, a + "/sign-in", "post", wrong)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', wrong.text)
+    assert wrong.status_code == 401 and csrf is not None
+    signed = client.post(
+        a + "/sign-in", data={"csrf": csrf.group(1), "token": admin}, follow_redirects=False
+    )
+    check(doc, a + "/sign-in", "post", signed)
+    assert signed.status_code == 303
+    for path in ("/dashboard", "/discovery", "/exports", "/verify", "/manifests", "/tokens"):
+        assert get(path).status_code == 200, path
+    assert get("/actions").status_code == 200
+    assert get("/dashboard", days="nonsense").status_code == 400
+    assert get("/lookup", consent_id="nobody").status_code == 404
+    assert get("/manifests/nope", a + "/manifests/{export_id}").status_code == 404
+    download = get("/exports/download", format="jsonl")
+    assert download.status_code == 200
+    for path in ("/tokens", "/tokens/revoke", "/lookup/erase", "/verify", "/discovery/classify"):
+        denied = client.post(a + path, data={"csrf": "wrong"}, follow_redirects=False)
+        check(doc, a + path, "post", denied)
+        assert denied.status_code == 403, path
+    client.cookies.clear()
