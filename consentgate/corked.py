@@ -77,7 +77,7 @@ _ALLOW = b"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 
 def uvicorn_fingerprint() -> str:
     """sha256 over the source of the uvicorn code :class:`EdgeProtocol` relies on."""
-    parts = [
+    parts: list[Any] = [
         HttpToolsProtocol.__init__,
         HttpToolsProtocol.connection_made,
         HttpToolsProtocol.connection_lost,
@@ -119,21 +119,25 @@ class EdgeLimits:
 
     @classmethod
     def of(cls, settings: Any) -> EdgeLimits:
-        if settings is None:
-            return cls()
-        return cls(
-            settings.max_request_line,
-            settings.max_request_header_bytes,
-            settings.max_request_headers,
-            settings.request_header_timeout,
-            settings.request_body_timeout,
-            settings.request_body_min_rate,
-        )
+        """The limits of ``settings`` (a :class:`~consentgate.config.Settings`); the
+        defaults for what it does not set (an app without settings: all defaults)."""
+        default = cls()
+        return cls(*[getattr(settings, name, getattr(default, name)) for name in _SETTING_NAMES])
 
     @property
     def head_bytes(self) -> int:
         """Bytes of a request head handed to the parser at most (line, fields, CRLFs)."""
         return self.max_request_line + self.max_request_header_bytes + 4 * self.max_request_headers
+
+
+_SETTING_NAMES = (
+    "max_request_line",
+    "max_request_header_bytes",
+    "max_request_headers",
+    "request_header_timeout",
+    "request_body_timeout",
+    "request_body_min_rate",
+)
 
 
 class CorkedTransport:
