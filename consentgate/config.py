@@ -29,6 +29,7 @@ __all__ = [
     "Setting",
     "Settings",
     "Site",
+    "effective_declarations",
     "load_settings",
 ]
 
@@ -200,6 +201,22 @@ SITE_SETTINGS: tuple[Setting, ...] = (
     Setting("services", list, [], "Extra tracker services ([[sites.services]])."),
     Setting("category_overrides", dict, {}, "Catalog service id -> category."),
     Setting("texts", dict, {}, "Per-language text overrides ([sites.texts.en] title = ...)."),
+    # the banner's look and its cookie on other sites (docs/banner.md)
+    Setting(
+        "theme",
+        dict,
+        {},
+        "The banner's look ([sites.theme]: layout box|bar|dialog, font, radius, colours, "
+        "dark); refused when a text/background pair fails WCAG AA or Reject all would be "
+        "less prominent than Accept all.",
+    ),
+    Setting(
+        "cookie_samesite",
+        str,
+        "lax",
+        'SameSite of the consent cookie: lax, or "none" (always Secure, HTTPS) when the '
+        "script tag is on pages of another site than consentgate.",
+    ),
 )
 
 
@@ -282,6 +299,8 @@ class Site:
     services: list[dict[str, Any]] = field(default_factory=list)
     category_overrides: dict[str, str] = field(default_factory=dict)
     texts: dict[str, dict[str, str]] = field(default_factory=dict)
+    theme: dict[str, Any] = field(default_factory=dict)
+    cookie_samesite: str = "lax"
     demo: bool = False
 
     @property
@@ -449,6 +468,18 @@ def _parse_site(raw: Any, index: int, file: str | None) -> Site:
                 file=file,
                 key=f"{key}category_overrides",
             )
+    from .theme import ThemeError, check_theme
+
+    try:
+        values["theme"] = check_theme(values.get("theme", {}))
+    except ThemeError as exc:
+        raise ConfigError(str(exc), file=file, key=f"{key}theme") from None
+    if values.get("cookie_samesite", "lax") not in ("lax", "none"):
+        raise ConfigError(
+            f'must be "lax" or "none", got {values["cookie_samesite"]!r}',
+            file=file,
+            key=f"{key}cookie_samesite",
+        )
     values["cookies"] = [
         _parse_cookie(c, file, f"{key}cookies[{i}]")
         for i, c in enumerate(values.get("cookies", []))
@@ -456,9 +487,43 @@ def _parse_site(raw: Any, index: int, file: str | None) -> Site:
     return Site(**values)
 
 
+def effective_declarations(site: Site) -> tuple[list[CookieDecl], list[dict[str, Any]]]:
+    """The site's cookie declarations and extra tracker services in force: its
+    configuration plus what an admin classified in the console since (applied to
+    ``site.cookies`` and ``site.services`` in place, see ``consentgate.console.discovery``).
+    Whatever compiles the catalog or the declaration for a site reads these; when they
+    change, ``Runtime.declarations_changed`` is called."""
+    return site.cookies, site.services
+
+
+#: The trackers the demo page carries besides Google Analytics (the seed's table has its
+#: cookies): their cookies come from the catalog.
+DEMO_SERVICES = ("meta-pixel", "youtube")
+
+
+def catalog_cookies(service_ids: tuple[str, ...]) -> list[CookieDecl]:
+    """Declarations of the catalog's cookies of these services."""
+    from .catalog import default_catalog
+
+    out = []
+    for sid in service_ids:
+        svc = default_catalog().service(sid)
+        if svc is None:
+            raise ConfigError(f"no catalog service {sid!r}")
+        out += [
+            CookieDecl(
+                c.name, svc.category, svc.provider, c.purpose, "When the service loads", c.expiry
+            )
+            for c in svc.cookies
+        ]
+    return out
+
+
 def demo_site() -> Site:
-    """The built-in demo site: declaration = the seed's cookie table."""
-    return Site(id="demo", cookies=list(SEED_COOKIES), demo=True, privacy_policy_url="/privacy")
+    """The built-in demo site: declaration = the seed's cookie table, and the catalog's
+    cookies of the other trackers on the demo page."""
+    cookies = [*SEED_COOKIES, *catalog_cookies(DEMO_SERVICES)]
+    return Site(id="demo", cookies=cookies, demo=True, privacy_policy_url="/privacy")
 
 
 def _secret_from_data_dir(data_dir: Path) -> list[str]:

@@ -7,8 +7,8 @@ stored; a presented token's hash is compared with every stored one with
 token names, so an id's existence cannot be timed). The token itself is shown once, when it is
 created, and never logged: :func:`redact` replaces anything token-shaped.
 
-Roles: ``admin`` may do everything; ``auditor`` may export and view subjects,
-but not erase or manage tokens.
+Roles: ``admin`` may do everything; ``auditor`` may export, view subjects, read the
+console and run ``verify`` from it, but not erase, classify or manage tokens.
 """
 
 from __future__ import annotations
@@ -38,9 +38,10 @@ __all__ = [
 PREFIX = "cgt_"
 ROLES = ("admin", "auditor")
 #: What each role may do.
+_READ = frozenset({"export", "subject.show", "subject.export", "console.read", "verify"})
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "admin": frozenset({"export", "subject.show", "subject.export", "subject.erase", "tokens"}),
-    "auditor": frozenset({"export", "subject.show", "subject.export"}),
+    "admin": _READ | {"subject.erase", "tokens", "discovery.classify"},
+    "auditor": _READ,
 }
 _TOKEN_RE = re.compile(r"cgt_[0-9a-f]{12}_[A-Za-z0-9_-]{20,}")
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")

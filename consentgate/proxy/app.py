@@ -96,6 +96,15 @@ class ProxyApp:
         cache_mb = settings.rewrite_cache_mb
         self.pages = PageWriter(runtime, RewriteCache(cache_mb * 1024 * 1024) if cache_mb else None)
         runtime.on_shutdown.append(self.aclose)
+        runtime.declarations_changed.append(self.forget)
+
+    def forget(self) -> None:
+        """A site's declarations changed (a classification in the console): drop what
+        was decided with the old ones."""
+        self._heads.clear()
+        self.pages.snippets = type(self.pages.snippets)(self.runtime)
+        if self.pages.cache is not None:
+            self.pages.cache.clear()
 
     def site_for(self, scope: Scope) -> Site:
         """The site for the request's ``Host`` (as :meth:`Runtime.site_for`, memoized)."""
@@ -280,7 +289,8 @@ class ProxyApp:
             html, template = found
             out = list(template)
         else:
-            cookies = CookiePolicy(site, decision.granted, self.undeclared)
+            page = target.split(b"?", 1)[0].decode("latin-1")
+            cookies = CookiePolicy(site, decision.granted, self.undeclared, page)
             html, out, same = await self._headers(
                 site, visitor, resp, cookies, token, tagged, bodyless
             )
@@ -359,6 +369,12 @@ class ProxyApp:
         else:
             for field in self.vary:
                 merge_vary(out, field)
+            # the console's discovery: browsers report the third-party hosts a page
+            # loads (a policy of its own beside the site's, which stays as it is)
+            if self.runtime.discovery is not None:
+                out.append(
+                    (b"content-security-policy-report-only", self.runtime.discovery.report_only)
+                )
         return html, out, same
 
     @staticmethod
