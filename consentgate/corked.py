@@ -51,6 +51,7 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
+from .config import EDGE_LIMITS
 from .visitor import valid_host
 
 __all__ = [
@@ -130,14 +131,8 @@ class EdgeLimits:
         return self.max_request_line + self.max_request_header_bytes + 4 * self.max_request_headers
 
 
-_SETTING_NAMES = (
-    "max_request_line",
-    "max_request_header_bytes",
-    "max_request_headers",
-    "request_header_timeout",
-    "request_body_timeout",
-    "request_body_min_rate",
-)
+#: the settings EdgeLimits reads (uvicorn itself applies keepalive_timeout)
+_SETTING_NAMES = tuple(name for name in EDGE_LIMITS if name != "keepalive_timeout")
 
 
 class CorkedTransport:
