@@ -14,11 +14,9 @@ import pytest
 
 from tests.edge_support import (  # noqa: F401 (fixtures)
     RecordingUpstream,
-    edge_server,
     exchange,
     get,
     port_fixture,
-    recording_upstream,
     upstream_fixture,
 )
 

@@ -19,11 +19,9 @@ from tests.edge_support import (  # noqa: F401 (fixtures)
     RecordingUpstream,
     closed_within,
     connect,
-    edge_server,
     exchange,
     port_fixture,
     read_answer,
-    recording_upstream,
     upstream_fixture,
 )
 

@@ -16,11 +16,9 @@ from hypothesis import strategies as st
 from tests.edge_support import (  # noqa: F401 (fixtures)
     RecordingUpstream,
     Seen,
-    edge_server,
     exchange,
     get,
     port_fixture,
-    recording_upstream,
     upstream_fixture,
 )
 
