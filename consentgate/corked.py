@@ -527,7 +527,8 @@ class EdgeProtocol(HttpToolsProtocol):
 
     @property
     def _body_tick(self) -> float:
-        return max(0.05, self.limits.request_body_timeout / 4)
+        """How often a body's progress is checked: a timeout fires at most a second late."""
+        return max(0.05, min(1.0, self.limits.request_body_timeout / 4))
 
     def _on_timer(self) -> None:
         kind = self._timer_kind
