@@ -319,6 +319,15 @@ def test_csp_reports_are_recorded_and_bounded(
     wait_until(page, "window.__fake === 1")  # the held-back gtag.js loaded from its host
     settle(page)
 
+    # beside the site's own policies: theirs kept as they were, ours a policy of its own
+    r = httpx.get(server + PAGE + "&csp=1")
+    report_only = r.headers.get_list("content-security-policy-report-only")
+    assert "img-src 'self'; report-uri /their-reports" in report_only
+    assert any("report-uri /_consent/csp-report" in p for p in report_only)
+    enforced = r.headers.get_list("content-security-policy")
+    assert len(enforced) == 1 and "object-src 'none'" in enforced[0]
+    assert "script-src 'self' 'nonce-site0'" in enforced[0] and "unsafe" not in enforced[0]
+
     url = server + "/_consent/csp-report"
     legacy = {"content-type": "application/csp-report"}
     report = {
