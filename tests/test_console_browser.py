@@ -398,3 +398,46 @@ def test_axe_every_console_page(
             check_screenshot(page, f"console-{name}.png")
     page.goto(server + ADMIN + "/lookup?consent_id=nobody")
     assert violations() == []
+
+
+def test_auditor_pages_export_verify_proofs_and_erasure(
+    context: BrowserContext, server: str, tokens: dict[str, str], data: Path
+) -> None:
+    post_decisions(server, 4)
+    page = context.new_page()
+    sign_in(page, server, tokens["auditor"])
+    # an export from the form streams the file; its signed manifest is listed
+    page.goto(server + ADMIN + "/exports")
+    page.get_by_label("Format").select_option("jsonl")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download").click()
+    body = Path(download.value.path()).read_text(encoding="utf-8")
+    records = [json.loads(line) for line in body.splitlines()]
+    assert records and all(r["site_id"] == "default" for r in records)
+    page.goto(server + ADMIN + "/manifests")
+    public_key = page.locator("#public-key").inner_text()
+    assert public_key.startswith("ed25519:")
+    link = page.locator("#manifests tbody a").first
+    manifest = page.request.get(server + str(link.get_attribute("href"))).json()
+    assert manifest["rows"] == len(records) and manifest["public_key"] == public_key
+
+    # verify runs in the background; its result is shown and kept
+    page.goto(server + ADMIN + "/verify")
+    page.get_by_role("button", name="Start verify").click()
+    wait_until(page, "!!document.querySelector('#verify-state.ok')", timeout=60)
+    assert "records in" in page.locator("#verify-state").inner_text()
+    page.goto(server + ADMIN + "/verify")
+    assert "ok:" in page.locator("#verify-history").inner_text()
+
+    # lookup shows the receipt; only an admin can erase, and the erasure is recorded
+    consent_id = records[-1]["consent_id"]
+    page.goto(server + ADMIN + f"/lookup?consent_id={consent_id}")
+    assert consent_id in page.locator("#records caption").inner_text()
+    assert page.get_by_role("button", name="Erase personal fields").count() == 0
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, server, tokens["admin"])
+    page.goto(server + ADMIN + f"/lookup?consent_id={consent_id}")
+    page.get_by_role("button", name=re.compile("Erase personal fields")).click()
+    assert "Erased the personal fields" in page.locator("[role=status]").inner_text()
+    page.goto(server + ADMIN + "/actions")
+    assert "subject.erase" in page.content() and "verify.result" in page.content()
