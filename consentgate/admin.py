@@ -242,6 +242,10 @@ class AdminApi:
             raise ApiError(
                 422, "invalid_body", f"role must be one of {', '.join(tok.ROLES)}; name a string"
             )
+        if not tok.printable(name):
+            raise ApiError(
+                422, "invalid_body", "name must be printable text (no control characters)"
+            )
         record, secret = await tok.issue(self.store, role, name)
         await self.log(token, "token.create", {"token_id": record.token_id, "role": role})
         return JSONResponse({**_token_json(record), "token": secret}, status_code=201)

@@ -63,7 +63,7 @@ def create_consent_app(runtime: Runtime) -> Starlette:
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
-        *runtime.metrics.routes(),
+        *runtime.metrics.routes(runtime.store, runtime.settings.metrics_allow),
         *_feature_routes(runtime),
     ]
     return Starlette(

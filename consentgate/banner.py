@@ -18,7 +18,6 @@ import gzip
 import hashlib
 import html
 import json
-import re
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -31,11 +30,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .catalog import load_catalog
+from .catalog import cookie_patterns, cookie_regexes, load_catalog
 from .config import Site
 from .consent import CATEGORIES, Consent
 from .errors import ApiError
-from .minify import minify_css, minify_js
+from .guard import guard_code, guard_data, guard_script
+from .minify import mangle_js, minify_css, minify_js
 from .regions import (
     NOTICE,
     OPT_IN,
@@ -48,7 +48,8 @@ from .regions import (
     decide,
     gpc_from_headers,
 )
-from .texts import banner_hash, pick_language, site_languages, texts_for
+from .texts import banner_hash, pick_language, site_languages, texts_for, translate
+from .theme import theme_css
 from .visit import Runtime
 
 __all__ = [
@@ -86,6 +87,8 @@ SECOND_LAYER_TEXTS = frozenset(
         "id",
         "date",
         "receipt",
+        "embed",
+        "load",
     }
 )
 #: ``banner.json``'s texts: the second layer's, and the opt-in ones it shows too (buttons,
@@ -103,29 +106,17 @@ def markup(text: str) -> str:
     )
 
 
-def cookie_patterns(site: Site) -> dict[str, list[str]]:
-    """Per category, the cookie names (``*`` = any run of characters) the banner deletes
-    when that category is withdrawn: the tracker catalog's and the site's declared ones.
-    Necessary cookies are never deleted."""
-    out: dict[str, list[str]] = {c: [] for c in CATEGORIES[1:]}
-    sources = [(s.category, [c.name for c in s.cookies]) for s in load_catalog(site).services]
-    sources += [(c.category, [c.name]) for c in site.cookies]
-    for category, names in sources:
-        for name in names if category in out else ():
-            if name not in out[category]:
-                out[category].append(name)
-    return {c: names for c, names in out.items() if names}
-
-
-def cookie_regexes(site: Site) -> dict[str, str]:
-    """:func:`cookie_patterns` as the banner uses them: per category one regular expression
-    source (JavaScript and Python alike: alternatives of escaped names, ``*`` as ``.*``);
-    the banner anchors them (``^(...)$``)."""
-
-    def source(pattern: str) -> str:
-        return ".*".join(re.sub(r"(\W)", r"\\\1", part) for part in pattern.split("*"))
-
-    return {c: "|".join(map(source, names)) for c, names in cookie_patterns(site).items()}
+def embed_names(site: Site) -> list[list[str]]:
+    """``[host/path, service name]`` per catalog URL pattern of an optional service, longest
+    first: a blocked embed's placeholder names what it holds (the banner looks for
+    ``.host/path`` in ``.`` + the embed's host and path)."""
+    out = {}
+    for svc in load_catalog(site).services:
+        for pattern in svc.urls if svc.category != "necessary" else ():
+            stem = pattern.split("*", 1)[0]
+            if not stem.startswith("/"):
+                out.setdefault(stem, markup(svc.name))
+    return sorted(([k, v] for k, v in out.items()), key=lambda kv: -len(kv[0]))
 
 
 @dataclass(frozen=True)
@@ -198,6 +189,7 @@ _DECLARATION = Environment(autoescape=True).from_string(
     "{% endfor %}</tbody></table>"
 )
 _DECLARATION_COLUMNS = ("name", "description", "created", "expiry", "data_used", "provider")
+_COOKIE = (*_DECLARATION_COLUMNS, "category")
 
 
 class BannerAssets:
@@ -206,14 +198,16 @@ class BannerAssets:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.prefix = runtime.settings.prefix
-        self._code = minify_js((STATIC / "banner.js").read_text(encoding="utf-8"))
+        self._code = minify_js(mangle_js((STATIC / "banner.js").read_text(encoding="utf-8")))
         self._css_text = minify_css((STATIC / "banner.css").read_text(encoding="utf-8"))
         self.css = Asset.build(self._css_text.encode(), "text/css; charset=utf-8")
         self._cache: dict[tuple[str, ...], Asset] = {}
+        self._guards: dict[tuple[str, ...], str] = {}
 
     def forget(self) -> None:
         """The declarations changed (a classification): build the assets again."""
         self._cache.clear()
+        self._guards.clear()
 
     def config(self, site: Site, lang: str, regime: str = "") -> dict[str, Any]:
         """What banner.js is called with (short keys: every byte goes to every visitor).
@@ -247,39 +241,58 @@ class BannerAssets:
             t = texts_for(site, lang)
             declared: dict[str, list[list[str]]] = {c: [] for c in CATEGORIES}
             for c in site.cookies:
-                fields = (c.name, c.provider, c.description, c.expiry)
-                declared[c.category].append([markup(f) for f in fields])
+                fields = (c.provider, c.description, c.expiry)
+                declared[c.category].append(
+                    [markup(c.name), *(markup(translate(t, f)) for f in fields)]
+                )
             doc = {
                 "t": {k: markup(v) for k, v in t["texts"].items() if k in DETAIL_TEXTS},
                 "c": [
                     [c, *(markup(x) for x in t["categories"][c]), declared[c]] for c in CATEGORIES
                 ],
                 "k": cookie_regexes(site),
+                "n": embed_names(site),
             }
             body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
             self._cache[key] = Asset.build(body, "application/json")
         return self._cache[key]
 
-    def banner(self, site: Site, lang: str, regime: str = "") -> Asset:
-        """``banner.js`` for a site, language and (optional, see :meth:`config`) regime."""
-        key = ("js", site.id, lang, regime)
+    def banner(self, site: Site, lang: str, regime: str = "", guard: bool = True) -> Asset:
+        """``banner.js`` for a site, language and (optional, see :meth:`config`) regime;
+        ``guard``: the runtime guard first in it (script-tag mode; the head snippet has it
+        inline and asks for ``g=0``)."""
+        key = ("js", site.id, lang, regime, str(guard))
         if key not in self._cache:
             cfg = self.config(site, lang, regime)
             cfg = json.dumps(cfg, ensure_ascii=False, separators=(",", ":"))
-            css = json.dumps(self._css_text, ensure_ascii=False)
+            css = json.dumps(self._css_text + theme_css(site.theme), ensure_ascii=False)
             code = self._code.rstrip().rstrip(";")
-            body = f"{code}({cfg},{css});\n".encode()
+            first = guard_script(self.guard(site), None) + "\n" if guard else ""
+            body = f"{first}{code}({cfg},{css});\n".encode()
             self._cache[key] = Asset.build(body, "text/javascript; charset=utf-8")
         return self._cache[key]
 
+    def guard(self, site: Site) -> str:
+        """The runtime guard's code and ``site``'s data, awaiting the visitor's categories
+        (:func:`consentgate.guard.guard_script`)."""
+        key = ("guard", site.id)
+        found = self._guards.get(key)
+        if found is None:
+            found = self._guards[key] = f"{guard_code()}({guard_data(site)}"
+        return found
+
     def declaration_html(self, site: Site, lang: str) -> str:
         t = texts_for(site, lang)
+        cookies = [
+            {k: translate(t, getattr(c, k)) if k != "category" else c.category for k in _COOKIE}
+            for c in site.cookies
+        ]
         return _DECLARATION.render(
             lang=lang,
             dir=t["dir"],
             d=t["declaration"],
             cols=(*_DECLARATION_COLUMNS, "category"),
-            cookies=site.cookies,
+            cookies=cookies,
             cats={c: t["categories"][c][0] for c in CATEGORIES},
         )
 
@@ -345,23 +358,27 @@ def head_snippet(
         decision = decide(site, UNKNOWN, consent, gpc_from_headers(h))
     consent = decision.consent  # None when the visitor must be asked (again)
     lang = pick_language(h.get("accept-language"), site)
-    asset = assets(runtime).banner(site, lang, decision.regime)
+    asset = assets(runtime).banner(site, lang, decision.regime, guard=False)
     defaults = consent_mode_defaults(
         site, decision.region, decision.gpc, wait_for_update=500
     )  # the visitor's regime first, then stricter regions
     calls = "".join(
         f"g('consent','default',{json.dumps(d, separators=(',', ':'))});" for d in defaults
     )
+    # Microsoft UET consent mode: ad_storage as Google's, for the visitor's regime
+    calls += f"u.push('consent','default',{{ad_storage:'{defaults[0]['ad_storage']}'}});"
     if consent is not None:
-        update = json.dumps(consent_mode_state(decision.granted), separators=(",", ":"))
-        calls += f"g('consent','update',{update});"
+        now = consent_mode_state(decision.granted)
+        calls += f"g('consent','update',{json.dumps(now, separators=(',', ':'))});"
+        calls += f"u.push('consent','update',{{ad_storage:'{now['ad_storage']}'}});"
     inline = (
         "window.dataLayer=window.dataLayer||[];"
-        f"(function(g){{{calls}}})(function(){{dataLayer.push(arguments)}});"
+        f"(function(g,u){{{calls}}})(function(){{dataLayer.push(arguments)}},"
+        "window.uetq=window.uetq||[]);"
     )
     src = (
         f"{runtime.settings.prefix}/banner.js?v={asset.version}&l={lang}&site={site.id}"
-        f"&r={decision.regime}"
+        f"&r={decision.regime}&g=0"
     )
     state = json.dumps(consent.to_json() if consent else None, separators=(",", ":"))
     gpc = " data-gpc" if decision.gpc else ""
@@ -399,7 +416,11 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
         regime = request.query_params.get("r", "")
         if regime and regime not in REGIMES:
             raise ApiError(400, "invalid_regime", f"r must be one of {', '.join(REGIMES)}")
-        return assets(runtime).banner(site, lang, regime).response(request, vary=vary)
+        guard = request.query_params.get("g", "1")
+        if guard not in ("0", "1"):
+            raise ApiError(400, "invalid_guard", "g must be 0 (no runtime guard) or 1")
+        asset = assets(runtime).banner(site, lang, regime, guard == "1")
+        return asset.response(request, vary=vary)
 
     async def banner_json(request: Request) -> Response:
         site, lang, vary = site_and_lang(request)

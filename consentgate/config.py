@@ -103,12 +103,66 @@ SERVER_SETTINGS: tuple[Setting, ...] = (
     Setting("db_pool_size", int, 10, "PostgreSQL connection pool size."),
     Setting("upstream_connect_timeout", float, 5.0, "Proxy: seconds to connect to an upstream."),
     Setting("upstream_read_timeout", float, 30.0, "Proxy: seconds to wait for upstream bytes."),
+    # -- the HTTP edge (consentgate/corked.py): limits and timeouts, as nginx's defaults --
+    Setting(
+        "max_request_line",
+        int,
+        8192,
+        "Longest request line (method, target, version) in bytes; longer: 414 and close.",
+    ),
+    Setting(
+        "max_request_header_bytes",
+        int,
+        32768,
+        "Largest request head (all header fields) in bytes; larger: 431 and close.",
+    ),
+    Setting("max_request_headers", int, 100, "Most request header fields; more: 431 and close."),
+    Setting(
+        "request_header_timeout",
+        float,
+        60.0,
+        "Seconds a client has to send a request's headers (counted from the connection "
+        "or the request's first byte); then 408 and close.",
+    ),
+    Setting(
+        "request_body_timeout",
+        float,
+        60.0,
+        "Seconds a request body may stall; then 408 and close.",
+    ),
+    Setting(
+        "request_body_min_rate",
+        int,
+        240,
+        "Bytes per second a request body must average once request_body_timeout has "
+        "passed (a trickled body is closed with 408).",
+    ),
+    Setting(
+        "keepalive_timeout", float, 60.0, "Seconds an idle keep-alive connection is kept open."
+    ),
+    Setting(
+        "metrics_allow",
+        list,
+        [],
+        "Addresses or networks that may read /_consent/metrics without a token.",
+    ),
     Setting(
         "rewrite_cache_mb",
         int,
         32,
         "Proxy: memory for recorded page rewrites, replayed while the bytes match (0: off).",
     ),
+)
+
+#: edge limits and timeouts that must be positive
+_EDGE_POSITIVE = (
+    "max_request_line",
+    "max_request_header_bytes",
+    "max_request_headers",
+    "request_header_timeout",
+    "request_body_timeout",
+    "request_body_min_rate",
+    "keepalive_timeout",
 )
 
 SITE_SETTINGS: tuple[Setting, ...] = (
@@ -147,6 +201,22 @@ SITE_SETTINGS: tuple[Setting, ...] = (
     Setting("services", list, [], "Extra tracker services ([[sites.services]])."),
     Setting("category_overrides", dict, {}, "Catalog service id -> category."),
     Setting("texts", dict, {}, "Per-language text overrides ([sites.texts.en] title = ...)."),
+    # the banner's look and its cookie on other sites (docs/banner.md)
+    Setting(
+        "theme",
+        dict,
+        {},
+        "The banner's look ([sites.theme]: layout box|bar|dialog, font, radius, colours, "
+        "dark); refused when a text/background pair fails WCAG AA or Reject all would be "
+        "less prominent than Accept all.",
+    ),
+    Setting(
+        "cookie_samesite",
+        str,
+        "lax",
+        'SameSite of the consent cookie: lax, or "none" (always Secure, HTTPS) when the '
+        "script tag is on pages of another site than consentgate.",
+    ),
 )
 
 
@@ -229,6 +299,8 @@ class Site:
     services: list[dict[str, Any]] = field(default_factory=list)
     category_overrides: dict[str, str] = field(default_factory=dict)
     texts: dict[str, dict[str, str]] = field(default_factory=dict)
+    theme: dict[str, Any] = field(default_factory=dict)
+    cookie_samesite: str = "lax"
     demo: bool = False
 
     @property
@@ -259,6 +331,14 @@ class Settings:
     upstream_connect_timeout: float = 5.0
     upstream_read_timeout: float = 30.0
     rewrite_cache_mb: int = 32
+    max_request_line: int = 8192
+    max_request_header_bytes: int = 32768
+    max_request_headers: int = 100
+    request_header_timeout: float = 60.0
+    request_body_timeout: float = 60.0
+    request_body_min_rate: int = 240
+    keepalive_timeout: float = 60.0
+    metrics_allow: list[str] = field(default_factory=list)
     config_file: str | None = None
 
     def site_for_host(self, host: str | None) -> Site:
@@ -388,6 +468,18 @@ def _parse_site(raw: Any, index: int, file: str | None) -> Site:
                 file=file,
                 key=f"{key}category_overrides",
             )
+    from .theme import ThemeError, check_theme
+
+    try:
+        values["theme"] = check_theme(values.get("theme", {}))
+    except ThemeError as exc:
+        raise ConfigError(str(exc), file=file, key=f"{key}theme") from None
+    if values.get("cookie_samesite", "lax") not in ("lax", "none"):
+        raise ConfigError(
+            f'must be "lax" or "none", got {values["cookie_samesite"]!r}',
+            file=file,
+            key=f"{key}cookie_samesite",
+        )
     values["cookies"] = [
         _parse_cookie(c, file, f"{key}cookies[{i}]")
         for i, c in enumerate(values.get("cookies", []))
@@ -404,9 +496,34 @@ def effective_declarations(site: Site) -> tuple[list[CookieDecl], list[dict[str,
     return site.cookies, site.services
 
 
+#: The trackers the demo page carries besides Google Analytics (the seed's table has its
+#: cookies): their cookies come from the catalog.
+DEMO_SERVICES = ("meta-pixel", "youtube")
+
+
+def catalog_cookies(service_ids: tuple[str, ...]) -> list[CookieDecl]:
+    """Declarations of the catalog's cookies of these services."""
+    from .catalog import default_catalog
+
+    out = []
+    for sid in service_ids:
+        svc = default_catalog().service(sid)
+        if svc is None:
+            raise ConfigError(f"no catalog service {sid!r}")
+        out += [
+            CookieDecl(
+                c.name, svc.category, svc.provider, c.purpose, "When the service loads", c.expiry
+            )
+            for c in svc.cookies
+        ]
+    return out
+
+
 def demo_site() -> Site:
-    """The built-in demo site: declaration = the seed's cookie table."""
-    return Site(id="demo", cookies=list(SEED_COOKIES), demo=True, privacy_policy_url="/privacy")
+    """The built-in demo site: declaration = the seed's cookie table, and the catalog's
+    cookies of the other trackers on the demo page."""
+    cookies = [*SEED_COOKIES, *catalog_cookies(DEMO_SERVICES)]
+    return Site(id="demo", cookies=cookies, demo=True, privacy_policy_url="/privacy")
 
 
 def _secret_from_data_dir(data_dir: Path) -> list[str]:
@@ -515,6 +632,15 @@ def load_settings(
         parse_networks(server.get("trusted_proxies", []))
     except ValueError as exc:
         raise ConfigError(str(exc), file=file, key="server.trusted_proxies") from None
+    try:
+        parse_networks(server.get("metrics_allow", []))
+    except ValueError as exc:
+        raise ConfigError(str(exc), file=file, key="server.metrics_allow") from None
+    for name in _EDGE_POSITIVE:
+        if name in server and not server[name] > 0:
+            raise ConfigError(
+                f"must be greater than 0, got {server[name]!r}", file=file, key=f"server.{name}"
+            )
     return Settings(
         secret_keys=keys,
         database=database,

@@ -122,10 +122,24 @@ def _consent_path() -> dict[str, Any]:
                     "in": "cookie",
                     "required": False,
                     "schema": {"type": "string"},
-                }
+                },
+                {
+                    "name": "optional",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string", "enum": ["1"]},
+                    "description": "1: answer 200 null instead of 404 without a consent "
+                    "(what the banner asks, so that no error shows in the console).",
+                },
             ],
             "responses": {
-                "200": _json({"$ref": "#/components/schemas/Consent"}, "A valid consent cookie."),
+                "200": _json(
+                    {"oneOf": [{"$ref": "#/components/schemas/Consent"}, {"type": "null"}]},
+                    "A valid consent cookie (null: none, with optional=1). A request from a "
+                    "page on another site (Sec-Fetch-Site: cross-site) for a site whose "
+                    "cookie is SameSite=Lax also gets a Consentgate-Warning header: the "
+                    'browser will not keep the cookie (fix: cookie_samesite = "none", HTTPS).',
+                ),
                 "404": _error(
                     "No decision yet, or the cookie is tampered, expired, for another site "
                     "or for an older policy version (code no_consent)."
@@ -172,11 +186,32 @@ def _consent_path() -> dict[str, Any]:
         "delete": {
             "operationId": "withdrawConsent",
             "summary": "Withdraw: record a withdraw event and set the all-refused cookie.",
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "description": "What the banner sends, as with a decision; "
+                            "without: the banner's language for Accept-Language and the "
+                            "hash of its text in that language.",
+                            "properties": {
+                                "page_url": {"type": "string", "maxLength": 2048},
+                                "language": {"type": "string", "maxLength": 35},
+                                "banner_hash": {"type": "string", "maxLength": 128},
+                            },
+                        }
+                    }
+                },
+            },
             "responses": {
                 "200": {
                     **_json({"$ref": "#/components/schemas/Consent"}, "Withdrawn."),
                     "headers": _COOKIE_HEADER,
                 },
+                "400": _error("The body is not JSON (code invalid_json)."),
+                "422": _error("Unknown field or wrong type (code invalid_request)."),
                 "503": _error("The consent log is unavailable; nothing was recorded."),
                 **common_errors,
             },
@@ -230,12 +265,15 @@ def openapi_document(runtime: Runtime) -> dict[str, Any]:
         f"{prefix}/metrics": {
             "get": {
                 "operationId": "metrics",
-                "summary": "Prometheus metrics (text exposition format).",
+                "summary": "Prometheus metrics (text exposition format). Needs an API "
+                "token (Authorization: Bearer, any role) or a scraper address in "
+                "metrics_allow.",
                 "responses": {
                     "200": {
                         "description": "Metrics.",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
+                    },
+                    "401": _error("No valid token and not an allowed scraper address."),
                 },
             }
         },

@@ -233,7 +233,10 @@ async def test_regime_variants_carry_only_their_views_texts(
     assert (await client.get(src)).content == variant.body
 
 
-BUDGET = 6000  # gzip -9 bytes: issue 3's target (Osano 8.1 KB, Silktide 7.4 KB)
+# gzip -9 bytes: issue 3's target (Osano 8.1 KB, Silktide 7.4 KB) was 6,000; issue 18 adds
+# embed placeholders, UET/Clarity consent, themes and the small-screen layout (~600 B after
+# mangle_js won back ~190 B); the runtime guard (issue 16) takes the total to 7,000.
+BUDGET = 6650
 
 
 def gz(data: bytes) -> int:
@@ -404,3 +407,92 @@ async def test_declaration_js_embeds_the_fragment(client: httpx.AsyncClient) -> 
     assert r.headers["content-type"].startswith("text/javascript")
     assert "data-consentgate-declaration" in r.text
     assert "PHPSESSID" in r.text
+
+
+def english_declaration_texts() -> set[str]:
+    """Every English text a shipped declaration can show: the seed's table and the tracker
+    catalog's cookies as the demo declares them (providers are names, but "This site")."""
+    from consentgate.catalog import default_catalog
+    from consentgate.config import catalog_cookies
+
+    ids = tuple(s.id for s in default_catalog().services)
+    out = set()
+    for c in [*SEED_COOKIES, *catalog_cookies(ids)]:
+        out |= {c.description, c.created, c.expiry, c.data_used}
+        if c.provider == "This site":
+            out.add(c.provider)
+    return out - {""}
+
+
+@pytest.mark.parametrize("lang", [lang for lang in LOCALES if lang != "en"])
+def test_every_declaration_text_is_translated(tmp_path: Path, lang: str) -> None:
+    """issue 18: cookie descriptions, expiries and the rest of the declaration in every
+    shipped language: the locale's phrases cover every English text the seed and the
+    catalog ship; the demo's declaration page and second layer show them translated."""
+    from consentgate.config import demo_site
+
+    phrases = texts_for(Site(id="x"), lang)["phrases"]
+    missing = sorted(t for t in english_declaration_texts() if t not in phrases)
+    assert missing == []
+    site = demo_site()
+    runtime = make_runtime(tmp_path, [site])
+    table = banner.assets(runtime).declaration_html(site, lang)
+    second = json.loads(banner.assets(runtime).details(site, lang).body)
+    rows = [row for c in second["c"] for row in c[3]]
+    assert len(rows) == len(site.cookies) == 10
+    for c in site.cookies:
+        for english in (c.description, c.expiry, c.created):
+            if english and phrases[english] != english:  # "Session" is French too
+                assert html.escape(english, quote=False) not in table, english
+        row = next(r for r in rows if r[0] == c.name)
+        assert row[2] == banner.markup(phrases[c.description])
+    assert html.escape(phrases["2 years"]) in table
+
+
+def test_demo_declares_every_tracker_it_carries() -> None:
+    """The demo page carries GA4, GTM, the Meta Pixel and YouTube: its declaration lists
+    the catalog's cookies of each (GTM sets none), besides the seed's table."""
+    from consentgate.catalog import default_catalog
+    from consentgate.config import demo_site
+
+    declared = {c.name for c in demo_site().cookies}
+    for sid in ("meta-pixel", "youtube"):
+        svc = default_catalog().service(sid)
+        assert svc is not None and {c.name for c in svc.cookies} <= declared
+    assert {"_ga", "_gid", "_gat_gtag", "PHPSESSID"} <= declared
+
+
+def test_second_layer_names_embed_services(tmp_path: Path) -> None:
+    site = Site(id="x")
+    second = json.loads(banner.assets(make_runtime(tmp_path, [site])).details(site, "en").body)
+    names = dict(second["n"])
+    assert names["youtube.com/embed"] == "YouTube"
+    assert names["player.vimeo.com/video"] == "Vimeo"
+    assert names["google.com/maps/embed"] == "Google Maps"
+    lengths = [len(k) for k, _ in second["n"]]
+    assert lengths == sorted(lengths, reverse=True)  # the most specific pattern first
+    assert "embed" in second["t"] and "%s" in second["t"]["embed"] and "%c" in second["t"]["load"]
+
+
+def test_head_snippet_sets_microsoft_uet_consent_before_any_tag(tmp_path: Path) -> None:
+    """UET consent mode (ad_storage) is set inline like Google's default, before any tag,
+    and updated inline once the visitor has decided."""
+    site = Site(id="x")
+    runtime = make_runtime(tmp_path, [site])
+    out = banner.head_snippet(runtime, site, None, {})(None).decode()
+    assert "u.push('consent','default',{ad_storage:'denied'})" in out
+    assert out.index("window.uetq=window.uetq||[]") < out.index("<script src=")
+    now = int(time.time())
+    given = Consent("c1", frozenset(CATEGORIES), "1", now, now + 3600, site_id="x")
+    out = banner.head_snippet(runtime, site, given, {})(None).decode()
+    assert "u.push('consent','update',{ad_storage:'granted'})" in out
+
+
+def test_theme_reaches_only_its_sites_banner(tmp_path: Path) -> None:
+    from consentgate.theme import check_theme
+
+    plain = Site(id="plain")
+    themed = Site(id="themed", theme=check_theme({"layout": "dialog", "background": "#fffdf5"}))
+    assets = banner.assets(make_runtime(tmp_path, [plain, themed]))
+    assert "--bg:#fffdf5" in assets.banner(themed, "en").body.decode()
+    assert "--bg:#fffdf5" not in assets.banner(plain, "en").body.decode()

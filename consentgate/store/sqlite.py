@@ -152,6 +152,18 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(row[0] or 0)
 
 
+def private_files(path: Path) -> None:
+    """The log and its WAL, shared-memory and lock files readable by the owner only
+    (0600): a new log is created so (SQLite gives the WAL and -shm files the mode of the
+    database file), an existing one is tightened."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    for name in (str(path), f"{path}-wal", f"{path}-shm", f"{path}-writer.lock"):
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(name).st_mode & 0o077:
+                os.chmod(name, 0o600)
+
+
 class WriterThread:
     """The writer's ``sqlite3`` connection, living on a thread of its own.
 
@@ -333,6 +345,7 @@ class SQLiteStore(QueuedAppend, SQLiteAuditMixin, discovery.SQLiteDiscoveryMixin
     async def open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_files(self.path)
             self._writer_db = WriterThread(self.path)
             await self._writer_db.open()
             await self._writer_db.transact(self._apply_migrations)
