@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
@@ -79,7 +79,16 @@ API_METHODS: tuple[str, ...] = (
     Method.OPT_OUT,  # opt-out regime: "Do Not Sell or Share My Personal Information"
     Method.ACKNOWLEDGE,  # notice regime
 )
-BODY_FIELDS: tuple[str, ...] = ("granted", "method", "page_url", "language", "banner_hash")
+BODY_FIELDS: tuple[str, ...] = (
+    "granted",
+    "method",
+    "page_url",
+    "language",
+    "banner_hash",
+    "cookies",
+)
+#: ``cookies``: names in the page's ``document.cookie`` (never values), for discovery
+MAX_COOKIE_NAMES = 100
 #: What a withdrawal (DELETE) may carry: the context of a decision, no choice.
 CONTEXT_FIELDS: tuple[str, ...] = ("page_url", "language", "banner_hash")
 _BANNER_HASH = re.compile(r"^[A-Za-z0-9:+/=_.-]{0,128}$")
@@ -110,6 +119,17 @@ def _headers(request: Request) -> dict[str, str]:
         }
         request.scope[_HEADERS_KEY] = cached
     return cached  # type: ignore[no-any-return]
+
+
+def _utf8(value: str | None) -> str | None:
+    """A header value as text: its bytes as UTF-8 when they are (browsers send UTF-8),
+    else as ISO-8859-1 (the ASGI headers' own decoding above)."""
+    if value is None or value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeDecodeError:
+        return value
 
 
 # Starlette's JSONResponse rendering, with one encoder instead of one per response.
@@ -202,6 +222,11 @@ def _parse_context(doc: dict[str, Any]) -> dict[str, Any]:
         raise _invalid(f"language must be a language tag like en or pt-BR, got {out['language']!r}")
     if not _BANNER_HASH.match(out["banner_hash"]):
         raise _invalid("banner_hash may only hold letters, digits and :+/=_.-")
+    names = doc.get("cookies", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise _invalid("cookies must be a list of cookie names (strings, no values)")
+    # the first MAX_COOKIE_NAMES plausible names; an empty document.cookie gives [""]
+    out["cookies"] = [n for n in names if 0 < len(n) <= 200 and "=" not in n][:MAX_COOKIE_NAMES]
     return out
 
 
@@ -241,7 +266,10 @@ class ConsentApi:
         router: the consent write is the hottest path of the server."""
         request = Request(scope, receive)
         if request.method in _ROUTE_METHODS:
-            response = await self.endpoint(request)
+            try:
+                response = await self.endpoint(request)
+            except ClientDisconnect:  # the visitor left mid-body: nothing to answer
+                return
         else:
             response = error_response(
                 405,
@@ -373,9 +401,13 @@ class ConsentApi:
         body = parse_body(await self._read_body(request))
         prior = self._prior(request, site)
         event_type = EventType.UPDATE if prior else EventType.INITIAL
-        return await self._record(
+        response = await self._record(
             request, site, prior, event_type, body["method"], body["granted"], body, 201
         )
+        discovery = self.runtime.discovery
+        if discovery is not None and body["cookies"]:
+            discovery.script_cookies(site, body["cookies"], body["page_url"])
+        return response
 
     async def delete(self, request: Request, site: Site) -> Response:
         body = parse_context(await self._read_body(request))
@@ -463,7 +495,7 @@ class ConsentApi:
             regime=regime,
             gpc=gpc,
             ip_masked=mask_ip(client_address(peer, headers.get("x-forwarded-for"), self.trusted)),
-            user_agent=truncate_user_agent(headers.get("user-agent")),
+            user_agent=truncate_user_agent(_utf8(headers.get("user-agent"))),
         )
         started = time.perf_counter()
         try:

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import admin, api, banner
+from . import admin, api, banner, console
 from .audit.scheduler import start_daily_purge, stop
 from .chain import HeadSigner
 from .config import Settings
@@ -38,7 +38,12 @@ __all__ = ["ConsentGateApp", "Runtime", "cookie_value", "create_app", "store_opt
 
 def _feature_routes(runtime: Runtime) -> list[BaseRoute]:
     """Collect the feature modules' routes."""
-    return [*api.routes(runtime), *banner.routes(runtime), *admin.routes(runtime)]
+    return [
+        *api.routes(runtime),
+        *banner.routes(runtime),
+        *admin.routes(runtime),
+        *console.routes(runtime),
+    ]
 
 
 def create_consent_app(runtime: Runtime) -> Starlette:
@@ -58,7 +63,7 @@ def create_consent_app(runtime: Runtime) -> Starlette:
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
-        *runtime.metrics.routes(),
+        *runtime.metrics.routes(runtime.store, runtime.settings.metrics_allow),
         *_feature_routes(runtime),
     ]
     return Starlette(
@@ -90,6 +95,8 @@ class ConsentGateApp:
         detector(self.runtime)  # opens the GeoIP database: a bad path fails start-up
         await self.runtime.store.open()
         retention = start_daily_purge(self.runtime.store, self.settings)
+        for start in self.runtime.on_startup:
+            await start()
         try:
             yield
         finally:

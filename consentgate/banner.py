@@ -18,7 +18,6 @@ import gzip
 import hashlib
 import html
 import json
-import re
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -31,10 +30,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .catalog import load_catalog
+from .catalog import cookie_patterns, cookie_regexes, load_catalog
 from .config import Site
 from .consent import CATEGORIES, Consent
 from .errors import ApiError
+from .guard import guard_code, guard_data, guard_script
 from .minify import mangle_js, minify_css, minify_js
 from .regions import (
     NOTICE,
@@ -106,20 +106,6 @@ def markup(text: str) -> str:
     )
 
 
-def cookie_patterns(site: Site) -> dict[str, list[str]]:
-    """Per category, the cookie names (``*`` = any run of characters) the banner deletes
-    when that category is withdrawn: the tracker catalog's and the site's declared ones.
-    Necessary cookies are never deleted."""
-    out: dict[str, list[str]] = {c: [] for c in CATEGORIES[1:]}
-    sources = [(s.category, [c.name for c in s.cookies]) for s in load_catalog(site).services]
-    sources += [(c.category, [c.name]) for c in site.cookies]
-    for category, names in sources:
-        for name in names if category in out else ():
-            if name not in out[category]:
-                out[category].append(name)
-    return {c: names for c, names in out.items() if names}
-
-
 def embed_names(site: Site) -> list[list[str]]:
     """``[host/path, service name]`` per catalog URL pattern of an optional service, longest
     first: a blocked embed's placeholder names what it holds (the banner looks for
@@ -131,17 +117,6 @@ def embed_names(site: Site) -> list[list[str]]:
             if not stem.startswith("/"):
                 out.setdefault(stem, markup(svc.name))
     return sorted(([k, v] for k, v in out.items()), key=lambda kv: -len(kv[0]))
-
-
-def cookie_regexes(site: Site) -> dict[str, str]:
-    """:func:`cookie_patterns` as the banner uses them: per category one regular expression
-    source (JavaScript and Python alike: alternatives of escaped names, ``*`` as ``.*``);
-    the banner anchors them (``^(...)$``)."""
-
-    def source(pattern: str) -> str:
-        return ".*".join(re.sub(r"(\W)", r"\\\1", part) for part in pattern.split("*"))
-
-    return {c: "|".join(map(source, names)) for c, names in cookie_patterns(site).items()}
 
 
 @dataclass(frozen=True)
@@ -227,6 +202,12 @@ class BannerAssets:
         self._css_text = minify_css((STATIC / "banner.css").read_text(encoding="utf-8"))
         self.css = Asset.build(self._css_text.encode(), "text/css; charset=utf-8")
         self._cache: dict[tuple[str, ...], Asset] = {}
+        self._guards: dict[tuple[str, ...], str] = {}
+
+    def forget(self) -> None:
+        """The declarations changed (a classification): build the assets again."""
+        self._cache.clear()
+        self._guards.clear()
 
     def config(self, site: Site, lang: str, regime: str = "") -> dict[str, Any]:
         """What banner.js is called with (short keys: every byte goes to every visitor).
@@ -276,17 +257,29 @@ class BannerAssets:
             self._cache[key] = Asset.build(body, "application/json")
         return self._cache[key]
 
-    def banner(self, site: Site, lang: str, regime: str = "") -> Asset:
-        """``banner.js`` for a site, language and (optional, see :meth:`config`) regime."""
-        key = ("js", site.id, lang, regime)
+    def banner(self, site: Site, lang: str, regime: str = "", guard: bool = True) -> Asset:
+        """``banner.js`` for a site, language and (optional, see :meth:`config`) regime;
+        ``guard``: the runtime guard first in it (script-tag mode; the head snippet has it
+        inline and asks for ``g=0``)."""
+        key = ("js", site.id, lang, regime, str(guard))
         if key not in self._cache:
             cfg = self.config(site, lang, regime)
             cfg = json.dumps(cfg, ensure_ascii=False, separators=(",", ":"))
             css = json.dumps(self._css_text + theme_css(site.theme), ensure_ascii=False)
             code = self._code.rstrip().rstrip(";")
-            body = f"{code}({cfg},{css});\n".encode()
+            first = guard_script(self.guard(site), None) + "\n" if guard else ""
+            body = f"{first}{code}({cfg},{css});\n".encode()
             self._cache[key] = Asset.build(body, "text/javascript; charset=utf-8")
         return self._cache[key]
+
+    def guard(self, site: Site) -> str:
+        """The runtime guard's code and ``site``'s data, awaiting the visitor's categories
+        (:func:`consentgate.guard.guard_script`)."""
+        key = ("guard", site.id)
+        found = self._guards.get(key)
+        if found is None:
+            found = self._guards[key] = f"{guard_code()}({guard_data(site)}"
+        return found
 
     def declaration_html(self, site: Site, lang: str) -> str:
         t = texts_for(site, lang)
@@ -334,6 +327,8 @@ def assets(runtime: Runtime) -> BannerAssets:
     found = _ASSETS.get(runtime)
     if found is None:
         found = _ASSETS[runtime] = BannerAssets(runtime)
+        # built from the declarations: rebuilt after a classification in the console
+        runtime.declarations_changed.append(found.forget)
     return found
 
 
@@ -363,7 +358,7 @@ def head_snippet(
         decision = decide(site, UNKNOWN, consent, gpc_from_headers(h))
     consent = decision.consent  # None when the visitor must be asked (again)
     lang = pick_language(h.get("accept-language"), site)
-    asset = assets(runtime).banner(site, lang, decision.regime)
+    asset = assets(runtime).banner(site, lang, decision.regime, guard=False)
     defaults = consent_mode_defaults(
         site, decision.region, decision.gpc, wait_for_update=500
     )  # the visitor's regime first, then stricter regions
@@ -383,7 +378,7 @@ def head_snippet(
     )
     src = (
         f"{runtime.settings.prefix}/banner.js?v={asset.version}&l={lang}&site={site.id}"
-        f"&r={decision.regime}"
+        f"&r={decision.regime}&g=0"
     )
     state = json.dumps(consent.to_json() if consent else None, separators=(",", ":"))
     gpc = " data-gpc" if decision.gpc else ""
@@ -421,7 +416,11 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
         regime = request.query_params.get("r", "")
         if regime and regime not in REGIMES:
             raise ApiError(400, "invalid_regime", f"r must be one of {', '.join(REGIMES)}")
-        return assets(runtime).banner(site, lang, regime).response(request, vary=vary)
+        guard = request.query_params.get("g", "1")
+        if guard not in ("0", "1"):
+            raise ApiError(400, "invalid_guard", "g must be 0 (no runtime guard) or 1")
+        asset = assets(runtime).banner(site, lang, regime, guard == "1")
+        return asset.response(request, vary=vary)
 
     async def banner_json(request: Request) -> Response:
         site, lang, vary = site_and_lang(request)

@@ -10,7 +10,10 @@ Lookups:
 * :meth:`Catalog.match_url` - services whose host/path pattern matches a URL,
 * :meth:`Catalog.match_inline` - services whose loader signature occurs in an inline script,
 * :meth:`Catalog.cookie_category` / :meth:`Catalog.cookie_service` - cookie name lookups
-  used for ``Set-Cookie`` filtering and for deleting cookies on withdrawal.
+  used for ``Set-Cookie`` filtering and for deleting cookies on withdrawal,
+* :meth:`Catalog.hint_category` - by host alone, for resource hints;
+* :func:`cookie_patterns` / :func:`storage_patterns` - per category, the declared cookie
+  names and storage keys (catalog and site) that the banner and the runtime guard use.
 
 Errors in catalog data raise :class:`CatalogError` naming the service and field.
 """
@@ -40,9 +43,14 @@ __all__ = [
     "CookiePattern",
     "Service",
     "cookie_category",
+    "cookie_patterns",
+    "cookie_regexes",
     "default_catalog",
+    "glob_source",
     "host_of",
     "load_catalog",
+    "storage_patterns",
+    "url_pattern_parts",
 ]
 
 #: When several services match one element the strictest category wins.
@@ -80,6 +88,7 @@ class Service:
     cookies: tuple[CookiePattern, ...] = ()
     consent_mode: tuple[str, ...] = ()
     anchors: tuple[str, ...] = ()
+    storage: tuple[str, ...] = ()  # localStorage/sessionStorage key globs
 
 
 @dataclass
@@ -147,14 +156,12 @@ class Catalog:
         self.hint_words = tuple(w.encode() for w in sorted(words)) if hint else ()
 
     def _add_url(self, pattern: str, svc: Service) -> None:
-        host, slash, path = pattern.partition("/")
-        path_re = (
-            re.compile(re.escape("/" + path).replace(r"\*", "[^?#]*")) if slash and path else None
-        )
+        host, path = url_pattern_parts(pattern)
         if not host:  # "/matomo.js": a path suffix on any host, relative URLs included
-            self._anyhost.append(("/" + path, svc))
+            self._anyhost.append((pattern, svc))
         else:
-            self._hosts.setdefault(host.lower(), []).append(_UrlRule(path_re, svc, len(pattern)))
+            path_re = re.compile(path) if path else None
+            self._hosts.setdefault(host, []).append(_UrlRule(path_re, svc, len(pattern)))
 
     # -- lookups ---------------------------------------------------------------------
     def match_url(self, url: str) -> list[Service]:
@@ -186,6 +193,19 @@ class Catalog:
             cache.clear()
         cache[url] = category
         return category
+
+    def hint_category(self, url: bytes) -> str | None:
+        """The strictest category of the services with a URL pattern on ``url``'s host
+        or a parent domain, whatever the path: a resource hint (``preconnect``,
+        ``dns-prefetch``) names only an origin, and opens a connection to it."""
+        host, _ = host_of(url.decode("latin-1"))
+        labels = host.split(".") if host else []
+        found = [
+            rule.service.category
+            for i in range(len(labels))
+            for rule in self._hosts.get(".".join(labels[i:]), ())
+        ]
+        return max(found, key=CATEGORY_RANK.__getitem__) if found else None
 
     def match_inline(self, text: bytes, *, cache: bool = True) -> list[Service]:
         """Services whose loader signature occurs in an inline script (strictest first).
@@ -259,6 +279,54 @@ def _literal_finder(words: tuple[bytes, ...]) -> Callable[[bytes], list[tuple[in
 _CACHE_SIZE = 4096
 
 
+def url_pattern_parts(pattern: str) -> tuple[str, str | None]:
+    """A catalog URL pattern as (lower-case host, regular expression source matched at the
+    start of the path + query, or None: any path). Host '': the pattern is a path suffix
+    on any host (``/matomo.js``). The rewriter and the runtime guard both use these."""
+    host, slash, path = pattern.partition("/")
+    if not host:
+        return "", None
+    source = re.escape("/" + path).replace(r"\*", "[^?#]*") if slash and path else None
+    return host.lower(), source
+
+
+def glob_source(pattern: str) -> str:
+    """A name glob (``*``: any run of characters) as a regular expression source, the
+    same in JavaScript and Python: every other non-word character escaped."""
+    return ".*".join(re.sub(r"(\W)", r"\\\1", part) for part in pattern.split("*"))
+
+
+def cookie_patterns(site: Site) -> dict[str, list[str]]:
+    """Per category, the cookie names (``*`` = any run of characters) declared for it: the
+    tracker catalog's and the site's own. Necessary cookies are left out (never deleted
+    nor held)."""
+    sources = [(s.category, [c.name for c in s.cookies]) for s in load_catalog(site).services]
+    sources += [(c.category, [c.name]) for c in site.cookies]
+    return _per_category(sources)
+
+
+def storage_patterns(site: Site) -> dict[str, list[str]]:
+    """Per category, the ``localStorage``/``sessionStorage`` keys (globs) its services
+    declare (``storage``), removed when the category is withdrawn."""
+    return _per_category([(s.category, list(s.storage)) for s in load_catalog(site).services])
+
+
+def _per_category(sources: list[tuple[str, list[str]]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {c: [] for c in CATEGORIES[1:]}
+    for category, names in sources:
+        for name in names if category in out else ():
+            if name not in out[category]:
+                out[category].append(name)
+    return {c: names for c, names in out.items() if names}
+
+
+def cookie_regexes(site: Site) -> dict[str, str]:
+    """:func:`cookie_patterns` as the banner and the guard use them: per category one
+    regular expression source (JavaScript and Python alike: alternatives of
+    :func:`glob_source`); they are anchored where used (``^(...)$``)."""
+    return {c: "|".join(map(glob_source, names)) for c, names in cookie_patterns(site).items()}
+
+
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*):")
 _STRIP = str.maketrans("", "", "\t\n\r")
 
@@ -314,7 +382,7 @@ def _service_from(raw: Any, where: str) -> Service:
         cookies.append(
             CookiePattern(c["name"], str(c.get("expiry", "")), str(c.get("purpose", "")))
         )
-    for key in ("urls", "inline", "consent_mode", "anchors"):
+    for key in ("urls", "inline", "consent_mode", "anchors", "storage"):
         value = raw.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise CatalogError(f"service {sid!r}: {key} must be a list of strings")
@@ -331,6 +399,7 @@ def _service_from(raw: Any, where: str) -> Service:
         cookies=tuple(cookies),
         consent_mode=tuple(raw.get("consent_mode", [])),
         anchors=tuple(raw.get("anchors", [])),
+        storage=tuple(raw.get("storage", [])),
     )
 
 

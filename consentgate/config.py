@@ -29,6 +29,7 @@ __all__ = [
     "Setting",
     "Settings",
     "Site",
+    "effective_declarations",
     "load_settings",
 ]
 
@@ -102,12 +103,66 @@ SERVER_SETTINGS: tuple[Setting, ...] = (
     Setting("db_pool_size", int, 10, "PostgreSQL connection pool size."),
     Setting("upstream_connect_timeout", float, 5.0, "Proxy: seconds to connect to an upstream."),
     Setting("upstream_read_timeout", float, 30.0, "Proxy: seconds to wait for upstream bytes."),
+    # -- the HTTP edge (consentgate/corked.py): limits and timeouts, as nginx's defaults --
+    Setting(
+        "max_request_line",
+        int,
+        8192,
+        "Longest request line (method, target, version) in bytes; longer: 414 and close.",
+    ),
+    Setting(
+        "max_request_header_bytes",
+        int,
+        32768,
+        "Largest request head (all header fields) in bytes; larger: 431 and close.",
+    ),
+    Setting("max_request_headers", int, 100, "Most request header fields; more: 431 and close."),
+    Setting(
+        "request_header_timeout",
+        float,
+        60.0,
+        "Seconds a client has to send a request's headers (counted from the connection "
+        "or the request's first byte); then 408 and close.",
+    ),
+    Setting(
+        "request_body_timeout",
+        float,
+        60.0,
+        "Seconds a request body may stall; then 408 and close.",
+    ),
+    Setting(
+        "request_body_min_rate",
+        int,
+        240,
+        "Bytes per second a request body must average once request_body_timeout has "
+        "passed (a trickled body is closed with 408).",
+    ),
+    Setting(
+        "keepalive_timeout", float, 60.0, "Seconds an idle keep-alive connection is kept open."
+    ),
+    Setting(
+        "metrics_allow",
+        list,
+        [],
+        "Addresses or networks that may read /_consent/metrics without a token.",
+    ),
     Setting(
         "rewrite_cache_mb",
         int,
         32,
         "Proxy: memory for recorded page rewrites, replayed while the bytes match (0: off).",
     ),
+)
+
+#: edge limits and timeouts that must be positive
+_EDGE_POSITIVE = (
+    "max_request_line",
+    "max_request_header_bytes",
+    "max_request_headers",
+    "request_header_timeout",
+    "request_body_timeout",
+    "request_body_min_rate",
+    "keepalive_timeout",
 )
 
 SITE_SETTINGS: tuple[Setting, ...] = (
@@ -276,6 +331,14 @@ class Settings:
     upstream_connect_timeout: float = 5.0
     upstream_read_timeout: float = 30.0
     rewrite_cache_mb: int = 32
+    max_request_line: int = 8192
+    max_request_header_bytes: int = 32768
+    max_request_headers: int = 100
+    request_header_timeout: float = 60.0
+    request_body_timeout: float = 60.0
+    request_body_min_rate: int = 240
+    keepalive_timeout: float = 60.0
+    metrics_allow: list[str] = field(default_factory=list)
     config_file: str | None = None
 
     def site_for_host(self, host: str | None) -> Site:
@@ -424,6 +487,15 @@ def _parse_site(raw: Any, index: int, file: str | None) -> Site:
     return Site(**values)
 
 
+def effective_declarations(site: Site) -> tuple[list[CookieDecl], list[dict[str, Any]]]:
+    """The site's cookie declarations and extra tracker services in force: its
+    configuration plus what an admin classified in the console since (applied to
+    ``site.cookies`` and ``site.services`` in place, see ``consentgate.console.discovery``).
+    Whatever compiles the catalog or the declaration for a site reads these; when they
+    change, ``Runtime.declarations_changed`` is called."""
+    return site.cookies, site.services
+
+
 #: The trackers the demo page carries besides Google Analytics (the seed's table has its
 #: cookies): their cookies come from the catalog.
 DEMO_SERVICES = ("meta-pixel", "youtube")
@@ -560,6 +632,15 @@ def load_settings(
         parse_networks(server.get("trusted_proxies", []))
     except ValueError as exc:
         raise ConfigError(str(exc), file=file, key="server.trusted_proxies") from None
+    try:
+        parse_networks(server.get("metrics_allow", []))
+    except ValueError as exc:
+        raise ConfigError(str(exc), file=file, key="server.metrics_allow") from None
+    for name in _EDGE_POSITIVE:
+        if name in server and not server[name] > 0:
+            raise ConfigError(
+                f"must be greater than 0, got {server[name]!r}", file=file, key=f"server.{name}"
+            )
     return Settings(
         secret_keys=keys,
         database=database,

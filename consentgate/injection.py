@@ -1,10 +1,12 @@
-"""The markup placed early in ``<head>`` of every rewritten page.
+"""The markup placed early in ``<head>`` of every rewritten page (proxy and middleware).
 
-:func:`head_snippet_for` uses ``consentgate.banner.head_snippet`` (Consent Mode
+:func:`head_snippet_for` gives, first, the runtime guard inline (``static/banner/guard.js``
+with the site's data and the visitor's categories, docs/guard.md), so that it runs before
+any other script on the page; then ``consentgate.banner.head_snippet`` (Consent Mode
 default + banner tag) when the banner module provides it, and otherwise
 :func:`fallback_snippet`, a bare banner ``<script>`` tag. Either way the result is a
-callable taking the page's CSP nonce, as :class:`~consentgate.rewriter.StreamRewriter`
-expects.
+callable taking the page's CSP nonce (the guard's ``<script>`` carries it too), as
+:class:`~consentgate.rewriter.StreamRewriter` expects.
 """
 
 from __future__ import annotations
@@ -34,12 +36,25 @@ def head_snippet_for(
     decision: Decision | None = None,
 ) -> HeadSnippet:
     """``decision`` (:func:`consentgate.regions.decide_scope`) gives the banner the
-    visitor's regime; without it the site's default regime applies."""
+    visitor's regime and the guard the categories granted now; without it the site's
+    default regime applies."""
+    from .guard import guard_script
+    from .regions import UNKNOWN, decide, gpc_from_headers
+
     try:
-        from .banner import head_snippet
+        from .banner import _header_map, assets, head_snippet
     except ImportError:
         return fallback_snippet(runtime.settings.prefix, site)
-    return head_snippet(runtime, site, consent, headers, decision)
+    if decision is None:
+        decision = decide(site, UNKNOWN, consent, gpc_from_headers(_header_map(headers)))
+    guard = guard_script(assets(runtime).guard(site), decision.granted)
+    banner = head_snippet(runtime, site, consent, headers, decision)
+
+    def render(nonce: str | None) -> bytes:
+        n = f' nonce="{html.escape(nonce)}"' if nonce else ""
+        return f"<script{n}>{guard}</script>".encode() + banner(nonce)
+
+    return render
 
 
 def fallback_snippet(prefix: str, site: Site) -> HeadSnippet:

@@ -97,6 +97,13 @@ _REQUEST_SCHEMA: dict[str, Any] = {
             "pattern": "^([A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*)?$",
         },
         "banner_hash": {"type": "string", "maxLength": 128, "pattern": "^[A-Za-z0-9:+/=_.-]*$"},
+        "cookies": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Names (never values) of the cookies in the page's "
+            "document.cookie, for the console's discovery; names that are empty, over 200 "
+            "characters or hold '=' are ignored, and any after the first 100.",
+        },
     },
 }
 
@@ -258,12 +265,15 @@ def openapi_document(runtime: Runtime) -> dict[str, Any]:
         f"{prefix}/metrics": {
             "get": {
                 "operationId": "metrics",
-                "summary": "Prometheus metrics (text exposition format).",
+                "summary": "Prometheus metrics (text exposition format). Needs an API "
+                "token (Authorization: Bearer, any role) or a scraper address in "
+                "metrics_allow.",
                 "responses": {
                     "200": {
                         "description": "Metrics.",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
+                    },
+                    "401": _error("No valid token and not an allowed scraper address."),
                 },
             }
         },

@@ -44,7 +44,10 @@ def _uvicorn_options(settings: Settings) -> dict[str, object]:
     from .corked import protocol_class
 
     return {
-        "http": protocol_class(),  # one write per response (see consentgate/corked.py)
+        # the hardened edge protocol: limits, timeouts, one framing, one write per
+        # response (consentgate/corked.py)
+        "http": protocol_class(),
+        "timeout_keep_alive": settings.keepalive_timeout,
         "host": settings.host,
         "port": settings.port,
         "log_level": "info",

@@ -28,7 +28,18 @@ if TYPE_CHECKING:
     from .regions import RegionDetector
     from .store import ConsentStore
 
-__all__ = ["Runtime", "cookie_value"]
+__all__ = ["DiscoveryHooks", "Runtime", "cookie_value"]
+
+
+@dataclass(frozen=True)
+class DiscoveryHooks:
+    """What the page pipeline tells the console's discovery (``consentgate.console``)."""
+
+    #: the banner's report: cookie names in ``document.cookie`` with a decision
+    #: ``(site, names, page URL)``
+    script_cookies: Callable[[Site, list[str], str], None]
+    #: the ``Content-Security-Policy-Report-Only`` value the proxy adds to pages
+    report_only: bytes
 
 
 @dataclass(eq=False)
@@ -50,6 +61,13 @@ class Runtime:
     region_detector: RegionDetector | None = None
     #: cookie names nobody declared, recorded once (proxy and middleware alike)
     undeclared: UndeclaredCookies = field(init=False)
+    #: coroutines run at start-up, once the store is open (the console's discovery)
+    on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    #: called when a site's declarations change (a classification in the console):
+    #: whatever was decided or built with the old ones is forgotten
+    declarations_changed: list[Callable[[], None]] = field(default_factory=list)
+    #: the console's discovery, as the page pipeline feeds it (None: no console)
+    discovery: DiscoveryHooks | None = None
 
     def __post_init__(self) -> None:
         self.undeclared = UndeclaredCookies(self.settings.data_dir)

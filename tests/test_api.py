@@ -10,6 +10,7 @@ import httpx2 as httpx
 import pytest
 
 from consentgate.app import ConsentGateApp, create_app
+from consentgate.audit import tokens
 from consentgate.config import Settings, Site
 from consentgate.consent import CATEGORIES, Consent, ConsentCodec
 from consentgate.texts import banner_hash, texts_for
@@ -31,6 +32,14 @@ async def serve(
         transport = httpx.ASGITransport(app=app, client=client)
         async with httpx.AsyncClient(transport=transport, base_url=base) as c:
             yield c, app
+
+
+async def metrics_text(client: httpx.AsyncClient, app: ConsentGateApp) -> str:
+    """/_consent/metrics as a scraper with an auditor token reads it."""
+    _, token = await tokens.issue(app.runtime.store, "auditor", "scraper")
+    r = await client.get("/_consent/metrics", headers={"authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    return r.text
 
 
 async def events(app: ConsentGateApp) -> list:
@@ -191,7 +200,7 @@ async def test_bad_input_is_a_4xx_json_error(
     assert err["code"] == code and err["message"]
     assert "set-cookie" not in r.headers
     assert await events(app) == []
-    metrics = (await client.get("/_consent/metrics")).text
+    metrics = await metrics_text(client, app)
     assert f'consentgate_api_errors_total{{code="{code}"}} 1.0' in metrics
 
 
@@ -238,7 +247,7 @@ async def test_tampered_foreign_expired_and_old_policy_cookies_are_no_consent(
             assert got.status_code == 404, bad
             assert got.json()["error"]["code"] == "no_consent"
         assert (await client.get(API)).status_code == 404
-        metrics = (await client.get("/_consent/metrics")).text
+        metrics = await metrics_text(client, app)
         for reason in ("bad_signature", "expired", "wrong_site", "old_policy", "malformed"):
             assert f'consentgate_cookie_rejected_total{{reason="{reason}"}}' in metrics
         # a valid cookie of an older policy keeps its consent id on the new decision
@@ -362,9 +371,9 @@ async def test_site_chosen_by_host(settings: Settings) -> None:
         assert r.json()["site"] == "blog"
 
 
-async def test_metrics_and_healthz(client: httpx.AsyncClient) -> None:
+async def test_metrics_and_healthz(client: httpx.AsyncClient, app: ConsentGateApp) -> None:
     await client.post(API, json={"method": "accept_all"})
-    text = (await client.get("/_consent/metrics")).text
+    text = await metrics_text(client, app)
     assert 'consentgate_consents_total{method="accept_all",site="demo",type="initial"} 1.0' in text
     assert "consentgate_write_seconds_count 1.0" in text
     assert (await client.get("/_consent/healthz")).json() == {"status": "ok"}

@@ -33,6 +33,7 @@ FRAGMENTS = [
     "<script data-cookieconsent=ignore src=https://hotjar.com/x>", "&amp;", "&#x2F;", "\x00",
     "<img srcset='https://www.facebook.com/tr?id=1 1x, /a.png 2x'>", "<source src=x>", "é",
     "<noscript><p title=\"", "</noscript>\">", "<noscript><style>", "<noscript><!--",
+    "<link rel=preconnect href=https://www.googletagmanager.com>", "<link rel=dns-prefetch>",
 ]  # fmt: skip
 html = st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=8)), max_size=40).map(
     lambda parts: "".join(parts).encode("utf-8", "surrogatepass")

@@ -105,6 +105,9 @@ FRAGMENTS = [
     "<svg><style><img src=https://www.facebook.com/tr></style></svg>", "<svg><![CDATA[x]]>",
     "<link rel='  Preload ' href=https://www.googletagmanager.com/gtm.js>", "<svg><p>",
     "<img src=https://www.facebook.com/tr data-src=//doubleclick.net/x srcset=', ,'>",
+    "<link rel=preconnect href=https://www.googletagmanager.com>", "<link rel=x href=//a>",
+    "<link rel='dns-prefetch preload' href=//connect.facebook.net/en_US/fbevents.js>",
+    "<link rel=DNS-Prefetch href=//hotjar.com>", "<link rel='icon preconnect' href=/x>",
 ]  # fmt: skip
 html = st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=8)), max_size=40).map(
     lambda parts: "".join(parts).encode("utf-8", "surrogatepass")

@@ -20,6 +20,7 @@ import click
 
 from ..audit.export import ExportStats, export_stream, filter_json
 from ..audit.formats import FORMATS
+from ..audit.keys import signing_key_for
 from ..audit.manifest import Manifest, manifest_path
 from ..audit.runner import DATETIME, atomic_file, check_log_exists, cli_store, log_cli_action
 from ..cli import config_option, data_dir_option, database_option, settings_from
@@ -86,7 +87,7 @@ async def run_export(
             bar.update(stats.rows, final=True)
         manifest = result[0]
         manifest.file = file_name
-        manifest.sign(settings.secret_keys)
+        manifest.sign(settings.secret_keys, signing_key_for(settings.data_dir))
         await log_cli_action(
             store,
             "export",

@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from ..audit.columns import parse_time
+from ..audit.keys import PublicKeyError, load_public_key, signing_key_for
 from ..audit.manifest import Manifest, check_export, manifest_path
 from ..audit.runner import check_log_exists, cli_store
 from ..audit.verify import VerifyResult, verify_store
@@ -144,10 +145,22 @@ def register(cli: click.Group) -> None:
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
         help="The export's manifest (default FILE.manifest.json).",
     )
+    @click.option(
+        "--public-key",
+        "public_key",
+        metavar="KEY",
+        help="The installation's Ed25519 public key (ed25519:..., from `consentgate "
+        "public-key`) or a file holding it: check the manifest's Ed25519 signatures "
+        "instead of the HMAC ones, with no secret and no data directory.",
+    )
     @config_option
     @data_dir_option
     def verify_export(
-        file: Path, manifest_file: Path | None, config: str | None, data_dir: str | None
+        file: Path,
+        manifest_file: Path | None,
+        public_key: str | None,
+        config: str | None,
+        data_dir: str | None,
     ) -> None:
         """Check an export FILE against its signed manifest: signature, SHA-256, row
         count, time range, and every record's hash."""
@@ -160,13 +173,21 @@ def register(cli: click.Group) -> None:
             manifest = Manifest.from_json(manifest_file.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
             raise click.BadParameter(f"{manifest_file}: {exc}", param_hint="--manifest") from None
-        if not _keys_available(config, data_dir):
-            raise click.UsageError(
-                "no secret keys to check the signatures with: pass the installation's "
-                "--config or --data-dir (or set CONSENTGATE_SECRET_KEYS)"
-            )
-        settings = settings_from(config, data_dir=data_dir)
-        check = check_export(file, manifest, settings.secret_keys)
+        if public_key is not None:
+            try:
+                key = load_public_key(public_key)
+            except PublicKeyError as exc:
+                raise click.BadParameter(str(exc), param_hint="--public-key") from None
+            check = check_export(file, manifest, public_key=key)
+        else:
+            if not _keys_available(config, data_dir):
+                raise click.UsageError(
+                    "no secret keys to check the signatures with: pass --public-key KEY "
+                    "(from `consentgate public-key`), or the installation's --config or "
+                    "--data-dir (or set CONSENTGATE_SECRET_KEYS)"
+                )
+            settings = settings_from(config, data_dir=data_dir)
+            check = check_export(file, manifest, settings.secret_keys)
         if check.ok:
             click.echo(
                 f"ok: {file} matches its manifest ({check.rows} records, "
@@ -178,3 +199,17 @@ def register(cli: click.Group) -> None:
         for problem in check.problems[:20]:
             click.echo(f"  {problem}")
         sys.exit(1)
+
+    @cli.command("public-key")
+    @config_option
+    @data_dir_option
+    def public_key_command(config: str | None, data_dir: str | None) -> None:
+        """Print the installation's Ed25519 public key (ed25519:<base64>), which signs
+        export manifests and chain heads; give it to auditors for `verify-export
+        --public-key`. The key pair is made in the data directory on first use."""
+        settings = settings_from(config, data_dir=data_dir)
+        try:
+            key = signing_key_for(settings.data_dir)
+        except (OSError, ValueError) as exc:
+            raise click.ClickException(f"cannot read the signing key: {exc}") from None
+        click.echo(key.public_text)

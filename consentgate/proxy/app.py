@@ -27,6 +27,7 @@ from .headers import (
     HOP_BY_HOP,
     MAX_REQUEST_HEADER_BYTES,
     MAX_REQUEST_HEADERS,
+    PublicOrigin,
     Visitor,
     connection_tokens,
     consent_etag,
@@ -84,12 +85,26 @@ class ProxyApp:
                 extra = (f"{o.scheme}://{named}",) if named else ()
                 self.upstream_origins[s.id] = (o.url, *extra)
         self.vary = (b"Cookie", *vary_fields(settings))
+        #: each site's declared public origins: Location, cookie Domain and Forwarded
+        #: name these, never a Host as sent
+        self.public: dict[str, tuple[PublicOrigin, ...]] = {
+            s.id: tuple(o for o in map(PublicOrigin.parse, s.origins) if o) for s in settings.sites
+        }
         self._sites: dict[bytes | None, Site] = {}  # Host header -> site (bounded)
         #: response headers for a known upstream head (see respond), bounded
         self._heads: dict[tuple[object, ...], tuple[bool, tuple[tuple[bytes, bytes], ...]]] = {}
         cache_mb = settings.rewrite_cache_mb
         self.pages = PageWriter(runtime, RewriteCache(cache_mb * 1024 * 1024) if cache_mb else None)
         runtime.on_shutdown.append(self.aclose)
+        runtime.declarations_changed.append(self.forget)
+
+    def forget(self) -> None:
+        """A site's declarations changed (a classification in the console): drop what
+        was decided with the old ones."""
+        self._heads.clear()
+        self.pages.snippets = type(self.pages.snippets)(self.runtime)
+        if self.pages.cache is not None:
+            self.pages.cache.clear()
 
     def site_for(self, scope: Scope) -> Site:
         """The site for the request's ``Host`` (as :meth:`Runtime.site_for`, memoized)."""
@@ -124,7 +139,7 @@ class ProxyApp:
                 send,
                 site,
                 origin,
-                visitor=self.visitor(scope),
+                visitor=self.visitor(scope, site),
                 target=self.target(scope, origin).decode("latin-1"),
                 settings=self.runtime.settings,
             )
@@ -132,13 +147,14 @@ class ProxyApp:
         await self.forward(scope, receive, send, site, origin)
 
     # -- request side ---------------------------------------------------------
-    def visitor(self, scope: Scope) -> Visitor:
+    def visitor(self, scope: Scope, site: Site) -> Visitor:
         client = scope.get("client") or ("", 0)
         return visitor_of(
             client[0] or "",
             scope.get("scheme", "http"),
             scope["headers"],
             self.trusted,
+            self.public.get(site.id, ()),
         )
 
     def target(self, scope: Scope, origin: Origin) -> bytes:
@@ -178,7 +194,7 @@ class ProxyApp:
         consent = self.runtime.consent_from_cookie(cookie_value(scope), site)
         decision = decide_scope(self.runtime, site, scope, consent)  # region + regime + GPC
         token = decision.token
-        visitor = self.visitor(scope)
+        visitor = self.visitor(scope, site)
         up_headers = request_headers_for_upstream(
             headers, visitor, site.upstream_host_header or "", consent_token=token
         )
@@ -195,6 +211,10 @@ class ProxyApp:
                 resp.close()
                 up_headers = [(n, v) for n, v in up_headers if n not in (b"range", b"if-range")]
                 resp = await self.pool.request(origin, method, target, up_headers)
+            elif method == "HEAD" and resp.status == 200 and _is_html(ctype):
+                # A page's length is that of the page as rewritten: fetch it to measure.
+                resp.close()
+                resp = await self.pool.request(origin, "GET", target, up_headers)
         except ClientGone:
             return
         except UpstreamError as exc:
@@ -215,13 +235,21 @@ class ProxyApp:
     def _request_body(
         self, headers: list[tuple[bytes, bytes]], receive: Receive, up: list[tuple[bytes, bytes]]
     ) -> tuple[Any, bool]:
+        # The body is framed for the upstream here, from what the server read (it
+        # refused any ambiguous framing): never the visitor's framing headers.
         length = header(headers, b"content-length")
         chunked = header(headers, b"transfer-encoding") is not None
         if chunked:
-            up[:] = [(n, v) for n, v in up if n != b"content-length"]
             up.append((b"transfer-encoding", b"chunked"))
-        elif not length or length.strip() == b"0":
+        elif length is None:
             return None, False
+        elif length.strip().isdigit():
+            up.append((b"content-length", b"%d" % int(length)))
+            if int(length) == 0:
+                return None, False
+        else:  # (the edge refuses this; an in-process server may not)
+            chunked = True
+            up.append((b"transfer-encoding", b"chunked"))
 
         async def stream() -> Any:
             while True:
@@ -261,7 +289,8 @@ class ProxyApp:
             html, template = found
             out = list(template)
         else:
-            cookies = CookiePolicy(site, decision.granted, self.undeclared)
+            page = target.split(b"?", 1)[0].decode("latin-1")
+            cookies = CookiePolicy(site, decision.granted, self.undeclared, page)
             html, out, same = await self._headers(
                 site, visitor, resp, cookies, token, tagged, bodyless
             )
@@ -279,6 +308,12 @@ class ProxyApp:
                 (b"set-cookie", v) for v in cookies.expire_refused(cookie_header, visitor.host)
             )
         if bodyless:
+            if not resp.head_request and status == 200:  # HEAD of a page fetched whole
+                measured = _LengthOnly(send)
+                await self.pages.serve(scope["headers"], measured, site, decision, 200, out, resp)
+                if not measured.sent:
+                    await error_page(send, 502, "Bad Gateway", "The page could not be served.")
+                return
             await stream_body(send, status, out, resp, True)
             return
         await self.pages.serve(
@@ -334,6 +369,12 @@ class ProxyApp:
         else:
             for field in self.vary:
                 merge_vary(out, field)
+            # the console's discovery: browsers report the third-party hosts a page
+            # loads (a policy of its own beside the site's, which stays as it is)
+            if self.runtime.discovery is not None:
+                out.append(
+                    (b"content-security-policy-report-only", self.runtime.discovery.report_only)
+                )
         return html, out, same
 
     @staticmethod
@@ -346,3 +387,28 @@ class ProxyApp:
             return False  # reported when the body is read again
         resp.unread(first)
         return first.lstrip(b"\xef\xbb\xbf \t\r\n\x0c")[:1] == b"<"
+
+
+class _LengthOnly:
+    """``send`` for a HEAD of a page: the head the GET would get, its Content-Length the
+    length of the body as rewritten; no body."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self._start: Message | None = None
+        self._length = 0
+        self.sent = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self._start = message
+            return
+        self._length += len(message.get("body", b""))
+        if message.get("more_body", False) or self._start is None:
+            return
+        framing = (b"content-length", b"transfer-encoding")
+        headers = [(n, v) for n, v in self._start.get("headers", ()) if n not in framing]
+        headers.append((b"content-length", b"%d" % self._length))
+        await self._send({**self._start, "headers": headers})
+        await self._send({"type": "http.response.body", "body": b""})
+        self.sent = True

@@ -102,6 +102,11 @@ class RewriteCache:
         self.recording = 0
         self._entries: OrderedDict[Key, CachedPage] = OrderedDict()
 
+    def clear(self) -> None:
+        """Forget every recording (the site's declarations changed)."""
+        self._entries.clear()
+        self.size = 0
+
     @property
     def entry_max(self) -> int:
         return self.max_bytes // 4

@@ -95,10 +95,12 @@ def page_snippet(
 ) -> Snippet | None:
     """The banner markup for this visitor (``nonce -> bytes``), None without the banner."""
     try:
-        from ..banner import head_snippet
+        from ..banner import head_snippet  # noqa: F401 (without the banner: no snippet)
     except ImportError:
         return None
-    return head_snippet(runtime, site, decision.consent, headers, decision)
+    from ..injection import head_snippet_for  # the runtime guard first, then the banner
+
+    return head_snippet_for(runtime, site, decision.consent, headers, decision)
 
 
 class SnippetCache:

@@ -1034,13 +1034,15 @@ done:
     return result;
 }
 
-/* _tags._PRELOAD: does a rel value hold preload, modulepreload or prefetch? */
+/* _tags._PRELOAD: does a rel value hold preload, modulepreload or prefetch? 1: yes;
+ * 2: no, but a resource hint (_tags._HINT: preconnect, dns-prefetch); 0: neither. */
 static int
 rel_preloads(const unsigned char *d, const Attr *rel)
 {
     if (rel == NULL || rel->vstart < 0)
         return 0;
     Py_ssize_t i = rel->vstart, e = rel->vstop;
+    int hint = 0;
     while (i < e) {
         while (i < e && IS_WS(d[i]))
             i++;
@@ -1052,8 +1054,11 @@ rel_preloads(const unsigned char *d, const Attr *rel)
             (!strcmp(word, "preload") || !strcmp(word, "modulepreload") ||
              !strcmp(word, "prefetch")))
             return 1;
+        if (i > s && lower_name(d, s, i, word) &&
+            (!strcmp(word, "preconnect") || !strcmp(word, "dns-prefetch")))
+            hint = 2;
     }
-    return 0;
+    return hint;
 }
 
 /* bytes.split() whitespace: the URL candidates of a srcset end at these. */
@@ -1118,9 +1123,13 @@ handle_url(Run *r, Py_ssize_t p, Py_ssize_t name_end, Py_ssize_t e, const char *
         result = BAIL;
         goto done;
     }
-    if (strcmp(element, "link") == 0 && !rel_preloads(d, attr_get(d, &attrs, "rel"))) {
-        result = e;
-        goto done;
+    if (strcmp(element, "link") == 0) {
+        int rel = rel_preloads(d, attr_get(d, &attrs, "rel"));
+        if (rel != 1) {
+            /* a resource hint is classified by host (Catalog.hint_category): Python */
+            result = rel == 2 ? BAIL : e;
+            goto done;
+        }
     }
     const char *const *names = url_attrs_of(element);
     for (int j = 0; names[j] != NULL; j++) {

@@ -29,6 +29,8 @@ _ATTR_NAME_RUN = re.compile(rb"[^\t\n\f\r />=]*+")
 _UNQUOTED_RUN = re.compile(rb"[^\t\n\f\r >]*+")
 _NONCE = re.compile(rb"'nonce-([A-Za-z0-9+/=_\-]+)'")
 _PRELOAD = re.compile(rb"(?i)(?:^|[\t\n\f\r ])(?:preload|modulepreload|prefetch)(?:$|[\t\n\f\r ])")
+#: Resource hints naming only an origin: matched by host (``Catalog.hint_category``)
+_HINT = re.compile(rb"(?i)(?:^|[\t\n\f\r ])(?:preconnect|dns-prefetch)(?:$|[\t\n\f\r ])")
 _FONT_BREAKOUT = re.compile(rb"(?i)[\t\n\f\r /](?:color|face|size)[\t\n\f\r /=>]")
 _RAWTEXT_NAMES = frozenset(b"style xmp iframe noembed noframes textarea title".split())
 _URL_ELEMENTS = frozenset(URL_ATTRS) - {b"script"}
@@ -246,8 +248,11 @@ class TagHandling:
         override = self.policy.override(attrs)
         if override == "necessary":
             return
+        classify = self.policy.element_url_category
         if name == b"link" and not _PRELOAD.search(attrs.get(b"rel", b"")):
-            return
+            if not _HINT.search(attrs.get(b"rel", b"")):
+                return
+            classify = self.policy.catalog.hint_category  # preconnect, dns-prefetch
         urls = [(a, attrs[a]) for a in URL_ATTRS[name] if attrs.get(a)]
         if not urls:
             return
@@ -256,7 +261,7 @@ class TagHandling:
             found = []
             for attr, value in urls:
                 for url in _candidates(value, attr.endswith(b"srcset")):
-                    c = self.policy.url_category(url, script=False)
+                    c = classify(url)
                     if c is not None:
                         found.append(c)
             category = self.policy.strictest(found)

@@ -40,6 +40,9 @@ const ids = ['necessary', 'preferences', 'statistics', 'marketing', 'unclassifie
 // other consent managers' names (vanilla-cookieconsent: analytics, ads, functionality, ...)
 const alias = c => /^(anal|stat|perf)/.test(c) ? 'statistics' : /^(ad|market|target)/.test(c) ? 'marketing' : /^(func|pref)/.test(c) ? 'preferences' : 'unclassified'
 Object.assign(T, C.t)
+// the runtime guard (guard.js, run before any other script) learns the visitor's choice here
+const G = W.consentgateGuard || (() => {})
+delete W.consentgateGuard
 const fns = [], done = new WeakSet()
 let consent = null, host, root, view, fab, back, busy, K, P, L, N, sheet
 
@@ -137,6 +140,7 @@ function wipe(refused) {
 
 // ---- the decision ----
 function emit() {
+  G(consent.granted, 1)
   tell(consent.granted)
   dl.push({ event: 'consentgate_change', consentgate: { granted: consent.granted, consent_id: consent.consent_id } })
   D.dispatchEvent(new CustomEvent('consentgate:change', { detail: consent }))
@@ -150,9 +154,10 @@ async function decide(g, method) {
   if (D.cookie && !(await load()) && gone.length) return fail()
   try {
     // everything but necessary refused after a consent: a withdrawal (DELETE), recorded with
-    // the same page, language and text hash as a decision
+    // the same page, language and text hash as a decision; a decision also names (never
+    // values) the cookies the page holds, for the owner's discovery page
     const del = consent && !g[1] && gone.length, b = { page_url: location.origin + location.pathname, language: C.l, banner_hash: C.h }
-    const r = await fetch(API, { credentials: 'include', method: del ? 'DELETE' : 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(del ? b : { granted: g, method, ...b }) })
+    const r = await fetch(API, { credentials: 'include', method: del ? 'DELETE' : 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(del ? b : { granted: g, method, ...b, cookies: D.cookie.split('; ').map(c => c.split('=')[0]) }) })
     if (!r.ok) throw r
     consent = await r.json()
   } catch {
@@ -288,6 +293,7 @@ const ready = st != null ? Promise.resolve(JSON.parse(st)) : fetch(API + '?optio
 }).catch(() => null)
 ready.then(c => {
   consent = valid(c)
+  G(granted())
   const go = () => {
     if (consent) {
       tell(consent.granted, 0, cm)

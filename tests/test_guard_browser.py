@@ -1,0 +1,292 @@
+"""The runtime guard in real headless Chromium, through a real ``consentgate serve
+--upstream`` in front of a loopback upstream.
+
+Every off-loopback request is intercepted (nothing leaves 127.0.0.1): tracker scripts are
+answered with a fake that records its run in ``window.__ran``, everything else with an
+empty answer. A page of the upstream runs every run-time technique against a marketing
+and a statistics tracker URL (tagged ``t=<technique>-<m|s>``); the test reads which tags
+reached the network.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Route
+
+from consentgate.catalog import default_catalog
+from tests import support
+from tests.support import CORPUS, settle, wait_until
+from tests.support import banner_button as button
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+# Per category: a script URL and a plain URL of a catalogued tracker, {t} the tag.
+URLS = {
+    "m": (
+        "https://connect.facebook.net/en_US/fbevents.js?t={t}",
+        "https://www.facebook.com/tr?t={t}",
+    ),
+    "s": (
+        "https://www.googletagmanager.com/gtag/js?id=G-1&t={t}",
+        "https://www.google-analytics.com/g/collect?t={t}",
+    ),
+}
+FIXTURES = Path(__file__).parent / "guard_fixtures"
+# Each technique: a function of (script URL, plain URL) run in the page.
+TECHNIQUES = (FIXTURES / "techniques.js").read_text()
+# document.write while the page is parsed: a first-party inline script the rewriter leaves
+# alone (the URLs are split, so no loader signature matches it)
+PAGE = (FIXTURES / "page.html").read_bytes()
+# A fake GTM container, allowed as statistics, that brings marketing tags (custom HTML,
+# tag templates, the conversion linker's cookie).
+ORDERED = """for (const n of [1, 2, 3]) {
+  const e = document.createElement('script')
+  e.async = false
+  e.dataset.n = n
+  e.src = 'https://connect.facebook.net/en_US/fbevents.js?t=order' + n
+  document.head.append(e)
+}"""
+FAKE_GTM = (FIXTURES / "fake_gtm.js").read_text()
+GTM_PAGE = (FIXTURES / "gtm.html").read_bytes()
+
+
+class Upstream(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        if path == "/t.html":
+            body = PAGE
+        elif path == "/gtm.html":
+            body = GTM_PAGE
+        elif path.startswith("/pages/") and (CORPUS / "pages" / path[7:]).is_file():
+            body = (CORPUS / "pages" / path[7:]).read_bytes()
+        else:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class Net:
+    """Off-loopback requests of one context, answered locally."""
+
+    def __init__(self, local: tuple[str, ...]) -> None:
+        self.local = local
+        self.urls: list[str] = []
+
+    def handle(self, route: Route) -> None:
+        url = route.request.url
+        if url.startswith(self.local):
+            route.continue_()
+            return
+        self.urls.append(url)
+        tag = parse_qs(urlsplit(url).query).get("t", [""])[0]
+        if "gtm.js" in url:
+            route.fulfill(body=FAKE_GTM, content_type="text/javascript")
+        elif route.request.resource_type == "script" or url.endswith(".js") or "/js?" in url:
+            body = f"(window.__ran = window.__ran || []).push({json.dumps(tag)});"
+            route.fulfill(body=body, content_type="text/javascript")
+        else:
+            route.fulfill(status=204, body="")
+
+    def tags(self) -> list[str]:
+        out = []
+        for url in self.urls:
+            if default_catalog().match_url(url):
+                out.extend(parse_qs(urlsplit(url).query).get("t", ["?"]))
+        return out
+
+    def trackers(self) -> list[str]:
+        return sorted(u for u in self.urls if default_catalog().match_url(u))
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def proxy(upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    data: Path = tmp_path_factory.mktemp("guard-data")
+    env = {"CONSENTGATE_SECRET_KEYS": "guard-test-key-0123456789abcdef"}
+    with support.consentgate_server("--upstream", upstream, "--data-dir", str(data), env=env) as (
+        base,
+        _proc,
+    ):
+        yield base
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    with support.chromium() as browser:
+        yield browser
+
+
+def visit(
+    chromium: Browser, proxy: str, upstream: str, path: str, granted: list[str] | None = None
+) -> tuple[BrowserContext, Page, Net, list[str]]:
+    context = chromium.new_context()
+    net = Net((proxy, upstream))
+    context.route("**/*", net.handle)
+    errors: list[str] = []
+    if granted is not None:
+        r = context.request.post(
+            proxy + "/_consent/api/consent", data={"granted": granted, "method": "custom"}
+        )
+        assert r.status == 201, r.text()
+    page = context.new_page()
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(proxy + path)
+    return context, page, net, errors
+
+
+def run_all(page: Page) -> dict[str, dict[str, object]]:
+    page.evaluate(TECHNIQUES)
+    out = {}
+    for tag, urls in URLS.items():
+        out[tag] = page.evaluate("([u, t]) => __run(u, t)", [list(urls), tag])
+    settle(page, quiet=0.3)
+    return out
+
+
+def expected(tag: str) -> set[str]:
+    """Tags a technique run sends once released (every technique but the silent one)."""
+    written = {f"write-{tag}"} | ({"write-img-m"} if tag == "m" else set())
+    return {f"{n}-{tag}" for n in NAMES} | written
+
+
+NAMES = [
+    line.split(":")[0].strip()
+    for line in TECHNIQUES.split("window.__T = {")[1].split("};")[0].strip().splitlines()
+]
+
+
+def test_nothing_reaches_a_tracker_before_consent_and_all_is_released_on_accept(
+    chromium: Browser, proxy: str, upstream: str
+) -> None:
+    context, page, net, errors = visit(chromium, proxy, upstream, "/t.html")
+    try:
+        page.locator("#consentgate .b").wait_for()
+        results = run_all(page)
+        assert net.trackers() == []
+        assert page.evaluate("window.__ran || []") == []
+        assert errors == []
+        for tag in URLS:  # held calls fail as the network would, nothing throws
+            assert results[tag]["fetch"] == "TypeError"
+            assert results[tag]["beacon"] is False
+            assert results[tag]["xhr"] == "4:0"
+            assert not any(str(v).startswith("threw") for v in results[tag].values()), results
+
+        # three classic scripts that must run in insertion order, with their attributes
+        page.evaluate(ORDERED)
+        assert net.trackers() == []
+
+        button(page, "Accept all").click()
+        wait_until(page, "(window.__ran || []).length >= 21")
+        settle(page, quiet=0.5)
+        settle(page, quiet=0.5)
+        sent = net.tags()
+        for tag in URLS:
+            assert expected(tag) <= set(sent), sorted(expected(tag) - set(sent))
+        # released once (a preload and its script may both fetch the same URL)
+        once = [t for t in sent if not t.startswith(("preload", "modulepreload"))]
+        assert len(once) == len(set(once)), sorted(once)
+        ran = page.evaluate("window.__ran")
+        assert len(ran) == len(set(ran)), ran
+        assert [t for t in ran if t.startswith("order")] == ["order1", "order2", "order3"]
+        held = page.evaluate(
+            "[...document.querySelectorAll('script[data-n]')].map(e => [e.dataset.n, e.src])"
+        )
+        assert [(n, src.endswith(f"order{n}")) for n, src in held] == [
+            ("1", True),
+            ("2", True),
+            ("3", True),
+        ]
+        assert errors == []
+    finally:
+        context.close()
+
+
+def test_statistics_only_lets_statistics_through(
+    chromium: Browser, proxy: str, upstream: str
+) -> None:
+    context, page, net, errors = visit(
+        chromium, proxy, upstream, "/t.html", ["necessary", "statistics"]
+    )
+    try:
+        page.wait_for_load_state("load")
+        results = run_all(page)
+        sent = set(net.tags())
+        assert not {t for t in sent if t.endswith("-m")}, sorted(sent)
+        assert expected("s") <= sent, sorted(expected("s") - sent)
+        assert results["s"]["fetch"] == "resolved" and results["m"]["fetch"] == "TypeError"
+        assert errors == []
+    finally:
+        context.close()
+
+
+def test_a_statistics_tag_manager_cannot_load_marketing(
+    chromium: Browser, proxy: str, upstream: str
+) -> None:
+    context, page, net, errors = visit(
+        chromium, proxy, upstream, "/gtm.html", ["necessary", "statistics"]
+    )
+    try:
+        wait_until(page, "(window.__ran || []).includes('gtm')")
+        settle(page, quiet=0.3)
+        sent = set(net.tags())
+        assert "gtm-hit-s" in sent
+        assert not {t for t in sent if t.endswith("-m")}, sorted(sent)
+        assert "_gcl_au" not in {c["name"] for c in context.cookies()}
+        assert errors == []
+    finally:
+        context.close()
+
+
+def test_cookies_held_and_storage_removed_on_withdrawal(
+    chromium: Browser, proxy: str, upstream: str
+) -> None:
+    context, page, _, errors = visit(chromium, proxy, upstream, "/t.html")
+    try:
+        page.locator("#consentgate .b").wait_for()
+        page.evaluate("document.cookie = '_fbp=fb.1.2.3'; document.cookie = 'app=1'")
+        names = {c["name"] for c in context.cookies()}
+        assert "_fbp" not in names and "app" in names
+        button(page, "Accept all").click()
+        wait_until(page, "document.cookie.includes('_fbp=')")  # the held write, redone
+        page.evaluate(
+            "localStorage.setItem('_hjid', '1'); localStorage.setItem('app', '1');"
+            "sessionStorage.setItem('_hjSession_1', '1')"
+        )
+        page.locator("#consentgate .f").click()
+        with page.expect_navigation():
+            button(page, "Reject all").click()
+        page.wait_for_load_state("load")
+        assert page.evaluate("[localStorage.getItem('_hjid'), localStorage.getItem('app')]") == [
+            None,
+            "1",
+        ]
+        assert page.evaluate("sessionStorage.getItem('_hjSession_1')") is None
+        assert errors == []
+    finally:
+        context.close()
