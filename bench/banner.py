@@ -44,12 +44,13 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from support import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
-from consentgate.app import Runtime  # noqa: E402
-from consentgate.banner import BannerAssets, head_snippet  # noqa: E402
+from consentgate.banner import assets as banner_assets  # noqa: E402
+from consentgate.banner import head_snippet  # noqa: E402
 from consentgate.config import load_settings  # noqa: E402
 from consentgate.consent import ConsentCodec  # noqa: E402
 from consentgate.metrics import Metrics  # noqa: E402
 from consentgate.regions import UNKNOWN, decide  # noqa: E402
+from consentgate.visit import Runtime  # noqa: E402
 
 CACHE = REPO / "bench" / ".cache"
 ANCHORS = {
@@ -100,8 +101,7 @@ def consentgate_bytes() -> list[tuple[str, int, int, int]]:
         None, environ={"CONSENTGATE_DATA_DIR": tmp, "CONSENTGATE_SECRET_KEYS": "b" * 24}
     )
     runtime = Runtime(settings, ConsentCodec(settings.secret_keys), None, Metrics())  # type: ignore[arg-type]
-    assets = BannerAssets(runtime)
-    runtime.extras["banner"] = assets
+    assets = banner_assets(runtime)
     site = settings.sites[0]
     regime = decide(site, UNKNOWN, None, False).regime
     rows = []

@@ -12,6 +12,12 @@ Reports req/s, p50/p99 latency, server CPU time per request (user + system from 
 comparable when the machine is shared), peak RSS of the server processes, and ratios.
 
     python3 bench/proxy.py [--duration 10] [--connections 32] [--only page] [--only gzpage]
+                           [--protocols]
+
+``--protocols`` adds what owning uvicorn's HTTP protocol costs (consentgate/corked.py):
+consentgate with uvicorn's own response-head code instead of ``LeanCycle`` (the edge
+protocol otherwise unchanged), and with uvicorn's plain httptools protocol (no edge
+limits, timeouts or framing checks; one write per head and body).
 
 Needs ``nginx`` and ``wrk`` (Debian: ``apt-get install -y nginx wrk``).
 """
@@ -183,8 +189,16 @@ def fetch(url: str) -> bytes:
         return bytes(r.read())
 
 
+#: ``python -c`` launchers of ``consentgate serve`` with a protocol variant (--protocols)
+VARIANTS = {
+    "lean": None,
+    "uvicorn-heads": "import consentgate.corked as c; c.LeanCycle = c.RequestResponseCycle",
+    "uvicorn-protocol": "import consentgate.corked as c; c.protocol_class = lambda: 'httptools'",
+}
+
+
 def start_consentgate(
-    tmp: Path, name: str, upstream: int, port: int, cache_mb: int
+    tmp: Path, name: str, upstream: int, port: int, cache_mb: int, variant: str = "lean"
 ) -> subprocess.Popen[bytes]:
     config = tmp / f"{name}.toml"
     config.write_text(
@@ -193,6 +207,11 @@ def start_consentgate(
         f'[[sites]]\nid = "bench"\nupstream = "http://127.0.0.1:{upstream}"\n'
     )
     cmd = [sys.executable, "-m", "consentgate", "serve", "--config", str(config)]
+    patch = VARIANTS[variant]
+    if patch is not None:
+        launch = f"{patch}; import sys; from consentgate.cli import main; sys.argv[0] = 'cg'"
+        launch += "; main()"
+        cmd = [sys.executable, "-c", launch, "serve", "--config", str(config)]
     return subprocess.Popen(
         [*cmd, "--port", str(port), "--workers", "1"],
         env={**os.environ, "PYTHONPATH": str(REPO)},
@@ -206,6 +225,7 @@ def main() -> None:
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--only", choices=list(FILES), action="append")
+    ap.add_argument("--protocols", action="store_true", help="also measure protocol variants")
     args = ap.parse_args()
     for tool in ("nginx", "wrk"):
         if not shutil.which(tool):
@@ -255,7 +275,14 @@ def main() -> None:
         cg_cached = start_consentgate(tmp, "cached", up, cg, cache_mb=32)
         cg_nocache = start_consentgate(tmp, "nocache", up, cg2, cache_mb=0)
         procs += [cg_cached, cg_nocache]
-        for port in (up, ngx, cg, cg2):
+        variants: dict[str, tuple[int, int]] = {}
+        if args.protocols:
+            for variant in ("uvicorn-heads", "uvicorn-protocol"):
+                vport = free_port()
+                proc = start_consentgate(tmp, variant, up, vport, cache_mb=32, variant=variant)
+                procs.append(proc)
+                variants[f"consentgate, {variant}"] = (vport, proc.pid)
+        for port in (up, ngx, cg, cg2, *(p for p, _ in variants.values())):
             wait_port(port)
 
         # correctness first: both inject, consentgate neutralizes GA
@@ -268,6 +295,7 @@ def main() -> None:
             "nginx+sub_filter": (ngx, nginx_proxy.pid),
             "consentgate": (cg, cg_cached.pid),
             "consentgate, rewrite cache off": (cg2, cg_nocache.pid),
+            **variants,
         }
         rows = []
         for key in args.only or list(FILES):

@@ -53,7 +53,7 @@ BROWSER_HEADERS = [
 class Runtime:
     def __init__(self, detector: RegionDetector) -> None:
         self.settings = None
-        self.extras: dict[str, Any] = {"regions.detector": detector}
+        self.region_detector = detector
 
 
 def rate(fn: Any, seconds: float) -> float:

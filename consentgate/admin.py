@@ -34,17 +34,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from .app import Runtime, cookie_value
 from .audit import tokens as tok
 from .audit.columns import format_time, parse_time
 from .audit.export import ExportStats, export_stream, filter_json
 from .audit.formats import FORMATS
+from .audit.keys import signing_key_for
 from .audit.manifest import Manifest
 from .audit.subjects import ErasureRefused, erase_subject, subject_document, subject_records
 from .consent import CookieRejected, Method
 from .errors import ApiError, error_response
 from .regions import REGIMES, region_filter
 from .store.base import ApiToken, AuditAction, EventFilter, StoreError
+from .visit import Runtime, cookie_value
 
 __all__ = ["routes"]
 
@@ -169,7 +170,7 @@ class AdminApi:
                 yield chunk
             manifest = result[0]
             manifest.file, manifest.export_id = name, export_id
-            manifest.sign(keys)
+            manifest.sign(keys, signing_key_for(self.runtime.settings.data_dir))
             await self.log(
                 token,
                 "export.manifest",
@@ -240,6 +241,10 @@ class AdminApi:
         if role not in tok.ROLES or not isinstance(name, str) or len(name) > 200:
             raise ApiError(
                 422, "invalid_body", f"role must be one of {', '.join(tok.ROLES)}; name a string"
+            )
+        if not tok.printable(name):
+            raise ApiError(
+                422, "invalid_body", "name must be printable text (no control characters)"
             )
         record, secret = await tok.issue(self.store, role, name)
         await self.log(token, "token.create", {"token_id": record.token_id, "role": role})

@@ -6,13 +6,24 @@ is durable. Client mistakes are 4xx JSON ``{"error": {"code", "message"}}``:
 =====  ==========================  ============================================
 400    ``invalid_json``            body is not JSON (or NaN/Infinity, too deep)
 403    ``origin_not_allowed``      cross-origin request from an unconfigured origin
-404    ``no_consent``              GET without a valid consent cookie
+404    ``no_consent``              GET without a valid consent cookie (``?optional=1``:
+                                   ``200 null`` instead, what the banner asks, so a
+                                   visitor without a decision is no error in the console)
 413    ``payload_too_large``       body over ``settings.max_body_bytes``
 415    ``unsupported_media_type``  POST without ``Content-Type: application/json``
 422    ``invalid_request``         unknown field, wrong type, unknown category,
                                    method and granted disagree
 503    ``store_unavailable``       the consent log could not make the record durable
 =====  ==========================  ============================================
+
+``DELETE`` (withdraw) takes the same optional ``page_url``, ``language`` and ``banner_hash``
+as a decision; without them the record gets the banner's language for the visitor's
+``Accept-Language`` and the hash of that language's banner text, as the banner sends.
+
+A request from a page on another *site* (``Sec-Fetch-Site: cross-site``) to a site whose
+consent cookie is ``SameSite=Lax`` gets a ``Consentgate-Warning`` header: the browser will
+not keep the cookie, so the banner would ask again on every visit. The banner prints it in
+the console; ``cookie_samesite = "none"`` (HTTPS) is the fix (docs/banner.md).
 
 Requiring ``application/json`` is also the CSRF defence: a cross-site page cannot
 send it without a CORS preflight, and preflights pass only for configured origins.
@@ -27,12 +38,11 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from .app import Runtime
 from .config import Site
 from .consent import (
     CATEGORIES,
@@ -47,6 +57,8 @@ from .errors import ApiError, error_response
 from .openapi import openapi_document
 from .regions import decide_scope, effective_granted, method_allowed
 from .store import ConsentEvent, StoreError
+from .texts import banner_hash, pick_language, texts_for
+from .visit import Runtime
 from .visitor import (
     TrustedProxies,
     clean_page_url,
@@ -67,7 +79,18 @@ API_METHODS: tuple[str, ...] = (
     Method.OPT_OUT,  # opt-out regime: "Do Not Sell or Share My Personal Information"
     Method.ACKNOWLEDGE,  # notice regime
 )
-BODY_FIELDS: tuple[str, ...] = ("granted", "method", "page_url", "language", "banner_hash")
+BODY_FIELDS: tuple[str, ...] = (
+    "granted",
+    "method",
+    "page_url",
+    "language",
+    "banner_hash",
+    "cookies",
+)
+#: ``cookies``: names in the page's ``document.cookie`` (never values), for discovery
+MAX_COOKIE_NAMES = 100
+#: What a withdrawal (DELETE) may carry: the context of a decision, no choice.
+CONTEXT_FIELDS: tuple[str, ...] = ("page_url", "language", "banner_hash")
 _BANNER_HASH = re.compile(r"^[A-Za-z0-9:+/=_.-]{0,128}$")
 _ALL = frozenset(CATEGORIES)
 _NECESSARY = frozenset({"necessary"})
@@ -76,6 +99,13 @@ _HEADERS_KEY = "consentgate.headers"
 _ROUTE_METHODS = frozenset({"GET", "HEAD", "POST", "DELETE", "OPTIONS"})
 #: Response header of GET naming the visitor's regime (opt-in, opt-out or notice).
 REGIME_HEADER = "Consentgate-Regime"
+#: Response header explaining why the consent cookie cannot be kept (printed by the banner).
+WARNING_HEADER = "Consentgate-Warning"
+CROSS_SITE_WARNING = (
+    "this page is on another site than consentgate, so the browser drops the SameSite=Lax "
+    "consent cookie and every visit asks again; serve consentgate on the page's site or set "
+    'cookie_samesite = "none" over HTTPS (see docs/banner.md, script tag on another site)'
+)
 
 
 def _headers(request: Request) -> dict[str, str]:
@@ -89,6 +119,17 @@ def _headers(request: Request) -> dict[str, str]:
         }
         request.scope[_HEADERS_KEY] = cached
     return cached  # type: ignore[no-any-return]
+
+
+def _utf8(value: str | None) -> str | None:
+    """A header value as text: its bytes as UTF-8 when they are (browsers send UTF-8),
+    else as ISO-8859-1 (the ASGI headers' own decoding above)."""
+    if value is None or value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeDecodeError:
+        return value
 
 
 # Starlette's JSONResponse rendering, with one encoder instead of one per response.
@@ -120,15 +161,7 @@ _BODY_JSON = json.JSONDecoder(parse_constant=_reject_constant)
 
 def parse_body(raw: bytes) -> dict[str, Any]:
     """Decode and validate a POST body; raises :class:`ApiError` (400/422)."""
-    try:
-        doc = _BODY_JSON.decode(raw.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise _invalid(f"the body must be a JSON object, got {type(doc).__name__}")
-    unknown = sorted(set(doc) - set(BODY_FIELDS))
-    if unknown:
-        raise _invalid(f"unknown field(s) {unknown}; allowed: {', '.join(BODY_FIELDS)}")
+    doc = _object(raw, BODY_FIELDS)
     method = doc.get("method")
     if method not in API_METHODS:
         raise _invalid(f"method must be one of {', '.join(API_METHODS)}, got {method!r}")
@@ -150,7 +183,34 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         raise _invalid(f'{method} grants only "necessary"; use method "custom" to pick categories')
     if method == Method.OPT_OUT and "marketing" in granted:
         raise _invalid('opt_out refuses "marketing" (sale and sharing); leave it out of granted')
-    out: dict[str, Any] = {"method": method, "granted": granted}
+    return {"method": method, "granted": granted, **_parse_context(doc)}
+
+
+def _object(raw: bytes, fields: tuple[str, ...]) -> dict[str, Any]:
+    """A JSON object body holding only ``fields``; raises :class:`ApiError` (400/422)."""
+    try:
+        doc = _BODY_JSON.decode(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise _invalid(f"the body must be a JSON object, got {type(doc).__name__}")
+    unknown = sorted(set(doc) - set(fields))
+    if unknown:
+        raise _invalid(f"unknown field(s) {unknown}; allowed: {', '.join(fields)}")
+    return doc
+
+
+def parse_context(raw: bytes) -> dict[str, Any]:
+    """Decode and validate a withdrawal's optional body (``page_url``, ``language``,
+    ``banner_hash``; empty: none of them); raises :class:`ApiError` (400/422)."""
+    if not raw.strip():
+        return {}
+    doc = _object(raw, CONTEXT_FIELDS)
+    return {k: v for k, v in _parse_context(doc).items() if v}
+
+
+def _parse_context(doc: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for name, limit in (("page_url", 2048), ("language", 35), ("banner_hash", 128)):
         value = doc.get(name, "")
         if not isinstance(value, str):
@@ -159,9 +219,14 @@ def parse_body(raw: bytes) -> dict[str, Any]:
             raise _invalid(f"{name} is longer than {limit} characters")
         out[name] = value
     if out["language"] and not normalize_language(out["language"]):
-        raise _invalid(f"language must be a language tag like en or pt-BR, got {doc['language']!r}")
+        raise _invalid(f"language must be a language tag like en or pt-BR, got {out['language']!r}")
     if not _BANNER_HASH.match(out["banner_hash"]):
         raise _invalid("banner_hash may only hold letters, digits and :+/=_.-")
+    names = doc.get("cookies", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise _invalid("cookies must be a list of cookie names (strings, no values)")
+    # the first MAX_COOKIE_NAMES plausible names; an empty document.cookie gives [""]
+    out["cookies"] = [n for n in names if 0 < len(n) <= 200 and "=" not in n][:MAX_COOKIE_NAMES]
     return out
 
 
@@ -201,7 +266,10 @@ class ConsentApi:
         router: the consent write is the hottest path of the server."""
         request = Request(scope, receive)
         if request.method in _ROUTE_METHODS:
-            response = await self.endpoint(request)
+            try:
+                response = await self.endpoint(request)
+            except ClientDisconnect:  # the visitor left mid-body: nothing to answer
+                return
         else:
             response = error_response(
                 405,
@@ -247,7 +315,7 @@ class ConsentApi:
                 return site, {
                     "Access-Control-Allow-Origin": origin,
                     "Access-Control-Allow-Credentials": "true",
-                    "Access-Control-Expose-Headers": REGIME_HEADER,
+                    "Access-Control-Expose-Headers": f"{REGIME_HEADER}, {WARNING_HEADER}",
                     "Vary": "Origin",
                 }
         host = _headers(request).get("host", "")
@@ -301,13 +369,24 @@ class ConsentApi:
         consent = self.runtime.consent_from_cookie(request.cookies.get(COOKIE_NAME), site)
         # a consent given under a less strict regime than the visitor's now: ask again
         decision = decide_scope(self.runtime, site, request.scope, consent)
-        regime = {REGIME_HEADER: decision.regime}  # the banner's mode in script-tag mode
+        headers = {REGIME_HEADER: decision.regime}  # the banner's mode in script-tag mode
+        if self._cookie_dropped(request, site):
+            headers[WARNING_HEADER] = CROSS_SITE_WARNING
         if decision.consent is None:
+            if request.query_params.get("optional") == "1":
+                return _json_response(None, 200, headers=headers)  # type: ignore[arg-type]
             self.runtime.metrics.api_errors.labels(code="no_consent").inc()
             return error_response(
-                404, "no_consent", "no valid consent cookie for this site", headers=regime
+                404, "no_consent", "no valid consent cookie for this site", headers=headers
             )
-        return _json_response(decision.consent.to_json(), 200, headers=regime)
+        return _json_response(decision.consent.to_json(), 200, headers=headers)
+
+    @staticmethod
+    def _cookie_dropped(request: Request, site: Site) -> bool:
+        """The browser will not keep a ``SameSite=Lax`` cookie set in answer to a request
+        from a page on another site (it says so in ``Sec-Fetch-Site``)."""
+        cross = _headers(request).get("sec-fetch-site") == "cross-site"
+        return cross and site.cookie_samesite != "none"
 
     async def post(self, request: Request, site: Site) -> Response:
         content_type = _headers(request).get("content-type", "")
@@ -322,14 +401,24 @@ class ConsentApi:
         body = parse_body(await self._read_body(request))
         prior = self._prior(request, site)
         event_type = EventType.UPDATE if prior else EventType.INITIAL
-        return await self._record(
+        response = await self._record(
             request, site, prior, event_type, body["method"], body["granted"], body, 201
         )
+        discovery = self.runtime.discovery
+        if discovery is not None and body["cookies"]:
+            discovery.script_cookies(site, body["cookies"], body["page_url"])
+        return response
 
     async def delete(self, request: Request, site: Site) -> Response:
+        body = parse_context(await self._read_body(request))
+        if "language" not in body or "banner_hash" not in body:
+            # as the banner would send them: its language for this visitor, its text's hash
+            lang = pick_language(_headers(request).get("accept-language"), site)
+            body.setdefault("language", lang)
+            body.setdefault("banner_hash", banner_hash(texts_for(site, body["language"])))
         prior = self._prior(request, site)
         return await self._record(
-            request, site, prior, EventType.WITHDRAW, Method.WITHDRAW, _NECESSARY, {}, 200
+            request, site, prior, EventType.WITHDRAW, Method.WITHDRAW, _NECESSARY, body, 200
         )
 
     async def _read_body(self, request: Request) -> bytes:
@@ -406,7 +495,7 @@ class ConsentApi:
             regime=regime,
             gpc=gpc,
             ip_masked=mask_ip(client_address(peer, headers.get("x-forwarded-for"), self.trusted)),
-            user_agent=truncate_user_agent(headers.get("user-agent")),
+            user_agent=truncate_user_agent(_utf8(headers.get("user-agent"))),
         )
         started = time.perf_counter()
         try:
@@ -427,9 +516,9 @@ class ConsentApi:
         # and the signed value is URL-safe base64 that needs no quoting.
         cookie = (
             f"{COOKIE_NAME}={self.runtime.codec.dumps(consent)}; HttpOnly; "
-            f"Max-Age={site.lifetime_seconds}; Path=/; SameSite=lax"
+            f"Max-Age={site.lifetime_seconds}; Path=/; SameSite={site.cookie_samesite}"
         )
-        if self._is_https(request, trusted_peer):
+        if site.cookie_samesite == "none" or self._is_https(request, trusted_peer):
             cookie += "; Secure"
         response.raw_headers.append((b"set-cookie", cookie.encode("latin-1")))
         return response
@@ -444,7 +533,7 @@ class ConsentApi:
 
 def routes(runtime: Runtime) -> list[BaseRoute]:
     api = ConsentApi(runtime)
-    runtime.extras.setdefault("fast_paths", {})["/api/consent"] = api.asgi
+    runtime.fast_paths["/api/consent"] = api.asgi
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_document(runtime))

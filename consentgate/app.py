@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
@@ -22,58 +21,29 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .config import Settings, Site
-from .consent import COOKIE_NAME, Consent, ConsentCodec, CookieRejected
+from . import admin, api, banner, console
+from .audit.scheduler import start_daily_purge, stop
+from .chain import HeadSigner
+from .config import Settings
+from .consent import ConsentCodec
 from .errors import ApiError, api_error_handler, error_response
 from .metrics import Metrics
+from .regions import detector
+from .site import build_site_app
 from .store import ConsentStore, open_store
+from .visit import Runtime, cookie_value
 
-__all__ = ["ConsentGateApp", "Runtime", "create_app", "store_options"]
-
-
-@dataclass
-class Runtime:
-    """Everything a request handler needs; one per process."""
-
-    settings: Settings
-    codec: ConsentCodec
-    store: ConsentStore
-    metrics: Metrics
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    def site_for(self, request_or_scope: Request | Scope) -> Site:
-        if isinstance(request_or_scope, Request):
-            host = request_or_scope.headers.get("host")
-        else:
-            host = dict(request_or_scope.get("headers") or []).get(b"host", b"").decode("latin-1")
-        return self.settings.site_for_host(host)
-
-    def consent_from_cookie(self, value: str | None, site: Site) -> Consent | None:
-        """The visitor's consent, or None. A rejected cookie is counted and ignored.
-        A consent given under an older policy version counts as none (re-ask)."""
-        if not value:
-            return None
-        try:
-            consent = self.codec.loads(value, site_id=site.id)
-        except CookieRejected as exc:
-            self.metrics.cookie_rejected(exc.reason)
-            return None
-        if consent.policy_version != site.policy_version:
-            self.metrics.cookie_rejected("old_policy")
-            return None
-        return consent
+__all__ = ["ConsentGateApp", "Runtime", "cookie_value", "create_app", "store_options"]
 
 
 def _feature_routes(runtime: Runtime) -> list[BaseRoute]:
-    """Collect routes from the feature modules present."""
-    from . import api
-
-    routes: list[BaseRoute] = list(api.routes(runtime))
-    for name in ("banner", "admin"):
-        with contextlib.suppress(ImportError):
-            module = __import__(f"{__package__}.{name}", fromlist=["routes"])
-            routes.extend(module.routes(runtime))
-    return routes
+    """Collect the feature modules' routes."""
+    return [
+        *api.routes(runtime),
+        *banner.routes(runtime),
+        *admin.routes(runtime),
+        *console.routes(runtime),
+    ]
 
 
 def create_consent_app(runtime: Runtime) -> Starlette:
@@ -87,13 +57,17 @@ def create_consent_app(runtime: Runtime) -> Starlette:
         return error_response(404, "not_found", f"no endpoint {request.url.path}")
 
     async def method_not_allowed(request: Request, exc: Exception) -> Response:
+        allow = getattr(exc, "headers", None) or {}  # Starlette's router names the methods
         return error_response(
-            405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}"
+            405,
+            "method_not_allowed",
+            f"{request.method} is not allowed on {request.url.path}",
+            headers={"Allow": allow["Allow"]} if "Allow" in allow else None,
         )
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
-        *runtime.metrics.routes(),
+        *runtime.metrics.routes(runtime.store, runtime.settings.metrics_allow),
         *_feature_routes(runtime),
     ]
     return Starlette(
@@ -115,29 +89,25 @@ class ConsentGateApp:
         )
         self.consent_app = create_consent_app(self.runtime)
         #: path (under the prefix) -> bare ASGI app served without Starlette's stack;
-        #: feature modules register hot endpoints in ``runtime.extras["fast_paths"]``.
-        self.fast_paths: dict[str, ASGIApp] = self.runtime.extras.get("fast_paths", {})
-        self.site_app: ASGIApp = self._build_site_app()
+        #: feature modules register hot endpoints in ``runtime.fast_paths``.
+        self.fast_paths: dict[str, ASGIApp] = self.runtime.fast_paths
+        self.site_app: ASGIApp = build_site_app(self.runtime)
         self.prefix = settings.prefix
-
-    def _build_site_app(self) -> ASGIApp:
-        from .site import build_site_app
-
-        return build_site_app(self.runtime)
 
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
-        from .audit.scheduler import start_daily_purge, stop
-        from .regions import detector
-
         detector(self.runtime)  # opens the GeoIP database: a bad path fails start-up
         await self.runtime.store.open()
         retention = start_daily_purge(self.runtime.store, self.settings)
+        for start in self.runtime.on_startup:
+            await start()
         try:
             yield
         finally:
             await stop(retention)
-            for close in self.runtime.extras.pop("on_shutdown", []):
+            closers = list(self.runtime.on_shutdown)
+            self.runtime.on_shutdown.clear()
+            for close in closers:
                 await close()
             await self.runtime.store.close()
 
@@ -202,8 +172,6 @@ async def _gpc_support(scope: Scope, receive: Receive, send: Send) -> None:
 
 def store_options(settings: Settings) -> dict[str, Any]:
     """Backend options: every store signs its chain heads with the server's keys."""
-    from .chain import HeadSigner
-
     options: dict[str, Any] = {"head_signer": HeadSigner(settings.secret_keys)}
     if settings.database.startswith("postgres"):
         options["pool_size"] = settings.db_pool_size
@@ -212,14 +180,3 @@ def store_options(settings: Settings) -> dict[str, Any]:
 
 def create_app(settings: Settings, store: ConsentStore | None = None) -> ConsentGateApp:
     return ConsentGateApp(settings, store=store)
-
-
-def cookie_value(scope: Scope) -> str | None:
-    """The raw ``consentgate`` cookie value from an ASGI scope."""
-    for name, value in scope.get("headers") or []:
-        if name == b"cookie":
-            for part in value.decode("latin-1").split(";"):
-                k, _, v = part.strip().partition("=")
-                if k == COOKIE_NAME:
-                    return v
-    return None

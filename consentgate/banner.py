@@ -18,6 +18,7 @@ import gzip
 import hashlib
 import html
 import json
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,13 +30,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .app import Runtime
-from .catalog import cookie_patterns, cookie_regexes
+from .catalog import cookie_patterns, cookie_regexes, load_catalog
 from .config import Site
 from .consent import CATEGORIES, Consent
 from .errors import ApiError
 from .guard import guard_code, guard_data, guard_script
-from .minify import minify_css, minify_js
+from .minify import mangle_js, minify_css, minify_js
 from .regions import (
     NOTICE,
     OPT_IN,
@@ -48,7 +48,9 @@ from .regions import (
     decide,
     gpc_from_headers,
 )
-from .texts import banner_hash, pick_language, site_languages, texts_for
+from .texts import banner_hash, pick_language, site_languages, texts_for, translate
+from .theme import theme_css
+from .visit import Runtime
 
 __all__ = [
     "Asset",
@@ -85,6 +87,8 @@ SECOND_LAYER_TEXTS = frozenset(
         "id",
         "date",
         "receipt",
+        "embed",
+        "load",
     }
 )
 #: ``banner.json``'s texts: the second layer's, and the opt-in ones it shows too (buttons,
@@ -100,6 +104,19 @@ def markup(text: str) -> str:
     return (
         text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
     )
+
+
+def embed_names(site: Site) -> list[list[str]]:
+    """``[host/path, service name]`` per catalog URL pattern of an optional service, longest
+    first: a blocked embed's placeholder names what it holds (the banner looks for
+    ``.host/path`` in ``.`` + the embed's host and path)."""
+    out: dict[str, str] = {}
+    for svc in load_catalog(site).services:
+        for pattern in svc.urls if svc.category != "necessary" else ():
+            stem = pattern.split("*", 1)[0]
+            if not stem.startswith("/"):
+                out.setdefault(stem, markup(svc.name))
+    return sorted(([k, v] for k, v in out.items()), key=lambda kv: -len(kv[0]))
 
 
 @dataclass(frozen=True)
@@ -172,6 +189,7 @@ _DECLARATION = Environment(autoescape=True).from_string(
     "{% endfor %}</tbody></table>"
 )
 _DECLARATION_COLUMNS = ("name", "description", "created", "expiry", "data_used", "provider")
+_COOKIE = (*_DECLARATION_COLUMNS, "category")
 
 
 class BannerAssets:
@@ -180,11 +198,18 @@ class BannerAssets:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.prefix = runtime.settings.prefix
-        self._code = minify_js((STATIC / "banner.js").read_text(encoding="utf-8"))
+        self._code = minify_js(mangle_js((STATIC / "banner.js").read_text(encoding="utf-8")))
         self._css_text = minify_css((STATIC / "banner.css").read_text(encoding="utf-8"))
         self.css = Asset.build(self._css_text.encode(), "text/css; charset=utf-8")
         self._cache: dict[tuple[str, ...], Asset] = {}
         self._guards: dict[tuple[str, ...], str] = {}
+
+    def forget(self) -> None:
+        """The declarations changed (a classification): build the assets and the
+        runtime guard's data again."""
+        self._cache.clear()
+        self._guards.clear()
+        self._guards.clear()
 
     def config(self, site: Site, lang: str, regime: str = "") -> dict[str, Any]:
         """What banner.js is called with (short keys: every byte goes to every visitor).
@@ -218,14 +243,17 @@ class BannerAssets:
             t = texts_for(site, lang)
             declared: dict[str, list[list[str]]] = {c: [] for c in CATEGORIES}
             for c in site.cookies:
-                fields = (c.name, c.provider, c.description, c.expiry)
-                declared[c.category].append([markup(f) for f in fields])
+                fields = (c.provider, c.description, c.expiry)
+                declared[c.category].append(
+                    [markup(c.name), *(markup(translate(t, f)) for f in fields)]
+                )
             doc = {
                 "t": {k: markup(v) for k, v in t["texts"].items() if k in DETAIL_TEXTS},
                 "c": [
                     [c, *(markup(x) for x in t["categories"][c]), declared[c]] for c in CATEGORIES
                 ],
                 "k": cookie_regexes(site),
+                "n": embed_names(site),
             }
             body = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
             self._cache[key] = Asset.build(body, "application/json")
@@ -237,9 +265,10 @@ class BannerAssets:
         inline and asks for ``g=0``)."""
         key = ("js", site.id, lang, regime, str(guard))
         if key not in self._cache:
-            cfg = self.config(site, lang, regime)
-            cfg = json.dumps(cfg, ensure_ascii=False, separators=(",", ":"))
-            css = json.dumps(self._css_text, ensure_ascii=False)
+            cfg = json.dumps(
+                self.config(site, lang, regime), ensure_ascii=False, separators=(",", ":")
+            )
+            css = json.dumps(self._css_text + theme_css(site.theme), ensure_ascii=False)
             code = self._code.rstrip().rstrip(";")
             first = guard_script(self.guard(site), None) + "\n" if guard else ""
             body = f"{first}{code}({cfg},{css});\n".encode()
@@ -257,12 +286,16 @@ class BannerAssets:
 
     def declaration_html(self, site: Site, lang: str) -> str:
         t = texts_for(site, lang)
+        cookies = [
+            {k: translate(t, getattr(c, k)) if k != "category" else c.category for k in _COOKIE}
+            for c in site.cookies
+        ]
         return _DECLARATION.render(
             lang=lang,
             dir=t["dir"],
             d=t["declaration"],
             cols=(*_DECLARATION_COLUMNS, "category"),
-            cookies=site.cookies,
+            cookies=cookies,
             cats={c: t["categories"][c][0] for c in CATEGORIES},
         )
 
@@ -289,10 +322,16 @@ class BannerAssets:
         return self._cache[key]
 
 
+#: the banner assets of each runtime, built on first use
+_ASSETS: weakref.WeakKeyDictionary[Runtime, BannerAssets] = weakref.WeakKeyDictionary()
+
+
 def assets(runtime: Runtime) -> BannerAssets:
-    found = runtime.extras.get("banner")
-    if not isinstance(found, BannerAssets):
-        found = runtime.extras["banner"] = BannerAssets(runtime)
+    found = _ASSETS.get(runtime)
+    if found is None:
+        found = _ASSETS[runtime] = BannerAssets(runtime)
+        # built from the declarations: rebuilt after a classification in the console
+        runtime.declarations_changed.append(found.forget)
     return found
 
 
@@ -329,12 +368,16 @@ def head_snippet(
     calls = "".join(
         f"g('consent','default',{json.dumps(d, separators=(',', ':'))});" for d in defaults
     )
+    # Microsoft UET consent mode: ad_storage as Google's, for the visitor's regime
+    calls += f"u.push('consent','default',{{ad_storage:'{defaults[0]['ad_storage']}'}});"
     if consent is not None:
-        update = json.dumps(consent_mode_state(decision.granted), separators=(",", ":"))
-        calls += f"g('consent','update',{update});"
+        now = consent_mode_state(decision.granted)
+        calls += f"g('consent','update',{json.dumps(now, separators=(',', ':'))});"
+        calls += f"u.push('consent','update',{{ad_storage:'{now['ad_storage']}'}});"
     inline = (
         "window.dataLayer=window.dataLayer||[];"
-        f"(function(g){{{calls}}})(function(){{dataLayer.push(arguments)}});"
+        f"(function(g,u){{{calls}}})(function(){{dataLayer.push(arguments)}},"
+        "window.uetq=window.uetq||[]);"
     )
     src = (
         f"{runtime.settings.prefix}/banner.js?v={asset.version}&l={lang}&site={site.id}"

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from .consent import CATEGORIES
+from .errors import ConsentGateError
 
 if TYPE_CHECKING:
     from .config import Site
@@ -64,7 +65,7 @@ CATEGORY_RANK: dict[str, int] = {
 }
 
 
-class CatalogError(ValueError):
+class CatalogError(ConsentGateError, ValueError):
     """Bad catalog data: names the service and the field."""
 
 

@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from .consent import CATEGORIES, MAX_LIFETIME_DAYS
+from .errors import ConsentGateError
 
 __all__ = [
+    "EDGE_LIMITS",
     "SEED_COOKIES",
     "SERVER_SETTINGS",
     "SITE_SETTINGS",
@@ -29,14 +31,18 @@ __all__ = [
     "Setting",
     "Settings",
     "Site",
+    "effective_declarations",
+    "ensure_secret",
     "load_settings",
+    "shipped_locales",
+    "site_id_problem",
 ]
 
 DEFAULT_DATA_DIR = "./consentgate-data"
 SECRET_FILE = "secret.key"
 
 
-class ConfigError(Exception):
+class ConfigError(ConsentGateError):
     """A configuration problem: names the file, the key and the fix."""
 
     def __init__(self, message: str, *, file: str | None = None, key: str | None = None) -> None:
@@ -48,6 +54,14 @@ class ConfigError(Exception):
         super().__init__(where + message)
         self.file = file
         self.key = key
+
+
+#: Banner languages shipped with consentgate (``consentgate/locales/<lang>.json``).
+LOCALE_DIR = Path(__file__).parent / "locales"
+
+
+def shipped_locales() -> tuple[str, ...]:
+    return tuple(sorted(p.stem for p in LOCALE_DIR.glob("*.json")))
 
 
 @dataclass(frozen=True)
@@ -102,6 +116,49 @@ SERVER_SETTINGS: tuple[Setting, ...] = (
     Setting("db_pool_size", int, 10, "PostgreSQL connection pool size."),
     Setting("upstream_connect_timeout", float, 5.0, "Proxy: seconds to connect to an upstream."),
     Setting("upstream_read_timeout", float, 30.0, "Proxy: seconds to wait for upstream bytes."),
+    # -- the HTTP edge (consentgate/corked.py): limits and timeouts, as nginx's defaults --
+    Setting(
+        "max_request_line",
+        int,
+        8192,
+        "Longest request line (method, target, version) in bytes; longer: 414 and close.",
+    ),
+    Setting(
+        "max_request_header_bytes",
+        int,
+        32768,
+        "Largest request head (all header fields) in bytes; larger: 431 and close.",
+    ),
+    Setting("max_request_headers", int, 100, "Most request header fields; more: 431 and close."),
+    Setting(
+        "request_header_timeout",
+        float,
+        60.0,
+        "Seconds a client has to send a request's headers (counted from the connection "
+        "or the request's first byte); then 408 and close.",
+    ),
+    Setting(
+        "request_body_timeout",
+        float,
+        60.0,
+        "Seconds a request body may stall; then 408 and close.",
+    ),
+    Setting(
+        "request_body_min_rate",
+        int,
+        240,
+        "Bytes per second a request body must average once request_body_timeout has "
+        "passed (a trickled body is closed with 408).",
+    ),
+    Setting(
+        "keepalive_timeout", float, 60.0, "Seconds an idle keep-alive connection is kept open."
+    ),
+    Setting(
+        "metrics_allow",
+        list,
+        [],
+        "Addresses or networks that may read /_consent/metrics without a token.",
+    ),
     Setting(
         "rewrite_cache_mb",
         int,
@@ -110,8 +167,19 @@ SERVER_SETTINGS: tuple[Setting, ...] = (
     ),
 )
 
+#: the HTTP edge's limits and timeouts (all must be positive)
+EDGE_LIMITS = (
+    "max_request_line",
+    "max_request_header_bytes",
+    "max_request_headers",
+    "request_header_timeout",
+    "request_body_timeout",
+    "request_body_min_rate",
+    "keepalive_timeout",
+)
+
 SITE_SETTINGS: tuple[Setting, ...] = (
-    Setting("id", str, None, "Site id (letters, digits, - and _)."),
+    Setting("id", str, None, "Site id: ASCII letters, digits, - and _ (at most 64)."),
     Setting("hosts", list, [], "Host names served for this site (empty: any host)."),
     Setting("upstream", str, "", "Proxy mode: the origin to forward to (http://host:port)."),
     Setting(
@@ -123,8 +191,19 @@ SITE_SETTINGS: tuple[Setting, ...] = (
         "consent_lifetime_days", int, 180, f"How long a decision lasts (max {MAX_LIFETIME_DAYS})."
     ),
     Setting("retention_days", int, 0, "Log retention; 0 means lifetime + 365 days."),
-    Setting("languages", list, ["en", "ru", "kk", "de", "fr"], "Banner languages offered."),
-    Setting("default_language", str, "en", "Fallback when Accept-Language matches none."),
+    Setting(
+        "languages",
+        list,
+        ["en", "ru", "kk", "de", "fr"],
+        f"Banner languages offered: shipped ones ({', '.join(shipped_locales())}), or "
+        "another with its own [sites.texts.<lang>] table.",
+    ),
+    Setting(
+        "default_language",
+        str,
+        "en",
+        "Fallback when Accept-Language matches none (one of languages).",
+    ),
     Setting("strict", bool, False, "Treat scripts from unknown third-party hosts as unclassified."),
     Setting(
         "block_undeclared_cookies",
@@ -146,6 +225,22 @@ SITE_SETTINGS: tuple[Setting, ...] = (
     Setting("services", list, [], "Extra tracker services ([[sites.services]])."),
     Setting("category_overrides", dict, {}, "Catalog service id -> category."),
     Setting("texts", dict, {}, "Per-language text overrides ([sites.texts.en] title = ...)."),
+    # the banner's look and its cookie on other sites (docs/banner.md)
+    Setting(
+        "theme",
+        dict,
+        {},
+        "The banner's look ([sites.theme]: layout box|bar|dialog, font, radius, colours, "
+        "dark); refused when a text/background pair fails WCAG AA or Reject all would be "
+        "less prominent than Accept all.",
+    ),
+    Setting(
+        "cookie_samesite",
+        str,
+        "lax",
+        'SameSite of the consent cookie: lax, or "none" (always Secure, HTTPS) when the '
+        "script tag is on pages of another site than consentgate.",
+    ),
 )
 
 
@@ -228,6 +323,8 @@ class Site:
     services: list[dict[str, Any]] = field(default_factory=list)
     category_overrides: dict[str, str] = field(default_factory=dict)
     texts: dict[str, dict[str, str]] = field(default_factory=dict)
+    theme: dict[str, Any] = field(default_factory=dict)
+    cookie_samesite: str = "lax"
     demo: bool = False
 
     @property
@@ -258,6 +355,14 @@ class Settings:
     upstream_connect_timeout: float = 5.0
     upstream_read_timeout: float = 30.0
     rewrite_cache_mb: int = 32
+    max_request_line: int = 8192
+    max_request_header_bytes: int = 32768
+    max_request_headers: int = 100
+    request_header_timeout: float = 60.0
+    request_body_timeout: float = 60.0
+    request_body_min_rate: int = 240
+    keepalive_timeout: float = 60.0
+    metrics_allow: list[str] = field(default_factory=list)
     config_file: str | None = None
 
     def site_for_host(self, host: str | None) -> Site:
@@ -342,13 +447,16 @@ def _parse_site(raw: Any, index: int, file: str | None) -> Site:
     if not isinstance(raw, dict):
         raise ConfigError("each [[sites]] entry is a table", file=file, key=f"sites[{index}]")
     values = _apply(raw, SITE_SETTINGS, file, key)
-    site_id = values.get("id")
-    if not site_id or not all(c.isalnum() or c in "-_" for c in site_id):
+    if "id" not in values:
         raise ConfigError(
             'every site needs an id of letters, digits, - and _ (add id = "main")',
             file=file,
             key=f"{key}id",
         )
+    problem = site_id_problem(values["id"])
+    if problem:
+        raise ConfigError(problem, file=file, key=f"{key}id")
+    _check_languages(values, file, key)
     lifetime = values.get("consent_lifetime_days", 180)
     if not 1 <= lifetime <= MAX_LIFETIME_DAYS:
         raise ConfigError(
@@ -387,6 +495,18 @@ def _parse_site(raw: Any, index: int, file: str | None) -> Site:
                 file=file,
                 key=f"{key}category_overrides",
             )
+    from .theme import ThemeError, check_theme
+
+    try:
+        values["theme"] = check_theme(values.get("theme", {}))
+    except ThemeError as exc:
+        raise ConfigError(str(exc), file=file, key=f"{key}theme") from None
+    if values.get("cookie_samesite", "lax") not in ("lax", "none"):
+        raise ConfigError(
+            f'must be "lax" or "none", got {values["cookie_samesite"]!r}',
+            file=file,
+            key=f"{key}cookie_samesite",
+        )
     values["cookies"] = [
         _parse_cookie(c, file, f"{key}cookies[{i}]")
         for i, c in enumerate(values.get("cookies", []))
@@ -394,17 +514,103 @@ def _parse_site(raw: Any, index: int, file: str | None) -> Site:
     return Site(**values)
 
 
+#: A site id travels in the consent cookie, log records, metric labels and
+#: ``?site=`` query strings: ASCII letters, digits, ``-`` and ``_``, at most this long.
+MAX_SITE_ID = 64
+_SITE_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
+def site_id_problem(site_id: str) -> str | None:
+    """Why ``site_id`` is not a valid site id, or None when it is."""
+    rule = 'use ASCII letters, digits, - and _ (e.g. id = "main")'
+    if not site_id:
+        return f"the site id is empty; {rule}"
+    if len(site_id) > MAX_SITE_ID:
+        return f"the site id is {len(site_id)} characters long, at most {MAX_SITE_ID} are allowed"
+    for position, char in enumerate(site_id, 1):
+        if char not in _SITE_ID_CHARS:
+            what = "a space" if char.isspace() else f"{char!r} (U+{ord(char):04X})"
+            return f"the site id {site_id!r} contains {what} at position {position}; {rule}"
+    return None
+
+
+def _check_languages(values: dict[str, Any], file: str | None, key: str) -> None:
+    """Every offered language is shipped or has the site's own ``[sites.texts.<lang>]``."""
+    shipped = shipped_locales()
+    own = {str(lang).lower() for lang in values.get("texts", {})}
+    languages = values.get("languages", list(shipped))
+    if not languages:
+        raise ConfigError(
+            f"offer at least one language; shipped: {', '.join(shipped)}",
+            file=file,
+            key=f"{key}languages",
+        )
+    for lang in languages:
+        if not isinstance(lang, str) or lang.lower() not in (*shipped, *own):
+            raise ConfigError(
+                f"no banner texts for language {lang!r}: shipped languages are "
+                f"{', '.join(shipped)}; for another one add its texts in a "
+                f"[sites.texts.{lang}] table",
+                file=file,
+                key=f"{key}languages",
+            )
+    default = values.get("default_language", "en")
+    if default.lower() not in (str(lang).lower() for lang in languages):
+        raise ConfigError(
+            f"{default!r} is not one of the site's languages ({', '.join(languages)})",
+            file=file,
+            key=f"{key}default_language",
+        )
+
+
+def effective_declarations(site: Site) -> tuple[list[CookieDecl], list[dict[str, Any]]]:
+    """The site's cookie declarations and extra tracker services in force: its
+    configuration plus what an admin classified in the console since (applied to
+    ``site.cookies`` and ``site.services`` in place, see ``consentgate.console.discovery``).
+    Whatever compiles the catalog or the declaration for a site reads these; when they
+    change, ``Runtime.declarations_changed`` is called."""
+    return site.cookies, site.services
+
+
+#: The trackers the demo page carries besides Google Analytics (the seed's table has its
+#: cookies): their cookies come from the catalog.
+DEMO_SERVICES = ("meta-pixel", "youtube")
+
+
+def catalog_cookies(service_ids: tuple[str, ...]) -> list[CookieDecl]:
+    """Declarations of the catalog's cookies of these services."""
+    from .catalog import default_catalog
+
+    out = []
+    for sid in service_ids:
+        svc = default_catalog().service(sid)
+        if svc is None:
+            raise ConfigError(f"no catalog service {sid!r}")
+        out += [
+            CookieDecl(
+                c.name, svc.category, svc.provider, c.purpose, "When the service loads", c.expiry
+            )
+            for c in svc.cookies
+        ]
+    return out
+
+
 def demo_site() -> Site:
-    """The built-in demo site: declaration = the seed's cookie table."""
-    return Site(id="demo", cookies=list(SEED_COOKIES), demo=True, privacy_policy_url="/privacy")
+    """The built-in demo site: declaration = the seed's cookie table, and the catalog's
+    cookies of the other trackers on the demo page."""
+    cookies = [*SEED_COOKIES, *catalog_cookies(DEMO_SERVICES)]
+    return Site(id="demo", cookies=cookies, demo=True, privacy_policy_url="/privacy")
 
 
-def _secret_from_data_dir(data_dir: Path) -> list[str]:
-    """Read data_dir/secret.key, generating it (mode 0600) on first use."""
+def _secret_from_data_dir(data_dir: Path, create: bool = True) -> list[str]:
+    """Read data_dir/secret.key, generating it (mode 0600) on first use; with
+    ``create=False`` a missing file gives no keys and nothing is written."""
     path = data_dir / SECRET_FILE
     try:
         text = path.read_text().strip()
     except FileNotFoundError:
+        if not create:
+            return []
         data_dir.mkdir(parents=True, exist_ok=True)
         key = secrets.token_urlsafe(32)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -414,13 +620,40 @@ def _secret_from_data_dir(data_dir: Path) -> list[str]:
     return [k.strip() for k in text.split(",") if k.strip()]
 
 
+def _check_keys(keys: list[Any], file: str | None) -> None:
+    for k in keys:
+        if not isinstance(k, str) or len(k) < 16:
+            raise ConfigError(
+                "each secret key must be a string of at least 16 characters "
+                "(generate one: python -c 'import secrets; print(secrets."
+                "token_urlsafe(32))')",
+                file=file,
+                key="secret_keys",
+            )
+
+
+def ensure_secret(settings: Settings) -> None:
+    """Give settings loaded with ``create_secret=False`` their keys: the data
+    directory's ``secret.key``, generated (mode 0600) when it is not there yet."""
+    if not settings.secret_keys:
+        settings.secret_keys = _secret_from_data_dir(Path(settings.data_dir))
+        _check_keys(settings.secret_keys, settings.config_file)
+
+
 def load_settings(
     config_file: str | os.PathLike[str] | None = None,
     *,
     environ: dict[str, str] | None = None,
     overrides: dict[str, Any] | None = None,
+    create_secret: bool = True,
 ) -> Settings:
-    """Build :class:`Settings` from a TOML file, the environment and CLI overrides."""
+    """Build :class:`Settings` from a TOML file, the environment and CLI overrides.
+
+    With no keys configured, the data directory's ``secret.key`` is read, and created
+    when missing; ``create_secret=False`` writes nothing and leaves ``secret_keys``
+    empty instead (read-only commands, and ``serve`` until its port is known to be
+    free: then :func:`ensure_secret`).
+    """
     env = os.environ if environ is None else environ
     file = str(config_file) if config_file else None
     server: dict[str, Any] = {}
@@ -475,16 +708,8 @@ def load_settings(
 
     keys = server.pop("secret_keys", None)
     if keys is None:
-        keys = _secret_from_data_dir(data_dir)
-    for k in keys:
-        if not isinstance(k, str) or len(k) < 16:
-            raise ConfigError(
-                "each secret key must be a string of at least 16 characters "
-                "(generate one: python -c 'import secrets; print(secrets."
-                "token_urlsafe(32))')",
-                file=file,
-                key="secret_keys",
-            )
+        keys = _secret_from_data_dir(data_dir, create=create_secret)
+    _check_keys(keys, file)
     database = server.pop("database", None) or f"sqlite:///{(data_dir / 'consent.db')}"
     if not database.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise ConfigError(
@@ -505,6 +730,15 @@ def load_settings(
         parse_networks(server.get("trusted_proxies", []))
     except ValueError as exc:
         raise ConfigError(str(exc), file=file, key="server.trusted_proxies") from None
+    try:
+        parse_networks(server.get("metrics_allow", []))
+    except ValueError as exc:
+        raise ConfigError(str(exc), file=file, key="server.metrics_allow") from None
+    for name in EDGE_LIMITS:
+        if name in server and not server[name] > 0:
+            raise ConfigError(
+                f"must be greater than 0, got {server[name]!r}", file=file, key=f"server.{name}"
+            )
     return Settings(
         secret_keys=keys,
         database=database,

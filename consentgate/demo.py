@@ -21,7 +21,7 @@ import secrets
 from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .app import Runtime
+from .visit import Runtime
 
 __all__ = ["GA4_ID", "GTM_ID", "PIXEL_ID", "demo_app", "render"]
 

@@ -1,12 +1,16 @@
 """Prometheus metrics at ``/_consent/metrics``.
 
-With several worker processes (``--workers N``) the counters are aggregated
-through prometheus-client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``).
+Not public: a scraper sends an API token (``Authorization: Bearer cgt_...``, any role,
+``consentgate tokens create``) or connects from an address in ``metrics_allow``; anyone
+else gets 401. With several worker processes (``--workers N``) the counters are
+aggregated through prometheus-client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -18,6 +22,12 @@ from prometheus_client import (
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from .errors import error_response
+from .visitor import TrustedProxies
+
+if TYPE_CHECKING:
+    from .store import ConsentStore
 
 __all__ = ["Metrics"]
 
@@ -67,8 +77,30 @@ class Metrics:
             return generate_latest(registry)
         return generate_latest(self.registry)
 
-    def routes(self) -> list[Route]:
+    def routes(self, store: ConsentStore, allow: Iterable[str] = ()) -> list[Route]:
+        """``GET /metrics`` for scrapers with a token, or from ``allow``'s addresses."""
+        from .audit import tokens
+
+        scrapers = TrustedProxies(allow)
+
         async def metrics(request: Request) -> Response:
-            return Response(self.render(), media_type=CONTENT_TYPE_LATEST)
+            if not (request.client and request.client.host in scrapers):
+                scheme, _, value = request.headers.get("authorization", "").partition(" ")
+                token = None
+                if scheme.lower() == "bearer" and value.strip():
+                    token = await tokens.authenticate(store, value.strip())
+                if token is None:
+                    return error_response(
+                        401,
+                        "unauthorized",
+                        "metrics need Authorization: Bearer <token> (consentgate tokens "
+                        "create) or a scraper address in metrics_allow",
+                        headers={"WWW-Authenticate": "Bearer", "Cache-Control": "no-store"},
+                    )
+            return Response(
+                self.render(),
+                media_type=CONTENT_TYPE_LATEST,
+                headers={"Cache-Control": "no-store"},
+            )
 
         return [Route("/metrics", metrics, methods=["GET"])]

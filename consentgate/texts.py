@@ -2,13 +2,18 @@
 
 Pure logic, no HTTP. ``consentgate/locales/<lang>.json`` holds, per language, the banner
 ``texts``, the five ``categories`` as ``[name, description]`` (English from the seed policy's
-cookie section) and the ``declaration`` column headers. A site's ``texts`` table overrides
-any of them per language::
+cookie section), the ``declaration`` column headers and ``phrases``: the English texts of the
+cookie declarations (the seed's table, the tracker catalog's purposes and expiries) with
+their translation, used by the second layer and the declaration page. A site's ``texts``
+table overrides any of them per language::
 
     [sites.texts.en]
     title = "Cookies at Example"          # any key of "texts"
     cat_statistics = "Analytics"          # a category's name
     desc_statistics = "We count visits."  # a category's description
+
+    [sites.texts.de]
+    "phrase:Counts visits." = "Zählt Besuche."  # a declared cookie's text, translated
 
 A language a site adds only through ``texts`` falls back to English for missing keys.
 """
@@ -18,10 +23,9 @@ from __future__ import annotations
 import hashlib
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-from .config import Site
+from .config import LOCALE_DIR, Site, shipped_locales
 from .consent import CATEGORIES
 
 __all__ = [
@@ -30,11 +34,11 @@ __all__ = [
     "pick_language",
     "site_languages",
     "texts_for",
+    "translate",
 ]
 
-LOCALE_DIR = Path(__file__).parent / "locales"
 #: Languages shipped with consentgate.
-LOCALES: tuple[str, ...] = tuple(sorted(p.stem for p in LOCALE_DIR.glob("*.json")))
+LOCALES: tuple[str, ...] = shipped_locales()
 RTL = frozenset({"ar", "arc", "ckb", "dv", "fa", "he", "ks", "ps", "sd", "ug", "ur", "yi"})
 
 
@@ -79,7 +83,7 @@ def pick_language(accept_language: str | None, site: Site) -> str:
 def texts_for(site: Site, lang: str) -> dict[str, Any]:
     """Merged texts for one language: English, then the locale, then the site's overrides.
 
-    Returns ``{"lang", "dir", "texts", "categories", "declaration"}``.
+    Returns ``{"lang", "dir", "texts", "categories", "declaration", "phrases"}``.
     """
     base = _locale("en")
     own = _locale(lang) if lang in LOCALES else {}
@@ -88,6 +92,7 @@ def texts_for(site: Site, lang: str) -> dict[str, Any]:
     categories = {c: list(base["categories"][c]) for c in CATEGORIES}
     for c, pair in own.get("categories", {}).items():
         categories[c] = list(pair)
+    phrases = dict(own.get("phrases", {}))
     direction = own.get("dir", "rtl" if lang.split("-")[0] in RTL else "ltr")
     for key, value in site.texts.get(lang, {}).items():
         value = str(value)
@@ -99,6 +104,8 @@ def texts_for(site: Site, lang: str) -> dict[str, Any]:
             categories[key[5:]][1] = value
         elif key.startswith("declaration_"):
             declaration[key[12:]] = value
+        elif key.startswith("phrase:"):
+            phrases[key[7:]] = value
         else:
             texts[key] = value
     return {
@@ -107,7 +114,14 @@ def texts_for(site: Site, lang: str) -> dict[str, Any]:
         "texts": texts,
         "categories": categories,
         "declaration": declaration,
+        "phrases": phrases,
     }
+
+
+def translate(texts: dict[str, Any], text: str) -> str:
+    """A declaration's English ``text`` in the language of ``texts`` (:func:`texts_for`),
+    as it is when there is no translation."""
+    return str(texts["phrases"].get(text, text))
 
 
 def banner_hash(texts: dict[str, Any]) -> str:

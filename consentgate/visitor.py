@@ -24,6 +24,7 @@ __all__ = [
     "mask_ip",
     "normalize_language",
     "truncate_user_agent",
+    "valid_host",
 ]
 
 USER_AGENT_MAX = 256
@@ -34,6 +35,19 @@ _CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 _LANGUAGE = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: A Host header as consentgate accepts it: a DNS-style name or an IPv4 address (letters,
+#: digits, ``-``, ``.``, ``_``) or a bracketed IPv6 literal, then an optional port. RFC
+#: 3986's reg-name also allows sub-delims (``;``, ``=``, ``'`` ...): no site is named so,
+#: and those are what lets a Host smuggle cookie attributes or Forwarded parameters.
+_HOST = re.compile(
+    rb"(?:[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?"
+)
+
+
+def valid_host(value: bytes) -> bool:
+    """Whether ``value`` is an acceptable Host header value (empty is: RFC 9112 3.2)."""
+    return not value or _HOST.fullmatch(value) is not None
 
 
 class TrustedProxies:

@@ -8,8 +8,10 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -154,6 +156,28 @@ def consentgate_server(
                 proc.wait()
         if proc.stdout:
             proc.stdout.close()
+
+
+def static_site(page: str) -> ThreadingHTTPServer:
+    """A foreign origin serving one page (script-tag mode, or an upstream) on a real
+    loopback port: Chromium's local-network checks refuse a route-fulfilled page talking
+    to loopback. ``shutdown()`` and ``server_close()`` it when done."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = page.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 #: The PostgreSQL server the tests use (trust auth on loopback; CI starts it).

@@ -10,8 +10,10 @@ import httpx2 as httpx
 import pytest
 
 from consentgate.app import ConsentGateApp, create_app
+from consentgate.audit import tokens
 from consentgate.config import Settings, Site
 from consentgate.consent import CATEGORIES, Consent, ConsentCodec
+from consentgate.texts import banner_hash, texts_for
 
 API = "/_consent/api/consent"
 JSON = {"content-type": "application/json"}
@@ -30,6 +32,14 @@ async def serve(
         transport = httpx.ASGITransport(app=app, client=client)
         async with httpx.AsyncClient(transport=transport, base_url=base) as c:
             yield c, app
+
+
+async def metrics_text(client: httpx.AsyncClient, app: ConsentGateApp) -> str:
+    """/_consent/metrics as a scraper with an auditor token reads it."""
+    _, token = await tokens.issue(app.runtime.store, "auditor", "scraper")
+    r = await client.get("/_consent/metrics", headers={"authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    return r.text
 
 
 async def events(app: ConsentGateApp) -> list:
@@ -190,7 +200,7 @@ async def test_bad_input_is_a_4xx_json_error(
     assert err["code"] == code and err["message"]
     assert "set-cookie" not in r.headers
     assert await events(app) == []
-    metrics = (await client.get("/_consent/metrics")).text
+    metrics = await metrics_text(client, app)
     assert f'consentgate_api_errors_total{{code="{code}"}} 1.0' in metrics
 
 
@@ -237,7 +247,7 @@ async def test_tampered_foreign_expired_and_old_policy_cookies_are_no_consent(
             assert got.status_code == 404, bad
             assert got.json()["error"]["code"] == "no_consent"
         assert (await client.get(API)).status_code == 404
-        metrics = (await client.get("/_consent/metrics")).text
+        metrics = await metrics_text(client, app)
         for reason in ("bad_signature", "expired", "wrong_site", "old_policy", "malformed"):
             assert f'consentgate_cookie_rejected_total{{reason="{reason}"}}' in metrics
         # a valid cookie of an older policy keeps its consent id on the new decision
@@ -361,9 +371,9 @@ async def test_site_chosen_by_host(settings: Settings) -> None:
         assert r.json()["site"] == "blog"
 
 
-async def test_metrics_and_healthz(client: httpx.AsyncClient) -> None:
+async def test_metrics_and_healthz(client: httpx.AsyncClient, app: ConsentGateApp) -> None:
     await client.post(API, json={"method": "accept_all"})
-    text = (await client.get("/_consent/metrics")).text
+    text = await metrics_text(client, app)
     assert 'consentgate_consents_total{method="accept_all",site="demo",type="initial"} 1.0' in text
     assert "consentgate_write_seconds_count 1.0" in text
     assert (await client.get("/_consent/healthz")).json() == {"status": "ok"}
@@ -401,3 +411,68 @@ async def test_a_page_url_with_control_characters_is_not_stored(
     assert [r.status_code for r in results] == [201, 201, 201, 201]
     stored = sorted(ev.page_url for ev in await events(app))
     assert stored == ["", "", "", "https://a.example/ok"]
+
+
+async def test_withdraw_records_language_and_banner_hash_like_a_decision(
+    client: httpx.AsyncClient, app: ConsentGateApp
+) -> None:
+    """issue 18: a withdrawal is recorded with the banner's language (not the raw
+    Accept-Language) and the hash of the banner text, as decisions are."""
+    site = app.runtime.settings.sites[0]
+    german = {"accept-language": "de-DE,de;q=0.9,en;q=0.5"}
+    shown = banner_hash(texts_for(site, "de"))
+    await client.post(API, json={"method": "accept_all", "language": "de", "banner_hash": shown})
+    # an API client's bare DELETE: what the banner shows this visitor
+    assert (await client.delete(API, headers=german)).status_code == 200
+    # the banner's DELETE: the same context fields as its POST
+    context = {"page_url": "https://shop.example/p?x=1", "language": "fr", "banner_hash": "h:1"}
+    assert (await client.request("DELETE", API, json=context)).status_code == 200
+    decided, bare, sent = await events(app)
+    assert (decided.language, decided.banner_hash) == ("de", shown)
+    assert (bare.event_type, bare.language, bare.banner_hash) == ("withdraw", "de", shown)
+    assert (sent.language, sent.banner_hash, sent.page_url) == (
+        "fr",
+        "h:1",
+        "https://shop.example/p",
+    )
+    for bad in ({"granted": ["marketing"]}, {"language": "not a tag!"}, {"banner_hash": "<x>"}):
+        r = await client.request("DELETE", API, json=bad)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request", bad
+    r = await client.request("DELETE", API, content=b"{", headers=JSON)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
+    assert len(await events(app)) == 3  # refused requests record nothing
+
+
+async def test_optional_get_is_no_error_and_cross_site_pages_are_warned(
+    settings: Settings,
+) -> None:
+    """issue 18: the banner's ``?optional=1`` GET answers ``200 null`` without a consent
+    (API clients keep their 404); a request from a page on another site is told that a
+    SameSite=Lax cookie will not be kept, unless the site's cookie is SameSite=None."""
+    async with serve(two_sites(settings), base="http://consent.example") as (client, _):
+        origin = {"origin": "https://blog.example"}
+        cross = {**origin, "sec-fetch-site": "cross-site"}
+        r = await client.get(API, params={"optional": "1"}, headers=origin)
+        assert r.status_code == 200 and r.json() is None
+        assert "consentgate-warning" not in r.headers
+        assert (await client.get(API, headers=origin)).status_code == 404
+        r = await client.get(API, params={"optional": "1"}, headers=cross)
+        assert r.status_code == 200 and "cookie_samesite" in r.headers["consentgate-warning"]
+        assert "Consentgate-Warning" in r.headers["access-control-expose-headers"]
+        same_site = {**origin, "sec-fetch-site": "same-site"}
+        r = await client.get(API, params={"optional": "1"}, headers=same_site)
+        assert "consentgate-warning" not in r.headers
+        posted = await client.post(API, json={"method": "reject_all"}, headers=cross)
+        assert cookie_attrs(posted)["samesite"].lower() == "lax"
+        got = await client.get(API, params={"optional": "1"}, headers=cross)
+        assert got.status_code == 200 and got.json()["consent_id"] == posted.json()["consent_id"]
+
+    none = two_sites(settings)
+    for site in none.sites:
+        site.cookie_samesite = "none"
+    async with serve(none, base="http://consent.example") as (client, _):
+        r = await client.get(API, params={"optional": "1"}, headers=cross)
+        assert "consentgate-warning" not in r.headers
+        posted = await client.post(API, json={"method": "reject_all"}, headers=cross)
+        attrs = cookie_attrs(posted)
+        assert attrs["samesite"].lower() == "none" and attrs["secure"] is True

@@ -83,6 +83,25 @@ def _insert(settings: Settings, row: dict[str, object]) -> None:
     sql(settings, f"INSERT INTO events ({names}) VALUES ({marks})", tuple(row.values()))
 
 
+def test_an_edit_that_recomputed_its_own_hash_is_named_at_that_record(
+    filled: Settings,
+) -> None:
+    seq, event_id, pos = sql(filled, "SELECT seq, event_id, chain_seq FROM events WHERE seq = 9")[0]
+    row = _forged_row(filled, seq)
+    row["event_id"] = event_id
+    row["marketing"] = not row["marketing"]
+    row["hash"] = link_hash(str(row["prev_hash"]), canonical_row(row))  # knows the recipe
+    for c in ("necessary", "preferences", "statistics", "marketing", "unclassified", "gpc"):
+        row[c] = int(bool(row[c]))
+    sets = ", ".join(f"{name} = ?" for name in row)
+    sql(filled, f"UPDATE events SET {sets} WHERE seq = ?", (*row.values(), seq))
+    code, out = verify(filled)
+    assert code == 1
+    assert "altered: content and hash were both changed" in out
+    assert f"seq {seq}," in out and event_id in out  # the edited record, not the next one
+    assert pos == sql(filled, "SELECT chain_seq FROM events WHERE seq = 9")[0][0]
+
+
 def test_an_inserted_row_with_a_valid_hash_is_caught(filled: Settings) -> None:
     last_seq, last_pos, last_hash = sql(
         filled, "SELECT seq, chain_seq, hash FROM events ORDER BY seq DESC LIMIT 1"

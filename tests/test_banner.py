@@ -18,7 +18,6 @@ from starlette.routing import Mount
 from support import SEEDS
 
 from consentgate import banner
-from consentgate.app import Runtime
 from consentgate.config import SEED_COOKIES, CookieDecl, Settings, Site, load_settings
 from consentgate.consent import CATEGORIES, Consent, ConsentCodec
 from consentgate.errors import ApiError, api_error_handler
@@ -28,6 +27,7 @@ from consentgate.metrics import Metrics
 from consentgate.regions import decide, parse_region
 from consentgate.regions.consent_mode import consent_mode_state
 from consentgate.texts import LOCALES, banner_hash, pick_language, texts_for
+from consentgate.visit import Runtime
 
 KEYS = "test-key-newest-0123456789"
 
@@ -231,15 +231,19 @@ async def test_regime_variants_carry_only_their_views_texts(
     out = banner.head_snippet(runtime, site, None, {"accept-language": "en"})(None).decode()
     src = html.unescape(re.search(r'<script src="([^"]+)"', out).group(1))  # type: ignore[union-attr]
     assert "r=opt-in" in src
+    assert "g=0" in src  # the runtime guard is inline in the page, not in this banner.js
     variant = banner.assets(runtime).banner(site, "en", "opt-in", guard=False)
     assert (await client.get(src)).content == variant.body
 
 
-#: gzip -9 bytes. Issue 16's targets, 7,000 for the whole first visit (snippet with the
-#: runtime guard, banner, CSS, texts) and 1,500 for the guard, are NOT met yet (guard about
-#: 3,000, first visit about 9,000; bench/README.md): these ceilings keep the sizes from
-#: growing until they are brought down. Issue 3's target without a guard was 6,000.
-BUDGET = 9100
+# gzip -9 bytes of the banner without the runtime guard: issue 3's target (Osano 8.1 KB,
+# Silktide 7.4 KB) was 6,000; issue 18 adds embed placeholders, UET/Clarity consent, themes
+# and the small-screen layout (~600 B after mangle_js won back ~190 B). The runtime guard
+# (issue 16, inline in proxy mode, first in script-tag mode's banner.js) has its own share.
+BUDGET = 6700
+#: gzip -9 bytes of the runtime guard (code and the demo site's data) as inlined. Issue 16's
+#: target is 1,500 B (and 7,000 B for the whole first visit with it): NOT met yet (about
+#: 3,000 B; docs/guard.md, bench/README.md). This ceiling keeps it from growing meanwhile.
 GUARD_BUDGET = 3100
 
 
@@ -250,10 +254,10 @@ def gz(data: bytes) -> int:
 @pytest.mark.parametrize("lang", LOCALES)
 def test_first_visit_fits_the_budget_in_every_language(tmp_path: Path, lang: str) -> None:
     """Everything the banner costs a first-time visitor, gzip -9: the inline head snippet
-    (the runtime guard, Consent Mode defaults, the banner tag) plus banner.js (code, CSS,
-    first-layer texts) in proxy mode for every regime (opt-out and notice snippets also
-    carry the stricter regions' Consent Mode defaults), with and without GPC; banner.js
-    alone in script-tag mode (the guard first in it, no snippet, every view's texts)."""
+    plus banner.js (code, CSS, first-layer texts) in proxy mode for every regime (opt-out
+    and notice snippets also carry the stricter regions' Consent Mode defaults), with and
+    without GPC; banner.js alone in script-tag mode (no snippet, every view's texts). The
+    runtime guard is left out of both (its bytes are the guard's budget)."""
     site = Site(id="demo", cookies=list(SEED_COOKIES), demo=True, regimes={"JP": "notice"})
     runtime = make_runtime(tmp_path, [site])
     costs: dict[tuple[str, bool], int] = {}
@@ -261,20 +265,27 @@ def test_first_visit_fits_the_budget_in_every_language(tmp_path: Path, lang: str
         for gpc in (False, True):
             decision = decide(site, parse_region(region), None, gpc)
             headers = {"accept-language": lang, **({"sec-gpc": "1"} if gpc else {})}
-            snippet = head_snippet_for(runtime, site, None, headers, decision)(None)
-            assert snippet.startswith(b"<script>((Z,I)=>")  # the guard comes first
+            snippet = banner.head_snippet(runtime, site, None, headers, decision)(None)
             js = banner.assets(runtime).banner(site, lang, decision.regime, guard=False).body
             costs[decision.regime, gpc] = gz(snippet) + gz(js)
     assert {regime for regime, _ in costs} == {"opt-in", "opt-out", "notice"}
-    costs["script-tag", False] = gz(banner.assets(runtime).banner(site, lang).body)
+    script_tag = banner.assets(runtime).banner(site, lang, guard=False).body
+    costs["script-tag", False] = gz(script_tag)
     assert max(costs.values()) <= BUDGET, costs
 
 
 def test_the_guard_fits_its_budget(tmp_path: Path) -> None:
-    """The runtime guard alone (code and the demo site's data), gzip -9, as inlined."""
+    """The runtime guard alone (code and the demo site's data), gzip -9, as inlined first in
+    the head snippet (and first in script-tag mode's banner.js)."""
     site = Site(id="demo", cookies=list(SEED_COOKIES), demo=True)
-    guard = guard_script(banner.assets(make_runtime(tmp_path, [site])).guard(site), None)
-    assert gz(guard.encode()) <= GUARD_BUDGET
+    runtime = make_runtime(tmp_path, [site])
+    code = banner.assets(runtime).guard(site)
+    snippet = head_snippet_for(runtime, site, None, {"accept-language": "en"})(None)
+    assert snippet.startswith(f"<script>{guard_script(code, ['necessary'])}</script>".encode())
+    assert (
+        banner.assets(runtime).banner(site, "en").body.startswith(guard_script(code, None).encode())
+    )
+    assert gz(guard_script(code, None).encode()) <= GUARD_BUDGET
 
 
 async def test_texts_and_cookies_reach_the_banner_html_escaped(tmp_path: Path) -> None:
@@ -420,3 +431,92 @@ async def test_declaration_js_embeds_the_fragment(client: httpx.AsyncClient) -> 
     assert r.headers["content-type"].startswith("text/javascript")
     assert "data-consentgate-declaration" in r.text
     assert "PHPSESSID" in r.text
+
+
+def english_declaration_texts() -> set[str]:
+    """Every English text a shipped declaration can show: the seed's table and the tracker
+    catalog's cookies as the demo declares them (providers are names, but "This site")."""
+    from consentgate.catalog import default_catalog
+    from consentgate.config import catalog_cookies
+
+    ids = tuple(s.id for s in default_catalog().services)
+    out = set()
+    for c in [*SEED_COOKIES, *catalog_cookies(ids)]:
+        out |= {c.description, c.created, c.expiry, c.data_used}
+        if c.provider == "This site":
+            out.add(c.provider)
+    return out - {""}
+
+
+@pytest.mark.parametrize("lang", [lang for lang in LOCALES if lang != "en"])
+def test_every_declaration_text_is_translated(tmp_path: Path, lang: str) -> None:
+    """issue 18: cookie descriptions, expiries and the rest of the declaration in every
+    shipped language: the locale's phrases cover every English text the seed and the
+    catalog ship; the demo's declaration page and second layer show them translated."""
+    from consentgate.config import demo_site
+
+    phrases = texts_for(Site(id="x"), lang)["phrases"]
+    missing = sorted(t for t in english_declaration_texts() if t not in phrases)
+    assert missing == []
+    site = demo_site()
+    runtime = make_runtime(tmp_path, [site])
+    table = banner.assets(runtime).declaration_html(site, lang)
+    second = json.loads(banner.assets(runtime).details(site, lang).body)
+    rows = [row for c in second["c"] for row in c[3]]
+    assert len(rows) == len(site.cookies) == 10
+    for c in site.cookies:
+        for english in (c.description, c.expiry, c.created):
+            if english and phrases[english] != english:  # "Session" is French too
+                assert html.escape(english, quote=False) not in table, english
+        row = next(r for r in rows if r[0] == c.name)
+        assert row[2] == banner.markup(phrases[c.description])
+    assert html.escape(phrases["2 years"]) in table
+
+
+def test_demo_declares_every_tracker_it_carries() -> None:
+    """The demo page carries GA4, GTM, the Meta Pixel and YouTube: its declaration lists
+    the catalog's cookies of each (GTM sets none), besides the seed's table."""
+    from consentgate.catalog import default_catalog
+    from consentgate.config import demo_site
+
+    declared = {c.name for c in demo_site().cookies}
+    for sid in ("meta-pixel", "youtube"):
+        svc = default_catalog().service(sid)
+        assert svc is not None and {c.name for c in svc.cookies} <= declared
+    assert {"_ga", "_gid", "_gat_gtag", "PHPSESSID"} <= declared
+
+
+def test_second_layer_names_embed_services(tmp_path: Path) -> None:
+    site = Site(id="x")
+    second = json.loads(banner.assets(make_runtime(tmp_path, [site])).details(site, "en").body)
+    names = dict(second["n"])
+    assert names["youtube.com/embed"] == "YouTube"
+    assert names["player.vimeo.com/video"] == "Vimeo"
+    assert names["google.com/maps/embed"] == "Google Maps"
+    lengths = [len(k) for k, _ in second["n"]]
+    assert lengths == sorted(lengths, reverse=True)  # the most specific pattern first
+    assert "embed" in second["t"] and "%s" in second["t"]["embed"] and "%c" in second["t"]["load"]
+
+
+def test_head_snippet_sets_microsoft_uet_consent_before_any_tag(tmp_path: Path) -> None:
+    """UET consent mode (ad_storage) is set inline like Google's default, before any tag,
+    and updated inline once the visitor has decided."""
+    site = Site(id="x")
+    runtime = make_runtime(tmp_path, [site])
+    out = banner.head_snippet(runtime, site, None, {})(None).decode()
+    assert "u.push('consent','default',{ad_storage:'denied'})" in out
+    assert out.index("window.uetq=window.uetq||[]") < out.index("<script src=")
+    now = int(time.time())
+    given = Consent("c1", frozenset(CATEGORIES), "1", now, now + 3600, site_id="x")
+    out = banner.head_snippet(runtime, site, given, {})(None).decode()
+    assert "u.push('consent','update',{ad_storage:'granted'})" in out
+
+
+def test_theme_reaches_only_its_sites_banner(tmp_path: Path) -> None:
+    from consentgate.theme import check_theme
+
+    plain = Site(id="plain")
+    themed = Site(id="themed", theme=check_theme({"layout": "dialog", "background": "#fffdf5"}))
+    assets = banner.assets(make_runtime(tmp_path, [plain, themed]))
+    assert "--bg:#fffdf5" in assets.banner(themed, "en").body.decode()
+    assert "--bg:#fffdf5" not in assets.banner(plain, "en").body.decode()

@@ -10,17 +10,15 @@ from __future__ import annotations
 import json
 import os
 import struct
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route
-from support import REPO, consentgate_server, free_port, settle, wait_until
+from support import REPO, consentgate_server, free_port, settle, static_site, wait_until
 from support import banner_button as button
 from support import chromium as launch_chromium
 
@@ -283,7 +281,8 @@ def test_first_layer_equal_buttons_close_is_refusal_no_wall(
     assert consent(page)["granted"] == ["necessary"]
     assert fakes.tracker_requests() == []
     # The declaration is embedded on the privacy page.
-    assert page.locator(".consentgate-declaration tbody tr").count() == 4
+    # the seed table and the catalog's Meta Pixel and YouTube cookies
+    assert page.locator(".consentgate-declaration tbody tr").count() == 10
 
 
 def test_keyboard_only(visit: tuple[Page, Fakes], server: str) -> None:
@@ -412,7 +411,9 @@ def test_activation_order_nonce_and_exactly_once(visit: tuple[Page, Fakes], serv
     assert violations == []
 
 
-def test_gpc_refuses_marketing_by_default(chromium: Browser, server: str) -> None:
+def test_gpc_refuses_marketing_by_default_an_explicit_choice_outranks_it(
+    chromium: Browser, server: str
+) -> None:
     context, _ = open_context(chromium, server, extra_http_headers={"Sec-GPC": "1"})
     context.add_init_script(
         "Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {get: () => true})"
@@ -422,19 +423,25 @@ def test_gpc_refuses_marketing_by_default(chromium: Browser, server: str) -> Non
         page.goto(server + "/marked")
         page.locator(BANNER).wait_for()
         assert "Global Privacy Control" in page.locator(BANNER).inner_text()
+        settle(page)
+        assert context.cookies() == [] and page.evaluate("document.cookie") == ""
+        # the second layer: marketing off by default
+        button(page, "Customize").click()
+        marketing = page.locator("#consentgate [role=switch][name=marketing]")
+        assert not marketing.is_checked()
+        assert context.cookies() == []  # still nothing written before a decision
+        # an explicit "Accept all" outranks the signal: marketing too, recorded with GPC
         with page.expect_response(lambda r: r.request.method == "POST") as posted:
             button(page, "Accept all").click()
         body = json.loads(posted.value.request.post_data or "{}")
-        assert body["method"] == "custom"
-        assert "marketing" not in body["granted"] and "statistics" in body["granted"]
+        assert body["method"] == "accept_all" and "marketing" in body["granted"]
         recorded = posted.value.json()
-        assert recorded["gpc"] is True and "marketing" not in recorded["granted"]
+        assert recorded["gpc"] is True and "marketing" in recorded["granted"]
         wait_until(page, "window.__fakeGaRuns === 1")
-        settle(page)
-        assert "marketing" not in page.evaluate("window.__demoOrder")
-        page.locator(FAB).click()
-        marketing = page.locator("#consentgate [role=switch][name=marketing]")
-        assert not marketing.is_checked()
+        wait_until(page, "window.__demoOrder.includes('marketing')")
+        page.reload()  # the signal is still sent: the recorded choice still wins
+        page.locator(FAB).wait_for()
+        assert "marketing" in consent(page)["granted"]
     finally:
         context.close()
 
@@ -502,27 +509,6 @@ FOREIGN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><ti
 <script type="text/plain" data-consent="statistics" async
  src="https://www.googletagmanager.com/gtag/js?id=G-SHOP"></script>
 </head><body><main><h1>A shop on another origin</h1></main></body></html>"""
-
-
-def static_site(page: str) -> ThreadingHTTPServer:
-    """A foreign origin serving one page (script-tag mode) on a real loopback port:
-    Chromium's local-network checks refuse a route-fulfilled page talking to loopback."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = page.encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
 
 
 def test_script_tag_mode_policy_change_expiry_and_rtl(chromium: Browser, tmp_path: Path) -> None:

@@ -183,7 +183,7 @@ def test_missing_package_gives_install_hint(
 class _Runtime:
     def __init__(self, detector: RegionDetector) -> None:
         self.settings = None
-        self.extras: dict[str, Any] = {"regions.detector": detector}
+        self.region_detector = detector
 
 
 def test_decide_scope() -> None:

@@ -32,7 +32,11 @@ def consents_total(metrics_text: str) -> float:
 async def test_two_workers_share_the_log_and_sum_their_metrics(
     tmp_path: Path, database_url: str
 ) -> None:
+    config = tmp_path / "scraper.toml"
+    config.write_text('[server]\nmetrics_allow = ["127.0.0.1"]\n')  # the scraper's address
     with support.consentgate_server(
+        "--config",
+        str(config),
         "--workers",
         "2",
         "--data-dir",

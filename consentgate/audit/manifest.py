@@ -14,8 +14,12 @@ over HTTP at ``/_consent/admin/api/exports/{id}/manifest``)::
 
 ``signature`` is an HMAC (salt ``consentgate.export-manifest``) over the canonical
 JSON of every other key; ``heads`` carry the log's own signed chain heads at
-export time. :func:`check_export` re-reads a file an auditor received and reports
-the first thing that does not match (with its line number when it is a record).
+export time. With the installation's Ed25519 key (:mod:`~consentgate.audit.keys`)
+the manifest also carries ``public_key``, an ``ed25519`` signature over the same
+canonical JSON, and an ``ed25519`` signature on every head (and on ``action_head``)
+over ``chain-head|chain_id|chain_seq|hash``: ``verify-export --public-key`` checks
+those without the server's secret. :func:`check_export` re-reads a file an auditor
+received and reports the first thing that does not match (with its line number when it is a record).
 """
 
 from __future__ import annotations
@@ -27,12 +31,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..chain import HeadSigner, canonical_row, link_hash
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from ..chain import ACTIONS_CHAIN, HeadSigner, canonical_row, head_message, link_hash
 from .columns import EXPORT_COLUMNS
 from .formats import BOM, FormatError, read_rows
+from .keys import SigningKey, public_key_text, verify_signature
 from .proofs import MANIFEST_SALT, KeyedSigner
 
-__all__ = ["MANIFEST_VERSION", "ExportCheck", "Manifest", "check_export", "manifest_path"]
+__all__ = [
+    "MANIFEST_VERSION",
+    "ExportCheck",
+    "Manifest",
+    "check_export",
+    "head_statement",
+    "manifest_path",
+]
 
 MANIFEST_VERSION = "consentgate-export/1"
 
@@ -66,17 +80,59 @@ class Manifest:
     #: the audit action chain's signed head at export time (``count``, ``hash``,
     #: ``signature``); None before the first chained action (and in older manifests)
     action_head: dict[str, Any] | None = None
+    #: the Ed25519 public key (``ed25519:BASE64``) and its signature over :meth:`body`;
+    #: "" in manifests made without a key pair (and in older ones)
+    public_key: str = ""
+    ed25519: str = ""
 
     def body(self) -> str:
         doc = asdict(self)
         doc.pop("signature")
+        doc.pop("ed25519")
         if doc["action_head"] is None:  # what older manifests signed
             doc.pop("action_head")
+        if not doc["public_key"]:
+            doc.pop("public_key")
         return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
-    def sign(self, secret_keys: Sequence[str]) -> Manifest:
-        self.signature = KeyedSigner(secret_keys, MANIFEST_SALT).sign(self.body())
+    def sign(self, secret_keys: Sequence[str], signing_key: SigningKey | None = None) -> Manifest:
+        """HMAC-sign; with ``signing_key`` first add the Ed25519 head signatures and the
+        public key, then Ed25519-sign the same body."""
+        if signing_key is not None:
+            self.public_key = signing_key.public_text
+            for h in self.heads:
+                h["ed25519"] = signing_key.sign(
+                    head_statement(h["chain_id"], h["chain_seq"], h["hash"])
+                )
+            if self.action_head is not None:
+                a = self.action_head
+                a["ed25519"] = signing_key.sign(
+                    head_statement(ACTIONS_CHAIN, a["count"], a["hash"])
+                )
+        body = self.body()
+        self.signature = KeyedSigner(secret_keys, MANIFEST_SALT).sign(body)
+        self.ed25519 = signing_key.sign(body) if signing_key is not None else ""
         return self
+
+    def public_signatures_ok(self, key: Ed25519PublicKey) -> list[str]:
+        """What does not verify with ``key`` (empty when all is well)."""
+        problems: list[str] = []
+        if not self.ed25519:
+            return ["the manifest has no Ed25519 signature (made before key pairs existed)"]
+        if self.public_key and self.public_key != public_key_text(key):
+            problems.append(f"the manifest was signed by another key ({self.public_key})")
+        if not verify_signature(key, self.body(), self.ed25519):
+            problems.append("manifest Ed25519 signature does not verify with this public key")
+        for h in self.heads:
+            statement = head_statement(h["chain_id"], h["chain_seq"], h["hash"])
+            if not verify_signature(key, statement, str(h.get("ed25519", ""))):
+                problems.append(f"chain head {h['chain_id']} has no valid Ed25519 signature")
+        a = self.action_head
+        if a is not None:
+            statement = head_statement(ACTIONS_CHAIN, a["count"], a["hash"])
+            if not verify_signature(key, statement, str(a.get("ed25519", ""))):
+                problems.append("the audit action head has no valid Ed25519 signature")
+        return problems
 
     def signature_ok(self, secret_keys: Sequence[str]) -> bool:
         return KeyedSigner(secret_keys, MANIFEST_SALT).verify(self.body(), self.signature)
@@ -119,15 +175,32 @@ def _file_digest(path: Path) -> tuple[str, int]:
     return sha.hexdigest(), size
 
 
-def check_export(path: Path, manifest: Manifest, secret_keys: Sequence[str]) -> ExportCheck:
-    """Check ``path`` against ``manifest``: signature, digest, then every record."""
+def head_statement(chain_id: str, chain_seq: int, hash_: str) -> str:
+    """What a head's Ed25519 signature covers."""
+    return "chain-head|" + head_message(chain_id, int(chain_seq), hash_).decode("ascii")
+
+
+def check_export(
+    path: Path,
+    manifest: Manifest,
+    secret_keys: Sequence[str] = (),
+    public_key: Ed25519PublicKey | None = None,
+) -> ExportCheck:
+    """Check ``path`` against ``manifest``: signatures (HMAC with ``secret_keys``,
+    Ed25519 with ``public_key``; at least one), digest, then every record."""
+    if not secret_keys and public_key is None:
+        raise ValueError("check_export needs the secret keys or the public key")
     result = ExportCheck()
-    if not manifest.signature_ok(secret_keys):
-        result.fail("manifest signature does not verify with this installation's keys")
-    head_signer = HeadSigner(list(secret_keys))
-    for h in manifest.heads:
-        if not head_signer.verify(h["chain_id"], h["chain_seq"], h["hash"], h["signature"]):
-            result.fail(f"chain head {h['chain_id']} in the manifest has a bad signature")
+    if public_key is not None:
+        for problem in manifest.public_signatures_ok(public_key):
+            result.fail(problem)
+    if secret_keys:
+        if not manifest.signature_ok(secret_keys):
+            result.fail("manifest signature does not verify with this installation's keys")
+        head_signer = HeadSigner(list(secret_keys))
+        for h in manifest.heads:
+            if not head_signer.verify(h["chain_id"], h["chain_seq"], h["hash"], h["signature"]):
+                result.fail(f"chain head {h['chain_id']} in the manifest has a bad signature")
     digest, size = _file_digest(path)
     if size != manifest.bytes:
         result.fail(f"file is {size} bytes, manifest says {manifest.bytes}")

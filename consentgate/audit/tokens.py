@@ -2,13 +2,13 @@
 
 A token reads ``cgt_<id>_<secret>``: ``id`` (12 hex digits) names it in lists and
 in the action log; ``secret`` is 256 random bits. Only ``sha256(token)`` is
-stored; a presented token is looked up by its id and compared with
-:func:`hmac.compare_digest` (constant time; an unknown id is compared against a
-dummy so both paths cost the same). The token itself is shown once, when it is
+stored; a presented token's hash is compared with every stored one with
+:func:`hmac.compare_digest` (constant time, and the same work whichever id the
+token names, so an id's existence cannot be timed). The token itself is shown once, when it is
 created, and never logged: :func:`redact` replaces anything token-shaped.
 
-Roles: ``admin`` may do everything; ``auditor`` may export and view subjects,
-but not erase or manage tokens.
+Roles: ``admin`` may do everything; ``auditor`` may export, view subjects, read the
+console and run ``verify`` from it, but not erase, classify or manage tokens.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import re
 import secrets
 from datetime import UTC, datetime
 
+from ..errors import ConsentGateError
 from ..store.base import ApiToken, ConsentStore
 
 __all__ = [
@@ -31,26 +32,28 @@ __all__ = [
     "issue",
     "new_token",
     "parse_token",
+    "printable",
     "redact",
 ]
 
 PREFIX = "cgt_"
 ROLES = ("admin", "auditor")
 #: What each role may do.
+_READ = frozenset({"export", "subject.show", "subject.export", "console.read", "verify"})
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "admin": frozenset({"export", "subject.show", "subject.export", "subject.erase", "tokens"}),
-    "auditor": frozenset({"export", "subject.show", "subject.export"}),
+    "admin": _READ | {"subject.erase", "tokens", "discovery.classify"},
+    "auditor": _READ,
 }
 _TOKEN_RE = re.compile(r"cgt_[0-9a-f]{12}_[A-Za-z0-9_-]{20,}")
-_DUMMY_HASH = hashlib.sha256(b"consentgate-no-such-token").hexdigest()
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 
 
-class TokenError(ValueError):
+class TokenError(ConsentGateError, ValueError):
     """A malformed token or a bad role."""
 
 
 def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def new_token() -> tuple[str, str]:
@@ -86,16 +89,24 @@ async def issue(store: ConsentStore, role: str, name: str = "") -> tuple[ApiToke
 
 
 async def authenticate(store: ConsentStore, token: str) -> ApiToken | None:
-    """The active token record matching ``token``, or None."""
+    """The active token record matching ``token``, or None.
+
+    The work does not depend on which id the token names: every stored token is read
+    and compared (there are few), so whether an id exists cannot be timed.
+    """
     try:
         token_id = parse_token(token)
     except TokenError:
-        hmac.compare_digest(_DUMMY_HASH, hash_token(token))
-        return None
-    record = await store.get_token(token_id)
-    expected = record.token_hash if record is not None else _DUMMY_HASH
-    if not hmac.compare_digest(expected, hash_token(token)):
-        return None
-    if record is None or record.revoked_at is not None:
-        return None
-    return record
+        token_id = ""
+    presented = hash_token(token)
+    found = None
+    for record in await store.list_tokens():
+        same_hash = hmac.compare_digest(record.token_hash, presented)
+        if same_hash and record.token_id == token_id and record.revoked_at is None:
+            found = record
+    return found
+
+
+def printable(text: str) -> bool:
+    """No control characters and no lone surrogates (not storable as UTF-8)."""
+    return _UNPRINTABLE.search(text) is None

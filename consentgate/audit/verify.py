@@ -129,6 +129,9 @@ class Verifier:
         self.erasures = {e.seq: e for e in erasures}
         #: chain_id -> (last chain_seq seen, its hash)
         self.state: dict[str, tuple[int, str]] = {}
+        #: chain_id -> where the last record seen is (to name it when the next one
+        #: shows it was rewritten)
+        self.last_where: dict[str, dict[str, Any]] = {}
         #: (chain_id, chain_seq) -> hash: heads of earlier exports, not yet found
         self.earlier = {(h.chain_id, h.chain_seq): h for h in earlier}
 
@@ -195,6 +198,19 @@ class Verifier:
                 )
             )
         if rec.prev_hash != last_hash:
+            before = self.last_where.get(rec.chain_id)
+            position = self.state.get(rec.chain_id, (0, ""))[0]  # (not after a purge)
+            if before is not None and position == rec.chain_seq - 1 and self._intact(rec):
+                # This record is intact and links to another hash than the one the record
+                # before it carries now: that one was edited and re-hashed.
+                raise _Bad(
+                    Problem(
+                        "altered",
+                        "content and hash were both changed (the next record links to the "
+                        "original hash)",
+                        **before,
+                    )
+                )
             raise _Bad(
                 Problem(
                     "inserted",
@@ -209,6 +225,7 @@ class Verifier:
         elif link_hash(rec.prev_hash, canonical(ev)) != rec.hash:
             raise _Bad(Problem("altered", "content does not match its hash", **where))
         self.state[rec.chain_id] = (rec.chain_seq, rec.hash)
+        self.last_where[rec.chain_id] = where
         result.checked += 1
         seen = self.earlier.pop((rec.chain_id, rec.chain_seq), None)
         if seen is not None and seen.hash != rec.hash:
@@ -220,6 +237,11 @@ class Verifier:
                     **where,
                 )
             )
+
+    @staticmethod
+    def _intact(rec: StoredEvent) -> bool:
+        """Whether ``rec``'s content, its prev_hash included, hashes to its hash."""
+        return not rec.erased and link_hash(rec.prev_hash, canonical(rec.event)) == rec.hash
 
     def _check_erased(self, rec: StoredEvent, where: dict[str, Any]) -> None:
         att = self.erasures.get(rec.seq)

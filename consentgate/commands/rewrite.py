@@ -97,10 +97,10 @@ def register(cli: click.Group) -> None:
 
 def _snippet(config: str | None, site: Site, prefix: str, granted: frozenset[str], spec: str):  # type: ignore[no-untyped-def]
     """The banner's head snippet, built the way the server builds it."""
-    from ..app import Runtime
     from ..consent import ConsentCodec
     from ..injection import head_snippet_for
     from ..metrics import Metrics
+    from ..visit import Runtime
 
     settings = settings_from(config, secret_keys=[_UNUSED_KEY])
     runtime = Runtime(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sqlite3
 import sys
 from pathlib import Path
@@ -17,11 +16,12 @@ from pathlib import Path
 import click
 
 from ..audit.columns import parse_time
+from ..audit.keys import PublicKeyError, load_public_key, signing_key_for
 from ..audit.manifest import Manifest, check_export, manifest_path
-from ..audit.runner import check_log_exists, cli_store
+from ..audit.runner import check_log_exists, cli_store, require_keys
 from ..audit.verify import VerifyResult, verify_store
 from ..cli import config_option, data_dir_option, database_option, settings_from
-from ..config import DEFAULT_DATA_DIR, SECRET_FILE, Settings
+from ..config import Settings
 from ..store import StoreError
 from ..store.base import ActionHead, ChainHead, StoredEvent
 from ..store.records import export_record
@@ -78,14 +78,6 @@ def _record_json(rec: StoredEvent) -> str:
     return json.dumps(export_record(rec), ensure_ascii=False)
 
 
-def _keys_available(config: str | None, data_dir: str | None) -> bool:
-    """True when settings would carry the installation's keys rather than make new ones."""
-    if config or os.environ.get("CONSENTGATE_SECRET_KEYS"):
-        return True
-    directory = Path(data_dir or os.environ.get("CONSENTGATE_DATA_DIR") or DEFAULT_DATA_DIR)
-    return (directory / SECRET_FILE).is_file()
-
-
 def register(cli: click.Group) -> None:
     @cli.command()
     @config_option
@@ -106,8 +98,9 @@ def register(cli: click.Group) -> None:
         altered, inserted or missing record."""
         if data_dir and not database and not Path(data_dir).is_dir():
             raise click.BadParameter(f"{data_dir} is not a directory", param_hint="--data-dir")
-        settings = settings_from(config, data_dir=data_dir, database=database)
+        settings = settings_from(config, create_secret=False, data_dir=data_dir, database=database)
         check_log_exists(settings)
+        require_keys(settings)
         earlier, earlier_actions = _earlier_heads(against, settings)
         try:
             result, bad = asyncio.run(_verify(settings, earlier, earlier_actions))
@@ -144,10 +137,22 @@ def register(cli: click.Group) -> None:
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
         help="The export's manifest (default FILE.manifest.json).",
     )
+    @click.option(
+        "--public-key",
+        "public_key",
+        metavar="KEY",
+        help="The installation's Ed25519 public key (ed25519:..., from `consentgate "
+        "public-key`) or a file holding it: check the manifest's Ed25519 signatures "
+        "instead of the HMAC ones, with no secret and no data directory.",
+    )
     @config_option
     @data_dir_option
     def verify_export(
-        file: Path, manifest_file: Path | None, config: str | None, data_dir: str | None
+        file: Path,
+        manifest_file: Path | None,
+        public_key: str | None,
+        config: str | None,
+        data_dir: str | None,
     ) -> None:
         """Check an export FILE against its signed manifest: signature, SHA-256, row
         count, time range, and every record's hash."""
@@ -160,13 +165,16 @@ def register(cli: click.Group) -> None:
             manifest = Manifest.from_json(manifest_file.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
             raise click.BadParameter(f"{manifest_file}: {exc}", param_hint="--manifest") from None
-        if not _keys_available(config, data_dir):
-            raise click.UsageError(
-                "no secret keys to check the signatures with: pass the installation's "
-                "--config or --data-dir (or set CONSENTGATE_SECRET_KEYS)"
-            )
-        settings = settings_from(config, data_dir=data_dir)
-        check = check_export(file, manifest, settings.secret_keys)
+        if public_key is not None:
+            try:
+                key = load_public_key(public_key)
+            except PublicKeyError as exc:
+                raise click.BadParameter(str(exc), param_hint="--public-key") from None
+            check = check_export(file, manifest, public_key=key)
+        else:
+            settings = settings_from(config, create_secret=False, data_dir=data_dir)
+            require_keys(settings, "pass --public-key KEY (from `consentgate public-key`), or ")
+            check = check_export(file, manifest, settings.secret_keys)
         if check.ok:
             click.echo(
                 f"ok: {file} matches its manifest ({check.rows} records, "
@@ -178,3 +186,17 @@ def register(cli: click.Group) -> None:
         for problem in check.problems[:20]:
             click.echo(f"  {problem}")
         sys.exit(1)
+
+    @cli.command("public-key")
+    @config_option
+    @data_dir_option
+    def public_key_command(config: str | None, data_dir: str | None) -> None:
+        """Print the installation's Ed25519 public key (ed25519:<base64>), which signs
+        export manifests and chain heads; give it to auditors for `verify-export
+        --public-key`. The key pair is made in the data directory on first use."""
+        settings = settings_from(config, data_dir=data_dir)
+        try:
+            key = signing_key_for(settings.data_dir)
+        except (OSError, ValueError) as exc:
+            raise click.ClickException(f"cannot read the signing key: {exc}") from None
+        click.echo(key.public_text)

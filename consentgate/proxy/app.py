@@ -3,9 +3,11 @@
 Every request outside ``/_consent`` for a site with an ``upstream`` is forwarded to
 that upstream, and only there: the target is always the configured origin plus the
 request path (absolute-URI targets, CONNECT and Host games cannot pick another host).
-HTML on the way back is decoded, rewritten for the visitor's consent (signed cookie)
-and re-encoded; ``Set-Cookie`` of unconsented categories is dropped; everything else
-streams through byte for byte.
+What comes back is classified by :mod:`consentgate.page` (the browser's rules: every
+``Content-Type``, sniffing on the decoded body, ``nosniff``): a page is decoded,
+rewritten for the visitor's consent (signed cookie) and re-encoded, or refused;
+``Set-Cookie`` of unconsented categories is dropped; everything else streams through
+byte for byte. A status HTTP/1.1 cannot relay (< 100, >= 600) becomes a 502.
 """
 
 from __future__ import annotations
@@ -16,17 +18,22 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..app import Runtime, cookie_value
 from ..config import Site
+from ..cookies import CookiePolicy
+from ..errors import ConsentGateError
+from ..mime import SNIFF_BYTES
+from ..page import BYTES_HEADERS, Kind, error_page, read_head, relayable_status, sniff_kind
 from ..regions import Decision, decide_scope, vary_fields
+from ..visit import Runtime, cookie_value
 from ..visitor import TrustedProxies
 from .cache import RewriteCache
 from .client import Origin, UpstreamError, UpstreamResponse
-from .cookies import CookiePolicy, UndeclaredCookies
+from .encoding import DecodeError, decoder_for
 from .headers import (
     HOP_BY_HOP,
     MAX_REQUEST_HEADER_BYTES,
     MAX_REQUEST_HEADERS,
+    PublicOrigin,
     Visitor,
     connection_tokens,
     consent_etag,
@@ -35,29 +42,22 @@ from .headers import (
     rewrite_location,
     visitor_of,
 )
-from .pages import PageWriter, VisitorWatch, error_page, header, stream_body
+from .pages import PageWriter, VisitorWatch, header, stream_body
 from .pool import UpstreamPool
+from .websocket import forward_websocket
 
 __all__ = ["ProxyApp"]
 
 log = logging.getLogger("consentgate.proxy")
 
-_HTML_TYPES = (b"text/html", b"application/xhtml+xml")
 #: Response headers the server in front sets itself (uvicorn writes ``Date`` on every
 #: response): the upstream's copy would make a second one.
 _SERVER_SET = frozenset({b"date"})
 #: Response headers that describe the upstream's exact bytes (wrong once rewritten).
 _DROP = HOP_BY_HOP | _SERVER_SET
-_BYTES_HEADERS = frozenset({b"content-length", b"content-md5", b"digest", b"accept-ranges"})
 
 
-def _is_html(content_type: bytes | None) -> bool:
-    if content_type is None:
-        return False
-    return content_type.split(b";", 1)[0].strip().lower() in _HTML_TYPES
-
-
-class ClientGone(Exception):
+class ClientGone(ConsentGateError):
     """The visitor disconnected while we were forwarding their request body."""
 
 
@@ -72,7 +72,7 @@ class ProxyApp:
         self.origins: dict[str, Origin] = {
             s.id: Origin.parse(s.upstream) for s in settings.sites if s.upstream
         }
-        self.undeclared = UndeclaredCookies(settings.data_dir)
+        self.undeclared = runtime.undeclared
         self.trusted = TrustedProxies(settings.trusted_proxies)
         #: the origins a Location from the upstream may name, per site id
         self.upstream_origins: dict[str, tuple[str, ...]] = {}
@@ -83,12 +83,26 @@ class ProxyApp:
                 extra = (f"{o.scheme}://{named}",) if named else ()
                 self.upstream_origins[s.id] = (o.url, *extra)
         self.vary = (b"Cookie", *vary_fields(settings))
+        #: each site's declared public origins: Location, cookie Domain and Forwarded
+        #: name these, never a Host as sent
+        self.public: dict[str, tuple[PublicOrigin, ...]] = {
+            s.id: tuple(o for o in map(PublicOrigin.parse, s.origins) if o) for s in settings.sites
+        }
         self._sites: dict[bytes | None, Site] = {}  # Host header -> site (bounded)
         #: response headers for a known upstream head (see respond), bounded
-        self._heads: dict[tuple[object, ...], tuple[bool, tuple[tuple[bytes, bytes], ...]]] = {}
+        self._heads: dict[tuple[object, ...], tuple[Kind, tuple[tuple[bytes, bytes], ...]]] = {}
         cache_mb = settings.rewrite_cache_mb
         self.pages = PageWriter(runtime, RewriteCache(cache_mb * 1024 * 1024) if cache_mb else None)
-        runtime.extras.setdefault("on_shutdown", []).append(self.aclose)
+        runtime.on_shutdown.append(self.aclose)
+        runtime.declarations_changed.append(self.forget)
+
+    def forget(self) -> None:
+        """A site's declarations changed (a classification in the console): drop what
+        was decided with the old ones."""
+        self._heads.clear()
+        self.pages.snippets = type(self.pages.snippets)(self.runtime)
+        if self.pages.cache is not None:
+            self.pages.cache.clear()
 
     def site_for(self, scope: Scope) -> Site:
         """The site for the request's ``Host`` (as :meth:`Runtime.site_for`, memoized)."""
@@ -117,20 +131,28 @@ class ProxyApp:
             await self.fallback(scope, receive, send)
             return
         if scope["type"] == "websocket":
-            from .websocket import forward_websocket
-
-            await forward_websocket(self, scope, receive, send, site, origin)
+            await forward_websocket(
+                scope,
+                receive,
+                send,
+                site,
+                origin,
+                visitor=self.visitor(scope, site),
+                target=self.target(scope, origin).decode("latin-1"),
+                settings=self.runtime.settings,
+            )
             return
         await self.forward(scope, receive, send, site, origin)
 
     # -- request side ---------------------------------------------------------
-    def visitor(self, scope: Scope) -> Visitor:
+    def visitor(self, scope: Scope, site: Site) -> Visitor:
         client = scope.get("client") or ("", 0)
         return visitor_of(
             client[0] or "",
             scope.get("scheme", "http"),
             scope["headers"],
             self.trusted,
+            self.public.get(site.id, ()),
         )
 
     def target(self, scope: Scope, origin: Origin) -> bytes:
@@ -170,7 +192,7 @@ class ProxyApp:
         consent = self.runtime.consent_from_cookie(cookie_value(scope), site)
         decision = decide_scope(self.runtime, site, scope, consent)  # region + regime + GPC
         token = decision.token
-        visitor = self.visitor(scope)
+        visitor = self.visitor(scope, site)
         up_headers = request_headers_for_upstream(
             headers, visitor, site.upstream_host_header or "", consent_token=token
         )
@@ -181,12 +203,16 @@ class ProxyApp:
         target = self.target(scope, origin)
         try:
             resp = await self.pool.request(origin, method, target, up_headers, body, chunked)
-            ctype = header(resp.headers, b"content-type")
-            if resp.status == 206 and body is None and _is_html(ctype):
+            page = read_head(resp.headers).page  # a page, or maybe one (sniffed)
+            if resp.status == 206 and body is None and page:
                 # A byte range of a page cannot be rewritten: fetch the whole page.
                 resp.close()
                 up_headers = [(n, v) for n, v in up_headers if n not in (b"range", b"if-range")]
                 resp = await self.pool.request(origin, method, target, up_headers)
+            elif method == "HEAD" and resp.status == 200 and page:
+                # A page's length is that of the page as rewritten: fetch it to measure.
+                resp.close()
+                resp = await self.pool.request(origin, "GET", target, up_headers)
         except ClientGone:
             return
         except UpstreamError as exc:
@@ -195,6 +221,11 @@ class ProxyApp:
                 await error_page(send, 504, "Gateway Timeout", "The site did not answer in time.")
             else:
                 await error_page(send, 502, "Bad Gateway", "The site could not be reached.")
+            return
+        if not relayable_status(resp.status):
+            resp.close()
+            log.warning("upstream %s for site %s: status %d", origin.url, site.id, resp.status)
+            await error_page(send, 502, "Bad Gateway", "The site sent a status HTTP cannot relay.")
             return
         watch = VisitorWatch(receive) if body is None else None
         try:
@@ -207,13 +238,21 @@ class ProxyApp:
     def _request_body(
         self, headers: list[tuple[bytes, bytes]], receive: Receive, up: list[tuple[bytes, bytes]]
     ) -> tuple[Any, bool]:
+        # The body is framed for the upstream here, from what the server read (it
+        # refused any ambiguous framing): never the visitor's framing headers.
         length = header(headers, b"content-length")
         chunked = header(headers, b"transfer-encoding") is not None
         if chunked:
-            up[:] = [(n, v) for n, v in up if n != b"content-length"]
             up.append((b"transfer-encoding", b"chunked"))
-        elif not length or length.strip() == b"0":
+        elif length is None:
             return None, False
+        elif length.strip().isdigit():
+            up.append((b"content-length", b"%d" % int(length)))
+            if int(length) == 0:
+                return None, False
+        else:  # (the edge refuses this; an in-process server may not)
+            chunked = True
+            up.append((b"transfer-encoding", b"chunked"))
 
         async def stream() -> Any:
             while True:
@@ -250,18 +289,19 @@ class ProxyApp:
         key = (resp.known, site.id, token, tagged, bodyless) if resp.known is not None else None
         found = self._heads.get(key) if key is not None else None
         if found is not None:
-            html, template = found
+            kind, template = found
             out = list(template)
         else:
-            cookies = CookiePolicy(site, decision.granted, self.undeclared)
-            html, out, same = await self._headers(
+            page = target.split(b"?", 1)[0].decode("latin-1")
+            cookies = CookiePolicy(site, decision.granted, self.undeclared, page)
+            kind, out, same = await self._headers(
                 site, visitor, resp, cookies, token, tagged, bodyless
             )
             if key is not None and same:
                 if len(self._heads) >= 512:
                     self._heads.clear()
-                self._heads[key] = (html, tuple(out))
-        if not html:
+                self._heads[key] = (kind, tuple(out))
+        if kind is Kind.PASS:
             await stream_body(send, status, out, resp, bodyless, watch)
             return
         cookie_header = header(scope["headers"], b"cookie")
@@ -271,10 +311,18 @@ class ProxyApp:
                 (b"set-cookie", v) for v in cookies.expire_refused(cookie_header, visitor.host)
             )
         if bodyless:
+            if not resp.head_request and status == 200:  # HEAD of a page fetched whole
+                measured = _LengthOnly(send)
+                await self.pages.serve(
+                    scope["headers"], measured, site, decision, 200, out, resp, kind=kind
+                )
+                if not measured.sent:
+                    await error_page(send, 502, "Bad Gateway", "The page could not be served.")
+                return
             await stream_body(send, status, out, resp, True)
             return
         await self.pages.serve(
-            scope["headers"], send, site, decision, status, out, resp, target, watch
+            scope["headers"], send, site, decision, status, out, resp, target, watch, kind
         )
 
     async def _headers(
@@ -286,22 +334,20 @@ class ProxyApp:
         token: str,
         tagged: bool,
         bodyless: bool,
-    ) -> tuple[bool, list[tuple[bytes, bytes]], bool]:
-        """(is HTML, the response headers for the visitor, whether they depend only on
-        the upstream's head and the token: no cookies, no Location, no sniffing)."""
+    ) -> tuple[Kind, list[tuple[bytes, bytes]], bool]:
+        """(the page kind, the response headers for the visitor, whether they depend
+        only on the upstream's head and the token: no cookies, no Location, no sniffing)."""
         status = resp.status
         drop = _DROP
-        content_type = None
-        for name, value in resp.headers:
-            if name == b"content-type":
-                if content_type is None:
-                    content_type = value
-            elif name == b"connection":
+        for name, _ in resp.headers:
+            if name == b"connection":
                 drop = _DROP | connection_tokens(resp.headers)
-        html = _is_html(content_type)
-        same = content_type is not None
-        if content_type is None and not bodyless and await self._sniff_html(resp):
-            html = True  # browsers would sniff it as a page: rewrite it like one
+        kind = read_head(resp.headers).kind
+        same = kind is not Kind.SNIFF
+        if kind is Kind.SNIFF:  # the browser decides from the body: so do we
+            no_body = status in (204, 304) or resp.head_request
+            kind = Kind.PASS if no_body else await self._sniff(resp)
+        html = kind is not Kind.PASS
         upstream_origins = self.upstream_origins[site.id]
         out: list[tuple[bytes, bytes]] = []
         for name, value in resp.headers:
@@ -315,7 +361,7 @@ class ProxyApp:
                 same = False
                 value = rewrite_location(value, upstream_origins, visitor)
             elif html or (status == 304 and name == b"etag" and tagged):
-                if name in _BYTES_HEADERS:
+                if name in BYTES_HEADERS:
                     continue
                 if name == b"etag":
                     value = consent_etag(value, token)
@@ -326,15 +372,62 @@ class ProxyApp:
         else:
             for field in self.vary:
                 merge_vary(out, field)
-        return html, out, same
+            # the console's discovery: browsers report the third-party hosts a page
+            # loads (a policy of its own beside the site's, which stays as it is)
+            if self.runtime.discovery is not None:
+                out.append(
+                    (b"content-security-policy-report-only", self.runtime.discovery.report_only)
+                )
+        return kind, out, same
 
     @staticmethod
-    async def _sniff_html(resp: UpstreamResponse) -> bool:
-        if (header(resp.headers, b"x-content-type-options") or b"").lower() == b"nosniff":
-            return False
+    async def _sniff(resp: UpstreamResponse) -> Kind:
+        """The kind of a body of unknown type, as the browser sniffs it: from the first
+        :data:`~consentgate.mime.SNIFF_BYTES` *decoded* bytes, across as many reads as
+        they take (put back for the writer). A body that cannot be decoded or read is
+        taken for a page: the page writer then refuses it (without full consent) or
+        reports the failure."""
+        coding = (header(resp.headers, b"content-encoding") or b"").strip().lower()
+        decoder = None
+        if coding and coding != b"identity":
+            decoder = decoder_for(coding.decode("latin-1"))
+            if decoder is None:
+                return Kind.HTML
+        raw: list[bytes] = []
+        decoded = b""
         try:
-            first = await resp.read()
-        except UpstreamError:
-            return False  # reported when the body is read again
-        resp.unread(first)
-        return first.lstrip(b"\xef\xbb\xbf \t\r\n\x0c")[:1] == b"<"
+            while chunk := await resp.read():
+                raw.append(chunk)
+                decoded += decoder.decode(chunk) if decoder is not None else chunk
+                if len(decoded) >= SNIFF_BYTES or resp.complete:
+                    break
+        except (UpstreamError, DecodeError):
+            return Kind.HTML
+        finally:
+            resp.unread(b"".join(raw))
+        return sniff_kind(decoded)
+
+
+class _LengthOnly:
+    """``send`` for a HEAD of a page: the head the GET would get, its Content-Length the
+    length of the body as rewritten; no body."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self._start: Message | None = None
+        self._length = 0
+        self.sent = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self._start = message
+            return
+        self._length += len(message.get("body", b""))
+        if message.get("more_body", False) or self._start is None:
+            return
+        framing = (b"content-length", b"transfer-encoding")
+        headers = [(n, v) for n, v in self._start.get("headers", ()) if n not in framing]
+        headers.append((b"content-length", b"%d" % self._length))
+        await self._send({**self._start, "headers": headers})
+        await self._send({"type": "http.response.body", "body": b""})
+        self.sent = True

@@ -1,27 +1,39 @@
-"""Header rules of the proxy: hop-by-hop removal, forwarding headers, Location, ETag.
+"""Header rules of the proxy: hop-by-hop removal, forwarding headers, Location (the
+consent-tagged ETag and Vary rules live in :mod:`consentgate.page`, re-exported here).
 
 Pure functions over ASGI-style header lists (``list[tuple[bytes, bytes]]``, names
 lower-cased), so they are easy to test and cheap to run.
+
+Framing and routing are never hop-by-hop: ``Content-Length``, ``Transfer-Encoding``
+and ``Host`` named in ``Connection`` stay (RFC 9110 7.6.1 forbids a sender to list
+them; a proxy that obeys the list anyway sends a body without its framing). The
+request body's framing is never copied either: the proxy sets it for the upstream
+from what it read (see ``ProxyApp._request_body``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..visitor import TrustedProxies
+from ..page import consent_etag, merge_vary, translate_if_none_match
+from ..visitor import TrustedProxies, valid_host
 from .encoding import constrain_accept_encoding
 
 __all__ = [
+    "CLIENT_IP_HEADERS",
     "HOP_BY_HOP",
     "MAX_REQUEST_HEADERS",
     "MAX_REQUEST_HEADER_BYTES",
+    "PublicOrigin",
     "Visitor",
     "connection_tokens",
     "consent_etag",
+    "merge_vary",
     "request_headers_for_upstream",
     "rewrite_location",
     "strip_hop_by_hop",
     "translate_if_none_match",
+    "visitor_of",
 ]
 
 MAX_REQUEST_HEADERS = 100
@@ -41,10 +53,52 @@ HOP_BY_HOP = frozenset(
         b"upgrade",
     }
 )
-_DROP_REQUEST = HOP_BY_HOP | {b"host", b"expect"}
+#: Headers ``Connection`` cannot make hop-by-hop: framing and routing.
+_NEVER_HOP = frozenset({b"content-length", b"transfer-encoding", b"host"})
+#: Never copied from the visitor: hop-by-hop, Host and Expect (set again), and the
+#: body's framing (set again from what was read).
+_DROP_REQUEST = HOP_BY_HOP | {b"host", b"expect", b"content-length"}
 _FORWARDING = frozenset(
     {b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"}
 )
+#: Headers naming the client's address that CDNs and proxies set: believed (passed on)
+#: only from a trusted peer, like X-Forwarded-For.
+CLIENT_IP_HEADERS = frozenset(
+    {
+        b"x-real-ip",
+        b"true-client-ip",
+        b"cf-connecting-ip",
+        b"fastly-client-ip",
+        b"x-client-ip",
+        b"x-cluster-client-ip",
+        b"x-originating-ip",
+        b"x-remote-ip",
+        b"x-remote-addr",
+        b"client-ip",
+        b"forwarded-for",
+        b"x-forwarded",
+        b"x-azure-clientip",
+        b"akamai-client-ip",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PublicOrigin:
+    """A site's public origin as configured (``origins``): ``scheme://host[:port]``."""
+
+    scheme: str
+    host: str  # host[:port], lower-cased
+
+    @classmethod
+    def parse(cls, origin: str) -> PublicOrigin | None:
+        scheme, sep, rest = origin.strip().rstrip("/").partition("://")
+        host = rest.lower()
+        if not sep or scheme.lower() not in ("http", "https") or "/" in host:
+            return None
+        if not host or not valid_host(host.encode("latin-1", "replace")):
+            return None
+        return cls(scheme.lower(), host)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +116,13 @@ class Visitor:
 
 
 def connection_tokens(headers: list[tuple[bytes, bytes]]) -> set[bytes]:
-    """Header names listed in ``Connection`` (they are hop-by-hop too)."""
+    """Header names listed in ``Connection`` (they are hop-by-hop too), except the
+    framing and routing headers, which never are."""
     tokens: set[bytes] = set()
     for name, value in headers:
         if name == b"connection":
             tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
-    return tokens
+    return tokens - _NEVER_HOP
 
 
 def strip_hop_by_hop(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -76,23 +131,41 @@ def strip_hop_by_hop(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, by
 
 
 def visitor_of(
-    client_ip: str, scheme: str, headers: list[tuple[bytes, bytes]], trusted: TrustedProxies
+    client_ip: str,
+    scheme: str,
+    headers: list[tuple[bytes, bytes]],
+    trusted: TrustedProxies,
+    public: tuple[PublicOrigin, ...] = (),
 ) -> Visitor:
-    host = ""
+    """Where the request came from. The host is the request's ``Host`` only when it is
+    a valid host[:port] (else empty); when the site declares its public origins, it is
+    the declared origin it names (or the first one), scheme included: a Host is never
+    reflected as the visitor sent it."""
+    raw = b""
     proto = ""
     for name, value in headers:
         if name == b"host":
-            host = value.decode("latin-1")
+            raw = value.strip()
         elif name == b"x-forwarded-proto":
             proto = value.decode("latin-1").split(",")[0].strip().lower()
+    host = raw.decode("ascii").lower() if valid_host(raw) else ""
     trusted_peer = client_ip in trusted
     if trusted_peer and proto in ("http", "https"):
         scheme = proto
-    return Visitor(client_ip, "https" if scheme in ("https", "wss") else "http", host, trusted_peer)
+    scheme = "https" if scheme in ("https", "wss") else "http"
+    if public:
+        chosen = next((o for o in public if o.host == host), public[0])
+        scheme, host = chosen.scheme, chosen.host
+    return Visitor(client_ip, scheme, host, trusted_peer)
 
 
 def _forwarded_for(ip: str) -> str:
-    return f'"[{ip}]"' if ":" in ip else ip
+    return _quoted(f"[{ip}]") if ":" in ip else ip
+
+
+def _quoted(value: str) -> str:
+    """An RFC 7239 (RFC 9110 quoted-string) value: the same text, never a parameter."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def request_headers_for_upstream(
@@ -121,6 +194,8 @@ def request_headers_for_upstream(
     for name, value in headers:
         if name in drop:
             continue
+        if name in CLIENT_IP_HEADERS and not visitor.trusted_peer:
+            continue
         if name in _FORWARDING:
             if visitor.trusted_peer:
                 if name == b"x-forwarded-for":
@@ -144,7 +219,7 @@ def request_headers_for_upstream(
     xff = (prior_xff + b", " if prior_xff else b"") + ip.encode("latin-1")
     fwd = f"for={_forwarded_for(ip) if ip else 'unknown'};proto={visitor.scheme}"
     if visitor.host:
-        fwd += f';host="{visitor.host}"'
+        fwd += f";host={_quoted(visitor.host)}"
     fwd_bytes = (prior_fwd + b", " if prior_fwd else b"") + fwd.encode("latin-1")
     out.append((b"host", host))
     if ip:
@@ -157,82 +232,18 @@ def request_headers_for_upstream(
 
 
 def rewrite_location(value: bytes, upstream_origins: tuple[str, ...], visitor: Visitor) -> bytes:
-    """A redirect to the upstream's own origin becomes one to the visitor's origin."""
+    """A redirect to the upstream's own origin (absolute or scheme-relative) becomes one
+    to the visitor's origin."""
     if not visitor.host:
         return value
     text = value.decode("latin-1")
-    lowered = text.lower()
+    lowered = text.lstrip().lower()
     for origin in upstream_origins:
-        if lowered.startswith(origin.lower()):
-            rest = text[len(origin) :]
-            if rest == "" or rest[0] in "/?#":
-                return (visitor.origin + rest).encode("latin-1")
+        origin = origin.lower()
+        relative = origin[origin.index("//") :]
+        for prefix in (origin, relative):
+            if lowered.startswith(prefix):
+                rest = text.lstrip()[len(prefix) :]
+                if rest == "" or rest[0] in "/?#":
+                    return (visitor.origin + rest).encode("latin-1")
     return value
-
-
-# -- ETags of rewritten pages --------------------------------------------------
-# A rewritten page depends on the visitor's consent, so its ETag is weakened and
-# tagged with the consent it was rewritten for: "abc" -> W/"abc-cg<token>".
-# A conditional request carrying a tag for another consent must not get a 304.
-
-_MARK = "-cg"
-
-
-def consent_etag(value: bytes, token: str) -> bytes:
-    key = (value, token)
-    found = _ETAGS.get(key)
-    if found is None:
-        found = _consent_etag(value, token)
-        if len(_ETAGS) >= 1024:
-            _ETAGS.clear()
-        _ETAGS[key] = found
-    return found
-
-
-_ETAGS: dict[tuple[bytes, str], bytes] = {}  # consent_etag, memoized (bounded)
-
-
-def _consent_etag(value: bytes, token: str) -> bytes:
-    text = value.decode("latin-1").strip()
-    if text.startswith("W/"):
-        text = text[2:]
-    if len(text) < 2 or not (text.startswith('"') and text.endswith('"')):
-        return value
-    return f'W/"{text[1:-1]}{_MARK}{token}"'.encode("latin-1")
-
-
-def translate_if_none_match(value: bytes, token: str) -> bytes:
-    """Consent-tagged entity tags for this consent -> the upstream's tag; others dropped."""
-    text = value.decode("latin-1").strip()
-    if text == "*":
-        return value
-    kept: list[str] = []
-    for raw in text.split(","):
-        tag = raw.strip()
-        if not tag:
-            continue
-        weak = tag.startswith("W/")
-        opaque = tag[2:] if weak else tag
-        if not (len(opaque) >= 2 and opaque.startswith('"') and opaque.endswith('"')):
-            continue
-        inner = opaque[1:-1]
-        cut = inner.rfind(_MARK)
-        if weak and cut >= 0:
-            if inner[cut + len(_MARK) :] != token:
-                continue  # rewritten for another consent: must be served again
-            kept.append(f'"{inner[:cut]}"')
-        else:
-            kept.append(tag)
-    return ", ".join(kept).encode("latin-1")
-
-
-def merge_vary(headers: list[tuple[bytes, bytes]], field: bytes) -> list[tuple[bytes, bytes]]:
-    for i, (name, value) in enumerate(headers):
-        if name == b"vary":
-            parts = [p.strip().lower() for p in value.split(b",")]
-            if field.lower() in parts or b"*" in parts:
-                return headers
-            headers[i] = (name, value + b", " + field)
-            return headers
-    headers.append((b"vary", field))
-    return headers

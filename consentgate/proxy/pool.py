@@ -100,8 +100,10 @@ class UpstreamPool:
         """Send a request; returns once the response headers are in.
 
         ``body`` is streamed as is (the caller set Content-Length) or, with ``chunked``,
-        in chunked transfer coding. A request without a body is retried once on a fresh
-        connection when a reused keep-alive connection turns out to be dead.
+        in chunked transfer coding. A body that does not end exactly at its declared
+        length fails the request and its connection is never reused. A request without
+        a body is retried once on a fresh connection when a reused keep-alive
+        connection turns out to be dead.
         """
         head = b"".join(
             [
@@ -122,7 +124,8 @@ class UpstreamPool:
             try:
                 await conn.write(head)
                 if body is not None:
-                    await self._send_body(conn, resp, body, chunked)
+                    length = None if chunked else _declared_length(headers)
+                    await self._send_body(conn, resp, body, length)
                 await resp.wait_headers()
             except UpstreamProtocolError:
                 resp.close()
@@ -136,12 +139,18 @@ class UpstreamPool:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _send_body(
-        self, conn: _Connection, resp: UpstreamResponse, body: AsyncIterator[bytes], chunked: bool
+        self,
+        conn: _Connection,
+        resp: UpstreamResponse,
+        body: AsyncIterator[bytes],
+        length: int | None,
     ) -> None:
+        """Send ``body``: exactly ``length`` bytes, or chunked when ``length`` is None."""
         # While the body goes out the connection cannot go back to the pool, even if the
         # upstream answers early (e.g. 413): the next request would be read as the rest
         # of this body.
         conn.sending = True
+        sent = 0
         try:
             async for chunk in body:
                 if resp.got_headers:  # the upstream answered early: stop sending
@@ -149,12 +158,21 @@ class UpstreamPool:
                     return
                 if not chunk:
                     continue
-                if chunked:
+                if length is None:
                     await conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                else:
-                    await conn.write(chunk)
-            if chunked:
+                    continue
+                sent += len(chunk)
+                if sent > length:
+                    break
+                await conn.write(chunk)
+            if length is None:
                 await conn.write(b"0\r\n\r\n")
+            elif sent != length:  # not at the message boundary: the connection is spoiled
+                conn.reusable = False
+                conn.abort()
+                raise UpstreamProtocolError(
+                    f"request body of {sent} bytes where {length} were declared"
+                )
         except UpstreamProtocolError:
             if not resp.got_headers:
                 raise
@@ -171,3 +189,10 @@ class UpstreamPool:
                 conn.abort()
         self._idle.clear()
         await asyncio.sleep(0)
+
+
+def _declared_length(headers: list[tuple[bytes, bytes]]) -> int:
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value)
+    raise ValueError("a request body needs a Content-Length or chunked framing")

@@ -137,17 +137,17 @@ def decide(site: Site, region: Region, consent: Consent | None, gpc: bool) -> De
 
 class _HasRegions(Protocol):
     settings: Settings
-    extras: dict[str, Any]
+    region_detector: RegionDetector | None
 
 
 def detector(runtime: _HasRegions) -> RegionDetector:
     """The runtime's :class:`RegionDetector`, built once (opens the GeoIP database)."""
-    found = runtime.extras.get("regions.detector")
+    found = runtime.region_detector
     if found is None:
         from .detect import RegionDetector
 
-        found = runtime.extras["regions.detector"] = RegionDetector.from_settings(runtime.settings)
-    return found  # type: ignore[no-any-return]
+        found = runtime.region_detector = RegionDetector.from_settings(runtime.settings)
+    return found
 
 
 def decide_scope(

@@ -14,15 +14,18 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, TypeVar
 
 from ..consent import CATEGORIES
+from ..errors import ConsentGateError
 
 if TYPE_CHECKING:
+    from .discovery import Classification, Sighting
     from .pages import ExportPage, PageEncoder
+    from .rollups import RollupRow
 
 __all__ = [
     "EVENT_FIELDS",
@@ -44,7 +47,7 @@ __all__ = [
 ]
 
 
-class StoreError(Exception):
+class StoreError(ConsentGateError):
     """A storage failure."""
 
 
@@ -176,6 +179,35 @@ class ConsentStore(abc.ABC):
     async def ping(self) -> bool:
         """Health check."""
         return True
+
+    # -- discovery (store/discovery.py) ---------------------------------------------------
+
+    async def add_sightings(self, rows: list[Sighting]) -> None:
+        """Add counts of what the pages set and load (first/last seen merged)."""
+        raise self._unsupported("discovery")
+
+    async def sightings(self, site_id: str) -> list[Sighting]:
+        raise self._unsupported("discovery")
+
+    async def classify(self, classification: Classification) -> None:
+        """Store (or replace) a classification; other nodes learn of it."""
+        raise self._unsupported("discovery")
+
+    async def classifications(self) -> list[Classification]:
+        raise self._unsupported("discovery")
+
+    async def listen_classified(
+        self, callback: Callable[[], Awaitable[None] | None]
+    ) -> Callable[[], Awaitable[None]] | None:
+        """Call ``callback`` when another node classifies; None: the backend cannot
+        tell (the caller polls :meth:`classifications`)."""
+        return None
+
+    async def rollup_rows(self, site_id: str, since: date, until: date) -> list[RollupRow]:
+        """``site_id``'s daily rollups (:mod:`~consentgate.store.rollups`) for days
+        ``since`` (inclusive) to ``until`` (exclusive): kept by the writer, never a scan
+        of the log."""
+        raise self._unsupported("rollups")
 
     async def __aenter__(self) -> ConsentStore:
         await self.open()

@@ -25,13 +25,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
 
 from ..chain import ChainState, HeadSigner
 from ..consent import CATEGORIES
+from . import rollups
 from .base import (
     ChainHead,
     ConsentEvent,
@@ -42,6 +43,7 @@ from .base import (
     StoreError,
     batches,
 )
+from .discovery import PostgresDiscoveryMixin
 from .postgres_audit import PostgresAuditMixin
 from .postgres_schema import (
     EVENTS,
@@ -53,6 +55,7 @@ from .postgres_schema import (
     partition_name,
 )
 from .records import INSERT_COLUMNS
+from .rollups import RollupRow
 
 __all__ = ["PostgresStore", "stored_from_record", "where"]
 
@@ -62,6 +65,9 @@ _LINK_INDEX = {"chain_seq": 0, "prev_hash": 1, "hash": 2}
 _SQL_TYPES = {"created_at": "timestamptz", "chain_seq": "bigint", "gpc": "boolean"} | {
     c: "boolean" for c in CATEGORIES
 }
+# the rollups' counts go in after the batch (``after_ins``): so after the seq lock, and
+# two nodes never wait on each other's rollup rows while holding it
+_ROLL_ARRAYS, _ROLL_CONFLICT = rollups.postgres_upsert(7 + len(_ARRAY_COLUMNS))
 _APPEND = f"""
 WITH ins AS (
     INSERT INTO {EVENTS} ({", ".join(_ARRAY_COLUMNS)}, chain_id)
@@ -71,6 +77,10 @@ WITH ins AS (
     ", ".join(f"${i}::{_SQL_TYPES.get(c, 'text')}[]" for i, c in enumerate(_ARRAY_COLUMNS, 7))
 }) AS u
     RETURNING seq, chain_seq
+), roll AS (
+    INSERT INTO consent_rollups
+    SELECT r.* FROM (SELECT count(*) FROM ins) AS after_ins, unnest({_ROLL_ARRAYS}) AS r
+    {_ROLL_CONFLICT}
 ), head AS (
     INSERT INTO chain_heads (chain_id, chain_seq, hash, signature, started_at, updated_at)
     VALUES ($2, $3, $4, $5, $6, $6)
@@ -151,7 +161,7 @@ def where(flt: EventFilter | None, first: int = 1) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
-class PostgresStore(QueuedAppend, PostgresAuditMixin, ConsentStore):
+class PostgresStore(QueuedAppend, PostgresAuditMixin, PostgresDiscoveryMixin, ConsentStore):
     """The consent log in a PostgreSQL database (``url``: ``postgresql://...``)."""
 
     def __init__(
@@ -281,6 +291,7 @@ class PostgresStore(QueuedAppend, PostgresAuditMixin, ConsentStore):
             signature,
             datetime.now(UTC),
             *_columns(batch, links),
+            *rollups.as_columns(rollups.batch_deltas(event for event, _ in batch)),
         )
         seqs_by_pos = {r[1]: r[0] for r in rows}
         return links, [seqs_by_pos[link[0]] for link in links]
@@ -326,6 +337,12 @@ class PostgresStore(QueuedAppend, PostgresAuditMixin, ConsentStore):
             "ORDER BY started_at, chain_id"
         )
         return [ChainHead(r[0], r[1], r[2], r[3], r[4].astimezone(UTC)) for r in rows]
+
+    async def rollup_rows(self, site_id: str, since: date, until: date) -> list[RollupRow]:
+        rows = await self.pool().fetch(
+            rollups.SELECT.format("$1", "$2", "$3"), site_id, since, until
+        )
+        return [rollups.row_of(tuple(r)) for r in rows]
 
     async def ping(self) -> bool:
         try:

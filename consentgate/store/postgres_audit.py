@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from ..chain import HeadSigner, action_detail_json, link_action
+from . import rollups
 from .base import (
     ActionHead,
     ApiToken,
@@ -170,7 +171,7 @@ class PostgresAuditMixin:
             ended = min(before, datetime.now(UTC))
             for month, name in sorted((await existing_partitions(conn)).items()):
                 if month_range(month)[1] <= ended:
-                    total += await self._drop_partition(conn, name, site_id, plan, batch)
+                    total += await self._drop_partition(conn, month, name, site_id, plan, batch)
             while True:
                 async with conn.transaction():
                     await conn.execute("SELECT pg_advisory_xact_lock($1)", PURGE_LOCK)
@@ -197,7 +198,13 @@ class PostgresAuditMixin:
         return total
 
     async def _drop_partition(
-        self, conn: asyncpg.Connection, name: str, site_id: str, plan: CheckpointPlanner, n: int
+        self,
+        conn: asyncpg.Connection,
+        month: tuple[int, int],
+        name: str,
+        site_id: str,
+        plan: CheckpointPlanner,
+        n: int,
     ) -> int:
         """Drop partition ``name`` when it holds only ``site_id``'s records (else 0)."""
         async with conn.transaction():
@@ -219,6 +226,8 @@ class PostgresAuditMixin:
                 count += len(rows)
                 last = rows[-1][0]
             await conn.execute(f"DROP TABLE {name}")
+            start, end = month_range(month)  # rollups: a trigger does not see DROP
+            await conn.execute(rollups.MONTH_DELETE, site_id, start.date(), end.date())
         self._partition_dropped(name)
         return count
 

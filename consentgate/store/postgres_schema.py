@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from ..consent import CATEGORIES
+from . import discovery, rollups
 
 __all__ = [
     "EVENTS",
@@ -152,6 +153,8 @@ CREATE TABLE action_head (
 ALTER TABLE audit_actions ADD CONSTRAINT audit_actions_chained CHECK (hash <> '') NOT VALID;
 """,
     ),
+    (4, "daily rollups kept by the writers (the console's dashboard)", rollups.postgres_schema()),
+    (5, "what the pages set and load, and its classification", discovery.postgres_schema()),
 )
 
 

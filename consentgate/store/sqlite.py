@@ -27,13 +27,14 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
 from ..chain import ChainState, HeadSigner, format_time
+from . import discovery, rollups
 from .base import (
     ChainHead,
     ConsentEvent,
@@ -45,6 +46,7 @@ from .base import (
     batches,
 )
 from .records import INSERT_COLUMNS, event_values, parse_time, stored_from_row
+from .rollups import RollupRow
 from .sqlite_audit import ACTIONS_MIGRATION, AUDIT_MIGRATION, SQLiteAuditMixin
 
 __all__ = ["MIGRATIONS", "SQLiteStore", "WriterThread", "schema_version"]
@@ -98,6 +100,8 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     ),
     AUDIT_MIGRATION,
     ACTIONS_MIGRATION,
+    (4, rollups.sqlite_schema()),
+    (5, discovery.sqlite_schema()),
 )
 
 _INSERT = (
@@ -146,6 +150,18 @@ def schema_version(conn: sqlite3.Connection) -> int:
     except sqlite3.OperationalError:
         return 0
     return int(row[0] or 0)
+
+
+def private_files(path: Path) -> None:
+    """The log and its WAL, shared-memory and lock files readable by the owner only
+    (0600): a new log is created so (SQLite gives the WAL and -shm files the mode of the
+    database file), an existing one is tightened."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    for name in (str(path), f"{path}-wal", f"{path}-shm", f"{path}-writer.lock"):
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(name).st_mode & 0o077:
+                os.chmod(name, 0o600)
 
 
 class WriterThread:
@@ -258,14 +274,18 @@ class WriterThread:
 
 
 def _insert_batch(
-    rows: list[tuple[Any, ...]], head: tuple[Any, ...], first_chain_seq: int
+    rows: list[tuple[Any, ...]],
+    head: tuple[Any, ...],
+    first_chain_seq: int,
+    deltas: list[tuple[Any, ...]],
 ) -> Callable[[sqlite3.Connection], list[int]]:
-    """One group commit's body: the rows, the chain head, and the ``seq`` each row
-    got, in chain order."""
+    """One group commit's body: the rows, the chain head, the rollups' counts, and the
+    ``seq`` each row got, in chain order."""
 
     def body(conn: sqlite3.Connection) -> list[int]:
         conn.executemany(_INSERT, rows)
         conn.execute(_UPSERT_HEAD, head)
+        conn.executemany(rollups.SQLITE_UPSERT, deltas)
         cur = conn.execute(
             "SELECT seq FROM events WHERE chain_id = ? AND chain_seq >= ? ORDER BY chain_seq",
             (head[0], first_chain_seq),
@@ -298,7 +318,7 @@ def _where(flt: EventFilter | None, *, seq_order: bool = False) -> tuple[list[st
     return clauses, args
 
 
-class SQLiteStore(QueuedAppend, SQLiteAuditMixin, ConsentStore):
+class SQLiteStore(QueuedAppend, SQLiteAuditMixin, discovery.SQLiteDiscoveryMixin, ConsentStore):
     """The consent log in one SQLite file (``path``; parent directories are created).
 
     ``head_signer`` signs the chain head on every commit; without one the head is
@@ -325,6 +345,7 @@ class SQLiteStore(QueuedAppend, SQLiteAuditMixin, ConsentStore):
     async def open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_files(self.path)
             self._writer_db = WriterThread(self.path)
             await self._writer_db.open()
             await self._writer_db.transact(self._apply_migrations)
@@ -409,7 +430,8 @@ class SQLiteStore(QueuedAppend, SQLiteAuditMixin, ConsentStore):
                 self.head_signer.sign(chain_id, last_seq, head_hash) if self.head_signer else ""
             )
             head = (chain_id, last_seq, head_hash, signature, format_time(datetime.now(UTC)))
-            seqs = await writer.transact(_insert_batch(rows, head, links[0][0]))
+            deltas = rollups.batch_deltas(event for event, _ in batch)
+            seqs = await writer.transact(_insert_batch(rows, head, links[0][0], deltas))
             self.commits += 1
         except Exception as exc:
             # Whether a failed COMMIT reached the disk is not certain (an fsync error):
@@ -468,6 +490,12 @@ class SQLiteStore(QueuedAppend, SQLiteAuditMixin, ConsentStore):
         ) as cur:
             rows = await cur.fetchall()
         return [ChainHead(r[0], int(r[1]), r[2], r[3], parse_time(r[4])) for r in rows]
+
+    async def rollup_rows(self, site_id: str, since: date, until: date) -> list[RollupRow]:
+        sql = rollups.SELECT.format(":site", ":since", ":until")
+        args = {"site": site_id, "since": since.isoformat(), "until": until.isoformat()}
+        async with self._reader().execute(sql, args) as cur:
+            return [rollups.row_of(tuple(r)) for r in await cur.fetchall()]
 
     async def ping(self) -> bool:
         try:

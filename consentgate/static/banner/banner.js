@@ -22,6 +22,18 @@ const dl = (W.dataLayer = W.dataLayer || [])
 function gtag() { dl.push(arguments) }
 const CM = { preferences: ['functionality_storage', 'personalization_storage'], statistics: ['analytics_storage'], marketing: ['ad_storage', 'ad_user_data', 'ad_personalization'] }
 const modes = g => { const o = {}; for (const c in CM) for (const k of CM[c]) o[k] = g.includes(c) ? 'granted' : 'denied'; return o }
+// ---- consent signals from the categories: Google Consent Mode v2, Microsoft UET consent mode
+// (ad_storage) and Microsoft Clarity's consent API v2 (queued as Clarity's own snippet does).
+// d: the default (else an update); cm: the head snippet already told Google and UET ----
+W.clarity ||= function () { (W.clarity.q ||= []).push(arguments) }
+function tell(g, d, cm) {
+  const m = modes(g), k = d ? 'default' : 'update'
+  if (!cm) {
+    gtag('consent', k, d ? { ...m, security_storage: 'granted', wait_for_update: 500 } : m)
+    ;(W.uetq ||= []).push('consent', k, { ad_storage: m.ad_storage })
+  }
+  if (!d) W.clarity('consentv2', { ad_Storage: m.ad_storage, analytics_Storage: m.analytics_storage })
+}
 const gpc = !!(navigator.globalPrivacyControl || at('data-gpc') != null)
 let R = at('data-regime') || 'opt-in'
 const ids = ['necessary', 'preferences', 'statistics', 'marketing', 'unclassified']
@@ -32,14 +44,15 @@ Object.assign(T, C.t)
 const G = W.consentgateGuard || (() => {})
 delete W.consentgateGuard
 const fns = [], done = new WeakSet()
-let consent = null, host, root, view, fab, back, busy, K, P, L
+let consent = null, host, root, view, fab, back, busy, K, P, L, N, sheet
 
-if (!at('data-cm')) gtag('consent', 'default', { ...modes([]), security_storage: 'granted', wait_for_update: 500 })
+const cm = at('data-cm')
+tell([], 1, cm)
 // before a choice: opt-in gives only necessary; opt-out and notice give all (GPC: no marketing)
 const granted = () => (consent ? consent.granted : R == 'opt-in' ? ['necessary'] : all())
 const valid = c => c && c.policy_version == C.v && Date.parse(c.expires_at) > Date.now() ? c : null
 // the second layer's file, once (again after a failure); resolves 1 when loaded, 0 when not
-const load = () => L ||= fetch(O + C.x).then(r => r.json()).then(x => { Object.assign(T, x.t); K = x.c; P = x.k; return 1 }, () => L = 0)
+const load = () => L ||= fetch(O + C.x).then(r => r.json()).then(x => { Object.assign(T, x.t); K = x.c; P = x.k; N = x.n; return 1 }, () => L = 0)
 
 // ---- activation of blocked elements ----
 function cats(el) {
@@ -76,8 +89,42 @@ async function activate() {
     if (script ? el.type != 'text/plain' : ![...el.attributes].some(a => MV.test(a.name))) continue
     done.add(el)
     if (script) await run(el)
-    else { restore(el); if (el.localName == 'source') el.parentNode.load?.() }
+    else { restore(el); if (el.localName == 'source') el.parentNode.load?.(); unhold(el) }
   }
+  hold()
+}
+
+// ---- blocked embeds: a placeholder in the iframe's box says, in the visitor's language, what
+// it is and which category it needs; its button grants that category (a decision like any
+// other). Texts, category and service names come with the second layer's file. ----
+const held = new Map()
+async function hold() {
+  const g = granted(), need = el => cats(el)?.filter(c => !g.includes(c))
+  const els = [...D.querySelectorAll('iframe')].filter(el => !held.has(el) && !done.has(el) && el.offsetWidth && need(el)?.[0] && [...el.attributes].some(a => MV.test(a.name)))
+  if (!els[0] || !(await load())) return
+  for (const el of els) {
+    if (held.has(el)) continue
+    const a = D.createElement('a'), h = D.createElement('div'), p = D.createElement('div'), w = el.offsetWidth, n = need(el)
+    a.href = el.getAttribute('data-consentgate-src') || el.getAttribute('data-cookieblock-src')
+    const u = '.' + a.hostname + a.pathname, what = N.find(s => u.includes('.' + s[0]))?.[1] || a.hostname
+    const c = n.map(x => K.find(k => k[0] == x)[1]).join(', ')
+    h.className = 'consentgate-embed'
+    h.lang = C.l
+    h.dir = C.d
+    h.style.width = w + 'px'
+    h.style.aspectRatio = w + '/' + el.offsetHeight
+    p.className = 'p'
+    p.innerHTML = `<p>${T.embed.replace('%s', what).replace('%c', c)}</p><button>${T.load.replace('%c', c)}</button>`
+    p.lastChild.onclick = () => decide([...new Set([...granted(), ...n])], 'custom')
+    shade(h).append(p)
+    el.before(h)
+    el.hidden = true
+    held.set(el, h)
+  }
+}
+function unhold(el) {
+  const h = held.get(el)
+  if (h) { h.remove(); el.hidden = false; held.delete(el) }
 }
 
 // ---- cookies of refused categories, on this host and its parent domains ----
@@ -94,7 +141,7 @@ function wipe(refused) {
 // ---- the decision ----
 function emit() {
   G(consent.granted, 1)
-  gtag('consent', 'update', modes(consent.granted))
+  tell(consent.granted)
   dl.push({ event: 'consentgate_change', consentgate: { granted: consent.granted, consent_id: consent.consent_id } })
   D.dispatchEvent(new CustomEvent('consentgate:change', { detail: consent }))
   for (const f of fns) f(consent)
@@ -106,8 +153,11 @@ async function decide(g, method) {
   // the cookie patterns come with the second layer's file: needed when there are cookies
   if (D.cookie && !(await load()) && gone.length) return fail()
   try {
-    // everything but necessary refused after a consent: a withdrawal (DELETE)
-    const r = await fetch(API, { credentials: 'include', ...consent && !g[1] && gone.length ? { method: 'DELETE' } : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ granted: g, method, page_url: location.origin + location.pathname, language: C.l, banner_hash: C.h }) } })
+    // everything but necessary refused after a consent: a withdrawal (DELETE), recorded with
+    // the same page, language and text hash as a decision; a decision also names (never
+    // values) the cookies the page holds, for the owner's discovery page
+    const del = consent && !g[1] && gone.length, b = { page_url: location.origin + location.pathname, language: C.l, banner_hash: C.h }
+    const r = await fetch(API, { credentials: 'include', method: del ? 'DELETE' : 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(del ? b : { granted: g, method, ...b, cookies: D.cookie.split('; ').map(c => c.split('=')[0]) }) })
     if (!r.ok) throw r
     consent = await r.json()
   } catch {
@@ -128,7 +178,7 @@ function fail() {
 }
 const all = () => ids.filter(c => !(gpc && c == 'marketing'))
 const acts = {
-  accept: () => decide(all(), gpc ? 'custom' : 'accept_all'),
+  accept: () => decide(ids, 'accept_all'), // an explicit choice outranks the GPC signal
   reject: () => decide(['necessary'], 'reject_all'),
   close: () => decide(['necessary'], 'close'),
   save: () => decide(['necessary', ...[...view.querySelectorAll('input:checked:enabled')].map(i => i.name)], 'custom'),
@@ -140,15 +190,20 @@ const acts = {
 }
 
 // ---- views ----
+// a shadow root with the banner's CSS (one constructed sheet shared by every root)
+function shade(h) {
+  const r = h.attachShadow({ mode: 'open' })
+  if (r.adoptedStyleSheets) { if (!sheet) (sheet = new CSSStyleSheet()).replaceSync(S); r.adoptedStyleSheets = [sheet] }
+  else { const s = D.createElement('style'); s.nonce = me?.nonce; s.textContent = S; r.append(s) }
+  return r
+}
 function mount() {
   if (host) return
   host = D.createElement('div')
   host.id = 'consentgate'
   host.lang = C.l
   host.dir = C.d
-  root = host.attachShadow({ mode: 'open' })
-  if (root.adoptedStyleSheets) { const s = new CSSStyleSheet(); s.replaceSync(S); root.adoptedStyleSheets = [s] }
-  else { const s = D.createElement('style'); s.nonce = me?.nonce; s.textContent = S; root.append(s) }
+  root = shade(host)
   root.addEventListener('click', e => { const b = e.target.closest('[data-a]'); if (b) acts[b.dataset.a]() })
   root.addEventListener('keydown', e => {
     if (!view) return
@@ -228,18 +283,25 @@ D.addEventListener('click', e => {
 })
 
 const st = at('data-state')
-const ready = st != null ? Promise.resolve(JSON.parse(st)) : fetch(API, { credentials: 'include' }).then(r => (R = r.headers.get('consentgate-regime') || R, r.ok ? r.json() : null)).catch(() => null)
+// script-tag mode: ?optional=1 answers 200 null without a consent (no error in the console);
+// the server explains in a header when this page cannot keep the consent cookie (another site)
+const ready = st != null ? Promise.resolve(JSON.parse(st)) : fetch(API + '?optional=1', { credentials: 'include' }).then(r => {
+  const w = r.headers.get('consentgate-warning')
+  if (w) console.warn('consentgate: ' + w)
+  R = r.headers.get('consentgate-regime') || R
+  return r.ok ? r.json() : null
+}).catch(() => null)
 ready.then(c => {
   consent = valid(c)
   G(granted())
   const go = () => {
     if (consent) {
-      if (!at('data-cm')) gtag('consent', 'update', modes(consent.granted))
+      tell(consent.granted, 0, cm)
       showFab()
       activate()
     } else {
       show(1)
-      if (R != 'opt-in') { if (!at('data-cm')) gtag('consent', 'update', modes(granted())); activate() }
+      if (R != 'opt-in') { tell(granted(), 0, cm); activate() } else hold()
     }
   }
   D.readyState == 'loading' ? D.addEventListener('DOMContentLoaded', go) : go()

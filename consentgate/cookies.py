@@ -19,11 +19,13 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import Site
-from ..consent import COOKIE_NAME
+from .catalog import load_catalog
+from .config import Site
+from .consent import COOKIE_NAME
 
 __all__ = [
     "UNDECLARED_FILE",
@@ -37,16 +39,12 @@ __all__ = [
 log = logging.getLogger("consentgate.proxy")
 
 UNDECLARED_FILE = "undeclared-cookies.jsonl"
+#: ``(site_id, kind, name, page path)``: told of each undeclared cookie seen
+Sighting = Callable[[str, str, str, str], None]
 _EXPIRE = "Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
 
 
 def _catalog_category(site: Site, name: str) -> str | None:
-    try:
-        from ..catalog import load_catalog
-    except ImportError:  # the catalog module is not there: fall back to the core GA names
-        if name in ("_ga", "_gid") or name.startswith(("_ga_", "_gat")):
-            return "statistics"
-        return None
     return load_catalog(site).cookie_category(name)
 
 
@@ -100,17 +98,22 @@ class UndeclaredCookie:
 class UndeclaredCookies:
     """Records each undeclared cookie name once per site (append-only JSON Lines)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, sighting: Sighting | None = None) -> None:
         self.path = Path(data_dir) / UNDECLARED_FILE
         self._seen: set[tuple[str, str]] | None = None
+        #: told of every sighting (the console's discovery counts them)
+        self.sighting = sighting
 
     def _load(self) -> set[tuple[str, str]]:
         if self._seen is None:
             self._seen = {(c.site_id, c.name) for c in _read(self.path)}
         return self._seen
 
-    def record(self, site_id: str, name: str, path: str) -> bool:
-        """Record a first sighting; True when it was new."""
+    def record(self, site_id: str, name: str, path: str, page: str = "") -> bool:
+        """Record a first sighting (``path``: the cookie's ``Path``; ``page``: the page
+        that set it); True when it was new."""
+        if self.sighting is not None:
+            self.sighting(site_id, "set-cookie", name, page or path)
         seen = self._load()
         if (site_id, name) in seen:
             return False
@@ -169,12 +172,16 @@ def list_undeclared_cookies(
 
 
 class CookiePolicy:
-    """Cookie decisions for one site and one visitor's granted categories."""
+    """Cookie decisions for one site and one visitor's granted categories; ``page``:
+    the path of the page being answered (where an undeclared cookie was seen)."""
 
-    def __init__(self, site: Site, granted: frozenset[str], registry: UndeclaredCookies) -> None:
+    def __init__(
+        self, site: Site, granted: frozenset[str], registry: UndeclaredCookies, page: str = ""
+    ) -> None:
         self.site = site
         self.granted = granted
         self.registry = registry
+        self.page = page
 
     def allowed(self, category: str) -> bool:
         return category == "necessary" or category in self.granted
@@ -186,7 +193,7 @@ class CookiePolicy:
             return False  # consentgate's own cookie cannot be shadowed by the upstream
         category = classify(self.site, name)
         if category is None:
-            self.registry.record(self.site.id, name, _cookie_path(value))
+            self.registry.record(self.site.id, name, _cookie_path(value), self.page)
             if not self.site.block_undeclared_cookies:
                 return True
             category = "unclassified"
