@@ -44,10 +44,11 @@ SOURCE = Path(__file__).parent / "static" / "banner" / "guard.js"
 
 @lru_cache(maxsize=1)
 def guard_code() -> str:
-    """The guard's code, minified: ``((Z, I) => {...})`` awaiting its call."""
-    from .minify import minify_js
+    """The guard's code, minified and its own names shortened: ``((data, granted)=>{...})``
+    awaiting its call."""
+    from .minify import mangle_js, minify_js
 
-    return minify_js(SOURCE.read_text(encoding="utf-8")).rstrip().rstrip(";")
+    return minify_js(mangle_js(SOURCE.read_text(encoding="utf-8"))).rstrip().rstrip(";")
 
 
 def url_patterns(site: Site | None) -> list[tuple[str, list[str]]]:
