@@ -12,7 +12,10 @@ strictest, as the rewriter does):
   (:meth:`~consentgate.catalog.Catalog.hint_category`);
 - ``k``: the declared cookie names (:func:`~consentgate.catalog.cookie_patterns`);
 - ``s``: the declared storage keys (:func:`~consentgate.catalog.storage_patterns`);
-- ``x`` (strict sites only): the hosts scripts may come from besides the page's own.
+- ``x`` (strict sites only): the hosts scripts may come from besides the page's own;
+- ``h``: the words one of which every URL the patterns match contains (the rewriter's
+  ``Catalog.hint_words``, and the names of path-suffix patterns): a URL or a tag without
+  any (nor ``&#``, ``\\`` or ``%``) is passed without being parsed.
 
 :func:`guard_script` is the code with its data and the visitor's categories, ready for an
 inline ``<script>`` (proxy and middleware mode, :mod:`consentgate.injection`) or for the
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -108,7 +112,12 @@ def _words(names: Iterable[str]) -> str:
 def guard_data(site: Site) -> str:
     """The guard's data for ``site`` as a JavaScript object literal (see the module)."""
     cookies, storage = cookie_patterns(site), storage_patterns(site)
+    catalog = load_catalog(site)
+    words = {w.decode() for w in catalog.hint_words}
+    suffixes = [p for s in catalog.services for p in s.urls if p.startswith("/")]
+    words |= {p.strip("/").split(".")[0].lower() for p in suffixes}
     data: dict[str, object] = {
+        "h": "|".join(re.escape(w) for w in sorted(words) if w),
         "u": [[c, _words(p)] for c, p in url_patterns(site)],
         "k": _names(cookies),
         "s": _names(storage),

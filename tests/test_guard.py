@@ -58,16 +58,17 @@ def compiled(site: Site) -> dict[str, list[tuple[str, re.Pattern[str], re.Patter
         for c, p in data["u"]
     ]
     cookies = [(c, rx(p, ".*"), rx(p, ".*")) for c, p in data["k"]]
-    return {"u": urls, "k": cookies}
+    hint = re.compile(data["h"] + r"|&#|\\|%", re.I)  # guard.js's HW: no word, no look
+    return {"u": [(c, f, h, hint) for c, f, h in urls], "k": cookies}
 
 
 def guard_category(rules, url: str, hint: bool = False) -> str | None:  # type: ignore[no-untyped-def]
     h, rest = host_of(url)
-    if not h:
+    if not h or not rules[0][3].search(url):
         return None
     rest = rest.split("#")[0]
     target = h if hint else h + ("" if rest.startswith("/") else "/") + rest  # pathname: "/"
-    for category, full, hosts in rules:
+    for category, full, hosts, _ in rules:
         if (hosts if hint else full).match(target):
             return category
     return None

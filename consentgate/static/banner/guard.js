@@ -17,14 +17,21 @@ const ok = c => !c || on.includes(c)
 // the guard's own errors never reach the page: t(f) runs f and swallows what it throws
 const t = f => { try { return f() } catch {} }
 const hold = (c, f) => dec || Q.push([c, f])
-// patterns as one regular expression: each escaped, * as w, then through f
-const rx = (p, w, f = r => r, e = '$') => RegExp(`^(${p.split(' ').map(x => f(x.replace(/[^\w*]/g, '\\$&').replace(/\*/g, w), x)).join('|')})` + e)
-// a host or any subdomain: in a host alone (a) or before a path
-const host = (r, a) => `(${a ? '.*' : '[^/]*'}\\.)?${r}`
-const U = Z.u.map(([c, p]) => [c, rx(p, '[^?#]*', (r, x) => x[0] == '/' ? `[^?]*${r}(\\?|$)` : host(r) + (x.includes('/') ? '' : '/'), ''), rx(p.replace(/\/\S*/g, ''), '', r => host(r, 1))])
-const K = Z.k.map(([c, p]) => [c, rx(p, '.*')]), SX = Z.x != null && rx(Z.x, '', r => host(r, 1))
+// patterns as alternatives of a regular expression: each escaped, * as w (none: no match)
+const alt = (p, w) => p.map(x => x.replace(/[^\w*]/g, '\\$&').replace(/\*/g, w)).join('|') || '-^'
+const rx = (p, w) => RegExp(`^(${alt(p.split(' '), w)})$`)
+// per category: host + path + query (a host pattern: that host or a subdomain; a /suffix:
+// on any host, before the query), and the host alone (resource hints)
+const U = Z.u.map(([c, p]) => {
+  const h = p.split(' ').filter(x => x[0] != '/'), f = p.split(' ').filter(x => x[0] == '/')
+  return [c, RegExp(`^(([^/]*\\.)?(${alt(h.map(x => x.includes('/') ? x : x + '/'), '[^?#]*')})|[^?]*(${alt(f)})(\\?|$))`), RegExp(`^(.*\\.)?(${alt(h.map(x => x.split('/')[0]))})$`)]
+})
+const K = Z.k.map(([c, p]) => [c, rx(p, '.*')]), SX = Z.x != null && RegExp(`^(.*\\.)?(${alt(Z.x.split(' '))})$`)
+// a URL (or tag) without any of the words the patterns need is passed without a look
+const HW = RegExp(Z.h + '|&#|\\\\|%', 'i')
 // the category of a URL; h: a resource hint (matched by host), s: a script (strict mode)
 const cat = (v, h, s) => {
+  if (!HW.test(v) && !(s && SX)) return
   const u = new URL(v, D.baseURI), n = u.hostname
   if (/^(http|ws)s?:$/.test(u.protocol)) {
     for (const [c, r, q] of U) if (h ? q.test(n) : r.test(n + u.pathname + u.search)) return c
@@ -35,9 +42,12 @@ const cat = (v, h, s) => {
 const nc = u => { const c = t(() => cat(u?.url ?? u)); return !ok(c) && c }
 // attribute n = v of element e: the refused category it loads from, if any
 const el = (e, n, v) => {
-  const l = e.localName, r = e.rel, h = /preconnect|dns-prefetch/i.test(r) && !/(^|\s)(module)?pre(load|fetch)(\s|$)/i.test(r)
+  const l = e.localName, r = e.rel
   if (/^(src|srcset|data|poster|imagesrcset)$/i.test(n) || /^(link|script|image) (xlink:)?href$/i.test(l + ' ' + n))
-    if (e.getAttribute('data-consent') != 'necessary') for (const w of String(v).split(/[\s,]+/)) { const c = w && cat(w, h, l == 'script'); if (!ok(c)) return c }
+    if (e.getAttribute('data-consent') != 'necessary') {
+      const h = /preconnect|dns-prefetch/i.test(r) && !/(^|\s)(module)?pre(load|fetch)(\s|$)/i.test(r)
+      for (const w of String(v).split(/[\s,]+/)) { const c = w && cat(w, h, l == 'script'); if (!ok(c)) return c }
+    }
 }
 // method m of o: f(this, args) may change the arguments, or name a refused category: then
 // the call is held (redone later as made) and returns r()
@@ -48,6 +58,7 @@ const set = (o, k, f) => { const p = O.getOwnPropertyDescriptor(o, k); p?.set &&
 // it (the banner restores it); s: its scripts run (document.write), elsewhere they never do
 const T = D.createElement('template'), ih = O.getOwnPropertyDescriptor(E, 'innerHTML').set
 const html = (v, s) => typeof v != 'string' ? v : v.replace(/<(img|script|i?frame|embed|source|audio|video|input|track|link|object)(?=[\s/>])([^>"']|"[^"]*"|'[^']*')*>/gi, m => t(() => {
+  if (!HW.test(m) && !(s && SX)) return
   ih.call(T, m)
   const e = T.content.firstChild, n = [], sc = e.localName == 'script'
   let h
