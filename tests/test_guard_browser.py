@@ -53,6 +53,12 @@ ORDERED = """for (const n of [1, 2, 3]) {
   e.src = 'https://connect.facebook.net/en_US/fbevents.js?t=order' + n
   document.head.append(e)
 }"""
+HINT = """const l = document.createElement('link')
+l.id = 'hint-runtime'
+l.rel = 'dns-prefetch'
+l.href = 'https://www.google-analytics.com'
+document.head.append(l)"""
+HINTS = "['hint-markup', 'hint-runtime'].map(i => document.getElementById(i).getAttribute('href'))"
 FAKE_GTM = (FIXTURES / "fake_gtm.js").read_text()
 GTM_PAGE = (FIXTURES / "gtm.html").read_bytes()
 
@@ -200,6 +206,9 @@ def test_nothing_reaches_a_tracker_before_consent_and_all_is_released_on_accept(
         # three classic scripts that must run in insertion order, with their attributes
         page.evaluate(ORDERED)
         assert net.trackers() == []
+        # resource hints to tracker hosts: in the markup (the rewriter) and added at run time
+        page.evaluate(HINT)
+        assert page.evaluate(HINTS) == [None, None]
 
         button(page, "Accept all").click()
         wait_until(page, "(window.__ran || []).length >= 21")
@@ -213,6 +222,10 @@ def test_nothing_reaches_a_tracker_before_consent_and_all_is_released_on_accept(
         assert len(once) == len(set(once)), sorted(once)
         ran = page.evaluate("window.__ran")
         assert len(ran) == len(set(ran)), ran
+        assert page.evaluate(HINTS) == [
+            "https://connect.facebook.net",
+            "https://www.google-analytics.com",
+        ]
         assert [t for t in ran if t.startswith("order")] == ["order1", "order2", "order3"]
         held = page.evaluate(
             "[...document.querySelectorAll('script[data-n]')].map(e => [e.dataset.n, e.src])"
