@@ -18,6 +18,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from playwright.sync_api import Browser, BrowserContext, Page, Route
 
 from consentgate.catalog import default_catalog
@@ -300,6 +302,53 @@ def test_cookies_held_and_storage_removed_on_withdrawal(
             "1",
         ]
         assert page.evaluate("sessionStorage.getItem('_hjSession_1')") is None
+        assert errors == []
+    finally:
+        context.close()
+
+
+# Markup fragments, with a marketing tracker URL in many spellings, for the string APIs.
+M = "https://www.facebook.com/tr?t=fuzz"
+FRAGMENTS = [
+    f'<img src="{M}">', f"<IMG SRC={M}>", f"<img alt='a > b' src='{M}'>", f'<img/src="{M}">',
+    '<img src="https://www.facebook&#46;com/tr?t=fuzz-ent">', f"<iframe src={M}></iframe>",
+    f"<link rel=preload as=image href={M}>", f"<video poster={M}></video>",
+    f"<picture><source srcset='{M} 1x'><img src=/a.png></picture>", f"<object data={M}></object>",
+    f"<embed src={M}>", f"<input type=image src={M}>", f'<svg><image href="{M}"/></svg>',
+    "<p>text</p>", '<div title="x > y">x</div>', '<img src="/local.png" alt="">', "<!-- c -->",
+    f"<audio src={M}></audio>", "<link rel=preconnect href=https://connect.facebook.net>",
+    f"<img srcset='/a.png 1x, {M} 2x'>", "<table><tr><td>cell</td></tr></table>",
+]  # fmt: skip
+APIS = [
+    "(h, d) => { d.innerHTML = h }",
+    "(h, d) => { d.insertAdjacentHTML('beforeend', h) }",
+    "(h, d) => { d.append(document.createRange().createContextualFragment(h)) }",
+    "(h, d) => { const c = document.createElement('div'); d.append(c); c.outerHTML = h }",
+    "(h, d) => { d.attachShadow({mode: 'open'}).innerHTML = h }",
+]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=6), st.sampled_from(APIS))
+def test_markup_strings_never_reach_a_tracker(
+    fuzz_page: tuple[Page, Net], parts: list[str], api: str
+) -> None:
+    page, net = fuzz_page
+    net.urls.clear()
+    markup = "".join(parts)
+    page.evaluate(
+        f"h => ({api})(h, document.body.appendChild(document.createElement('div')))", markup
+    )
+    page.wait_for_timeout(150)
+    assert net.trackers() == [], markup
+
+
+@pytest.fixture(scope="module")
+def fuzz_page(chromium: Browser, proxy: str, upstream: str) -> Iterator[tuple[Page, Net]]:
+    context, page, net, errors = visit(chromium, proxy, upstream, "/t.html")
+    page.locator("#consentgate .b").wait_for()
+    try:
+        yield page, net
         assert errors == []
     finally:
         context.close()

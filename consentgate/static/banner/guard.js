@@ -43,7 +43,7 @@ const nc = u => { const c = t(() => cat(u?.url ?? u)); return !ok(c) && c }
 // attribute n = v of element e: the refused category it loads from, if any
 const el = (e, n, v) => {
   const l = e.localName, r = e.rel
-  if (/^(src|srcset|data|poster|imagesrcset)$/i.test(n) || /^(link|script|image) (xlink:)?href$/i.test(l + ' ' + n))
+  if (/^(src|srcset|data|poster|imagesrcset)$/i.test(n) || /^(link|script|image|img) (xlink:)?href$/i.test(l + ' ' + n))
     if (e.getAttribute('data-consent') != 'necessary') {
       const h = /preconnect|dns-prefetch/i.test(r) && !/(^|\s)(module)?pre(load|fetch)(\s|$)/i.test(r)
       for (const w of String(v).split(/[\s,]+/)) { const c = w && cat(w, h, l == 'script'); if (!ok(c)) return c }
@@ -55,9 +55,10 @@ const hk = (o, m, f, r) => { const n = o?.[m]; n && (o[m] = function (...a) { co
 // setter k of o through f(value, native setter)
 const set = (o, k, f) => { const p = O.getOwnPropertyDescriptor(o, k); p?.set && O.defineProperty(o, k, { ...p, set(v) { f.call(this, v, p.set) } }) }
 // markup as a string: a tag loading from a refused category is held as the rewriter does
-// it (the banner restores it); s: its scripts run (document.write), elsewhere they never do
+// it (the banner restores it); s: its scripts run (document.write), elsewhere they never do.
+// Each tag is parsed alone (an SVG <image> parses as an <img>: its href counts too)
 const T = D.createElement('template'), ih = O.getOwnPropertyDescriptor(E, 'innerHTML').set
-const html = (v, s) => typeof v != 'string' ? v : v.replace(/<(img|script|i?frame|embed|source|audio|video|input|track|link|object)(?=[\s/>])([^>"']|"[^"]*"|'[^']*')*>/gi, m => t(() => {
+const html = (v, s) => typeof v != 'string' ? v : v.replace(/<(img|image|script|i?frame|embed|source|audio|video|input|track|link|object)(?=[\s/>])([^>"']|"[^"]*"|'[^']*')*>/gi, m => t(() => {
   if (!HW.test(m) && !(s && SX)) return
   ih.call(T, m)
   const e = T.content.firstChild, n = [], sc = e.localName == 'script'
