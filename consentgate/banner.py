@@ -110,7 +110,7 @@ def embed_names(site: Site) -> list[list[str]]:
     """``[host/path, service name]`` per catalog URL pattern of an optional service, longest
     first: a blocked embed's placeholder names what it holds (the banner looks for
     ``.host/path`` in ``.`` + the embed's host and path)."""
-    out = {}
+    out: dict[str, str] = {}
     for svc in load_catalog(site).services:
         for pattern in svc.urls if svc.category != "necessary" else ():
             stem = pattern.split("*", 1)[0]
@@ -205,8 +205,10 @@ class BannerAssets:
         self._guards: dict[tuple[str, ...], str] = {}
 
     def forget(self) -> None:
-        """The declarations changed (a classification): build the assets again."""
+        """The declarations changed (a classification): build the assets and the
+        runtime guard's data again."""
         self._cache.clear()
+        self._guards.clear()
         self._guards.clear()
 
     def config(self, site: Site, lang: str, regime: str = "") -> dict[str, Any]:
@@ -263,8 +265,9 @@ class BannerAssets:
         inline and asks for ``g=0``)."""
         key = ("js", site.id, lang, regime, str(guard))
         if key not in self._cache:
-            cfg = self.config(site, lang, regime)
-            cfg = json.dumps(cfg, ensure_ascii=False, separators=(",", ":"))
+            cfg = json.dumps(
+                self.config(site, lang, regime), ensure_ascii=False, separators=(",", ":")
+            )
             css = json.dumps(self._css_text + theme_css(site.theme), ensure_ascii=False)
             code = self._code.rstrip().rstrip(";")
             first = guard_script(self.guard(site), None) + "\n" if guard else ""

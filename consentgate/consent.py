@@ -29,6 +29,8 @@ from typing import Any
 from itsdangerous import BadData, BadSignature, URLSafeSerializer
 from itsdangerous.encoding import base64_decode, base64_encode
 
+from .errors import ConsentGateError
+
 __all__ = [
     "CATEGORIES",
     "NON_NECESSARY",
@@ -76,7 +78,7 @@ class EventType(StrEnum):
     WITHDRAW = "withdraw"
 
 
-class CookieRejected(Exception):
+class CookieRejected(ConsentGateError):
     """A consent cookie failed verification. ``reason`` is one of
     ``malformed``, ``bad_signature``, ``expired``, ``wrong_site``."""
 

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .catalog import load_catalog
 from .config import Site
 from .consent import COOKIE_NAME
 
@@ -44,12 +45,6 @@ _EXPIRE = "Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
 
 
 def _catalog_category(site: Site, name: str) -> str | None:
-    try:
-        from .catalog import load_catalog
-    except ImportError:  # the catalog module is not there: fall back to the core GA names
-        if name in ("_ga", "_gid") or name.startswith(("_ga_", "_gat")):
-            return "statistics"
-        return None
     return load_catalog(site).cookie_category(name)
 
 

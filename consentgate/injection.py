@@ -3,27 +3,25 @@
 :func:`head_snippet_for` gives, first, the runtime guard inline (``static/banner/guard.js``
 with the site's data and the visitor's categories, docs/guard.md), so that it runs before
 any other script on the page; then ``consentgate.banner.head_snippet`` (Consent Mode
-default + banner tag) when the banner module provides it, and otherwise
-:func:`fallback_snippet`, a bare banner ``<script>`` tag. Either way the result is a
-callable taking the page's CSP nonce (the guard's ``<script>`` carries it too), as
-:class:`~consentgate.rewriter.StreamRewriter` expects.
+default + banner tag). The result is a callable taking the page's CSP nonce (the guard's
+``<script>`` carries it too), as :class:`~consentgate.rewriter.StreamRewriter` expects.
+:class:`consentgate.page.SnippetCache` shares it between visitors who have not decided.
 """
 
 from __future__ import annotations
 
 import html
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
 
+from .banner import _header_map, assets, head_snippet
+from .config import Site
+from .consent import Consent
+from .guard import guard_script
+from .regions import UNKNOWN, Decision, decide, gpc_from_headers
 from .rewriter import HeadSnippet
+from .visit import Runtime
 
-if TYPE_CHECKING:
-    from .config import Site
-    from .consent import Consent
-    from .regions import Decision
-    from .visit import Runtime
-
-__all__ = ["fallback_snippet", "head_snippet_for"]
+__all__ = ["head_snippet_for"]
 
 Headers = Mapping[str, str] | Iterable[tuple[bytes, bytes]] | None
 
@@ -38,13 +36,6 @@ def head_snippet_for(
     """``decision`` (:func:`consentgate.regions.decide_scope`) gives the banner the
     visitor's regime and the guard the categories granted now; without it the site's
     default regime applies."""
-    from .guard import guard_script
-    from .regions import UNKNOWN, decide, gpc_from_headers
-
-    try:
-        from .banner import _header_map, assets, head_snippet
-    except ImportError:
-        return fallback_snippet(runtime.settings.prefix, site)
     if decision is None:
         decision = decide(site, UNKNOWN, consent, gpc_from_headers(_header_map(headers)))
     guard = guard_script(assets(runtime).guard(site), decision.granted)
@@ -53,16 +44,5 @@ def head_snippet_for(
     def render(nonce: str | None) -> bytes:
         n = f' nonce="{html.escape(nonce)}"' if nonce else ""
         return f"<script{n}>{guard}</script>".encode() + banner(nonce)
-
-    return render
-
-
-def fallback_snippet(prefix: str, site: Site) -> HeadSnippet:
-    """``<script src="{prefix}/banner.js?site=ID" defer nonce=...>`` (ASCII only)."""
-    src = html.escape(f"{prefix}/banner.js?site={site.id}")
-
-    def render(nonce: str | None) -> bytes:
-        n = f' nonce="{html.escape(nonce)}"' if nonce else ""
-        return f'<script src="{src}" defer{n}></script>'.encode("ascii", "xmlcharrefreplace")
 
     return render

@@ -1,184 +1,284 @@
-"""Pages of an in-process ASGI app rewritten for the visitor's consent.
+"""Pages of an in-process ASGI app, through the one page plan (:mod:`consentgate.page`).
 
 :class:`HTMLRewriting` wraps an ASGI app (the built-in demo site, or the app inside
-:class:`consentgate.middleware.ConsentGateMiddleware`) so every ``text/html`` response
-is rewritten for the visitor's consent, streaming responses included.
+:class:`consentgate.middleware.ConsentGateMiddleware`) and applies to its responses
+exactly what the proxy applies to an upstream's: the browser's reading of the type
+(every ``Content-Type``, sniffing on the decoded body, ``nosniff``), the rewrite of
+HTML, the XML check, the refusal (the documented 502) of what cannot be made safe for
+a visitor without full consent, ``Set-Cookie`` filtering, server-side expiry of the
+refused categories' cookies, the CSP nonce, ``Vary`` and the consent-tagged ``ETag``.
 
 Raw ASGI, shaped like Starlette's ``GZipMiddleware``: ``http.response.start`` is held
-until the first body message. A response whose whole body arrives in that message gets
-an exact ``Content-Length``; a streamed one loses it. The ``ETag`` of a rewritten page
-becomes weak and names the decision it was rewritten for (``Decision.token``);
-``Vary: Cookie`` (plus ``Sec-GPC`` and the region headers) is added. ``Set-Cookie``
-headers of every response are filtered like the proxy's: a cookie of a category the
-visitor may not receive now (``consentgate.regions.decide_scope``) is dropped.
-Compressed (``Content-Encoding``) HTML is passed through untouched: put compression
-outside this middleware.
+until the body says enough (the first message for a typed page; up to 512 decoded
+bytes for one of unknown type; the whole body for XML). A page whose whole body arrives
+in one message gets an exact ``Content-Length``; a streamed one is sent in pieces. A
+compressed page is decoded, rewritten and sent without ``Content-Encoding`` (identity:
+every client accepts it; put compression outside this middleware to compress again).
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .config import Site
 from .cookies import CookiePolicy
-from .proxy.headers import merge_vary
+from .mime import SNIFF_BYTES
+from .page import (
+    XML_MAX_BYTES,
+    Head,
+    Kind,
+    SnippetCache,
+    UnsafePage,
+    cookie_headers,
+    error_page,
+    full_consent,
+    guard_escape,
+    make_rewriter,
+    page_headers,
+    read_head,
+    refuse,
+    relayable_status,
+    sniff_kind,
+    xml_refusal,
+)
+from .proxy.encoding import DecodeError, Decoder, decoder_for
 from .regions import Decision, decide_scope, vary_fields
-from .visit import Runtime, cookie_value
+from .rewriter import StreamRewriter
+from .visit import Runtime
 
 __all__ = ["HTMLRewriting", "rewrite_html"]
 
 log = logging.getLogger("consentgate.middleware")
 
-_NONCE = re.compile(r"'nonce-([A-Za-z0-9+/=_\-]+)'")
-_CHARSET = re.compile(r"charset\s*=\s*\"?([A-Za-z0-9_\-:.]+)", re.I)
-
 
 def rewrite_html(app: ASGIApp, runtime: Runtime) -> ASGIApp:
-    """Wrap ``app`` so its HTML responses are rewritten (used for the demo site)."""
+    """Wrap ``app`` so its pages go through the page plan (used for the demo site)."""
     return HTMLRewriting(app, runtime)
 
 
 class HTMLRewriting:
-    """The rewriting half of the middleware, usable on its own with a ``Runtime``."""
+    """The page half of the middleware, usable on its own with a ``Runtime``."""
 
     def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
         self.app = app
         self.runtime = runtime
+        self.snippets = SnippetCache(runtime)
+        self.vary = (b"Cookie", *vary_fields(runtime.settings))
+        runtime.declarations_changed.append(self.forget)
+
+    def forget(self) -> None:
+        """A site's declarations changed: snippets built with the old ones go."""
+        self.snippets = SnippetCache(self.runtime)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method") == "HEAD":
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        responder = _Responder(self.runtime, scope, send)
-        await self.app(scope, receive, responder.send)
+        await self.app(scope, receive, _Responder(self, scope, send).send)
 
 
 class _Responder:
-    def __init__(self, runtime: Runtime, scope: Scope, send: Send) -> None:
-        self.runtime = runtime
+    """One response of the wrapped app on its way to the visitor."""
+
+    def __init__(self, owner: HTMLRewriting, scope: Scope, send: Send) -> None:
+        self.owner = owner
+        self.runtime = owner.runtime
         self.scope = scope
         self.downstream = send
-        self.start: Message | None = None
-        self.rewriter: Any = None
         self.site: Site | None = None
         self.decision: Decision | None = None
+        self.started = False  # http.response.start went to the visitor
+        self.done = False  # the response is over (refused or finished): ignore the rest
+        self.passing = True  # forward messages as they are
+        self.status = 200
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.head: Head | None = None
+        self.kind = Kind.PASS
+        self.decoder: Decoder | None = None
+        self.raw: list[bytes] = []  # what the app sent while the kind was undecided
+        self.decoded: list[bytes] = []
+        self.size = 0
+        self.rewriter: StreamRewriter | None = None
 
+    # -- the visitor -----------------------------------------------------------------
+    def _decide(self) -> tuple[Site, Decision]:
+        """The site and the visitor's decision (region, regime, GPC, consent), once."""
+        if self.site is None or self.decision is None:
+            site = self.site = self.runtime.site_for(self.scope)
+            consent = self.runtime.consent_of(self.scope, site)
+            self.decision = decide_scope(self.runtime, site, self.scope, consent)
+        return self.site, self.decision
+
+    def _request_header(self, name: bytes) -> bytes | None:
+        for key, value in self.scope.get("headers") or ():
+            if key == name:
+                return bytes(value)
+        return None
+
+    def _cookies(self, headers: list[tuple[bytes, bytes]], page: bool) -> list[tuple[bytes, bytes]]:
+        site, decision = self._decide()
+        path = str(self.scope.get("path", ""))
+        policy = CookiePolicy(site, decision.granted, self.runtime.undeclared, path)
+        host = (self._request_header(b"host") or b"").decode("latin-1")
+        return cookie_headers(headers, policy, self._request_header(b"cookie"), host, page)
+
+    # -- messages from the app ---------------------------------------------------------
     async def send(self, message: Message) -> None:
-        kind = message["type"]
-        if kind == "http.response.start":
-            message = self.start = self._filter_cookies(message)
-            self.rewriter = self._rewriter_for(message)
-            if self.rewriter is None:
-                self.start = None
-                await self.downstream(message)
+        if self.done:
             return
-        if kind != "http.response.body" or self.rewriter is None:
-            await self._flush_start(None)
+        if self.passing and self.started:
             await self.downstream(message)
             return
-        more = bool(message.get("more_body", False))
-        out = self.rewriter.feed(message.get("body", b""))
+        try:
+            if message["type"] == "http.response.start":
+                await self._start(message)
+            elif message["type"] == "http.response.body":
+                await self._body(message.get("body", b""), bool(message.get("more_body", False)))
+            else:
+                await self.downstream(message)
+        except Exception as exc:
+            if self.started or self.decision is None or full_consent(self.decision):
+                raise  # cut (after the first byte), or nothing to hold back
+            self.done = True
+            if not isinstance(exc, UnsafePage | DecodeError):
+                log.exception("internal error on a page")
+            assert self.site is not None
+            await refuse(self.downstream, self.site, exc)
+
+    async def _start(self, message: Message) -> None:
+        self.status = status = int(message["status"])
+        headers = [(bytes(k).lower(), bytes(v)) for k, v in message.get("headers") or ()]
+        if not relayable_status(status):
+            self.done = True
+            log.error("the app answered status %d, which HTTP cannot relay", status)
+            await error_page(self.downstream, 502, "Bad Gateway", "The site sent a bad status.")
+            return
+        self._decide()  # a decision exists from here on: errors below are refusals
+        head = self.head = read_head(headers)
+        bodyless = self.scope.get("method") == "HEAD" or status in (204, 304)
+        kind = head.kind
+        if kind is Kind.SNIFF and bodyless:
+            kind = Kind.PASS
+        self.headers = headers
+        if kind is Kind.PASS:
+            await self._send_start(self._cookies(headers, page=False))
+            return
+        if bodyless:
+            await self._send_start(self._page_headers(keep_coding=True))
+            return
+        if kind is Kind.XML and full_consent(self._decide()[1]):
+            await self._send_start(self._page_headers(keep_coding=True))  # as it is
+            return
+        self.kind = kind
+        self.passing = False
+        coding = _header(headers, b"content-encoding").strip().lower()
+        if coding and coding != b"identity":
+            self.decoder = decoder_for(coding.decode("latin-1"))
+            if self.decoder is None:
+                if not full_consent(self._decide()[1]):
+                    raise UnsafePage(f"a page in content coding {coding!r}")
+                self.kind = Kind.PASS  # streamed as it is to a visitor who granted all
+                await self._send_start(self._page_headers(keep_coding=True))
+                self.passing = True
+
+    async def _send_start(self, headers: list[tuple[bytes, bytes]]) -> None:
+        self.started = True
+        await self.downstream(
+            {"type": "http.response.start", "status": self.status, "headers": headers}
+        )
+
+    def _page_headers(self, keep_coding: bool = False) -> list[tuple[bytes, bytes]]:
+        _, decision = self._decide()
+        out = page_headers(self._cookies(self.headers, page=True), decision.token, self.owner.vary)
+        if not keep_coding:
+            out = [(n, v) for n, v in out if n != b"content-encoding"]
+        return out
+
+    async def _body(self, chunk: bytes, more: bool) -> None:
+        site, decision = self._decide()
+        everything = full_consent(decision)
+        data = self.decoder.decode(chunk) if self.decoder is not None and chunk else chunk
+        if not more and self.decoder is not None:
+            data += self.decoder.flush()
+        if self.kind is Kind.SNIFF:
+            self.raw.append(chunk)
+            self.decoded.append(data)
+            self.size += len(data)
+            if more and self.size < SNIFF_BYTES:
+                return
+            sniffed = b"".join(self.decoded)
+            self.kind = sniff_kind(sniffed)
+            if self.kind is Kind.PASS:  # not a document: as the app sent it
+                self.passing = True
+                await self._send_start(self._cookies(self.headers, page=False))
+                await self.downstream(
+                    {"type": "http.response.body", "body": b"".join(self.raw), "more_body": more}
+                )
+                return
+            data, self.decoded, self.raw = sniffed, [], []
+        if self.kind is Kind.XML:
+            await self._xml(data, more, site, decision)
+            return
+        if self.rewriter is None:
+            head = self.head
+            assert head is not None
+            snippet = self.owner.snippets.get(site, decision, list(self.scope.get("headers") or []))
+            self.rewriter = make_rewriter(site, decision, snippet, head.charset, head.nonce)
+            self.runtime.metrics.rewrites.labels(site=site.id).inc()
+        if not everything:
+            guard_escape(data)
+        out = self.rewriter.feed(data)
         if not more:
             out += self.rewriter.finish()
             self._count()
-        await self._flush_start(None if more else len(out))
+        reason = self.rewriter.passthrough_reason
+        if reason is not None and not everything:
+            if self.started:
+                raise UnsafePage(f"page cannot be rewritten ({reason}): response cut")
+            raise UnsafePage(f"page cannot be rewritten ({reason})")
+        if not self.started:
+            headers = self._page_headers()
+            if not more:
+                headers.append((b"content-length", str(len(out)).encode()))
+            await self._send_start(headers)
         if out or not more:
             await self.downstream({"type": "http.response.body", "body": out, "more_body": more})
+        if not more:
+            self.done = True
 
-    async def _flush_start(self, length: int | None) -> None:
-        if self.start is None:
+    async def _xml(self, data: bytes, more: bool, site: Site, decision: Decision) -> None:
+        """An XML document for a visitor without full consent (who granted all gets it
+        as it is): whole and decoded, passed only when inert
+        (:func:`consentgate.page.xml_refusal`), else refused."""
+        self.decoded.append(data)
+        self.size += len(data)
+        if self.size > XML_MAX_BYTES:
+            raise UnsafePage("an XML document too large to check")
+        if more:
             return
-        start, self.start = self.start, None
-        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-        if length is not None:
-            headers.append((b"content-length", str(length).encode()))
-        await self.downstream({**start, "headers": headers})
-
-    def _rewriter_for(self, start: Message) -> Any:
-        headers = list(start.get("headers", []))
-        ctype = b""
-        csp = b""
-        for k, v in headers:
-            name = k.lower()
-            if name == b"content-type":
-                ctype = v
-            elif name == b"content-encoding" and v.strip().lower() not in (b"", b"identity"):
-                return None
-            elif name == b"content-security-policy":
-                csp = v
-        if start.get("status", 200) in (204, 304) or not ctype.lower().startswith(b"text/html"):
-            return None
-        from .injection import head_snippet_for
-        from .rewriter import RewritePolicy, StreamRewriter
-
-        site, decision = self._decision()
-        policy = RewritePolicy(
-            granted=decision.granted, catalog=_catalog(self.runtime, site), site=site
-        )
-        nonce = _NONCE.search(csp.decode("latin-1"))
-        charset = _CHARSET.search(ctype.decode("latin-1"))
-        rewriter = StreamRewriter(
-            policy,
-            head_snippet_for(
-                self.runtime, site, decision.consent, self.scope.get("headers") or [], decision
-            ),
-            nonce=nonce.group(1) if nonce else None,
-            charset=charset.group(1) if charset else None,
-        )
-        start["headers"] = _vary_etag(headers, decision.token, vary_fields(self.runtime.settings))
-        return rewriter
-
-    def _decision(self) -> tuple[Site, Decision]:
-        """The site and the visitor's decision (region, regime, GPC, consent), once."""
-        if self.decision is None:
-            site = self.site = self.runtime.site_for(self.scope)
-            consent = self.runtime.consent_from_cookie(cookie_value(self.scope), site)
-            self.decision = decide_scope(self.runtime, site, self.scope, consent)
-        assert self.site is not None
-        return self.site, self.decision
-
-    def _filter_cookies(self, start: Message) -> Message:
-        """Drop the app's ``Set-Cookie`` of categories the visitor may not receive now."""
-        headers = start.get("headers") or []
-        if not any(k.lower() == b"set-cookie" for k, _ in headers):
-            return start
-        site, decision = self._decision()
-        policy = CookiePolicy(site, decision.granted, self.runtime.undeclared)
-        kept = [
-            (k, v) for k, v in headers if k.lower() != b"set-cookie" or policy.filter_set_cookie(v)
-        ]
-        return {**start, "headers": kept}
+        body = b"".join(self.decoded)
+        self.decoded = []
+        assert self.head is not None
+        reason = xml_refusal(body, site, decision, self.head.charset)
+        if reason is not None:
+            raise UnsafePage(reason)
+        headers = self._page_headers()
+        headers.append((b"content-length", str(len(body)).encode()))
+        await self._send_start(headers)
+        await self.downstream({"type": "http.response.body", "body": body})
+        self.done = True
 
     def _count(self) -> None:
         metrics = self.runtime.metrics
-        if self.site is not None:
-            metrics.rewrites.labels(site=self.site.id).inc()
+        assert self.rewriter is not None
         for category, n in self.rewriter.stats.items():
             metrics.neutralized.labels(category=category).inc(n)
 
 
-def _catalog(runtime: Runtime, site: Site) -> Any:
-    from .catalog import load_catalog
-
-    return load_catalog(site)
-
-
-def _vary_etag(
-    headers: list[tuple[bytes, bytes]], token: str, fields: tuple[bytes, ...] = ()
-) -> list[tuple[bytes, bytes]]:
-    out: list[tuple[bytes, bytes]] = []
-    for k, v in headers:
-        if k.lower() == b"etag":
-            opaque = v.strip()
-            if opaque.startswith(b"W/"):
-                opaque = opaque[2:]
-            opaque = opaque.strip(b'"')
-            v = b'W/"' + opaque + b"-cg" + token.encode() + b'"'
-        out.append((k.lower(), v))
-    for field in (b"Cookie", *fields):  # the page depends on these request headers
-        merge_vary(out, field)
-    return out
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes:
+    for key, value in headers:
+        if key == name:
+            return value
+    return b""

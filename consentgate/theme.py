@@ -32,6 +32,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .errors import ConsentGateError
+
 __all__ = ["COLOURS", "LAYOUTS", "ThemeError", "check_theme", "contrast", "theme_css"]
 
 #: Colour keys and their defaults (the banner's CSS uses the same).
@@ -65,7 +67,7 @@ _LENGTH = re.compile(r"^(?:0|\d{1,3}(?:\.\d{1,3})?(?:px|rem|em))$")
 _FONT = re.compile(r"^[\w \-,.'\"]{1,200}$")
 
 
-class ThemeError(ValueError):
+class ThemeError(ConsentGateError, ValueError):
     """A theme the banner may not use: names the key or the pair and the ratio."""
 
 

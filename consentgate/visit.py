@@ -106,5 +106,5 @@ def cookie_value(scope: Scope) -> str | None:
             for part in value.decode("latin-1").split(";"):
                 k, _, v = part.strip().partition("=")
                 if k == COOKIE_NAME:
-                    return v
+                    return str(v)
     return None

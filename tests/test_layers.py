@@ -95,7 +95,7 @@ def test_nothing_below_app_imports_app() -> None:
 
 
 def test_features_import_visit_not_app() -> None:
-    features = ["api", "banner", "admin", "demo", "site", "openapi", "injection", "rewriting"]
+    features = ["api", "banner", "admin", "demo", "site", "openapi", "page", "rewriting"]
     features += [
         m.removeprefix("consentgate.") for m in MODULES if m.startswith("consentgate.proxy")
     ]

@@ -113,11 +113,12 @@ async def test_csp_nonce_is_carried_by_the_injected_markup(web: httpx.AsyncClien
     assert 'nonce="abc123"' in r.text
 
 
-async def test_non_html_and_compressed_html_pass_through(web: httpx.AsyncClient) -> None:
+async def test_non_html_passes_and_compressed_html_is_rewritten(web: httpx.AsyncClient) -> None:
     r = await web.get("/json")
     assert r.json() == {"html": PAGE}
     r = await web.get("/gz", headers={"Accept-Encoding": "gzip"})
-    assert r.text == PAGE  # decoded by the client, untouched by the middleware
+    assert "content-encoding" not in r.headers  # decoded, rewritten, sent as identity
+    assert r.text == (await web.get("/")).text
 
 
 async def test_consent_endpoints_are_served(web: httpx.AsyncClient) -> None:

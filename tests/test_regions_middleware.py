@@ -36,7 +36,9 @@ async def visit(client: httpx.AsyncClient, headers: dict[str, str]) -> tuple[set
     page = Elements()
     page.feed(r.text)
     assert set(page.active) == TRACKERS
-    cookies = {v.split("=", 1)[0] for v in r.headers.get_list("set-cookie")}
+    cookies = {  # set, not expired (refused categories' cookies are expired, as the proxy does)
+        v.split("=", 1)[0] for v in r.headers.get_list("set-cookie") if "max-age=0" not in v.lower()
+    }
     return {name for name, on in page.active.items() if on}, cookies
 
 

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any, Protocol
 
+from ..errors import ConsentGateError
 from .columns import BOOL_COLUMNS, EXPORT_COLUMNS, INT_COLUMNS, Row
 
 __all__ = [
@@ -44,7 +45,7 @@ FORMATS = ("csv", "jsonl")
 _DANGER = frozenset("=+-@\t\r'")
 
 
-class FormatError(ValueError):
+class FormatError(ConsentGateError, ValueError):
     """An export file that cannot be read: carries the 1-based ``line``."""
 
     def __init__(self, message: str, line: int) -> None:

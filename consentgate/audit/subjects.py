@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..chain import canonical, link_hash
+from ..errors import ConsentGateError
 from ..store.base import ConsentStore, Erasure, EventFilter, StoredEvent
 from ..store.records import export_record
 from .columns import format_time
@@ -29,7 +30,7 @@ from .proofs import ERASURE_SALT, KeyedSigner, erasure_message, fields_digest
 __all__ = ["Attester", "ErasureRefused", "erase_subject", "subject_document", "subject_records"]
 
 
-class ErasureRefused(Exception):
+class ErasureRefused(ConsentGateError):
     """A record of the subject does not match its hash: run ``consentgate verify``."""
 
     def __init__(self, record: StoredEvent) -> None:

@@ -19,6 +19,7 @@ import re
 import secrets
 from datetime import UTC, datetime
 
+from ..errors import ConsentGateError
 from ..store.base import ApiToken, ConsentStore
 
 __all__ = [
@@ -47,7 +48,7 @@ _TOKEN_RE = re.compile(r"cgt_[0-9a-f]{12}_[A-Za-z0-9_-]{20,}")
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 
 
-class TokenError(ValueError):
+class TokenError(ConsentGateError, ValueError):
     """A malformed token or a bad role."""
 
 

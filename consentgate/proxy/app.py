@@ -3,9 +3,11 @@
 Every request outside ``/_consent`` for a site with an ``upstream`` is forwarded to
 that upstream, and only there: the target is always the configured origin plus the
 request path (absolute-URI targets, CONNECT and Host games cannot pick another host).
-HTML on the way back is decoded, rewritten for the visitor's consent (signed cookie)
-and re-encoded; ``Set-Cookie`` of unconsented categories is dropped; everything else
-streams through byte for byte.
+What comes back is classified by :mod:`consentgate.page` (the browser's rules: every
+``Content-Type``, sniffing on the decoded body, ``nosniff``): a page is decoded,
+rewritten for the visitor's consent (signed cookie) and re-encoded, or refused;
+``Set-Cookie`` of unconsented categories is dropped; everything else streams through
+byte for byte. A status HTTP/1.1 cannot relay (< 100, >= 600) becomes a 502.
 """
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Site
 from ..cookies import CookiePolicy
+from ..errors import ConsentGateError
+from ..mime import SNIFF_BYTES
+from ..page import BYTES_HEADERS, Kind, error_page, read_head, relayable_status, sniff_kind
 from ..regions import Decision, decide_scope, vary_fields
 from ..visit import Runtime, cookie_value
 from ..visitor import TrustedProxies
 from .cache import RewriteCache
 from .client import Origin, UpstreamError, UpstreamResponse
+from .encoding import DecodeError, decoder_for
 from .headers import (
     HOP_BY_HOP,
     MAX_REQUEST_HEADER_BYTES,
@@ -36,7 +42,7 @@ from .headers import (
     rewrite_location,
     visitor_of,
 )
-from .pages import PageWriter, VisitorWatch, error_page, header, stream_body
+from .pages import PageWriter, VisitorWatch, header, stream_body
 from .pool import UpstreamPool
 from .websocket import forward_websocket
 
@@ -44,22 +50,14 @@ __all__ = ["ProxyApp"]
 
 log = logging.getLogger("consentgate.proxy")
 
-_HTML_TYPES = (b"text/html", b"application/xhtml+xml")
 #: Response headers the server in front sets itself (uvicorn writes ``Date`` on every
 #: response): the upstream's copy would make a second one.
 _SERVER_SET = frozenset({b"date"})
 #: Response headers that describe the upstream's exact bytes (wrong once rewritten).
 _DROP = HOP_BY_HOP | _SERVER_SET
-_BYTES_HEADERS = frozenset({b"content-length", b"content-md5", b"digest", b"accept-ranges"})
 
 
-def _is_html(content_type: bytes | None) -> bool:
-    if content_type is None:
-        return False
-    return content_type.split(b";", 1)[0].strip().lower() in _HTML_TYPES
-
-
-class ClientGone(Exception):
+class ClientGone(ConsentGateError):
     """The visitor disconnected while we were forwarding their request body."""
 
 
@@ -92,7 +90,7 @@ class ProxyApp:
         }
         self._sites: dict[bytes | None, Site] = {}  # Host header -> site (bounded)
         #: response headers for a known upstream head (see respond), bounded
-        self._heads: dict[tuple[object, ...], tuple[bool, tuple[tuple[bytes, bytes], ...]]] = {}
+        self._heads: dict[tuple[object, ...], tuple[Kind, tuple[tuple[bytes, bytes], ...]]] = {}
         cache_mb = settings.rewrite_cache_mb
         self.pages = PageWriter(runtime, RewriteCache(cache_mb * 1024 * 1024) if cache_mb else None)
         runtime.on_shutdown.append(self.aclose)
@@ -205,13 +203,13 @@ class ProxyApp:
         target = self.target(scope, origin)
         try:
             resp = await self.pool.request(origin, method, target, up_headers, body, chunked)
-            ctype = header(resp.headers, b"content-type")
-            if resp.status == 206 and body is None and _is_html(ctype):
+            page = read_head(resp.headers).page  # a page, or maybe one (sniffed)
+            if resp.status == 206 and body is None and page:
                 # A byte range of a page cannot be rewritten: fetch the whole page.
                 resp.close()
                 up_headers = [(n, v) for n, v in up_headers if n not in (b"range", b"if-range")]
                 resp = await self.pool.request(origin, method, target, up_headers)
-            elif method == "HEAD" and resp.status == 200 and _is_html(ctype):
+            elif method == "HEAD" and resp.status == 200 and page:
                 # A page's length is that of the page as rewritten: fetch it to measure.
                 resp.close()
                 resp = await self.pool.request(origin, "GET", target, up_headers)
@@ -223,6 +221,11 @@ class ProxyApp:
                 await error_page(send, 504, "Gateway Timeout", "The site did not answer in time.")
             else:
                 await error_page(send, 502, "Bad Gateway", "The site could not be reached.")
+            return
+        if not relayable_status(resp.status):
+            resp.close()
+            log.warning("upstream %s for site %s: status %d", origin.url, site.id, resp.status)
+            await error_page(send, 502, "Bad Gateway", "The site sent a status HTTP cannot relay.")
             return
         watch = VisitorWatch(receive) if body is None else None
         try:
@@ -286,19 +289,19 @@ class ProxyApp:
         key = (resp.known, site.id, token, tagged, bodyless) if resp.known is not None else None
         found = self._heads.get(key) if key is not None else None
         if found is not None:
-            html, template = found
+            kind, template = found
             out = list(template)
         else:
             page = target.split(b"?", 1)[0].decode("latin-1")
             cookies = CookiePolicy(site, decision.granted, self.undeclared, page)
-            html, out, same = await self._headers(
+            kind, out, same = await self._headers(
                 site, visitor, resp, cookies, token, tagged, bodyless
             )
             if key is not None and same:
                 if len(self._heads) >= 512:
                     self._heads.clear()
-                self._heads[key] = (html, tuple(out))
-        if not html:
+                self._heads[key] = (kind, tuple(out))
+        if kind is Kind.PASS:
             await stream_body(send, status, out, resp, bodyless, watch)
             return
         cookie_header = header(scope["headers"], b"cookie")
@@ -310,14 +313,16 @@ class ProxyApp:
         if bodyless:
             if not resp.head_request and status == 200:  # HEAD of a page fetched whole
                 measured = _LengthOnly(send)
-                await self.pages.serve(scope["headers"], measured, site, decision, 200, out, resp)
+                await self.pages.serve(
+                    scope["headers"], measured, site, decision, 200, out, resp, kind=kind
+                )
                 if not measured.sent:
                     await error_page(send, 502, "Bad Gateway", "The page could not be served.")
                 return
             await stream_body(send, status, out, resp, True)
             return
         await self.pages.serve(
-            scope["headers"], send, site, decision, status, out, resp, target, watch
+            scope["headers"], send, site, decision, status, out, resp, target, watch, kind
         )
 
     async def _headers(
@@ -329,22 +334,20 @@ class ProxyApp:
         token: str,
         tagged: bool,
         bodyless: bool,
-    ) -> tuple[bool, list[tuple[bytes, bytes]], bool]:
-        """(is HTML, the response headers for the visitor, whether they depend only on
-        the upstream's head and the token: no cookies, no Location, no sniffing)."""
+    ) -> tuple[Kind, list[tuple[bytes, bytes]], bool]:
+        """(the page kind, the response headers for the visitor, whether they depend
+        only on the upstream's head and the token: no cookies, no Location, no sniffing)."""
         status = resp.status
         drop = _DROP
-        content_type = None
-        for name, value in resp.headers:
-            if name == b"content-type":
-                if content_type is None:
-                    content_type = value
-            elif name == b"connection":
+        for name, _ in resp.headers:
+            if name == b"connection":
                 drop = _DROP | connection_tokens(resp.headers)
-        html = _is_html(content_type)
-        same = content_type is not None
-        if content_type is None and not bodyless and await self._sniff_html(resp):
-            html = True  # browsers would sniff it as a page: rewrite it like one
+        kind = read_head(resp.headers).kind
+        same = kind is not Kind.SNIFF
+        if kind is Kind.SNIFF:  # the browser decides from the body: so do we
+            no_body = status in (204, 304) or resp.head_request
+            kind = Kind.PASS if no_body else await self._sniff(resp)
+        html = kind is not Kind.PASS
         upstream_origins = self.upstream_origins[site.id]
         out: list[tuple[bytes, bytes]] = []
         for name, value in resp.headers:
@@ -358,7 +361,7 @@ class ProxyApp:
                 same = False
                 value = rewrite_location(value, upstream_origins, visitor)
             elif html or (status == 304 and name == b"etag" and tagged):
-                if name in _BYTES_HEADERS:
+                if name in BYTES_HEADERS:
                     continue
                 if name == b"etag":
                     value = consent_etag(value, token)
@@ -375,18 +378,34 @@ class ProxyApp:
                 out.append(
                     (b"content-security-policy-report-only", self.runtime.discovery.report_only)
                 )
-        return html, out, same
+        return kind, out, same
 
     @staticmethod
-    async def _sniff_html(resp: UpstreamResponse) -> bool:
-        if (header(resp.headers, b"x-content-type-options") or b"").lower() == b"nosniff":
-            return False
+    async def _sniff(resp: UpstreamResponse) -> Kind:
+        """The kind of a body of unknown type, as the browser sniffs it: from the first
+        :data:`~consentgate.mime.SNIFF_BYTES` *decoded* bytes, across as many reads as
+        they take (put back for the writer). A body that cannot be decoded or read is
+        taken for a page: the page writer then refuses it (without full consent) or
+        reports the failure."""
+        coding = (header(resp.headers, b"content-encoding") or b"").strip().lower()
+        decoder = None
+        if coding and coding != b"identity":
+            decoder = decoder_for(coding.decode("latin-1"))
+            if decoder is None:
+                return Kind.HTML
+        raw: list[bytes] = []
+        decoded = b""
         try:
-            first = await resp.read()
-        except UpstreamError:
-            return False  # reported when the body is read again
-        resp.unread(first)
-        return first.lstrip(b"\xef\xbb\xbf \t\r\n\x0c")[:1] == b"<"
+            while chunk := await resp.read():
+                raw.append(chunk)
+                decoded += decoder.decode(chunk) if decoder is not None else chunk
+                if len(decoded) >= SNIFF_BYTES or resp.complete:
+                    break
+        except (UpstreamError, DecodeError):
+            return Kind.HTML
+        finally:
+            resp.unread(b"".join(raw))
+        return sniff_kind(decoded)
 
 
 class _LengthOnly:

@@ -28,9 +28,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .rewrite import PageRewriter, Snippet
+from ..page import PageRewriter, Snippet, UnsafePage
 
-__all__ = ["SEGMENT", "CachedPage", "MarkerSnippet", "PageRun", "RewriteCache"]
+__all__ = ["SEGMENT", "CachedPage", "MarkerSnippet", "PageRun", "RewriteCache", "UnsafePage"]
 
 Key = tuple[object, ...]
 Parts = tuple[bytes, ...]  # one part, or two around the snippet
@@ -52,10 +52,6 @@ def _used(encoded: dict[tuple[str, bytes], bytes], variant: tuple[str, bytes]) -
     if found is not None:
         encoded[variant] = found
     return found
-
-
-class UnsafePage(Exception):
-    """The rewriter's output cannot be split around the snippet (marker seen twice)."""
 
 
 class MarkerSnippet:

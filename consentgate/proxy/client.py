@@ -28,6 +28,8 @@ import httptools
 if TYPE_CHECKING:
     from .pool import UpstreamPool
 
+from ..errors import ConsentGateError
+
 __all__ = [
     "Deadlines",
     "Origin",
@@ -49,7 +51,7 @@ MAX_KNOWN_HEADS = 256
 MAX_KNOWN_HEAD_BYTES = 4096
 
 
-class UpstreamError(Exception):
+class UpstreamError(ConsentGateError):
     """Talking to the upstream failed."""
 
     status = 502

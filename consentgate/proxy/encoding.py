@@ -18,6 +18,8 @@ from typing import Protocol
 
 import brotli
 
+from ..errors import ConsentGateError
+
 __all__ = [
     "CODINGS",
     "DecodeError",
@@ -29,7 +31,7 @@ __all__ = [
 ]
 
 
-class DecodeError(Exception):
+class DecodeError(ConsentGateError):
     """The body is not valid for its Content-Encoding."""
 
 

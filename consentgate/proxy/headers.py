@@ -1,4 +1,5 @@
-"""Header rules of the proxy: hop-by-hop removal, forwarding headers, Location, ETag.
+"""Header rules of the proxy: hop-by-hop removal, forwarding headers, Location (the
+consent-tagged ETag and Vary rules live in :mod:`consentgate.page`, re-exported here).
 
 Pure functions over ASGI-style header lists (``list[tuple[bytes, bytes]]``, names
 lower-cased), so they are easy to test and cheap to run.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..page import consent_etag, merge_vary, translate_if_none_match
 from ..visitor import TrustedProxies, valid_host
 from .encoding import constrain_accept_encoding
 
@@ -26,6 +28,7 @@ __all__ = [
     "Visitor",
     "connection_tokens",
     "consent_etag",
+    "merge_vary",
     "request_headers_for_upstream",
     "rewrite_location",
     "strip_hop_by_hop",
@@ -244,71 +247,3 @@ def rewrite_location(value: bytes, upstream_origins: tuple[str, ...], visitor: V
                 if rest == "" or rest[0] in "/?#":
                     return (visitor.origin + rest).encode("latin-1")
     return value
-
-
-# -- ETags of rewritten pages --------------------------------------------------
-# A rewritten page depends on the visitor's consent, so its ETag is weakened and
-# tagged with the consent it was rewritten for: "abc" -> W/"abc-cg<token>".
-# A conditional request carrying a tag for another consent must not get a 304.
-
-_MARK = "-cg"
-
-
-def consent_etag(value: bytes, token: str) -> bytes:
-    key = (value, token)
-    found = _ETAGS.get(key)
-    if found is None:
-        found = _consent_etag(value, token)
-        if len(_ETAGS) >= 1024:
-            _ETAGS.clear()
-        _ETAGS[key] = found
-    return found
-
-
-_ETAGS: dict[tuple[bytes, str], bytes] = {}  # consent_etag, memoized (bounded)
-
-
-def _consent_etag(value: bytes, token: str) -> bytes:
-    text = value.decode("latin-1").strip()
-    if text.startswith("W/"):
-        text = text[2:]
-    if len(text) < 2 or not (text.startswith('"') and text.endswith('"')):
-        return value
-    return f'W/"{text[1:-1]}{_MARK}{token}"'.encode("latin-1")
-
-
-def translate_if_none_match(value: bytes, token: str) -> bytes:
-    """Consent-tagged entity tags for this consent -> the upstream's tag; others dropped."""
-    text = value.decode("latin-1").strip()
-    if text == "*":
-        return value
-    kept: list[str] = []
-    for raw in text.split(","):
-        tag = raw.strip()
-        if not tag:
-            continue
-        weak = tag.startswith("W/")
-        opaque = tag[2:] if weak else tag
-        if not (len(opaque) >= 2 and opaque.startswith('"') and opaque.endswith('"')):
-            continue
-        inner = opaque[1:-1]
-        cut = inner.rfind(_MARK)
-        if weak and cut >= 0:
-            if inner[cut + len(_MARK) :] != token:
-                continue  # rewritten for another consent: must be served again
-            kept.append(f'"{inner[:cut]}"')
-        else:
-            kept.append(tag)
-    return ", ".join(kept).encode("latin-1")
-
-
-def merge_vary(headers: list[tuple[bytes, bytes]], field: bytes) -> list[tuple[bytes, bytes]]:
-    for i, (name, value) in enumerate(headers):
-        if name == b"vary":
-            parts = [p.strip().lower() for p in value.split(b",")]
-            if field.lower() in parts or b"*" in parts:
-                return headers
-            headers[i] = (name, value + b", " + field)
-            return headers
-    headers.append((b"vary", field))
-    return headers

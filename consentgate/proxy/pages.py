@@ -6,9 +6,11 @@ sent before the next one is read, so memory stays bounded whatever the page size
 body that is complete before anything was sent gets a ``Content-Length``; otherwise
 the response is chunked.
 
-A page the proxy cannot make safe (undecodable, or one the rewriter has to pass
-through) is never sent to a visitor who has not granted everything: 502 and a log
-line, or, when part of it has gone out already, the response is cut.
+What is a page, and what is refused, is :mod:`consentgate.page`'s plan: a page the
+proxy cannot make safe (undecodable, one the rewriter has to pass through, an XML
+document that is not inert, any internal error) is never sent to a visitor who has not
+granted everything: the documented 502 and a log line, or, when part of it has gone
+out already, the response is cut.
 """
 
 from __future__ import annotations
@@ -16,19 +18,31 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from html import escape
 from typing import Any
 
-from starlette.types import Receive, Send
+from starlette.types import Message, Receive, Send
 
 from ..config import Site
-from ..consent import CATEGORIES
+from ..page import (
+    XML_MAX_BYTES,
+    Kind,
+    PageRewriter,
+    SnippetCache,
+    UnsafePage,
+    error_page,
+    full_consent,
+    guard_escape,
+    make_rewriter,
+    merge_vary,
+    read_head,
+    refuse,
+    xml_refusal,
+)
 from ..regions import Decision
-from .cache import PageRun, RewriteCache, UnsafePage
+from ..visit import Runtime
+from .cache import PageRun, RewriteCache
 from .client import UpstreamError, UpstreamResponse
 from .encoding import CODINGS, DecodeError, Decoder, Encoder, decoder_for, encoder_for
-from .headers import merge_vary
-from .rewrite import PageRewriter, SnippetCache, make_rewriter, page_inputs
 
 __all__ = [
     "HOLD_SECONDS",
@@ -47,8 +61,6 @@ log = logging.getLogger("consentgate.proxy")
 HOLD_SECONDS = 0.2
 #: Codings offered, in this order, to a visitor who does not accept the upstream's.
 REENCODE = ("gzip", "br", "zstd", "deflate")
-_ALL = frozenset(CATEGORIES)
-_UNSAFE = "The page could not be made safe."
 
 
 def header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
@@ -73,26 +85,6 @@ def accepts(accept_encoding: bytes | None, coding: bytes) -> bool:
         except ValueError:
             continue
     return False
-
-
-async def error_page(send: Send, status: int, title: str, detail: str) -> None:
-    body = (
-        "<!doctype html><html lang=en><meta charset=utf-8>"
-        f"<title>{status} {escape(title)}</title>"
-        f"<h1>{status} {escape(title)}</h1><p>{escape(detail)}</p></html>"
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/html; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-                (b"cache-control", b"no-store"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 class VisitorWatch:
@@ -191,7 +183,7 @@ class _Codecs:
 class PageWriter:
     """Writes one rewritten HTML response, streaming (see :mod:`.cache` for the replay)."""
 
-    def __init__(self, runtime: Any, cache: RewriteCache | None) -> None:
+    def __init__(self, runtime: Runtime, cache: RewriteCache | None) -> None:
         self.runtime = runtime
         self.cache = cache
         self.snippets = SnippetCache(runtime)
@@ -210,19 +202,65 @@ class PageWriter:
         resp: UpstreamResponse,
         target: bytes = b"",
         watch: VisitorWatch | None = None,
+        kind: Kind = Kind.HTML,
     ) -> None:
-        codecs = self._codecs(request_headers, site, headers, resp)
-        if codecs is None:
-            if decision.granted >= _ALL:  # nothing to hold back for this visitor
+        """Send a page (``kind``: HTML, or XML, see :mod:`consentgate.page`). For a
+        visitor without full consent any internal error ends in the refusal."""
+        if full_consent(decision):
+            await self._serve(
+                request_headers, send, site, decision, status, headers, resp, target, watch, kind
+            )
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await self._serve(
+                request_headers, tracked, site, decision, status, headers, resp, target, watch, kind
+            )
+        except Exception as exc:
+            if started:
+                raise  # part of the page went out: the server cuts the response
+            log.exception("site %s: internal error on a page", site.id)
+            await refuse(send, site, f"internal error: {exc!r}")
+
+    async def _serve(
+        self,
+        request_headers: list[tuple[bytes, bytes]],
+        send: Send,
+        site: Site,
+        decision: Decision,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        resp: UpstreamResponse,
+        target: bytes,
+        watch: VisitorWatch | None,
+        kind: Kind,
+    ) -> None:
+        everything = full_consent(decision)
+        if kind is Kind.XML:
+            if everything:  # nothing to hold back for this visitor
                 await stream_body(send, status, headers, resp, False, watch)
             else:
-                await error_page(send, 502, "Bad Gateway", _UNSAFE)
+                await self._xml(send, site, decision, status, headers, resp)
+            return
+        codecs = self._codecs(request_headers, site, headers, resp)
+        if codecs is None:
+            if everything:  # nothing to hold back for this visitor
+                await stream_body(send, status, headers, resp, False, watch)
+            else:
+                await refuse(send, site, "a content coding that cannot be decoded")
             return
         snippet = self.snippets.get(site, decision, request_headers)
         known = resp.known  # a head seen before: its charset and nonce are known too
         inputs = self._inputs.get(known) if known is not None else None
         if inputs is None:
-            inputs = page_inputs(resp.headers)
+            head = read_head(resp.headers)
+            inputs = (head.charset, head.nonce)
             if known is not None:
                 if len(self._inputs) >= 512:
                     self._inputs.clear()
@@ -244,6 +282,50 @@ class PageWriter:
             await self._stream(send, site, decision, status, codecs, resp, run, watch)
         finally:
             run.close()
+
+    async def _xml(
+        self,
+        send: Send,
+        site: Site,
+        decision: Decision,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        resp: UpstreamResponse,
+    ) -> None:
+        """An XML document for a visitor without full consent: read whole (decoded),
+        passed only when inert (:func:`consentgate.page.xml_refusal`), else refused."""
+        coding = (header(resp.headers, b"content-encoding") or b"").strip().lower()
+        decoder = None
+        if coding and coding != b"identity":
+            decoder = decoder_for(coding.decode("latin-1"))
+            if decoder is None:
+                await refuse(send, site, "an XML document in a content coding we cannot decode")
+                return
+        parts: list[bytes] = []
+        size = 0
+        try:
+            while chunk := await resp.read():
+                if decoder is not None:
+                    chunk = decoder.decode(chunk)
+                parts.append(chunk)
+                size += len(chunk)
+                if size > XML_MAX_BYTES:
+                    await refuse(send, site, "an XML document too large to check")
+                    return
+            if decoder is not None:
+                parts.append(decoder.flush())
+        except (UpstreamError, DecodeError) as exc:
+            await refuse(send, site, f"an XML document that could not be read: {exc}")
+            return
+        body = b"".join(parts)
+        reason = xml_refusal(body, site, decision, read_head(resp.headers).charset)
+        if reason is not None:
+            await refuse(send, site, reason)
+            return
+        out = [(n, v) for n, v in headers if n != b"content-encoding"]
+        out.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": out})
+        await send({"type": "http.response.body", "body": body})
 
     def _codecs(
         self,
@@ -288,7 +370,7 @@ class PageWriter:
         went out is answered with a Content-Length; anything else is sent chunked.
         Once the visitor is gone (``watch``), nothing more is read or rewritten."""
         decoder, encoder = codecs.decoder, codecs.encoder
-        everything = decision.granted >= _ALL
+        everything = full_consent(decision)
         started = False
         while True:
             if started and _gone(watch, resp):
@@ -309,10 +391,15 @@ class PageWriter:
                     if kept is None:
                         if decoder is not None and data:
                             data = decoder.decode(data)
+                        if not everything:
+                            guard_escape(data)
                         pieces = run.feed(data)
                         if end:
                             if decoder is not None:
-                                pieces += run.feed(decoder.flush())
+                                tail = decoder.flush()
+                                if not everything:
+                                    guard_escape(tail)
+                                pieces += run.feed(tail)
                             pieces += run.finish()
                 # all of a replay in one piece: its compressed form is kept with it
                 whole = end and not started and encoder is not None and run.hit
@@ -335,15 +422,15 @@ class PageWriter:
                 if watch is not None and watch.gone:
                     return
                 if not started:
-                    log.error("site %s: page could not be read or made safe: %s", site.id, exc)
-                    await error_page(send, 502, "Bad Gateway", _UNSAFE)
+                    await refuse(send, site, f"page could not be read or made safe: {exc}")
                 else:
                     log.error("site %s: page failed mid-body, response cut: %s", site.id, exc)
                 return
             if (body or end) and not everything and (reason := run.passthrough):
-                log.error("site %s: page cannot be rewritten (%s), not served", site.id, reason)
                 if not started:
-                    await error_page(send, 502, "Bad Gateway", _UNSAFE)
+                    await refuse(send, site, f"page cannot be rewritten ({reason})")
+                else:
+                    log.error("site %s: page cannot be rewritten (%s), cut", site.id, reason)
                 return
             if not started:
                 started = True

@@ -46,7 +46,14 @@ _SCRIPT_URL_ATTRS = (b"src", b"href", b"xlink:href", b"data-src", b"data-lazy-sr
 
 
 class TagHandling:
-    """Mixin: what happens at a start or end tag."""
+    """Mixin: what happens at a start or end tag. Its methods run on a
+    :class:`~consentgate.rewriter.stream.StreamRewriter` (``self: StreamRewriter``; the
+    type checker's ``misc`` self-type check is off for this module, see pyproject.toml)."""
+
+    # state the tag handlers set to None (the rewriter's __init__ sets them all)
+    _end_re: re.Pattern[bytes] | None
+    _script: tuple[int, int, int, bytes] | None
+    _lt_after: tuple[bytes, bool] | None
 
     # -- namespace tracking -----------------------------------------------------------
     def _foreign(self: StreamRewriter) -> bool:
@@ -274,7 +281,7 @@ class TagHandling:
         end: int,
         tag: bytes,
         name_end: int,
-        attr_list: list,
+        attr_list: list[Any],
         element: bytes,
         category: str,
     ) -> None:
@@ -357,7 +364,7 @@ class TagHandling:
         n = len(data)
         while pos < n:
             if st == _T_BEFORE:
-                e = _WS_SLASH.match(data, pos).end()
+                e = _WS_SLASH.match(data, pos).end()  # type: ignore[union-attr]  # matches empty
                 if e > pos:
                     slash = data[e - 1] == 0x2F
                 pos = e
@@ -367,7 +374,7 @@ class TagHandling:
                     return self._longtag_done(pos + 1, bool(slash))
                 st, slash, pos = _T_NAME, 0, pos + 1
             elif st == _T_NAME:
-                pos = _ATTR_NAME_RUN.match(data, pos).end()
+                pos = _ATTR_NAME_RUN.match(data, pos).end()  # type: ignore[union-attr]  # matches empty
                 if pos >= n:
                     break
                 c = data[pos]
@@ -377,7 +384,7 @@ class TagHandling:
                 slash = c == 0x2F
                 pos += 1
             elif st == _T_AFTER_NAME:
-                pos = _WS.match(data, pos).end()
+                pos = _WS.match(data, pos).end()  # type: ignore[union-attr]  # matches empty
                 if pos >= n:
                     break
                 c = data[pos]
@@ -387,7 +394,7 @@ class TagHandling:
                 slash = c == 0x2F
                 pos += 1
             elif st == _T_BEFORE_VALUE:
-                pos = _WS.match(data, pos).end()
+                pos = _WS.match(data, pos).end()  # type: ignore[union-attr]  # matches empty
                 if pos >= n:
                     break
                 c = data[pos]
@@ -404,7 +411,7 @@ class TagHandling:
                     break
                 st, slash, pos = _T_BEFORE, 0, q + 1
             else:  # unquoted value
-                pos = _UNQUOTED_RUN.match(data, pos).end()
+                pos = _UNQUOTED_RUN.match(data, pos).end()  # type: ignore[union-attr]  # matches empty
                 if pos >= n:
                     break
                 if data[pos] == 0x3E:

@@ -55,7 +55,7 @@ def parse_attrs(tag: bytes, name_end: int) -> list[Attr]:
         value = m.group(2)
         quoted = value is not None and value[:1] in (b'"', b"'")
         if quoted:
-            value = value[1:-1]  # type: ignore[index]
+            value = value[1:-1]
         out.append(Attr(m.group(1).translate(_UPPER), m.start(1), m.end(1), value, m.end(), quoted))
         pos = m.end()
     return out

@@ -172,7 +172,8 @@ def _categories(value: bytes) -> str | None:
         return None
     if "necessary" in known and len(known) == 1:
         return "necessary"
-    return max((n for n in known if n != "necessary"), key=CATEGORY_RANK.__getitem__)
+    best: str = max((n for n in known if n != "necessary"), key=CATEGORY_RANK.__getitem__)
+    return best
 
 
 # Cookiebot / common synonyms for the fixed category ids.

@@ -114,7 +114,7 @@ class StreamRewriter(TagHandling):
         self._tag_cap = tag_cap
         self._script_cap = script_cap
         self._meta_nonce: str | None = None
-        self._data = b""
+        self._input = b""  # the data being processed (edits slice it)
         self._buf = b""
         self._parts: list[bytes] = []  # chunks of a held script not yet joined to _buf
         self._parts_len = 0
@@ -241,7 +241,7 @@ class StreamRewriter(TagHandling):
     # -- driver --------------------------------------------------------------------------
     def _process(self, data: bytes, final: bool) -> bytes:
         out = self._out = []
-        self._data = data
+        self._input = data
         self._emit = 0
         n = len(data)
         pos = self._pos
@@ -296,7 +296,7 @@ class StreamRewriter(TagHandling):
         if self.edits is not None:
             self.edits.append((self._base + start, self._base + end, replacement))
         if start > self._emit:
-            self._out.append(self._data[self._emit : start])
+            self._out.append(self._input[self._emit : start])
         self._out.append(replacement)
         self._emit = end
 
@@ -335,7 +335,7 @@ class StreamRewriter(TagHandling):
             return pos
         foreign = self._foreign()
         if self._on_token is not None or self._ns_cut is not None:
-            pos = g.RUN_TEXT.match(data, pos).end()
+            pos = g.RUN_TEXT.match(data, pos).end()  # type: ignore[union-attr]  # matches empty
             if self._ns_cut is not None and self._base + pos >= self._ns_cut[0]:
                 return self._cut_noscript(pos)
         else:
@@ -360,14 +360,14 @@ class StreamRewriter(TagHandling):
                     # as a chunk boundary at pos would give
                     return -1 - pos
             run = g.RUN_FOREIGN if foreign else g.RUN_IP if self._stack else g.RUN_HTML
-            pos = run.match(data, pos).end()
+            pos = run.match(data, pos).end()  # type: ignore[union-attr]  # matches empty
         if pos >= len(data):
             return pos
         return self._construct(data, pos, final, foreign)
 
     def _pending_data(self, data: bytes, pos: int, final: bool) -> int:
         n = len(data)
-        pos = _WS_RUN.match(data, pos).end()
+        pos = _WS_RUN.match(data, pos).end()  # type: ignore[union-attr]  # matches empty
         if pos >= n:
             return pos
         if data[pos] != 0x3C or (pos + 1 < n and data[pos + 1] not in _TAG_OPENERS):

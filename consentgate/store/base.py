@@ -20,6 +20,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, TypeVar
 
 from ..consent import CATEGORIES
+from ..errors import ConsentGateError
 
 if TYPE_CHECKING:
     from .discovery import Classification, Sighting
@@ -46,7 +47,7 @@ __all__ = [
 ]
 
 
-class StoreError(Exception):
+class StoreError(ConsentGateError):
     """A storage failure."""
 
 
