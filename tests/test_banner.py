@@ -285,6 +285,8 @@ def test_the_guard_fits_its_budget(tmp_path: Path) -> None:
     assert (
         banner.assets(runtime).banner(site, "en").body.startswith(guard_script(code, None).encode())
     )
+    nonced = head_snippet_for(runtime, site, None, {"accept-language": "en"})("n0nce")
+    assert nonced.startswith(b'<script nonce="n0nce">') and nonced.count(b'nonce="n0nce"') == 3
     assert gz(guard_script(code, None).encode()) <= GUARD_BUDGET
 
 

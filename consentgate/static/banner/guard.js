@@ -84,7 +84,10 @@ const guard = () => {
   for (const o of [E, pr('Node'), pr('CharacterData')])
     for (const m of 'appendChild insertBefore replaceChild append prepend before after replaceWith replaceChildren insertAdjacentElement'.split(' '))
       O.hasOwn(o, m) && hk(o, m, (p, a) => { for (const x of a) (p.isConnected || x?.ownerDocument != D) && scan(x) })
-  for (const o of [E, pr('ShadowRoot')]) set(o, 'innerHTML', function (v, f) { f.call(this, /^s(cript|tyle)$/.test(this.localName) ? v : html(v)) })
+  for (const o of [E, pr('ShadowRoot')]) {
+    set(o, 'innerHTML', function (v, f) { f.call(this, /^s(cript|tyle)$/.test(this.localName) ? v : html(v)) })
+    hk(o, 'setHTMLUnsafe', (_, a) => { a[0] = html(a[0]) })
+  }
   set(E, 'outerHTML', function (v, f) { f.call(this, html(v)) })
   hk(E, 'insertAdjacentHTML', (_, a) => { a[1] = html(a[1]) })
   hk(pr('Range'), 'createContextualFragment', (_, a) => { a[0] = html(a[0], 1) })
