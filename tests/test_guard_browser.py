@@ -366,3 +366,28 @@ def fuzz_page(chromium: Browser, proxy: str, upstream: str) -> Iterator[tuple[Pa
         assert errors == []
     finally:
         context.close()
+
+
+STREAMS = """() => new Promise(ok => {
+  const w = new WebSocket('wss://connect.facebook.net/ws?t=ws-m')
+  const e = new EventSource('https://www.google-analytics.com/g/collect?t=es-s')
+  let n = 0
+  const done = () => ++n == 2 && ok([w instanceof WebSocket, w.readyState, e.readyState])
+  w.onclose = done
+  e.onerror = done
+})"""
+
+
+def test_streams_to_trackers_fail_to_connect(chromium: Browser, proxy: str, upstream: str) -> None:
+    """A WebSocket or EventSource to a tracker fails as an unreachable host does (error and
+    close events; never replayed: a stream cannot be handed back to the page's object)."""
+    context, page, net, errors = visit(chromium, proxy, upstream, "/t.html")
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    try:
+        page.locator("#consentgate .b").wait_for()
+        assert page.evaluate(STREAMS) == [True, 3, 2]
+        assert sockets == ["ws://localhost:0/"], sockets  # never the tracker
+        assert net.trackers() == [] and errors == []
+    finally:
+        context.close()
