@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import re
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -37,7 +36,7 @@ from .catalog import CATEGORY_RANK, cookie_patterns, load_catalog, storage_patte
 if TYPE_CHECKING:
     from .config import Site
 
-__all__ = ["ORDER", "guard_code", "guard_data", "guard_script", "url_patterns"]
+__all__ = ["ORDER", "guard_code", "guard_data", "guard_rules", "guard_script", "url_patterns"]
 
 #: The categories the guard can hold, strictest first (its first match wins).
 ORDER: tuple[str, ...] = tuple(
@@ -87,10 +86,11 @@ def _covered(pattern: str, hosts: set[str]) -> bool:
     return any(".".join(labels[i:]) in hosts for i in range(len(labels)))
 
 
-def _names(per_category: dict[str, list[str]]) -> list[list[str]]:
+def _names(per_category: dict[str, list[str]]) -> dict[str, list[str]]:
     """Per category (strictest first) its names, without those a glob of the same or a
     stricter category already matches (the guard takes the first category that matches)."""
-    out, seen = [], []
+    out: dict[str, list[str]] = {}
+    seen: list[str] = []
     for category in ORDER:
         names = per_category.get(category, [])
         mine = [n for n in names if "*" in n]
@@ -98,34 +98,97 @@ def _names(per_category: dict[str, list[str]]) -> list[list[str]]:
             n for n in names if not any(g != n and fnmatch.fnmatchcase(n, g) for g in seen + mine)
         ]
         seen += mine
+        # a name with white space cannot be a cookie name; a storage key with one is left out
+        kept = [n for n in kept if n and not any(c.isspace() for c in n)]
         if kept:
-            out.append([category, _words(kept)])
+            out[category] = kept
     return out
 
 
-def _words(names: Iterable[str]) -> str:
-    """Names as the guard's space-separated list (a name with white space cannot be a
-    cookie name; a storage key with one is left out)."""
-    return " ".join(n for n in names if n and not any(c.isspace() for c in n))
+#: A regular expression that matches nothing (a category without such patterns).
+NOTHING = "$^"
 
 
-def guard_data(site: Site) -> str:
-    """The guard's data for ``site`` as a JavaScript object literal (see the module)."""
-    cookies, storage = cookie_patterns(site), storage_patterns(site)
+def _escape(text: str) -> str:
+    """``text`` as a regular expression source matching it literally, valid alike in Python
+    and in a JavaScript regular expression literal inside an inline ``<script>``."""
+    out = []
+    for ch in text:
+        if ch in ".^$|?*+()[]{}\\/":
+            out.append("\\" + ch)
+        elif ch == "<" or ord(ch) < 32 or ch in "\u2028\u2029":
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _any(patterns: Iterable[str], wide: str = "") -> str:
+    """Patterns as alternatives, each escaped with ``*`` as ``wide``."""
+    return "|".join(_escape(p).replace("\\*", wide) for p in patterns)
+
+
+def _full(patterns: list[str]) -> str:
+    return f"^({_any(patterns, '.*')})$" if patterns else NOTHING
+
+
+def _hosts(hosts: Iterable[str]) -> str:
+    """A host in ``hosts`` or a subdomain of one."""
+    found = set(hosts)
+    # a subdomain of a host listed is matched already
+    found = sorted(h for h in found if not any(h.endswith("." + o) for o in found))
+    return rf"^(.*\.)?({_any(found)})$" if found else NOTHING
+
+
+def _urls(patterns: list[str]) -> str:
+    """``host + path + query`` as ``Catalog.match_url`` matches it: a host pattern matches
+    that host or a subdomain; a ``/suffix`` matches on any host, before the query."""
+    hosts = [p if "/" in p else p + "/" for p in patterns if p[0] != "/"]
+    ends = [p for p in patterns if p[0] == "/"]
+    parts = [rf"([^/]*\.)?({_any(hosts, '[^?#]*')})"] if hosts else []
+    parts += [rf"[^?]*({_any(ends, '[^?#]*')})(\?|$)"] if ends else []
+    return f"^({'|'.join(parts)})" if parts else NOTHING
+
+
+def guard_rules(site: Site) -> dict[str, object]:
+    """The guard's data for ``site`` as regular expression sources (see the module):
+    ``h`` (case-insensitive), ``x`` (strict sites, else None) and ``c``: per category,
+    strictest first, ``[category, urls, hint hosts, cookie names, storage keys]``."""
+    cookies, storage = _names(cookie_patterns(site)), _names(storage_patterns(site))
     catalog = load_catalog(site)
     words = {w.decode() for w in catalog.hint_words}
     suffixes = [p for s in catalog.services for p in s.urls if p.startswith("/")]
     words |= {p.strip("/").split(".")[0].lower() for p in suffixes}
-    data: dict[str, object] = {
-        "h": "|".join(re.escape(w) for w in sorted(words) if w),
-        "u": [[c, _words(p)] for c, p in url_patterns(site)],
-        "k": _names(cookies),
-        "s": _names(storage),
+    urls = dict(url_patterns(site))
+    rows = [
+        [
+            c,
+            _urls(urls.get(c, [])),
+            _hosts(p.split("/")[0] for p in urls.get(c, []) if p[0] != "/"),
+            _full(cookies.get(c, [])),
+            _full(storage.get(c, [])),
+        ]
+        for c in ORDER
+        if c in urls or c in cookies or c in storage
+    ]
+    strict = sorted({h.lower().split(":")[0] for h in site.hosts + site.allow_hosts})
+    return {
+        "h": "|".join([*(_escape(w) for w in sorted(words) if w), "&#", r"\\", "%"]),
+        "x": _hosts(strict) if site.strict else None,
+        "c": rows,
     }
-    if site.strict:
-        data["x"] = _words(sorted({h.lower().split(":")[0] for h in site.hosts + site.allow_hosts}))
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return text.replace("<", "\\u003c")
+
+
+def guard_data(site: Site) -> str:
+    """The guard's data for ``site``: the arguments ``hint words, strict hosts or 0,
+    categories`` of its call, as JavaScript (regular expression literals)."""
+    rules = guard_rules(site)
+    rows = ",".join(
+        "[" + json.dumps(row[0]) + "".join(f",/{r}/" for r in row[1:]) + "]"
+        for row in rules["c"]  # type: ignore[attr-defined]
+    )
+    x = f"/{rules['x']}/" if rules["x"] else "0"
+    return f"/{rules['h']}/i,{x},[{rows}]".replace("<", "\\u003c")
 
 
 def guard_script(code_and_data: str, granted: Iterable[str] | None) -> str:

@@ -1,15 +1,14 @@
 """The runtime guard's compiled data (consentgate/guard.py) says what the catalog says.
 
-The patterns are compiled here as ``guard.js`` compiles them (``rx``: each pattern escaped,
-``*`` widened, host patterns prefixed by any subdomain), and for every URL of the corpus
-pages and of the catalog the first (strictest) matching category must be the catalog's
+The regular expressions ``guard_rules`` compiles (their sources are the guard's regular
+expression literals, valid alike in Python and JavaScript) are used here: for every URL of the
+corpus pages and of the catalog the first (strictest) matching category must be the catalog's
 (``Catalog.match_url``, and ``Catalog.hint_category`` for resource hints); likewise for
 cookie names (``Catalog.cookie_category`` and the site's declarations).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from functools import cache
 
@@ -19,47 +18,23 @@ from hypothesis import strategies as st
 
 from consentgate.catalog import CATEGORY_RANK, host_of, load_catalog
 from consentgate.config import SEED_COOKIES, CookieDecl, Site
-from consentgate.guard import ORDER, guard_code, guard_data, guard_script
+from consentgate.guard import ORDER, guard_code, guard_data, guard_rules, guard_script
 from tests.support import CORPUS
 
-
-def rx(patterns: str, wide: str, wrap=lambda r, x: r, end: str = "$") -> re.Pattern[str]:  # type: ignore[no-untyped-def]
-    """guard.js's ``rx``."""
-    parts = [
-        wrap(re.sub(r"[^\w*]", lambda m: "\\" + m.group(), x).replace("*", wide), x)
-        for x in patterns.split(" ")
-    ]
-    return re.compile("^(" + "|".join(parts) + ")" + end)
+Rx = re.Pattern[str]
 
 
-def host(r: str, x: str = "") -> str:
-    return r"(.*\.)?" + r
-
-
-def before_path(r: str) -> str:
-    return r"([^/]*\.)?" + r
-
-
-def compiled(site: Site) -> dict[str, list[tuple[str, re.Pattern[str], re.Pattern[str]]]]:
-    data = json.loads(guard_data(site))
-    urls = [
-        (
-            c,
-            rx(
-                p,
-                "[^?#]*",
-                lambda r, x: (
-                    rf"[^?]*{r}(\?|$)" if x[0] == "/" else before_path(r) + "/" * ("/" not in x)
-                ),
-                "",
-            ),
-            rx(re.sub(r"/\S*", "", p), "", host),
-        )
-        for c, p in data["u"]
-    ]
-    cookies = [(c, rx(p, ".*"), rx(p, ".*")) for c, p in data["k"]]
-    hint = re.compile(data["h"] + r"|&#|\\|%", re.I)  # guard.js's HW: no word, no look
-    return {"u": [(c, f, h, hint) for c, f, h in urls], "k": cookies}
+def compiled(site: Site) -> dict[str, list[tuple[str, Rx, Rx, Rx]]]:
+    """The guard's regular expressions (their sources are valid in Python and JavaScript)."""
+    rules = guard_rules(site)
+    hint = re.compile(str(rules["h"]), re.I)  # guard.js's H: no word, no look
+    rows = rules["c"]
+    assert isinstance(rows, list)
+    return {
+        "u": [(c, re.compile(u), re.compile(h), hint) for c, u, h, _, _ in rows],
+        "k": [(c, re.compile(k), re.compile(k), hint) for c, _, _, k, _ in rows],
+        "s": [(c, re.compile(s), re.compile(s), hint) for c, _, _, _, s in rows],
+    }
 
 
 def guard_category(rules, url: str, hint: bool = False) -> str | None:  # type: ignore[no-untyped-def]
@@ -149,20 +124,32 @@ def test_cookie_names_are_the_declared_ones(site: Site) -> None:
         expected = [catalog.cookie_category(name), *by_site]
         known = [c for c in expected if c in ORDER]
         want = max(known, key=CATEGORY_RANK.__getitem__) if known else None
-        got = next((c for c, r, _ in rules if r.match(name)), None)
+        got = next((c for c, r, _, _ in rules if r.match(name)), None)
         assert got == want, name
 
 
 def test_strict_sites_carry_their_script_hosts() -> None:
     strict = Site(id="s", strict=True, hosts=["www.shop.test:8443"], allow_hosts=["cdn.example"])
-    assert json.loads(guard_data(strict))["x"] == "cdn.example www.shop.test"
-    assert "x" not in json.loads(guard_data(SITES[0]))
+    x = re.compile(str(guard_rules(strict)["x"]))
+    assert x.match("cdn.example") and x.match("a.cdn.example") and x.match("www.shop.test")
+    assert not x.match("shop.test") and not x.match("cdnxexample")
+    assert guard_rules(SITES[0])["x"] is None and guard_data(SITES[0]).split(",")[1] == "0"
+
+
+def test_storage_keys_are_the_declared_ones() -> None:
+    rules = compiled(SITES[0])["s"]
+    assert next(c for c, r, _, _ in rules if r.match("_hjSession_1")) == "statistics"
+    assert next(c for c, r, _, _ in rules if r.match("tt_sessionId")) == "marketing"
+    assert not any(r.match("cart") or r.match("x_hj") for _, r, _, _ in rules)
 
 
 def test_declared_names_cannot_end_the_script() -> None:
-    site = Site(id="x", cookies=[CookieDecl("</script><script>alert(1)//", "marketing")])
+    name = "</script><script>alert(1)//\x01"
+    site = Site(id="x", cookies=[CookieDecl(name, "marketing")])
     data = guard_data(site)
-    assert "<" not in data and "</script><script>" in json.loads(data)["k"][0][1]
+    assert "<" not in data and "\x01" not in data
+    cookie = compiled(site)["k"][0][1]  # the catalog's marketing names and this one
+    assert cookie.match(name) and not cookie.match("x" + name)
     script = guard_script(f"{guard_code()}({data}", ["necessary", "statistics"])
     assert "</" not in script
     assert script.endswith(',["necessary","statistics"]);')

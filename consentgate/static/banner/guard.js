@@ -3,39 +3,28 @@
 // the visitor has not granted, and redoes it once, in order, when that category is granted.
 // Plain JS, no build step; every byte goes to every visitor, hence the short names. The
 // server appends the call: (<data>, <granted ids or 0>); the data, compiled from the catalog
-// and the site's declarations (consentgate/guard.py), per category, strictest first:
-//   u [[category, 'host/path* /suffix ...'], ...] URL patterns (as catalog.toml's)
-//   k [[category, 'name* ...'], ...] cookie names   s [[category, ...]] storage keys
-//   x strict mode only: 'host ...' where scripts may come from besides the page's own
+// and the site's declarations by consentgate/guard.py as regular expressions:
+//   H the words one of which every URL the patterns match holds (none: passed unparsed)
+//   X strict mode only (else 0): the hosts scripts may come from besides the page's own
+//   C per category, strictest first: [category, host + path + query, host alone (resource
+//     hints), cookie names, storage keys]
 // The banner gives the visitor's choice to window.consentgateGuard(granted, decided) (and
 // deletes that name). Short names: W window, D document, Q the held items [category, what
 // redoes it], E Element.prototype, on the granted categories, dec a decision was made.
-((Z, I) => {
+((H, X, C, I) => {
 const W = window, D = document, Q = [], O = Object, E = Element.prototype, XM = new WeakMap
 let on = I || ['necessary'], dec
 const ok = c => !c || on.includes(c)
 // the guard's own errors never reach the page: t(f) runs f and swallows what it throws
 const t = f => { try { return f() } catch {} }
 const hold = (c, f) => dec || Q.push([c, f])
-// patterns as alternatives of a regular expression: each escaped, * as w (none: no match)
-const alt = (p, w) => p.map(x => x.replace(/[^\w*]/g, '\\$&').replace(/\*/g, w)).join('|') || '-^'
-const rx = (p, w) => RegExp(`^(${alt(p.split(' '), w)})$`)
-// per category: host + path + query (a host pattern: that host or a subdomain; a /suffix:
-// on any host, before the query), and the host alone (resource hints)
-const U = Z.u.map(([c, p]) => {
-  const h = p.split(' ').filter(x => x[0] != '/'), f = p.split(' ').filter(x => x[0] == '/')
-  return [c, RegExp(`^(([^/]*\\.)?(${alt(h.map(x => x.includes('/') ? x : x + '/'), '[^?#]*')})|[^?]*(${alt(f)})(\\?|$))`), RegExp(`^(.*\\.)?(${alt(h.map(x => x.split('/')[0]))})$`)]
-})
-const K = Z.k.map(([c, p]) => [c, rx(p, '.*')]), SX = Z.x != null && RegExp(`^(.*\\.)?(${alt(Z.x.split(' '))})$`)
-// a URL (or tag) without any of the words the patterns need is passed without a look
-const HW = RegExp(Z.h + '|&#|\\\\|%', 'i')
 // the category of a URL; h: a resource hint (matched by host), s: a script (strict mode)
 const cat = (v, h, s) => {
-  if (!HW.test(v) && !(s && SX)) return
+  if (!H.test(v) && !(s && X)) return
   const u = new URL(v, D.baseURI), n = u.hostname
   if (/^(http|ws)s?:$/.test(u.protocol)) {
-    for (const [c, r, q] of U) if (h ? q.test(n) : r.test(n + u.pathname + u.search)) return c
-    if (s && SX && n != location.hostname && !SX.test(n)) return 'unclassified'
+    for (const [c, r, q] of C) if (h ? q.test(n) : r.test(n + u.pathname + u.search)) return c
+    if (s && X && n != location.hostname && !X.test(n)) return 'unclassified'
   }
 }
 // the refused category a URL (or Request) is held under, or 0
@@ -59,7 +48,7 @@ const set = (o, k, f) => { const p = O.getOwnPropertyDescriptor(o, k); p?.set &&
 // Each tag is parsed alone (an SVG <image> parses as an <img>: its href counts too)
 const T = D.createElement('template'), ih = O.getOwnPropertyDescriptor(E, 'innerHTML').set
 const html = (v, s) => typeof v != 'string' ? v : v.replace(/<(img|image|script|i?frame|embed|source|audio|video|input|track|link|object)(?=[\s/>])([^>"']|"[^"]*"|'[^']*')*>/gi, m => t(() => {
-  if (!HW.test(m) && !(s && SX)) return
+  if (!H.test(m) && !(s && X)) return
   ih.call(T, m)
   const e = T.content.firstChild, n = [], sc = e.localName == 'script'
   let h
@@ -75,7 +64,7 @@ const scan = x => {
 }
 
 const guard = () => {
-  const pr = n => W[n].prototype, P = pr('Document'), X = pr('XMLHttpRequest')
+  const pr = n => W[n].prototype, P = pr('Document'), XP = pr('XMLHttpRequest')
   hk(E, 'setAttribute', (e, a) => (a[0] == 'srcdoc' && (a[1] = html(a[1], 1)), el(e, ...a)))
   hk(E, 'setAttributeNS', (e, a) => el(e, a[1], a[2]))
   for (const k of ['src', 'srcset', 'href', 'data', 'poster', 'srcdoc', 'imageSrcset'])
@@ -97,15 +86,15 @@ const guard = () => {
   // an XMLHttpRequest fails as a network error, a WebSocket or EventSource fails to connect
   hk(W, 'fetch', (_, a) => nc(a[0]), () => Promise.reject(new TypeError('Failed to fetch')))
   hk(pr('Navigator'), 'sendBeacon', (_, a) => nc(a[0]), () => !1)
-  hk(X, 'open', (x, a) => { const c = nc(a[1]); XM.set(x, c && [c, [...a]]); c && (a[1] = 'data:;base64,%') })
-  hk(X, 'send', (x, a) => { const q = XM.get(x); q && hold(q[0], () => { const n = new XMLHttpRequest; n.open(...q[1]); n.withCredentials = x.withCredentials; n.send(a[0]) }) })
+  hk(XP, 'open', (x, a) => { const c = nc(a[1]); XM.set(x, c && [c, [...a]]); c && (a[1] = 'data:;base64,%') })
+  hk(XP, 'send', (x, a) => { const q = XM.get(x); q && hold(q[0], () => { const n = new XMLHttpRequest; n.open(...q[1]); n.withCredentials = x.withCredentials; n.send(a[0]) }) })
   for (const [k, f] of [['WebSocket', 'ws://localhost:0'], ['EventSource', 'about:blank']])
     W[k] = new Proxy(W[k], { construct: (C, a, n) => Reflect.construct(C, nc(a[0]) ? [f] : a, n) })
   // document.cookie: a write of a cookie declared for a refused category (deleting passes)
   set(P, 'cookie', function (v, f) {
     const c = t(() => {
       const m = /^\s*([^=;]*?)\s*=\s*([^;]*)/.exec(v)
-      if (m[2] && !/max-age=\s*[-0]/i.test(v) && !(Date.parse(/expires=([^;]*)/i.exec(v)?.[1]) < Date.now())) for (const [c, r] of K) if (!ok(c) && r.test(m[1])) return c
+      if (m[2] && !/max-age=\s*[-0]/i.test(v) && !(Date.parse(/expires=([^;]*)/i.exec(v)?.[1]) < Date.now())) for (const [c, , , r] of C) if (!ok(c) && r.test(m[1])) return c
     })
     c ? hold(c, () => this.cookie = v) : f.call(this, v)
   })
@@ -117,7 +106,7 @@ if (!W.consentgateGuard) {
   // the banner's call: the visitor's categories (d: a choice was made); held items of granted
   // categories are redone, in order; storage keys of withdrawn categories are removed
   W.consentgateGuard = (g, d) => {
-    for (const [c, p] of Z.s) ok(c) && !g.includes(c) && t(() => { for (const s of [localStorage, sessionStorage]) for (const k of O.keys(s)) rx(p, '.*').test(k) && s.removeItem(k) })
+    for (const [c, , , , r] of C) ok(c) && !g.includes(c) && t(() => { for (const s of [localStorage, sessionStorage]) for (const k of O.keys(s)) r.test(k) && s.removeItem(k) })
     on = g
     dec ||= d
     for (const q of Q.splice(0)) ok(q[0]) ? t(() => q[1]()?.catch?.(() => {})) : dec || Q.push(q)
