@@ -41,8 +41,8 @@ const el = (e, n, v) => {
 // method m of o: f(this, args) may change the arguments, or name a refused category: then
 // the call is held (redone later as made) and returns r()
 const hk = (o, m, f, r) => { const n = o?.[m]; n && (o[m] = function (...a) { const c = t(() => f(this, a)); return c ? (hold(c, () => o[m].apply(this, a)), r?.()) : n.apply(this, a) }) }
-// setter k of o through f(value, native setter)
-const set = (o, k, f) => { const p = O.getOwnPropertyDescriptor(o, k); p?.set && O.defineProperty(o, k, { ...p, set(v) { f.call(this, v, p.set) } }) }
+// setter k of o, as hk: f(this, [k, value]) may change the value, or name a refused category
+const sp = (o, k, f) => { const p = O.getOwnPropertyDescriptor(o, k); p?.set && O.defineProperty(o, k, { ...p, set(v) { const a = [k, v], c = t(() => f(this, a)); c ? hold(c, () => this[k] = v) : p.set.call(this, a[1]) } }) }
 // markup as a string: a tag loading from a refused category is held as the rewriter does
 // it (the banner restores it); s: its scripts run (document.write), elsewhere they never do.
 // Each tag is parsed alone (an SVG <image> parses as an <img>: its href counts too)
@@ -65,38 +65,40 @@ const scan = x => {
 
 const guard = () => {
   const pr = n => W[n].prototype, P = pr('Document'), XP = pr('XMLHttpRequest')
-  hk(E, 'setAttribute', (e, a) => (a[0] == 'srcdoc' && (a[1] = html(a[1], 1)), el(e, ...a)))
+  // an attribute [name, value] as set, or its property: markup in srcdoc, URLs elsewhere
+  const at = (e, a) => (/^srcdoc$/i.test(a[0]) && (a[1] = html(a[1], 1)), el(e, ...a))
+  // markup in argument 1 (0: h0; scripts that will run: h0s)
+  const h1 = (_, a) => { a[1] = html(a[1]) }, h0 = (_, a) => { a[0] = html(a[0]) }, h0s = (_, a) => { a[0] = html(a[0], 1) }
+  hk(E, 'setAttribute', at)
   hk(E, 'setAttributeNS', (e, a) => el(e, a[1], a[2]))
-  for (const k of ['src', 'srcset', 'href', 'data', 'poster', 'srcdoc', 'imageSrcset'])
+  for (const k of 'src srcset href data poster srcdoc imageSrcset'.split(' '))
     for (const p of 'Script Image IFrame Frame Embed Source Media Input Track Link Object Video'.split(' '))
-      set(pr(`HTML${p}Element`), k, function (v) { this.setAttribute(k.toLowerCase(), v) })
+      sp(pr(`HTML${p}Element`), k, at)
   for (const o of [E, pr('Node'), pr('CharacterData')])
     for (const m of 'appendChild insertBefore replaceChild append prepend before after replaceWith replaceChildren insertAdjacentElement'.split(' '))
       O.hasOwn(o, m) && hk(o, m, (p, a) => { for (const x of a) (p.isConnected || x?.ownerDocument != D) && scan(x) })
   for (const o of [E, pr('ShadowRoot')]) {
-    set(o, 'innerHTML', function (v, f) { f.call(this, /^s(cript|tyle)$/.test(this.localName) ? v : html(v)) })
-    hk(o, 'setHTMLUnsafe', (_, a) => { a[0] = html(a[0]) })
+    sp(o, 'innerHTML', (e, a) => /^s(cript|tyle)$/.test(e.localName) || h1(e, a))
+    hk(o, 'setHTMLUnsafe', h0)
   }
-  set(E, 'outerHTML', function (v, f) { f.call(this, html(v)) })
-  hk(E, 'insertAdjacentHTML', (_, a) => { a[1] = html(a[1]) })
-  hk(pr('Range'), 'createContextualFragment', (_, a) => { a[0] = html(a[0], 1) })
+  sp(E, 'outerHTML', h1)
+  hk(E, 'insertAdjacentHTML', h1)
+  hk(pr('Range'), 'createContextualFragment', h0s)
   for (const m of ['write', 'writeln']) hk(P, m, (_, a) => { a.splice(0, 1e9, html(a.join(''), 1)) })
 
   // network calls: a held fetch rejects as a network error would, a held beacon is false,
   // an XMLHttpRequest fails as a network error, a WebSocket or EventSource fails to connect
-  hk(W, 'fetch', (_, a) => nc(a[0]), () => Promise.reject(new TypeError('Failed to fetch')))
-  hk(pr('Navigator'), 'sendBeacon', (_, a) => nc(a[0]), () => !1)
+  const n0 = (_, a) => nc(a[0])
+  hk(W, 'fetch', n0, () => Promise.reject(new TypeError('Failed to fetch')))
+  hk(pr('Navigator'), 'sendBeacon', n0, () => !1)
   hk(XP, 'open', (x, a) => { const c = nc(a[1]); XM.set(x, c && [c, [...a]]); c && (a[1] = 'data:;base64,%') })
   hk(XP, 'send', (x, a) => { const q = XM.get(x); q && hold(q[0], () => { const n = new XMLHttpRequest; n.open(...q[1]); n.withCredentials = x.withCredentials; n.send(a[0]) }) })
   for (const [k, f] of [['WebSocket', 'ws://localhost:0'], ['EventSource', 'about:blank']])
     W[k] = new Proxy(W[k], { construct: (C, a, n) => Reflect.construct(C, nc(a[0]) ? [f] : a, n) })
   // document.cookie: a write of a cookie declared for a refused category (deleting passes)
-  set(P, 'cookie', function (v, f) {
-    const c = t(() => {
-      const m = /^\s*([^=;]*?)\s*=\s*([^;]*)/.exec(v)
-      if (m[2] && !/max-age=\s*[-0]/i.test(v) && !(Date.parse(/expires=([^;]*)/i.exec(v)?.[1]) < Date.now())) for (const [c, , , r] of C) if (!ok(c) && r.test(m[1])) return c
-    })
-    c ? hold(c, () => this.cookie = v) : f.call(this, v)
+  sp(P, 'cookie', (_, [, v]) => {
+    const m = /^\s*([^=;]*?)\s*=\s*([^;]*)/.exec(v)
+    if (m[2] && !/max-age=\s*[-0]/i.test(v) && !(Date.parse(/expires=([^;]*)/i.exec(v)?.[1]) < Date.now())) for (const [c, , , r] of C) if (!ok(c) && r.test(m[1])) return c
   })
 }
 
