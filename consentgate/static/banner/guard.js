@@ -32,11 +32,10 @@ const nc = u => { const c = t(() => cat(u?.url ?? u)); return !ok(c) && c }
 // attribute n = v of element e: the refused category it loads from, if any
 const el = (e, n, v) => {
   const l = e.localName, r = e.rel
-  if (/^(src|srcset|data|poster|imagesrcset)$/i.test(n) || /^(link|script|image|img) (xlink:)?href$/i.test(l + ' ' + n))
-    if (e.getAttribute('data-consent') != 'necessary') {
-      const h = /preconnect|dns-prefetch/i.test(r) && !/(^|\s)(module)?pre(load|fetch)(\s|$)/i.test(r)
-      for (const w of String(v).split(/[\s,]+/)) { const c = w && cat(w, h, l == 'script'); if (!ok(c)) return c }
-    }
+  if (/^(\w+ ((image)?src(set)?|data|poster)|(link|script|image|img) (xlink:)?href)$/i.test(l + ' ' + n) && e.dataset?.consent != 'necessary') {
+    const h = /preconnect|dns-prefetch/i.test(r) && !/(^|\s)(module)?pre(load|fetch)(\s|$)/i.test(r)
+    for (const w of String(v).split(/[\s,]+/)) { const c = w && cat(w, h, l == 'script'); if (!ok(c)) return c }
+  }
 }
 // method m of o: f(this, args) may change the arguments, or name a refused category: then
 // the call is held (redone later as made) and returns r()
@@ -47,7 +46,7 @@ const sp = (o, k, f) => { const p = O.getOwnPropertyDescriptor(o, k); p?.set && 
 // it (the banner restores it); s: its scripts run (document.write), elsewhere they never do.
 // Each tag is parsed alone (an SVG <image> parses as an <img>: its href counts too)
 const T = D.createElement('template'), ih = O.getOwnPropertyDescriptor(E, 'innerHTML').set
-const html = (v, s) => typeof v != 'string' ? v : v.replace(/<(img|image|script|i?frame|embed|source|audio|video|input|track|link|object)(?=[\s/>])([^>"']|"[^"]*"|'[^']*')*>/gi, m => t(() => {
+const html = (v, s) => typeof v != 'string' ? v : v.replace(/<\w+([^>"']|"[^"]*"|'[^']*')*>/g, m => t(() => {
   if (!H.test(m) && !(s && X)) return
   ih.call(T, m)
   const e = T.content.firstChild, n = [], sc = e.localName == 'script'
@@ -89,16 +88,16 @@ const guard = () => {
   // network calls: a held fetch rejects as a network error would, a held beacon is false,
   // an XMLHttpRequest fails as a network error, a WebSocket or EventSource fails to connect
   const n0 = (_, a) => nc(a[0])
-  hk(W, 'fetch', n0, () => Promise.reject(new TypeError('Failed to fetch')))
+  hk(W, 'fetch', n0, async () => { throw TypeError('Failed to fetch') })
   hk(pr('Navigator'), 'sendBeacon', n0, () => !1)
   hk(XP, 'open', (x, a) => { const c = nc(a[1]); XM.set(x, c && [c, [...a]]); c && (a[1] = 'data:;base64,%') })
   hk(XP, 'send', (x, a) => { const q = XM.get(x); q && hold(q[0], () => { const n = new XMLHttpRequest; n.open(...q[1]); n.withCredentials = x.withCredentials; n.send(a[0]) }) })
-  for (const [k, f] of [['WebSocket', 'ws://localhost:0'], ['EventSource', 'about:blank']])
-    W[k] = new Proxy(W[k], { construct: (C, a, n) => Reflect.construct(C, nc(a[0]) ? [f] : a, n) })
+  for (const k of ['WebSocket', 'EventSource'])
+    W[k] = new Proxy(W[k], { construct: (C, a, n) => Reflect.construct(C, nc(a[0]) ? ['ws://localhost:0'] : a, n) })
   // document.cookie: a write of a cookie declared for a refused category (deleting passes)
   sp(P, 'cookie', (_, [, v]) => {
     const m = /^\s*([^=;]*?)\s*=\s*([^;]*)/.exec(v)
-    if (m[2] && !/max-age=\s*[-0]/i.test(v) && !(Date.parse(/expires=([^;]*)/i.exec(v)?.[1]) < Date.now())) for (const [c, , , r] of C) if (!ok(c) && r.test(m[1])) return c
+    if (m[2] && !/max-age=\s*[-0]/i.test(v) && !(new Date(/expires=([^;]*)/i.exec(v)?.[1]) < new Date)) for (const [c, , , r] of C) if (!ok(c) && r.test(m[1])) return c
   })
 }
 
