@@ -12,7 +12,7 @@
 // deletes that name). Short names: W window, D document, Q the held items [category, what
 // redoes it], E Element.prototype, on the granted categories, dec a decision was made.
 ((H, X, C, I) => {
-const W = window, D = document, Q = [], O = Object, E = Element.prototype, XM = new WeakMap
+const W = window, D = document, Q = [], O = Object, E = Element.prototype
 let on = I || ['necessary'], dec
 const ok = c => !c || on.includes(c)
 // the guard's own errors never reach the page: t(f) runs f and swallows what it throws
@@ -28,7 +28,7 @@ const cat = (v, h, s) => {
   }
 }
 // the refused category a URL (or Request) is held under, or 0
-const nc = u => { const c = t(() => cat(u?.url ?? u)); return !ok(c) && c }
+const nc = u => { const c = cat(u?.url ?? u); return !ok(c) && c }
 // attribute n = v of element e: the refused category it loads from, if any
 const el = (e, n, v) => {
   const l = e.localName, r = e.rel
@@ -40,8 +40,8 @@ const el = (e, n, v) => {
 // method m of o: f(this, args) may change the arguments, or name a refused category: then
 // the call is held (redone later as made) and returns r()
 const hk = (o, m, f, r) => { const n = o?.[m]; n && (o[m] = function (...a) { const c = t(() => f(this, a)); return c ? (hold(c, () => o[m].apply(this, a)), r?.()) : n.apply(this, a) }) }
-// setter k of o, as hk: f(this, [k, value]) may change the value, or name a refused category
-const sp = (o, k, f) => { const p = O.getOwnPropertyDescriptor(o, k); p?.set && O.defineProperty(o, k, { ...p, set(v) { const a = [k, v], c = t(() => f(this, a)); c ? hold(c, () => this[k] = v) : p.set.call(this, a[1]) } }) }
+// setter k of o, as hk: f(this, [value])
+const sp = (o, k, f) => { const p = O.getOwnPropertyDescriptor(o, k); p?.set && (hk(p, 'set', f), O.defineProperty(o, k, p)) }
 // markup as a string: a tag loading from a refused category is held as the rewriter does
 // it (the banner restores it); s: its scripts run (document.write), elsewhere they never do.
 // Each tag is parsed alone (an SVG <image> parses as an <img>: its href counts too)
@@ -64,38 +64,38 @@ const scan = x => {
 
 const guard = () => {
   const pr = n => W[n].prototype, P = pr('Document'), XP = pr('XMLHttpRequest')
-  // an attribute [name, value] as set, or its property: markup in srcdoc, URLs elsewhere
-  const at = (e, a) => (/^srcdoc$/i.test(a[0]) && (a[1] = html(a[1], 1)), el(e, ...a))
+  // attribute n of e set to a[i] (or its property): markup in srcdoc, URLs elsewhere
+  const at = (e, n, a, i) => (/^srcdoc$/i.test(n) && (a[i] = html(a[i], 1)), el(e, n, a[i]))
   // markup in argument 1 (0: h0; scripts that will run: h0s)
   const h1 = (_, a) => { a[1] = html(a[1]) }, h0 = (_, a) => { a[0] = html(a[0]) }, h0s = (_, a) => { a[0] = html(a[0], 1) }
-  hk(E, 'setAttribute', at)
-  hk(E, 'setAttributeNS', (e, a) => el(e, a[1], a[2]))
+  hk(E, 'setAttribute', (e, a) => at(e, a[0], a, 1))
+  hk(E, 'setAttributeNS', (e, a) => at(e, a[1], a, 2))
   for (const k of 'src srcset href data poster srcdoc imageSrcset'.split(' '))
     for (const p of 'Script Image IFrame Frame Embed Source Media Input Track Link Object Video'.split(' '))
-      sp(pr(`HTML${p}Element`), k, at)
+      sp(pr(`HTML${p}Element`), k, (e, a) => at(e, k, a, 0))
   for (const o of [E, pr('Node'), pr('CharacterData')])
     for (const m of 'appendChild insertBefore replaceChild append prepend before after replaceWith replaceChildren insertAdjacentElement'.split(' '))
       O.hasOwn(o, m) && hk(o, m, (p, a) => { for (const x of a) (p.isConnected || x?.ownerDocument != D) && scan(x) })
   for (const o of [E, pr('ShadowRoot')]) {
-    sp(o, 'innerHTML', (e, a) => /^s(cript|tyle)$/.test(e.localName) || h1(e, a))
+    sp(o, 'innerHTML', (e, a) => /^s(cript|tyle)$/.test(e.localName) || h0(e, a))
     hk(o, 'setHTMLUnsafe', h0)
   }
-  sp(E, 'outerHTML', h1)
+  sp(E, 'outerHTML', h0)
   hk(E, 'insertAdjacentHTML', h1)
   hk(pr('Range'), 'createContextualFragment', h0s)
-  for (const m of ['write', 'writeln']) hk(P, m, (_, a) => { a.splice(0, 1e9, html(a.join(''), 1)) })
+  for (const m of ['write', 'writeln']) hk(P, m, (_, a) => { a[0] = html(a.splice(0).join(''), 1) })
 
   // network calls: a held fetch rejects as a network error would, a held beacon is false,
   // an XMLHttpRequest fails as a network error, a WebSocket or EventSource fails to connect
   const n0 = (_, a) => nc(a[0])
   hk(W, 'fetch', n0, async () => { throw TypeError('Failed to fetch') })
   hk(pr('Navigator'), 'sendBeacon', n0, () => !1)
-  hk(XP, 'open', (x, a) => { const c = nc(a[1]); XM.set(x, c && [c, [...a]]); c && (a[1] = 'data:;base64,%') })
-  hk(XP, 'send', (x, a) => { const q = XM.get(x); q && hold(q[0], () => { const n = new XMLHttpRequest; n.open(...q[1]); n.withCredentials = x.withCredentials; n.send(a[0]) }) })
+  hk(XP, 'open', (x, a) => { const c = nc(a[1]); x.$cg = c && [c, [...a]]; c && (a[1] = 'data:;base64,%') })
+  hk(XP, 'send', (x, a) => { const q = x.$cg; q && hold(q[0], () => { const n = new XMLHttpRequest; n.open(...q[1]); n.withCredentials = x.withCredentials; n.send(a[0]) }) })
   for (const k of ['WebSocket', 'EventSource'])
-    W[k] = new Proxy(W[k], { construct: (C, a, n) => Reflect.construct(C, nc(a[0]) ? ['ws://localhost:0'] : a, n) })
+    W[k] = new Proxy(W[k], { construct: (C, a, n) => Reflect.construct(C, t(() => nc(a[0])) ? ['ws://localhost:0'] : a, n) })
   // document.cookie: a write of a cookie declared for a refused category (deleting passes)
-  sp(P, 'cookie', (_, [, v]) => {
+  sp(P, 'cookie', (_, [v]) => {
     const m = /^\s*([^=;]*?)\s*=\s*([^;]*)/.exec(v)
     if (m[2] && !/max-age=\s*[-0]/i.test(v) && !(new Date(/expires=([^;]*)/i.exec(v)?.[1]) < new Date)) for (const [c, , , r] of C) if (!ok(c) && r.test(m[1])) return c
   })
