@@ -33,7 +33,7 @@ const nc = u => { const c = cat(u?.url ?? u); return !ok(c) && c }
 const el = (e, n, v) => {
   const l = e.localName, r = e.rel
   if (/^(\w+ ((image)?src(set)?|data|poster)|(link|script|image|img) (xlink:)?href)$/i.test(l + ' ' + n) && e.dataset?.consent != 'necessary') {
-    const h = /preconnect|dns-prefetch/i.test(r) && !/(^|\s)(module)?pre(load|fetch)(\s|$)/i.test(r)
+    const h = /preconnect|dns-prefetch/i.test(r) && !/(^|\s)(module)?pre(load|fetch)/i.test(r)
     for (const w of String(v).split(/[\s,]+/)) { const c = w && cat(w, h, l == 'script'); if (!ok(c)) return c }
   }
 }
@@ -46,7 +46,7 @@ const sp = (o, k, f) => { const p = O.getOwnPropertyDescriptor(o, k); p?.set && 
 // it (the banner restores it); s: its scripts run (document.write), elsewhere they never do.
 // Each tag is parsed alone (an SVG <image> parses as an <img>: its href counts too)
 const T = D.createElement('template'), ih = O.getOwnPropertyDescriptor(E, 'innerHTML').set
-const html = (v, s) => typeof v != 'string' ? v : v.replace(/<\w+([^>"']|"[^"]*"|'[^']*')*>/g, m => t(() => {
+const html = (v, s) => !v?.replace ? v : v.replace(/<\w+([^>"']|"[^"]*"|'[^']*')*>/g, m => t(() => {
   if (!H.test(m) && !(s && X)) return
   ih.call(T, m)
   const e = T.content.firstChild, n = [], sc = e.localName == 'script'
