@@ -1,21 +1,26 @@
 """The runtime guard's code and data (``static/banner/guard.js``, docs/guard.md).
 
 Pure: no HTTP. The guard enforces the same catalog and site declarations as the rewriter,
-compiled here to a compact JavaScript object of space-separated patterns, per category,
-strictest category first (the guard takes the first category that matches, which is the
-strictest, as the rewriter does):
+compiled here (:func:`guard_rules`) to regular expressions the guard uses as they are (it
+builds none), written by :func:`guard_data` as the first arguments of its call,
+``/h/i, x or 0, [[category, urls, hint hosts, cookies, storage], ...]``, one row per
+category, strictest first (the guard takes the first category that matches, which is the
+strictest, as the rewriter does); a category without such patterns has :data:`NOTHING`:
 
-- ``u``: the catalog's URL patterns (``host/path*``, ``/suffix``), as in
-  ``catalog.toml``, without those a stricter or equal category's host-wide pattern
-  already covers; the guard matches them as :meth:`~consentgate.catalog.Catalog.match_url`
-  does (``host + path + query``), and by host alone for resource hints
+- ``urls``: the catalog's URL patterns (``host/path*``, ``/suffix``), without those a
+  stricter or equal category's host-wide pattern already covers, matched as
+  :meth:`~consentgate.catalog.Catalog.match_url` does (``host + path + query``);
+- ``hint hosts``: their hosts (or a subdomain), for resource hints
   (:meth:`~consentgate.catalog.Catalog.hint_category`);
-- ``k``: the declared cookie names (:func:`~consentgate.catalog.cookie_patterns`);
-- ``s``: the declared storage keys (:func:`~consentgate.catalog.storage_patterns`);
+- ``cookies``: the declared cookie names (:func:`~consentgate.catalog.cookie_patterns`);
+- ``storage``: the declared storage keys (:func:`~consentgate.catalog.storage_patterns`);
 - ``x`` (strict sites only): the hosts scripts may come from besides the page's own;
 - ``h``: the words one of which every URL the patterns match contains (the rewriter's
   ``Catalog.hint_words``, and the names of path-suffix patterns): a URL or a tag without
   any (nor ``&#``, ``\\`` or ``%``) is passed without being parsed.
+
+The sources are valid alike in Python's ``re`` and in a JavaScript regular expression
+literal inside an inline ``<script>`` (``tests/test_guard.py`` checks them with ``re``).
 
 :func:`guard_script` is the code with its data and the visitor's categories, ready for an
 inline ``<script>`` (proxy and middleware mode, :mod:`consentgate.injection`) or for the

@@ -62,7 +62,12 @@ PASSES = """(async () => {
   const x = new XMLHttpRequest(); x.open('GET', 'https://cdn.example.com/data.json')
   const xhr = new Promise(ok => { x.onloadend = () => ok(x.readyState + ':' + x.status) }); x.send()
   const beacon = navigator.sendBeacon('/beacon', 'x')
-  return [(await fetch('/_consent/healthz')).status, beacon, await xhr]
+  const i = document.createElement('script'); i.innerHTML = 'window.__inline = 1'
+  document.head.append(i)
+  const css = document.createElement('style'); css.innerHTML = 'p {}'
+  document.cookie = 'own=1'
+  const own = [window.__inline, css.textContent, document.cookie.includes('own=1')]
+  return [(await fetch('/_consent/healthz')).status, beacon, await xhr, ...own]
 })()"""
 HINT = """const l = document.createElement('link')
 l.id = 'hint-runtime'
@@ -210,7 +215,7 @@ def test_nothing_reaches_a_tracker_before_consent_and_all_is_released_on_accept(
         assert errors == []
         # what no category names passes: first party, and third parties the catalog lacks
         passed = page.evaluate(PASSES)
-        assert passed == [200, True, "4:204"], passed
+        assert passed == [200, True, "4:204", 1, "p {}", True], passed
         assert any(u.startswith("https://cdn.example.com/") for u in net.urls)
         for tag in URLS:  # held calls fail as the network would, nothing throws
             assert results[tag]["fetch"] == "TypeError"

@@ -77,7 +77,7 @@ const guard = () => {
     for (const m of 'appendChild insertBefore replaceChild append prepend before after replaceWith replaceChildren insertAdjacentElement'.split(' '))
       O.hasOwn(o, m) && hk(o, m, (p, a) => { for (const x of a) (p.isConnected || x?.ownerDocument != D) && scan(x) })
   for (const o of [E, pr('ShadowRoot')]) {
-    sp(o, 'innerHTML', (e, a) => /^s(cript|tyle)$/.test(e.localName) || h0(e, a))
+    sp(o, 'innerHTML', (e, a) => { /^s(cript|tyle)$/.test(e.localName) || h0(e, a) })
     hk(o, 'setHTMLUnsafe', h0)
   }
   sp(E, 'outerHTML', h0)
