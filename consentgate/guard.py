@@ -130,7 +130,7 @@ def _escape(text: str) -> str:
 
 def _any(patterns: Iterable[str], wide: str = "") -> str:
     """Patterns as alternatives, each escaped with ``*`` as ``wide``."""
-    return "|".join(_escape(p).replace("\\*", wide) for p in patterns)
+    return "|".join(_escape(p).replace("\\*", wide) for p in sorted(patterns))  # gzips best
 
 
 def _full(patterns: list[str]) -> str:
@@ -148,11 +148,25 @@ def _hosts(hosts: Iterable[str]) -> str:
 def _urls(patterns: list[str]) -> str:
     """``host + path + query`` as ``Catalog.match_url`` matches it: a host pattern matches
     that host or a subdomain; a ``/suffix`` matches on any host, before the query."""
-    hosts = [p if "/" in p else p + "/" for p in patterns if p[0] != "/"]
+    paths: dict[str, set[str]] = {}  # per host: its paths ("": any), one host once
+    for p in patterns:
+        if p[0] != "/":
+            host, _, path = p.partition("/")
+            paths.setdefault(host.lower(), set()).add(path)
+    wide = {h for h, ps in paths.items() if "" in ps}
+    hosts = [
+        _any([h]) + "\\/" + ("" if h in wide else _group(_any(ps, "[^?#]*"), len(ps)))
+        for h, ps in sorted(paths.items())
+        if not any(h.endswith("." + w) for w in wide)  # a subdomain of a host-wide one
+    ]
     ends = [p for p in patterns if p[0] == "/"]
-    parts = [rf"([^/]*\.)?({_any(hosts, '[^?#]*')})"] if hosts else []
+    parts = [rf"([^/]*\.)?({'|'.join(hosts)})"] if hosts else []
     parts += [rf"[^?]*({_any(ends, '[^?#]*')})(\?|$)"] if ends else []
     return f"^({'|'.join(parts)})" if parts else NOTHING
+
+
+def _group(source: str, alternatives: int) -> str:
+    return f"({source})" if alternatives > 1 else source
 
 
 def guard_rules(site: Site) -> dict[str, object]:
@@ -169,16 +183,17 @@ def guard_rules(site: Site) -> dict[str, object]:
         [
             c,
             _urls(urls.get(c, [])),
-            _hosts(p.split("/")[0] for p in urls.get(c, []) if p[0] != "/"),
+            _hosts(p.split("/")[0].lower() for p in urls.get(c, []) if p[0] != "/"),
             _full(cookies.get(c, [])),
             _full(storage.get(c, [])),
         ]
         for c in ORDER
         if c in urls or c in cookies or c in storage
     ]
+    words = {w for w in words if w and not any(o != w and o in w for o in words)}  # substrings
     strict = sorted({h.lower().split(":")[0] for h in site.hosts + site.allow_hosts})
     return {
-        "h": "|".join([*(_escape(w) for w in sorted(words) if w), "&#", r"\\", "%"]),
+        "h": "|".join([*(_escape(w) for w in sorted(words)), "&#", r"\\", "%"]),
         "x": _hosts(strict) if site.strict else None,
         "c": rows,
     }
