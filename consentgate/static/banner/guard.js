@@ -2,7 +2,7 @@
 // scripts add at run time - elements, network calls, cookies - when it belongs to a category
 // the visitor has not granted, and redoes it once, in order, when that category is granted.
 // Plain JS, no build step; every byte goes to every visitor, hence the short names. The
-// server appends the call: (<data>, <granted ids or 0>); the data, compiled from the catalog
+// server appends the call: (H, X, C, <granted ids or 0>); the data, compiled from the catalog
 // and the site's declarations by consentgate/guard.py as regular expressions:
 //   H the words one of which every URL the patterns match holds (none: passed unparsed)
 //   X strict mode only (else 0): the hosts scripts may come from besides the page's own
@@ -86,14 +86,15 @@ const guard = () => {
   for (const m of ['write', 'writeln']) hk(P, m, (_, a) => { a[0] = html(a.splice(0).join(''), 1) })
 
   // network calls: a held fetch rejects as a network error would, a held beacon is false,
-  // an XMLHttpRequest fails as a network error, a WebSocket or EventSource fails to connect
+  // an XMLHttpRequest fails as a network error (its [category, open's arguments] ride on it
+  // as $cg until send), a WebSocket or EventSource fails to connect
   const n0 = (_, a) => nc(a[0])
   hk(W, 'fetch', n0, async () => { throw TypeError('Failed to fetch') })
   hk(pr('Navigator'), 'sendBeacon', n0, () => !1)
   hk(XP, 'open', (x, a) => { const c = nc(a[1]); x.$cg = c && [c, [...a]]; c && (a[1] = 'data:;base64,%') })
   hk(XP, 'send', (x, a) => { const q = x.$cg; q && hold(q[0], () => { const n = new XMLHttpRequest; n.open(...q[1]); n.withCredentials = x.withCredentials; n.send(a[0]) }) })
   for (const k of ['WebSocket', 'EventSource'])
-    W[k] = new Proxy(W[k], { construct: (C, a, n) => Reflect.construct(C, t(() => nc(a[0])) ? ['ws://localhost:0'] : a, n) })
+    W[k] = new Proxy(W[k], { construct: (K, a, n) => Reflect.construct(K, t(() => nc(a[0])) ? ['ws://localhost:0'] : a, n) })
   // document.cookie: a write of a cookie declared for a refused category (deleting passes)
   sp(P, 'cookie', (_, [v]) => {
     const m = /^\s*([^=;]*?)\s*=\s*([^;]*)/.exec(v)
