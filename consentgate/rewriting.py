@@ -210,9 +210,13 @@ class _Responder:
                 return
             sniffed = b"".join(self.decoded)
             self.kind = sniff_kind(sniffed)
-            if self.kind is Kind.PASS:  # not a document: as the app sent it
+            as_sent = self.kind is Kind.PASS or (self.kind is Kind.XML and everything)
+            if as_sent:  # not a document, or XML to a visitor who granted all
                 self.passing = True
-                await self._send_start(self._cookies(self.headers, page=False))
+                if self.kind is Kind.PASS:
+                    await self._send_start(self._cookies(self.headers, page=False))
+                else:
+                    await self._send_start(self._page_headers(keep_coding=True))
                 await self.downstream(
                     {"type": "http.response.body", "body": b"".join(self.raw), "more_body": more}
                 )
