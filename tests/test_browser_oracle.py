@@ -408,3 +408,17 @@ def _answer(url: str, cookies: dict[str, str]) -> tuple[int, bytes | str]:
             return r.status_code, decoder.decode(body) + decoder.flush()
         except DecodeError:
             return r.status_code, "undecodable"
+
+
+def test_middleware_and_proxy_expire_the_same_cookies(world: World) -> None:
+    """A visitor without consent carrying tracker cookies (HttpOnly or not: the server
+    cannot tell) gets the same expiring Set-Cookie headers from both, on a page."""
+    path = world.registry.add(variant("html"))
+    cookies = {"_ga": "GA1.1.1", "_gid": "GA1.1.2", "PHPSESSID": "s"}
+    answers = []
+    for base in (world.proxy, world.middleware):
+        with httpx.Client(cookies=cookies, timeout=10) as client:
+            r = client.get(base + path)
+        answers.append(sorted(v for v in r.headers.get_list("set-cookie") if "Max-Age=0" in v))
+    assert answers[0] == answers[1]
+    assert {v.split("=", 1)[0] for v in answers[0]} == {"_ga", "_gid"}
