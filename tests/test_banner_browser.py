@@ -214,15 +214,6 @@ def test_withdraw_deletes_cookies_on_parent_domains(chromium: Browser, server: s
     shop = f"http://www.shop.test:{port}"
     context, fakes = open_context(chromium, server)
     fakes.local = (shop,)
-    context.add_cookies(
-        [
-            {"name": "_ga", "value": "1", "domain": ".shop.test", "path": "/"},
-            {"name": "_ga_ABC123", "value": "1", "domain": ".www.shop.test", "path": "/"},
-            {"name": "_gid", "value": "1", "url": shop + "/"},  # host-only
-            {"name": "_fbp", "value": "1", "domain": ".shop.test", "path": "/"},
-            {"name": "PHPSESSID", "value": "1", "domain": ".shop.test", "path": "/"},
-        ]
-    )
     page = context.new_page()
     try:
         page.goto(shop + "/")
@@ -231,6 +222,17 @@ def test_withdraw_deletes_cookies_on_parent_domains(chromium: Browser, server: s
         page.locator("#consentgate [role=switch][name=marketing]").check()
         button(page, "Save choices").click()
         page.locator(FAB).wait_for()
+        # the trackers' cookies, set once granted (a page served before the decision
+        # expires them server-side, as every page for a visitor who lacks their category)
+        context.add_cookies(
+            [
+                {"name": "_ga", "value": "1", "domain": ".shop.test", "path": "/"},
+                {"name": "_ga_ABC123", "value": "1", "domain": ".www.shop.test", "path": "/"},
+                {"name": "_gid", "value": "1", "url": shop + "/"},  # host-only
+                {"name": "_fbp", "value": "1", "domain": ".shop.test", "path": "/"},
+                {"name": "PHPSESSID", "value": "1", "domain": ".shop.test", "path": "/"},
+            ]
+        )
         assert {"_ga", "_ga_ABC123", "_gid", "_fbp"} <= cookie_names(page)
         page.locator(FAB).click()
         page.locator("#consentgate [role=switch][name=statistics]").uncheck()
