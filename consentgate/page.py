@@ -62,6 +62,7 @@ from .injection import head_snippet_for
 from .mime import UNKNOWN_TYPES, extract_mime_type, is_xml_type, nosniff, sniff
 from .regions import Decision
 from .rewriter import RewritePolicy, StreamRewriter
+from .rewriter.csp import csp_nonce
 from .visit import Runtime
 
 __all__ = [
@@ -167,35 +168,6 @@ def sniff_kind(data: bytes) -> Kind:
     if found == "text/html":
         return Kind.HTML
     return Kind.XML if found == "text/xml" else Kind.PASS
-
-
-# -- the CSP nonce ---------------------------------------------------------------------
-_NONCE_SOURCE = re.compile(r"'nonce-([A-Za-z0-9+/_=-]+)'", re.I)
-#: the directive a <script> element is checked against, in order of precedence
-_SCRIPT_DIRECTIVES = ("script-src-elem", "script-src", "default-src")
-
-
-def csp_nonce(values: Iterable[bytes]) -> str | None:
-    """The nonce the injected ``<script>`` elements must carry: from each enforced
-    policy (each ``Content-Security-Policy`` header, each comma-separated policy), the
-    directive that governs script elements (``script-src-elem``, else ``script-src``,
-    else ``default-src``; the first occurrence of a directive counts), its first
-    ``'nonce-…'`` source. The first policy that names one wins."""
-    for value in values:
-        for policy in value.decode("latin-1").split(","):
-            directives: dict[str, str] = {}
-            for directive in policy.split(";"):
-                name, _, rest = directive.strip().partition(" ")
-                name = name.strip().lower()
-                if name and name not in directives:
-                    directives[name] = rest
-            for name in _SCRIPT_DIRECTIVES:
-                if name in directives:
-                    found = _NONCE_SOURCE.search(directives[name])
-                    if found:
-                        return found.group(1)
-                    break
-    return None
 
 
 # -- ETags and Vary of rewritten pages -------------------------------------------------

@@ -126,6 +126,8 @@ def test_read_head(headers: list[tuple[bytes, bytes]], kind: Kind) -> None:
         ([b"script-src 'nonce-a'; script-src 'nonce-b'"], "a"),  # the first occurrence
         ([b"img-src *, script-src 'nonce-p2'"], "p2"),  # a second policy in one header
         ([b"object-src 'none'", b"SCRIPT-SRC 'NONCE-x1'"], "x1"),
+        ([b"script-src\t'nonce-tab'"], "tab"),
+        ([b"script-src"], None),
     ],
 )
 def test_csp_nonce(values: list[bytes], nonce: str | None) -> None:
@@ -212,3 +214,27 @@ async def test_the_middleware_refuses_what_it_cannot_make_safe(
             r = await client.get("/")
     assert r.status_code == 502
     assert b"googletagmanager" not in r.content
+
+
+def test_a_meta_policy_gives_its_script_nonce(settings: Settings) -> None:
+    """The rewriter reads a ``<meta http-equiv>`` policy with the same directive-aware
+    reader: the script directive's nonce, not the style one's."""
+    from consentgate.catalog import load_catalog
+    from consentgate.rewriter import RewritePolicy, StreamRewriter
+
+    site = settings.sites[0]
+    policy = RewritePolicy.for_site(site, frozenset({"necessary"}), load_catalog(site))
+    seen: list[str | None] = []
+
+    def snippet(nonce: str | None) -> bytes:
+        seen.append(nonce)
+        return b"<script></script>"
+
+    page = (
+        b"<head><meta http-equiv=Content-Security-Policy "
+        b"content=\"style-src 'nonce-st'; script-src 'nonce-sc'\"><title>t</title><p>x"
+    )
+    rewriter = StreamRewriter(policy, snippet)
+    rewriter.feed(page)
+    rewriter.finish()
+    assert seen == ["sc"]
