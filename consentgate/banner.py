@@ -205,8 +205,10 @@ class BannerAssets:
         self._guards: dict[tuple[str, ...], str] = {}
 
     def forget(self) -> None:
-        """The declarations changed (a classification): build the assets again."""
+        """The declarations changed (a classification): build the assets and the
+        runtime guard's data again."""
         self._cache.clear()
+        self._guards.clear()
         self._guards.clear()
 
     def config(self, site: Site, lang: str, regime: str = "") -> dict[str, Any]:

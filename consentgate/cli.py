@@ -25,12 +25,27 @@ class DefaultGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
-def settings_from(config: str | None, **overrides: Any) -> Settings:
-    """Load settings, turning a ConfigError into a usage error (exit 2)."""
+def settings_from(config: str | None, *, create_secret: bool = True, **overrides: Any) -> Settings:
+    """Load settings, turning a ConfigError into a usage error (exit 2).
+
+    ``create_secret=False``: nothing is written to disk (no data directory, no
+    generated secret); ``secret_keys`` is then empty when none exists yet."""
     try:
-        return load_settings(config, overrides=overrides)
+        return load_settings(config, overrides=overrides, create_secret=create_secret)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+
+
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from . import __version__
+    from .accelerators import accelerators
+
+    click.echo(f"consentgate {__version__}")
+    for acc in accelerators():
+        click.echo(f"  {acc.name} ({acc.module}): {acc.why}")
+    ctx.exit()
 
 
 config_option = click.option(
@@ -49,7 +64,14 @@ database_option = click.option("--database", help="sqlite:///PATH or postgresql:
 
 
 @click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="consentgate")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version and whether each compiled accelerator is active, then exit.",
+)
 def cli() -> None:
     """consentgate: cookie consent that blocks trackers server-side.
 
@@ -74,11 +96,17 @@ def serve(
     database: str | None,
     workers: int | None,
 ) -> None:
-    """Serve the banner, the consent API and the site (proxy or built-in demo)."""
+    """Serve the banner, the consent API and the sites: each one proxied (it has an
+    upstream), script-tag (no upstream: consentgate's endpoints only), or the built-in
+    demo (no config and no --upstream).
+
+    Prints the database, data directory, accelerators and each site's mode; a listen
+    address that is busy or not this machine's exits 2 before anything is written."""
     from .server import run
 
     settings = settings_from(
         config,
+        create_secret=False,  # run() creates it once the port is known to be free
         upstream=upstream,
         host=host,
         port=port,

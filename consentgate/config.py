@@ -22,6 +22,7 @@ from .consent import CATEGORIES, MAX_LIFETIME_DAYS
 from .errors import ConsentGateError
 
 __all__ = [
+    "EDGE_LIMITS",
     "SEED_COOKIES",
     "SERVER_SETTINGS",
     "SITE_SETTINGS",
@@ -31,7 +32,10 @@ __all__ = [
     "Settings",
     "Site",
     "effective_declarations",
+    "ensure_secret",
     "load_settings",
+    "shipped_locales",
+    "site_id_problem",
 ]
 
 DEFAULT_DATA_DIR = "./consentgate-data"
@@ -50,6 +54,14 @@ class ConfigError(ConsentGateError):
         super().__init__(where + message)
         self.file = file
         self.key = key
+
+
+#: Banner languages shipped with consentgate (``consentgate/locales/<lang>.json``).
+LOCALE_DIR = Path(__file__).parent / "locales"
+
+
+def shipped_locales() -> tuple[str, ...]:
+    return tuple(sorted(p.stem for p in LOCALE_DIR.glob("*.json")))
 
 
 @dataclass(frozen=True)
@@ -155,8 +167,8 @@ SERVER_SETTINGS: tuple[Setting, ...] = (
     ),
 )
 
-#: edge limits and timeouts that must be positive
-_EDGE_POSITIVE = (
+#: the HTTP edge's limits and timeouts (all must be positive)
+EDGE_LIMITS = (
     "max_request_line",
     "max_request_header_bytes",
     "max_request_headers",
@@ -167,7 +179,7 @@ _EDGE_POSITIVE = (
 )
 
 SITE_SETTINGS: tuple[Setting, ...] = (
-    Setting("id", str, None, "Site id (letters, digits, - and _)."),
+    Setting("id", str, None, "Site id: ASCII letters, digits, - and _ (at most 64)."),
     Setting("hosts", list, [], "Host names served for this site (empty: any host)."),
     Setting("upstream", str, "", "Proxy mode: the origin to forward to (http://host:port)."),
     Setting(
@@ -179,8 +191,19 @@ SITE_SETTINGS: tuple[Setting, ...] = (
         "consent_lifetime_days", int, 180, f"How long a decision lasts (max {MAX_LIFETIME_DAYS})."
     ),
     Setting("retention_days", int, 0, "Log retention; 0 means lifetime + 365 days."),
-    Setting("languages", list, ["en", "ru", "kk", "de", "fr"], "Banner languages offered."),
-    Setting("default_language", str, "en", "Fallback when Accept-Language matches none."),
+    Setting(
+        "languages",
+        list,
+        ["en", "ru", "kk", "de", "fr"],
+        f"Banner languages offered: shipped ones ({', '.join(shipped_locales())}), or "
+        "another with its own [sites.texts.<lang>] table.",
+    ),
+    Setting(
+        "default_language",
+        str,
+        "en",
+        "Fallback when Accept-Language matches none (one of languages).",
+    ),
     Setting("strict", bool, False, "Treat scripts from unknown third-party hosts as unclassified."),
     Setting(
         "block_undeclared_cookies",
@@ -424,13 +447,16 @@ def _parse_site(raw: Any, index: int, file: str | None) -> Site:
     if not isinstance(raw, dict):
         raise ConfigError("each [[sites]] entry is a table", file=file, key=f"sites[{index}]")
     values = _apply(raw, SITE_SETTINGS, file, key)
-    site_id = values.get("id")
-    if not site_id or not all(c.isalnum() or c in "-_" for c in site_id):
+    if "id" not in values:
         raise ConfigError(
             'every site needs an id of letters, digits, - and _ (add id = "main")',
             file=file,
             key=f"{key}id",
         )
+    problem = site_id_problem(values["id"])
+    if problem:
+        raise ConfigError(problem, file=file, key=f"{key}id")
+    _check_languages(values, file, key)
     lifetime = values.get("consent_lifetime_days", 180)
     if not 1 <= lifetime <= MAX_LIFETIME_DAYS:
         raise ConfigError(
@@ -488,6 +514,55 @@ def _parse_site(raw: Any, index: int, file: str | None) -> Site:
     return Site(**values)
 
 
+#: A site id travels in the consent cookie, log records, metric labels and
+#: ``?site=`` query strings: ASCII letters, digits, ``-`` and ``_``, at most this long.
+MAX_SITE_ID = 64
+_SITE_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
+def site_id_problem(site_id: str) -> str | None:
+    """Why ``site_id`` is not a valid site id, or None when it is."""
+    rule = 'use ASCII letters, digits, - and _ (e.g. id = "main")'
+    if not site_id:
+        return f"the site id is empty; {rule}"
+    if len(site_id) > MAX_SITE_ID:
+        return f"the site id is {len(site_id)} characters long, at most {MAX_SITE_ID} are allowed"
+    for position, char in enumerate(site_id, 1):
+        if char not in _SITE_ID_CHARS:
+            what = "a space" if char.isspace() else f"{char!r} (U+{ord(char):04X})"
+            return f"the site id {site_id!r} contains {what} at position {position}; {rule}"
+    return None
+
+
+def _check_languages(values: dict[str, Any], file: str | None, key: str) -> None:
+    """Every offered language is shipped or has the site's own ``[sites.texts.<lang>]``."""
+    shipped = shipped_locales()
+    own = {str(lang).lower() for lang in values.get("texts", {})}
+    languages = values.get("languages", list(shipped))
+    if not languages:
+        raise ConfigError(
+            f"offer at least one language; shipped: {', '.join(shipped)}",
+            file=file,
+            key=f"{key}languages",
+        )
+    for lang in languages:
+        if not isinstance(lang, str) or lang.lower() not in (*shipped, *own):
+            raise ConfigError(
+                f"no banner texts for language {lang!r}: shipped languages are "
+                f"{', '.join(shipped)}; for another one add its texts in a "
+                f"[sites.texts.{lang}] table",
+                file=file,
+                key=f"{key}languages",
+            )
+    default = values.get("default_language", "en")
+    if default.lower() not in (str(lang).lower() for lang in languages):
+        raise ConfigError(
+            f"{default!r} is not one of the site's languages ({', '.join(languages)})",
+            file=file,
+            key=f"{key}default_language",
+        )
+
+
 def effective_declarations(site: Site) -> tuple[list[CookieDecl], list[dict[str, Any]]]:
     """The site's cookie declarations and extra tracker services in force: its
     configuration plus what an admin classified in the console since (applied to
@@ -527,12 +602,15 @@ def demo_site() -> Site:
     return Site(id="demo", cookies=cookies, demo=True, privacy_policy_url="/privacy")
 
 
-def _secret_from_data_dir(data_dir: Path) -> list[str]:
-    """Read data_dir/secret.key, generating it (mode 0600) on first use."""
+def _secret_from_data_dir(data_dir: Path, create: bool = True) -> list[str]:
+    """Read data_dir/secret.key, generating it (mode 0600) on first use; with
+    ``create=False`` a missing file gives no keys and nothing is written."""
     path = data_dir / SECRET_FILE
     try:
         text = path.read_text().strip()
     except FileNotFoundError:
+        if not create:
+            return []
         data_dir.mkdir(parents=True, exist_ok=True)
         key = secrets.token_urlsafe(32)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -542,13 +620,40 @@ def _secret_from_data_dir(data_dir: Path) -> list[str]:
     return [k.strip() for k in text.split(",") if k.strip()]
 
 
+def _check_keys(keys: list[Any], file: str | None) -> None:
+    for k in keys:
+        if not isinstance(k, str) or len(k) < 16:
+            raise ConfigError(
+                "each secret key must be a string of at least 16 characters "
+                "(generate one: python -c 'import secrets; print(secrets."
+                "token_urlsafe(32))')",
+                file=file,
+                key="secret_keys",
+            )
+
+
+def ensure_secret(settings: Settings) -> None:
+    """Give settings loaded with ``create_secret=False`` their keys: the data
+    directory's ``secret.key``, generated (mode 0600) when it is not there yet."""
+    if not settings.secret_keys:
+        settings.secret_keys = _secret_from_data_dir(Path(settings.data_dir))
+        _check_keys(settings.secret_keys, settings.config_file)
+
+
 def load_settings(
     config_file: str | os.PathLike[str] | None = None,
     *,
     environ: dict[str, str] | None = None,
     overrides: dict[str, Any] | None = None,
+    create_secret: bool = True,
 ) -> Settings:
-    """Build :class:`Settings` from a TOML file, the environment and CLI overrides."""
+    """Build :class:`Settings` from a TOML file, the environment and CLI overrides.
+
+    With no keys configured, the data directory's ``secret.key`` is read, and created
+    when missing; ``create_secret=False`` writes nothing and leaves ``secret_keys``
+    empty instead (read-only commands, and ``serve`` until its port is known to be
+    free: then :func:`ensure_secret`).
+    """
     env = os.environ if environ is None else environ
     file = str(config_file) if config_file else None
     server: dict[str, Any] = {}
@@ -603,16 +708,8 @@ def load_settings(
 
     keys = server.pop("secret_keys", None)
     if keys is None:
-        keys = _secret_from_data_dir(data_dir)
-    for k in keys:
-        if not isinstance(k, str) or len(k) < 16:
-            raise ConfigError(
-                "each secret key must be a string of at least 16 characters "
-                "(generate one: python -c 'import secrets; print(secrets."
-                "token_urlsafe(32))')",
-                file=file,
-                key="secret_keys",
-            )
+        keys = _secret_from_data_dir(data_dir, create=create_secret)
+    _check_keys(keys, file)
     database = server.pop("database", None) or f"sqlite:///{(data_dir / 'consent.db')}"
     if not database.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise ConfigError(
@@ -637,7 +734,7 @@ def load_settings(
         parse_networks(server.get("metrics_allow", []))
     except ValueError as exc:
         raise ConfigError(str(exc), file=file, key="server.metrics_allow") from None
-    for name in _EDGE_POSITIVE:
+    for name in EDGE_LIMITS:
         if name in server and not server[name] > 0:
             raise ConfigError(
                 f"must be greater than 0, got {server[name]!r}", file=file, key=f"server.{name}"

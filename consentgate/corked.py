@@ -51,6 +51,7 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
+from .config import EDGE_LIMITS
 from .visitor import valid_host
 
 __all__ = [
@@ -77,7 +78,7 @@ _ALLOW = b"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 
 def uvicorn_fingerprint() -> str:
     """sha256 over the source of the uvicorn code :class:`EdgeProtocol` relies on."""
-    parts = [
+    parts: list[Any] = [
         HttpToolsProtocol.__init__,
         HttpToolsProtocol.connection_made,
         HttpToolsProtocol.connection_lost,
@@ -119,21 +120,19 @@ class EdgeLimits:
 
     @classmethod
     def of(cls, settings: Any) -> EdgeLimits:
-        if settings is None:
-            return cls()
-        return cls(
-            settings.max_request_line,
-            settings.max_request_header_bytes,
-            settings.max_request_headers,
-            settings.request_header_timeout,
-            settings.request_body_timeout,
-            settings.request_body_min_rate,
-        )
+        """The limits of ``settings`` (a :class:`~consentgate.config.Settings`); the
+        defaults for what it does not set (an app without settings: all defaults)."""
+        default = cls()
+        return cls(*[getattr(settings, name, getattr(default, name)) for name in _SETTING_NAMES])
 
     @property
     def head_bytes(self) -> int:
         """Bytes of a request head handed to the parser at most (line, fields, CRLFs)."""
         return self.max_request_line + self.max_request_header_bytes + 4 * self.max_request_headers
+
+
+#: the settings EdgeLimits reads (uvicorn itself applies keepalive_timeout)
+_SETTING_NAMES = tuple(name for name in EDGE_LIMITS if name != "keepalive_timeout")
 
 
 class CorkedTransport:
@@ -528,7 +527,8 @@ class EdgeProtocol(HttpToolsProtocol):
 
     @property
     def _body_tick(self) -> float:
-        return max(0.05, self.limits.request_body_timeout / 4)
+        """How often a body's progress is checked: a timeout fires at most a second late."""
+        return max(0.05, min(1.0, self.limits.request_body_timeout / 4))
 
     def _on_timer(self) -> None:
         kind = self._timer_kind

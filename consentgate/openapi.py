@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .consent import CATEGORIES
+from .store.records import EXPORT_COLUMNS
 
 if TYPE_CHECKING:
     from .visit import Runtime
@@ -35,6 +36,14 @@ _COOKIE_HEADER = {
         "Secure on HTTPS; Max-Age = the site's consent lifetime).",
         "schema": {"type": "string"},
     }
+}
+
+_CONSENT_COOKIE = {
+    "name": "consentgate",
+    "in": "cookie",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "The signed consent cookie.",
 }
 
 _CONSENT_SCHEMA: dict[str, Any] = {
@@ -117,12 +126,7 @@ def _consent_path() -> dict[str, Any]:
             "operationId": "getConsent",
             "summary": "The visitor's current consent, from the signed cookie.",
             "parameters": [
-                {
-                    "name": "consentgate",
-                    "in": "cookie",
-                    "required": False,
-                    "schema": {"type": "string"},
-                },
+                _CONSENT_COOKIE,
                 {
                     "name": "optional",
                     "in": "query",
@@ -227,18 +231,462 @@ def _consent_path() -> dict[str, Any]:
     }
 
 
-def openapi_document(runtime: Runtime) -> dict[str, Any]:
-    prefix = runtime.settings.prefix
-    paths: dict[str, Any] = {
-        f"{prefix}/api/consent": _consent_path(),
-        f"{prefix}/openapi.json": {
+# -- the visitor's receipt ------------------------------------------------------------
+
+_RECORD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "One consent log record, as exported (docs/audit.md).",
+    "required": list(EXPORT_COLUMNS),
+    "additionalProperties": False,
+    "properties": {
+        "seq": {"type": "integer"},
+        "event_id": {"type": "string"},
+        "consent_id": {"type": "string"},
+        "site_id": {"type": "string"},
+        "event_type": {"enum": ["initial", "update", "withdraw"]},
+        "method": {"type": "string"},
+        "created_at": {"type": "string", "format": "date-time"},
+        **{c: {"type": "boolean"} for c in CATEGORIES},
+        "policy_version": {"type": "string"},
+        "banner_hash": {"type": "string"},
+        "language": {"type": "string"},
+        "page_url": {"type": "string"},
+        "region": {"type": "string"},
+        "regime": {"type": "string"},
+        "gpc": {"type": "boolean"},
+        "ip_masked": {"type": "string"},
+        "user_agent": {"type": "string"},
+        "chain_id": {"type": "string"},
+        "chain_seq": {"type": "integer"},
+        "prev_hash": {"type": "string"},
+        "hash": {"type": "string"},
+        "erased": {"type": "boolean"},
+    },
+}
+
+_SUBJECT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["consent_id", "generated_at", "records"],
+    "additionalProperties": False,
+    "properties": {
+        "consent_id": {"type": "string"},
+        "generated_at": {"type": "string", "format": "date-time"},
+        "records": {"type": "array", "items": {"$ref": "#/components/schemas/Record"}},
+    },
+}
+
+_DOWNLOAD = {
+    "Content-Disposition": {
+        "description": 'attachment; filename="..."',
+        "schema": {"type": "string"},
+    }
+}
+
+
+def _receipt_path() -> dict[str, Any]:
+    return {
+        "get": {
+            "operationId": "getReceipt",
+            "summary": "The visitor's own records (by their valid consent cookie), as a "
+            "JSON download.",
+            "parameters": [_CONSENT_COOKIE],
+            "responses": {
+                "200": {
+                    **_json({"$ref": "#/components/schemas/Subject"}, "The records."),
+                    "headers": _DOWNLOAD,
+                },
+                "404": _error("No valid consent cookie on the request (code no_consent)."),
+                "503": _error("The consent log is unavailable (code store_unavailable)."),
+            },
+        }
+    }
+
+
+# -- banner assets and the declaration ---------------------------------------------------
+
+_ASSET_HEADERS = {
+    "ETag": {"schema": {"type": "string"}, "description": "Weak; the content hash."},
+    "Cache-Control": {
+        "schema": {"type": "string"},
+        "description": "One year and immutable when `v` is the current hash, else 5 minutes.",
+    },
+    "Vary": {"schema": {"type": "string"}},
+}
+
+
+def _query(name: str, description: str, **schema: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", **schema},
+        "description": description,
+    }
+
+
+_SITE = _query("site", "Site id (default: the site of the Host header).")
+_LANG = _query("l", "Language (default: from Accept-Language).")
+_VERSION = _query("v", "Content hash: when current, the response is cacheable for a year.")
+_ETAG = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+}
+
+
+def _asset(
+    operation: str, summary: str, media: str, schema: dict[str, Any], params: list[Any]
+) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        "200": {
+            "description": "The asset (gzip or brotli by Accept-Encoding).",
+            "headers": _ASSET_HEADERS,
+            "content": {media: {"schema": schema}},
+        },
+        "304": {"description": "Not modified (If-None-Match matched)."},
+    }
+    if _SITE in params:
+        responses["404"] = _error("No such site (code unknown_site).")
+    return {
+        "get": {
+            "operationId": operation,
+            "summary": summary,
+            "parameters": [*params, _ETAG],
+            "responses": responses,
+        }
+    }
+
+
+def _asset_paths() -> dict[str, Any]:
+    text = {"type": "string"}
+    banner_js = _asset(
+        "bannerJs",
+        "The banner: code, CSS and first-layer texts for the site and language.",
+        "text/javascript",
+        text,
+        [
+            _SITE,
+            _LANG,
+            _VERSION,
+            _query(
+                "r",
+                "Regime: only that view's texts (default: every view's, for script-tag mode).",
+                enum=["opt-in", "opt-out", "notice"],
+            ),
+        ],
+    )
+    banner_js["get"]["responses"]["400"] = _error("Unknown regime `r` (code invalid_regime).")
+    details = {
+        "type": "object",
+        "required": ["t", "c", "k"],
+        "properties": {
+            "t": {"type": "object", "additionalProperties": {"type": "string"}},
+            "c": {
+                "type": "array",
+                "description": "Per category: [id, name, description, [[cookie, provider, "
+                "description, expiry], ...]].",
+                "items": {"type": "array"},
+            },
+            "k": {"description": "Cookie name patterns per category (deletion on withdraw)."},
+        },
+    }
+    return {
+        "/banner.js": banner_js,
+        "/banner.json": _asset(
+            "bannerDetails",
+            "The second layer: texts, categories with their declared cookies.",
+            "application/json",
+            details,
+            [_SITE, _LANG, _VERSION],
+        ),
+        "/banner.css": _asset(
+            "bannerCss", "The banner's stylesheet.", "text/css", text, [_VERSION]
+        ),
+        "/declaration": _asset(
+            "declaration",
+            "The cookie declaration as an HTML fragment (the seed's columns plus provider "
+            "and category).",
+            "text/html",
+            text,
+            [_SITE, _LANG, _VERSION],
+        ),
+        "/declaration.js": _asset(
+            "declarationJs",
+            "A script that puts the declaration into [data-consentgate-declaration].",
+            "text/javascript",
+            text,
+            [_SITE, _LANG, _VERSION],
+        ),
+    }
+
+
+# -- the auditor / admin API ------------------------------------------------------------
+
+_MANIFEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "An export's signed manifest (docs/audit.md).",
+    "required": ["manifest", "rows", "sha256", "signature", "heads"],
+    "properties": {
+        "manifest": {"const": "consentgate-export/1"},
+        "file": {"type": "string"},
+        "format": {"enum": ["csv", "jsonl"]},
+        "rows": {"type": "integer"},
+        "bytes": {"type": "integer"},
+        "sha256": {"type": "string"},
+        "heads": {"type": "array", "items": {"type": "object"}},
+        "signature": {"type": "string"},
+        "export_id": {"type": "string"},
+    },
+}
+
+_TOKEN_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["token_id", "role", "name", "created_at", "revoked_at"],
+    "properties": {
+        "token_id": {"type": "string"},
+        "role": {"enum": ["admin", "auditor"]},
+        "name": {"type": "string"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "revoked_at": {"type": ["string", "null"], "format": "date-time"},
+        "token": {"type": "string", "description": "The secret; only in the 201 answer."},
+    },
+}
+
+
+def _admin(
+    operation: str,
+    summary: str,
+    ok: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+    **more: Any,
+) -> dict[str, Any]:
+    return {
+        "operationId": operation,
+        "summary": summary,
+        "security": [{"bearer": []}],
+        **more,
+        "responses": {
+            **ok,
+            "401": _error("No, an unknown or a revoked token (code unauthorized)."),
+            "403": _error("The token's role may not use this endpoint (code forbidden)."),
+            "503": _error("The consent log is unavailable (code store_unavailable)."),
+            **(extra or {}),
+        },
+    }
+
+
+def _path_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _admin_paths() -> dict[str, Any]:
+    subject = _json({"$ref": "#/components/schemas/Subject"}, "The subject's records.")
+    no_records = {"404": _error("No records for this consent id (code not_found).")}
+    consent_id = [_path_param("consent_id")]
+    export_params = [
+        _query("format", "csv or jsonl (default jsonl).", enum=["csv", "jsonl"]),
+        _query("site", "Only this site id."),
+        _query("since", "Created at or after (ISO 8601).", format="date-time"),
+        _query("until", "Created before (ISO 8601).", format="date-time"),
+        _query("consent_id", "Only this consent id."),
+        _query("method", "Only this decision method."),
+        _query("region", 'Only this region (DE, US-CA; "" for unknown).'),
+        _query("regime", "Only this regime.", enum=["opt-in", "opt-out", "notice"]),
+        _query("bom", "1: start the CSV with a UTF-8 BOM."),
+    ]
+    text = {"type": "string"}
+    return {
+        "/admin/api/export": {
+            "get": _admin(
+                "exportLog",
+                "Stream the consent log (auditor, admin); the signed manifest follows at "
+                "/admin/api/exports/{export_id}/manifest.",
+                {
+                    "200": {
+                        "description": "The export, streamed.",
+                        "headers": {
+                            **_DOWNLOAD,
+                            "X-Consentgate-Export-Id": {"schema": {"type": "string"}},
+                        },
+                        "content": {
+                            "text/csv": {"schema": text},
+                            "application/x-ndjson": {"schema": text},
+                        },
+                    }
+                },
+                {"400": _error("An unknown or invalid parameter (code invalid_parameter).")},
+                parameters=export_params,
+            )
+        },
+        "/admin/api/exports/{export_id}/manifest": {
+            "get": _admin(
+                "exportManifest",
+                "The signed manifest of a finished export.",
+                {"200": _json({"$ref": "#/components/schemas/Manifest"}, "The manifest.")},
+                {"404": _error("No finished export with this id (code not_found).")},
+                parameters=[_path_param("export_id")],
+            )
+        },
+        "/admin/api/subjects/{consent_id}": {
+            "get": _admin(
+                "subjectShow",
+                "A subject access request: every record of one consent id.",
+                {"200": subject},
+                no_records,
+                parameters=consent_id,
+            )
+        },
+        "/admin/api/subjects/{consent_id}/export": {
+            "get": _admin(
+                "subjectExport",
+                "Portability: the same document as a download.",
+                {"200": {**subject, "headers": _DOWNLOAD}},
+                no_records,
+                parameters=consent_id,
+            )
+        },
+        "/admin/api/subjects/{consent_id}/erase": {
+            "post": _admin(
+                "subjectErase",
+                "Erasure (admin): personal fields erased, the chain kept verifiable.",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["consent_id", "records", "erased"],
+                            "properties": {
+                                "consent_id": {"type": "string"},
+                                "records": {"type": "integer"},
+                                "erased": {"type": "integer"},
+                            },
+                        },
+                        "Erased.",
+                    )
+                },
+                {
+                    **no_records,
+                    "409": _error("A record does not match its hash (code record_altered)."),
+                },
+                parameters=consent_id,
+            )
+        },
+        "/admin/api/tokens": {
+            "get": _admin(
+                "listTokens",
+                "API tokens (admin).",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["tokens"],
+                            "properties": {
+                                "tokens": {
+                                    "type": "array",
+                                    "items": {"$ref": "#/components/schemas/Token"},
+                                }
+                            },
+                        },
+                        "The tokens, revoked ones included.",
+                    )
+                },
+            ),
+            "post": _admin(
+                "createToken",
+                "Create a token (admin); its secret is shown only in this answer.",
+                {"201": _json({"$ref": "#/components/schemas/Token"}, "Created.")},
+                {
+                    "400": _error("The body is not JSON (code invalid_json)."),
+                    "422": _error("Unknown field, role or a bad name (code invalid_body)."),
+                },
+                requestBody={
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["role"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "role": {"enum": ["admin", "auditor"]},
+                                    "name": {"type": "string", "maxLength": 200},
+                                },
+                            }
+                        }
+                    },
+                },
+            ),
+        },
+        "/admin/api/tokens/{token_id}": {
+            "delete": _admin(
+                "revokeToken",
+                "Revoke a token (admin).",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["token_id", "revoked"],
+                            "properties": {
+                                "token_id": {"type": "string"},
+                                "revoked": {"const": True},
+                            },
+                        },
+                        "Revoked.",
+                    )
+                },
+                {"404": _error("No active token with this id (code not_found).")},
+                parameters=[_path_param("token_id")],
+            )
+        },
+        "/admin/api/actions": {
+            "get": _admin(
+                "listActions",
+                "The audit action log, a hash chain (admin).",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["actions"],
+                            "properties": {
+                                "actions": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["id", "at", "actor", "action", "detail"],
+                                        "properties": {
+                                            "id": {"type": "integer"},
+                                            "at": {"type": "string", "format": "date-time"},
+                                            "actor": {"type": "string"},
+                                            "action": {"type": "string"},
+                                            "detail": {"type": "object"},
+                                            "prev_hash": {"type": ["string", "null"]},
+                                            "hash": {"type": ["string", "null"]},
+                                        },
+                                    },
+                                }
+                            },
+                        },
+                        "Every action, oldest first.",
+                    )
+                },
+            )
+        },
+    }
+
+
+# -- service endpoints --------------------------------------------------------------------
+
+
+def _service_paths() -> dict[str, Any]:
+    return {
+        "/openapi.json": {
             "get": {
                 "operationId": "openapi",
                 "summary": "This document.",
                 "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1 document.")},
             }
         },
-        f"{prefix}/healthz": {
+        "/healthz": {
             "get": {
                 "operationId": "healthz",
                 "summary": "Liveness and consent-log health.",
@@ -262,7 +710,7 @@ def openapi_document(runtime: Runtime) -> dict[str, Any]:
                 },
             }
         },
-        f"{prefix}/metrics": {
+        "/metrics": {
             "get": {
                 "operationId": "metrics",
                 "summary": "Prometheus metrics (text exposition format). Needs an API "
@@ -278,6 +726,39 @@ def openapi_document(runtime: Runtime) -> dict[str, Any]:
             }
         },
     }
+
+
+def _gpc_path() -> dict[str, Any]:
+    return {
+        "get": {
+            "operationId": "gpcSupport",
+            "summary": "Global Privacy Control support resource, on the site's own origin "
+            "(sites with gpc_well_known = true; otherwise the site answers).",
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["gpc"],
+                        "properties": {"gpc": {"const": True}},
+                    },
+                    "The site honours GPC.",
+                ),
+                "405": _error("Not GET or HEAD (code method_not_allowed)."),
+            },
+        }
+    }
+
+
+def openapi_document(runtime: Runtime) -> dict[str, Any]:
+    prefix = runtime.settings.prefix
+    paths: dict[str, Any] = {
+        f"{prefix}/api/consent": _consent_path(),
+        f"{prefix}/api/consent/receipt": _receipt_path(),
+        **{prefix + path: item for path, item in _asset_paths().items()},
+        **{prefix + path: item for path, item in _admin_paths().items()},
+        **{prefix + path: item for path, item in _service_paths().items()},
+        "/.well-known/gpc.json": _gpc_path(),
+    }
     for path, item in runtime.openapi_paths.items():
         paths[prefix + path] = item
     return {
@@ -285,14 +766,18 @@ def openapi_document(runtime: Runtime) -> dict[str, Any]:
         "info": {
             "title": "consentgate",
             "version": __version__,
-            "description": "Cookie-consent API. Errors are JSON "
-            '{"error": {"code": ..., "message": ...}}.',
+            "description": "Cookie-consent API, banner assets, the auditor API and the "
+            'service endpoints. Errors are JSON {"error": {"code": ..., "message": ...}}.',
         },
         "paths": paths,
         "components": {
             "schemas": {
                 "Consent": _CONSENT_SCHEMA,
                 "ConsentRequest": _REQUEST_SCHEMA,
+                "Record": _RECORD_SCHEMA,
+                "Subject": _SUBJECT_SCHEMA,
+                "Manifest": _MANIFEST_SCHEMA,
+                "Token": _TOKEN_SCHEMA,
                 "Error": {
                     "type": "object",
                     "required": ["error"],
@@ -307,6 +792,14 @@ def openapi_document(runtime: Runtime) -> dict[str, Any]:
                         }
                     },
                 },
-            }
+            },
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API token from `consentgate tokens create` (role "
+                    "admin or auditor).",
+                }
+            },
         },
     }

@@ -21,20 +21,35 @@ WAL switch happen in one process.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import pickle
 import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 import uvicorn
 
 from .app import ConsentGateApp, create_app
-from .config import Settings, Site
+from .audit.keys import signing_key_for
+from .config import ConfigError, Settings, Site, ensure_secret
 
-__all__ = ["RUN_DIR_ENV", "app_factory", "describe", "run", "tune_malloc"]
+__all__ = [
+    "RUN_DIR_ENV",
+    "AddressUnavailable",
+    "app_factory",
+    "check_listen_address",
+    "describe",
+    "make_keys",
+    "mask_database",
+    "run",
+    "site_mode",
+    "tune_malloc",
+]
 
 RUN_DIR_ENV = "CONSENTGATE_RUN_DIR"
 _SETTINGS_FILE = "settings.pickle"
@@ -57,28 +72,82 @@ def _uvicorn_options(settings: Settings) -> dict[str, object]:
     }
 
 
+def mask_database(url: str) -> str:
+    """The database URL with any password replaced by ``***`` (user info and query)."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        return url  # sqlite:///PATH carries no credentials
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user, sep, _password = userinfo.partition(":")
+        netloc = f"{user}{':***' if sep else ''}@{hostport}"
+    query = re.sub(r"(?i)((?:^|&)(?:password|passfile)=)[^&]*", r"\1***", parts.query)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def site_mode(site: Site) -> str:
+    """How a site is served: ``proxy``, ``demo`` or ``script-tag`` (no upstream)."""
+    if site.upstream:
+        return "proxy"
+    return "demo" if site.demo else "script-tag"
+
+
 def describe(settings: Settings) -> str:
-    """Start-up banner: where it listens, where the data lives (no secrets)."""
+    """Start-up banner: where it listens, what it runs with, where the data lives (no secrets)."""
+    from .accelerators import summary
+
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     base = f"http://{host}:{settings.port}"
-    database = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", settings.database)
 
     def mode(site: Site) -> str:
-        if site.upstream:
-            return f"proxy to {site.upstream}"
-        return "demo" if site.demo else "no upstream"
+        kind = site_mode(site)
+        return f"proxy to {site.upstream}" if kind == "proxy" else kind
 
     sites = ", ".join(f"{s.id} ({mode(s)})" for s in settings.sites)
     return "\n".join(
         [
             f"consentgate listening on {base}/  (consent API {base}{settings.prefix}/api/consent)",
             f"data dir: {Path(settings.data_dir).resolve()}",
-            f"consent log: {database}",
+            f"consent log: {mask_database(settings.database)}",
             f"sites: {sites}",
+            f"accelerators: {summary()}",
             f"config: {settings.config_file or 'none (embedded defaults)'}",
             f"workers: {settings.workers}",
         ]
     )
+
+
+class AddressUnavailable(click.ClickException):
+    """The listen address cannot be bound (exit 2, like any other setting mistake)."""
+
+    exit_code = 2
+
+
+def check_listen_address(host: str, port: int) -> None:
+    """Bind and release ``host:port`` the way uvicorn will (``SO_REUSEADDR``), so a busy
+    port is reported before anything is written to disk."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except socket.gaierror as exc:
+            raise AddressUnavailable(
+                f"cannot listen on {where}: the host {host!r} does not resolve ({exc.strerror}); "
+                "pass --host with an address of this machine"
+            ) from None
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                why = "the port is already in use by another program; stop it or pass --port"
+            elif exc.errno == errno.EACCES:
+                why = "permission denied (ports below 1024 need privileges); pass --port"
+            elif exc.errno == errno.EADDRNOTAVAIL:
+                why = "the address is not one of this machine's; pass --host"
+            else:
+                why = exc.strerror or str(exc)
+            raise AddressUnavailable(f"cannot listen on {where}: {why}") from None
 
 
 #: glibc mallopt parameters (malloc.h) and the values ``serve`` sets.
@@ -107,7 +176,25 @@ def tune_malloc() -> bool:
     return all(mallopt(param, value) == 1 for param, value in _MALLOPT)
 
 
+def make_keys(settings: Settings) -> None:
+    """The installation's keys, made on the first start: the secret (unless configured)
+    and the Ed25519 signing key, so the auditor's read-only commands, which never make
+    keys, find them in the data directory."""
+    try:
+        ensure_secret(settings)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        signing_key_for(Path(settings.data_dir))
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot read or make the signing key: {exc}") from None
+
+
 def run(settings: Settings) -> None:
+    # Nothing is written before the address is known to be free: a second `serve` on a
+    # busy port leaves no data directory or secret behind.
+    check_listen_address(settings.host, settings.port)
+    make_keys(settings)
     click.echo(describe(settings))
     tune_malloc()
     if settings.workers <= 1:

@@ -23,10 +23,9 @@ from __future__ import annotations
 import hashlib
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-from .config import Site
+from .config import LOCALE_DIR, Site, shipped_locales
 from .consent import CATEGORIES
 
 __all__ = [
@@ -38,9 +37,8 @@ __all__ = [
     "translate",
 ]
 
-LOCALE_DIR = Path(__file__).parent / "locales"
 #: Languages shipped with consentgate.
-LOCALES: tuple[str, ...] = tuple(sorted(p.stem for p in LOCALE_DIR.glob("*.json")))
+LOCALES: tuple[str, ...] = shipped_locales()
 RTL = frozenset({"ar", "arc", "ckb", "dv", "fa", "he", "ks", "ps", "sd", "ug", "ur", "yi"})
 
 

@@ -96,6 +96,7 @@ def make_log(path: Path, n: int) -> list[ConsentEvent]:
 def test_export_jsonl(tmp_path: Path) -> None:
     data = tmp_path / "data"
     make_log(data / "consent.db", 3)
+    (data / "secret.key").write_text("cli-core-test-key-0123456789\n")
     runner = CliRunner()
     result = runner.invoke(cli, ["export", "--data-dir", str(data), "--format", "jsonl"])
     assert result.exit_code == 0, result.output
@@ -114,7 +115,9 @@ def test_export_jsonl(tmp_path: Path) -> None:
 
     out = tmp_path / "out.jsonl"
     via_db = runner.invoke(
-        cli, ["export", "--database", f"sqlite:///{data / 'consent.db'}", "-o", str(out)]
+        cli,
+        ["export", "--database", f"sqlite:///{data / 'consent.db'}", "-o", str(out)],
+        env={"CONSENTGATE_SECRET_KEYS": "cli-core-test-key-0123456789"},
     )
     assert via_db.exit_code == 0, via_db.output
     assert out.read_text() == result.output
@@ -137,7 +140,7 @@ def test_serve_on_embedded_defaults_prints_where_it_listens(tmp_path: Path) -> N
     port = support.free_port()
     with support.consentgate_server(cwd=tmp_path, port=port) as (base, proc):
         assert proc.stdout is not None
-        head = [proc.stdout.readline().decode() for _ in range(5)]
+        head = [proc.stdout.readline().decode() for _ in range(7)]
         r = httpx.post(base + "/_consent/api/consent", json={"method": "reject_all"})
         assert r.status_code == 201
     text = "".join(head)

@@ -4,7 +4,9 @@ import stat
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from consentgate.cli import cli
 from consentgate.config import SEED_COOKIES, ConfigError, load_settings
 
 KEY = "config-test-key-0123456789"
@@ -97,7 +99,23 @@ BAD = [
     ('[server]\ndatabase = "mysql://x"\n', "database", "sqlite:///PATH or postgresql://"),
     ('[server]\nprefix = "consent/"\n', "server.prefix", "must start with /"),
     ("[[sites]]\nhosts = []\n", "sites[0].id", 'add id = "main"'),
-    ('[[sites]]\nid = "a b"\n', "sites[0].id", "letters, digits"),
+    ('[[sites]]\nid = "a b"\n', "sites[0].id", "contains a space at position 2"),
+    ('[[sites]]\nid = ""\n', "sites[0].id", "the site id is empty"),
+    ('[[sites]]\nid = "caf\u00e9"\n', "sites[0].id", "'\u00e9' (U+00E9) at position 4"),
+    ('[[sites]]\nid = "shop.example"\n', "sites[0].id", "'.' (U+002E) at position 5"),
+    ('[[sites]]\nid = "%s"\n' % ("a" * 65), "sites[0].id", "65 characters long, at most 64"),
+    (
+        '[[sites]]\nid = "a"\nlanguages = ["en", "es"]\n',
+        "sites[0].languages",
+        "no banner texts for language 'es': shipped languages are de, en, fr, kk, ru; "
+        "for another one add its texts in a [sites.texts.es] table",
+    ),
+    ('[[sites]]\nid = "a"\nlanguages = []\n', "sites[0].languages", "at least one language"),
+    (
+        '[[sites]]\nid = "a"\nlanguages = ["de"]\n',
+        "sites[0].default_language",
+        "'en' is not one of the site's languages (de)",
+    ),
     ('[[sites]]\nid = "a"\nconsent_lifetime_days = 401\n', "consent_lifetime_days", "400"),
     ('[[sites]]\nid = "a"\nupstream = "ftp://x"\n', "sites[0].upstream", "http:// or https://"),
     ('[[sites]]\nid = "a"\nstrict = "yes"\n', "sites[0].strict", "true or false"),
@@ -145,3 +163,22 @@ def test_bad_upstream_flag(tmp_path: Path) -> None:
             environ={"CONSENTGATE_SECRET_KEYS": KEY, "CONSENTGATE_DATA_DIR": str(tmp_path)},
             overrides={"upstream": "localhost:8080"},
         )
+
+
+def test_a_language_with_the_sites_own_texts_is_accepted(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[[sites]]\nid = "a"\nlanguages = ["en", "ES"]\ndefault_language = "es"\n'
+        '[sites.texts.es]\ntitle = "Cookies"\n',
+    )
+    site = load_settings(path, environ={"CONSENTGATE_SECRET_KEYS": KEY}).sites[0]
+    assert site.languages == ["en", "ES"] and site.default_language == "es"
+
+
+def test_serve_names_an_invalid_site_id_and_exits_2(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[sites]]\nid = "my shop"\n')
+    result = CliRunner().invoke(
+        cli, ["serve", "--config", str(path)], env={"CONSENTGATE_SECRET_KEYS": KEY}
+    )
+    assert result.exit_code == 2, result.output
+    assert "sites[0].id: the site id 'my shop' contains a space at position 3" in result.output

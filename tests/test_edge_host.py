@@ -9,30 +9,16 @@ Site ``pub`` (Host ``pub.example``) declares its public origin
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 
-from tests.edge_support import (
+from tests.edge_support import (  # noqa: F401 (fixtures)
     RecordingUpstream,
-    edge_server,
     exchange,
     get,
-    recording_upstream,
+    port_fixture,
+    upstream_fixture,
 )
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[RecordingUpstream]:
-    with recording_upstream() as up:
-        yield up
-
-
-@pytest.fixture(scope="module")
-def port(upstream: RecordingUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    with edge_server(upstream, tmp_path_factory.mktemp("edge-host")) as (port, _):
-        yield port
-
 
 INJECTIONS = [
     "a;Secure;SameSite=None",

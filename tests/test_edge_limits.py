@@ -12,34 +12,21 @@ import contextlib
 import json
 import socket
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from tests.edge_support import (
+from tests.edge_support import (  # noqa: F401 (fixtures)
     RecordingUpstream,
     closed_within,
     connect,
-    edge_server,
     exchange,
+    port_fixture,
     read_answer,
-    recording_upstream,
+    upstream_fixture,
 )
 
 HEALTH = b"GET /_consent/healthz HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\n\r\n"
 MiB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[RecordingUpstream]:
-    with recording_upstream() as up:
-        yield up
-
-
-@pytest.fixture(scope="module")
-def port(upstream: RecordingUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    with edge_server(upstream, tmp_path_factory.mktemp("edge-limits")) as (port, _):
-        yield port
 
 
 def health_answers(port: int) -> bool:

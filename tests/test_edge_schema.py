@@ -21,7 +21,7 @@ from schemathesis import GenerationMode
 from consentgate.cli import cli
 from tests.edge_support import KEYS, edge_server, recording_upstream
 
-EXAMPLES = int(os.environ.get("EDGE_SCHEMA_EXAMPLES", "15"))
+EXAMPLES = int(os.environ.get("EDGE_SCHEMA_EXAMPLES", "10"))
 
 
 def admin_token(data_dir: Path) -> str:

@@ -4,7 +4,10 @@ The HMAC signatures on chain heads and manifests (:mod:`consentgate.chain`,
 :mod:`consentgate.audit.proofs`) need the server's secret key to check. Export
 manifests and the chain heads they list are *additionally* signed with an Ed25519
 private key kept in the data directory (``data_dir/signing-key.pem``, PKCS#8, mode
-0600, generated on first use; copy it to every node that shares a PostgreSQL log).
+0600; copy it to every node that shares a PostgreSQL log). ``consentgate serve`` makes
+it on its first start (``consentgate public-key`` and the admin API's export too, when
+it is missing); the read-only ``consentgate export`` never makes one: without it the
+manifest is signed with the secret keys only.
 Its public key, printed by ``consentgate public-key`` and shown in the console, is
 all ``consentgate verify-export FILE --public-key KEY`` needs.
 

@@ -15,7 +15,7 @@ from typing import IO, Any
 import click
 
 from ..chain import HeadSigner
-from ..config import Settings
+from ..config import SECRET_FILE, Settings
 from ..store import ConsentStore, open_store
 from ..store.base import AuditAction
 
@@ -27,6 +27,7 @@ __all__ = [
     "cli_actor",
     "cli_store",
     "log_cli_action",
+    "require_keys",
 ]
 
 
@@ -38,6 +39,18 @@ def check_log_exists(settings: Settings) -> None:
             raise click.UsageError(
                 f"no consent log at {path}; pass the server's --data-dir, --config or --database"
             )
+
+
+def require_keys(settings: Settings, other: str = "") -> None:
+    """Refuse (exit 2) when no secret keys are configured or kept in the data directory:
+    a read-only command checks and signs with the installation's keys, never new ones.
+    ``other`` names another way out ("pass --public-key KEY, or ")."""
+    if not settings.secret_keys:
+        raise click.UsageError(
+            f"no secret keys to check and sign with: {Path(settings.data_dir) / SECRET_FILE} "
+            f"does not exist; {other}pass the installation's --config or --data-dir "
+            "(or set CONSENTGATE_SECRET_KEYS)"
+        )
 
 
 @contextlib.asynccontextmanager

@@ -20,9 +20,16 @@ import click
 
 from ..audit.export import ExportStats, export_stream, filter_json
 from ..audit.formats import FORMATS
-from ..audit.keys import signing_key_for
+from ..audit.keys import KEY_FILE, SigningKey, signing_key_for
 from ..audit.manifest import Manifest, manifest_path
-from ..audit.runner import DATETIME, atomic_file, check_log_exists, cli_store, log_cli_action
+from ..audit.runner import (
+    DATETIME,
+    atomic_file,
+    check_log_exists,
+    cli_store,
+    log_cli_action,
+    require_keys,
+)
 from ..cli import config_option, data_dir_option, database_option, settings_from
 from ..config import Settings
 from ..consent import Method
@@ -87,7 +94,7 @@ async def run_export(
             bar.update(stats.rows, final=True)
         manifest = result[0]
         manifest.file = file_name
-        manifest.sign(settings.secret_keys, signing_key_for(settings.data_dir))
+        manifest.sign(settings.secret_keys, installation_key(settings))
         await log_cli_action(
             store,
             "export",
@@ -100,6 +107,20 @@ async def run_export(
             },
         )
     return manifest
+
+
+def installation_key(settings: Settings) -> SigningKey | None:
+    """The installation's Ed25519 key, when the data directory holds one. An export never
+    makes one: a read-only command writes nothing, and a key nobody published proves
+    nothing (the manifest is then HMAC-signed only, and that is said on stderr)."""
+    if (Path(settings.data_dir) / KEY_FILE).is_file():
+        return signing_key_for(Path(settings.data_dir))
+    click.echo(
+        f"note: no {KEY_FILE} in {settings.data_dir}: the manifest is signed with the "
+        "secret keys only (pass the server's --data-dir for its Ed25519 signature)",
+        err=True,
+    )
+    return None
 
 
 def _region_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -171,8 +192,9 @@ def register(cli: click.Group) -> None:
         )
         if flt.since and flt.until and flt.since >= flt.until:
             raise click.BadParameter("--since must be before --until", param_hint="--since")
-        settings = settings_from(config, data_dir=data_dir, database=database)
+        settings = settings_from(config, create_secret=False, data_dir=data_dir, database=database)
         check_log_exists(settings)
+        require_keys(settings)
         progress = sys.stderr.isatty()
         try:
             if output is not None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sqlite3
 import sys
 from pathlib import Path
@@ -19,10 +18,10 @@ import click
 from ..audit.columns import parse_time
 from ..audit.keys import PublicKeyError, load_public_key, signing_key_for
 from ..audit.manifest import Manifest, check_export, manifest_path
-from ..audit.runner import check_log_exists, cli_store
+from ..audit.runner import check_log_exists, cli_store, require_keys
 from ..audit.verify import VerifyResult, verify_store
 from ..cli import config_option, data_dir_option, database_option, settings_from
-from ..config import DEFAULT_DATA_DIR, SECRET_FILE, Settings
+from ..config import Settings
 from ..store import StoreError
 from ..store.base import ActionHead, ChainHead, StoredEvent
 from ..store.records import export_record
@@ -79,14 +78,6 @@ def _record_json(rec: StoredEvent) -> str:
     return json.dumps(export_record(rec), ensure_ascii=False)
 
 
-def _keys_available(config: str | None, data_dir: str | None) -> bool:
-    """True when settings would carry the installation's keys rather than make new ones."""
-    if config or os.environ.get("CONSENTGATE_SECRET_KEYS"):
-        return True
-    directory = Path(data_dir or os.environ.get("CONSENTGATE_DATA_DIR") or DEFAULT_DATA_DIR)
-    return (directory / SECRET_FILE).is_file()
-
-
 def register(cli: click.Group) -> None:
     @cli.command()
     @config_option
@@ -107,8 +98,9 @@ def register(cli: click.Group) -> None:
         altered, inserted or missing record."""
         if data_dir and not database and not Path(data_dir).is_dir():
             raise click.BadParameter(f"{data_dir} is not a directory", param_hint="--data-dir")
-        settings = settings_from(config, data_dir=data_dir, database=database)
+        settings = settings_from(config, create_secret=False, data_dir=data_dir, database=database)
         check_log_exists(settings)
+        require_keys(settings)
         earlier, earlier_actions = _earlier_heads(against, settings)
         try:
             result, bad = asyncio.run(_verify(settings, earlier, earlier_actions))
@@ -180,13 +172,8 @@ def register(cli: click.Group) -> None:
                 raise click.BadParameter(str(exc), param_hint="--public-key") from None
             check = check_export(file, manifest, public_key=key)
         else:
-            if not _keys_available(config, data_dir):
-                raise click.UsageError(
-                    "no secret keys to check the signatures with: pass --public-key KEY "
-                    "(from `consentgate public-key`), or the installation's --config or "
-                    "--data-dir (or set CONSENTGATE_SECRET_KEYS)"
-                )
-            settings = settings_from(config, data_dir=data_dir)
+            settings = settings_from(config, create_secret=False, data_dir=data_dir)
+            require_keys(settings, "pass --public-key KEY (from `consentgate public-key`), or ")
             check = check_export(file, manifest, settings.secret_keys)
         if check.ok:
             click.echo(

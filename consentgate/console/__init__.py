@@ -15,6 +15,7 @@ from ..consent import COOKIE_NAME
 from ..cookies import classify
 from ..visit import DiscoveryHooks, Runtime
 from . import csp, views
+from . import openapi as console_openapi
 from .discovery import discovery
 
 __all__ = ["routes"]
@@ -36,6 +37,7 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
     runtime.on_startup.append(reg.start)
     runtime.on_shutdown.append(reg.stop)
     runtime.openapi_paths["/csp-report"] = csp.OPENAPI
+    runtime.openapi_paths.update(console_openapi.PATHS)
     return [
         *views.routes(runtime),
         Route("/csp-report", csp.endpoint(runtime), methods=["POST"]),

@@ -99,8 +99,8 @@ async function activate() {
 // other). Texts, category and service names come with the second layer's file. ----
 const held = new Map()
 async function hold() {
-  const g = granted(), need = el => cats(el).filter(c => !g.includes(c))
-  const els = [...D.querySelectorAll('iframe')].filter(el => !held.has(el) && !done.has(el) && el.offsetWidth && cats(el) && need(el)[0] && [...el.attributes].some(a => MV.test(a.name)))
+  const g = granted(), need = el => cats(el)?.filter(c => !g.includes(c))
+  const els = [...D.querySelectorAll('iframe')].filter(el => !held.has(el) && !done.has(el) && el.offsetWidth && need(el)?.[0] && [...el.attributes].some(a => MV.test(a.name)))
   if (!els[0] || !(await load())) return
   for (const el of els) {
     if (held.has(el)) continue
