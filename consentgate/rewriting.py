@@ -139,12 +139,14 @@ class _Responder:
             else:
                 await self.downstream(message)
         except Exception as exc:
-            if self.started or self.decision is None or full_consent(self.decision):
-                raise  # cut (after the first byte), or nothing to hold back
+            if self.started or self.site is None or self.decision is None:
+                raise  # cut (after the first byte)
+            broken = isinstance(exc, DecodeError)  # a page nobody can read: 502 for all
+            if not broken and full_consent(self.decision):
+                raise  # nothing to hold back from this visitor
             self.done = True
             if not isinstance(exc, UnsafePage | DecodeError):
                 log.exception("internal error on a page")
-            assert self.site is not None
             await refuse(self.downstream, self.site, exc)
 
     async def _start(self, message: Message) -> None:

@@ -420,6 +420,8 @@ class ProxyApp:
                 decoded += decoder.decode(chunk) if decoder is not None else chunk
                 if len(decoded) >= SNIFF_BYTES or resp.complete:
                     break
+            if decoder is not None and resp.complete:
+                decoded += decoder.flush()  # a body cut short is undecodable: not sniffed
         except (UpstreamError, DecodeError):
             return Kind.HTML
         finally:
