@@ -370,13 +370,13 @@ variants = st.builds(
 )
 
 
-@hsettings(max_examples=10, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(max_examples=8, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(v=variants)
 def test_generated_variants(world: World, v: Variant) -> None:
     check(world, v)
 
 
-@hsettings(max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(v=variants, everything=st.booleans())
 # found: a body cut short, of unknown type (the proxy streamed it, the middleware refused)
 @example(v=variant("html", (None,), coding="broken-gzip"), everything=False)
