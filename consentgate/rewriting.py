@@ -192,8 +192,14 @@ class _Responder:
         )
 
     def _page_headers(self, keep_coding: bool = False) -> list[tuple[bytes, bytes]]:
-        _, decision = self._decide()
-        out = page_headers(self._cookies(self.headers, page=True), decision.token, self.owner.vary)
+        site, decision = self._decide()
+        out = page_headers(
+            self._cookies(self.headers, page=True),
+            decision.token,
+            self.owner.vary,
+            site,
+            decision.granted,
+        )
         if not keep_coding:
             out = [(n, v) for n, v in out if n != b"content-encoding"]
         return out

@@ -113,6 +113,7 @@ BODIES: dict[str, bytes] = {
     "xml-entity": entity_page().encode(),
     "inert-svg": b'<svg xmlns="http://www.w3.org/2000/svg"><circle r="5"/></svg>',
     "text": b"just text, " + HTML_TRACKER.encode(),
+    "html-clean": f"<!doctype html><title>clean</title>{PAD}".encode(),
 }
 TYPES = [
     None,
@@ -328,6 +329,15 @@ REGRESSIONS: dict[str, Variant] = {
     "server-error-page": variant("html", status=500, framing="close"),
     "plain-text": variant("text", ("text/plain",)),
     "octet-stream": variant("html", ("application/octet-stream",)),
+    # the tracker named only by a preload in the Link header (fetched before any markup)
+    "link-preload-header": Variant(
+        200,
+        [
+            ("Content-Type", "text/html"),
+            ("Link", f"</a.css>; rel=preload; as=style, <{TRACKER}>; rel=preload; as=script"),
+        ],
+        BODIES["html-clean"],
+    ),
 }
 
 

@@ -238,3 +238,15 @@ def test_a_meta_policy_gives_its_script_nonce(settings: Settings) -> None:
     rewriter.feed(page)
     rewriter.finish()
     assert seen == ["sc"]
+
+
+def test_link_entries_to_refused_trackers_go(settings: Settings) -> None:
+    from consentgate.page import filter_link
+
+    site = settings.sites[0]
+    ga = b"<https://www.googletagmanager.com/gtag/js?id=G-1>; rel=preload; as=script"
+    own = b"</app.css>; rel=preload; as=style"
+    assert filter_link(own + b", " + ga, site, frozenset({"necessary"})) == own
+    assert filter_link(ga, site, frozenset({"necessary"})) is None
+    granted = frozenset({"necessary", "statistics"})
+    assert filter_link(own + b", " + ga, site, granted) == own + b", " + ga

@@ -26,6 +26,7 @@ from ..page import (
     BYTES_HEADERS,
     Kind,
     error_page,
+    filter_link,
     full_consent,
     read_head,
     refuse,
@@ -384,6 +385,11 @@ class ProxyApp:
                     continue
                 if name == b"etag":
                     value = consent_etag(value, token)
+                elif name == b"link" and html:
+                    link = filter_link(value, site, cookies.granted)
+                    if link is None:
+                        continue
+                    value = link
             out.append((name, value))
         if not html:
             if status == 304:
