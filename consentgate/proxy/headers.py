@@ -23,8 +23,6 @@ from .encoding import constrain_accept_encoding
 __all__ = [
     "CLIENT_IP_HEADERS",
     "HOP_BY_HOP",
-    "MAX_REQUEST_HEADERS",
-    "MAX_REQUEST_HEADER_BYTES",
     "PublicOrigin",
     "Visitor",
     "connection_tokens",
@@ -37,8 +35,6 @@ __all__ = [
     "visitor_of",
 ]
 
-MAX_REQUEST_HEADERS = 100
-MAX_REQUEST_HEADER_BYTES = 32 * 1024
 
 HOP_BY_HOP = frozenset(
     {
