@@ -161,3 +161,31 @@ def test_slow_and_idle_connections_are_closed_while_others_are_served(port: int)
     assert closed[body].startswith(b"HTTP/1.1 408 ")
     assert b'"request_timeout"' in closed[body]
     assert closed[silent] == b"" and closed[idle] == b""
+
+
+def test_a_trailer_bomb_is_refused_and_trailers_never_pass(
+    port: int, upstream: RecordingUpstream
+) -> None:
+    head = (
+        b"POST /%s HTTP/1.1\r\nHost: shop.example\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n0\r\n"
+    )
+    # a small trailer: the request is served, the trailer is not passed on
+    answer = exchange(port, head % b"trailer-ok" + b"X-Trailer: yes\r\nHost: evil\r\n\r\n")
+    assert answer is not None and answer.status == 200
+    (seen,) = upstream.requests_for("/trailer-ok")
+    assert seen.body == b"abc" and seen.header("x-trailer") is None
+    assert seen.header("host") == "shop.example"
+    # an endless one: refused once a head's worth has come, while others are served
+    bomb = connect(port, timeout=10)
+    bomb.sendall(head % b"trailer-bomb" + b"X-Bomb: ")
+    piece = b"a" * (256 * 1024)
+    for _ in range(64):  # up to 16 MiB
+        try:
+            bomb.sendall(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            break
+    assert health_answers(port)
+    assert error_of(read_answer(bomb)) == (431, "headers_too_large")
+    bomb.close()
+    assert upstream.requests_for("/trailer-bomb") == []
