@@ -83,3 +83,39 @@ async def test_an_exact_body_keeps_the_connection_for_the_next_request(
         assert sum(len(idle) for idle in pool._idle.values()) == 1  # one connection, reused
     finally:
         await pool.aclose()
+
+
+async def test_an_endless_response_head_is_cut_off_as_it_arrives() -> None:
+    """A response header that never ends: the client gives up once the head limit has
+    come (the parser would gather it by concatenation), not after the whole of it."""
+    total = 32 * 1024 * 1024
+    sent = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal sent
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nX-Endless: ")
+        piece = b"a" * (64 * 1024)
+        try:
+            while sent < total:
+                writer.write(piece)
+                await writer.drain()
+                sent += len(piece)
+            writer.write(b"\r\n\r\n")
+            await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+    origin = Origin("http", "127.0.0.1", srv.sockets[0].getsockname()[1])
+    pool = UpstreamPool(1.0, 30.0)
+    try:
+        with pytest.raises(UpstreamProtocolError, match="too large"):
+            await pool.request(origin, "GET", b"/", [(b"host", b"h")])
+        assert sent < total // 2  # given up long before the head could end
+    finally:
+        await pool.aclose()
+        srv.close()
+        await srv.wait_closed()
