@@ -31,12 +31,20 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .catalog import CATEGORY_RANK, cookie_patterns, load_catalog, storage_patterns
+from .catalog import (
+    CATEGORY_RANK,
+    cookie_patterns,
+    glob_source,
+    load_catalog,
+    storage_patterns,
+    url_pattern_parts,
+)
 
 if TYPE_CHECKING:
     from .config import Site
@@ -112,61 +120,66 @@ def _names(per_category: dict[str, list[str]]) -> dict[str, list[str]]:
 
 #: A regular expression that matches nothing (a category without such patterns).
 NOTHING = "$^"
+_UNSAFE = re.compile(r"\\?(.)", re.S)  # an escaped or plain character
 
 
-def _escape(text: str) -> str:
-    """``text`` as a regular expression source matching it literally, valid alike in Python
-    and in a JavaScript regular expression literal inside an inline ``<script>``."""
-    out = []
-    for ch in text:
-        if ch in ".^$|?*+()[]{}\\/":
-            out.append("\\" + ch)
-        elif ch == "<" or ord(ch) < 32 or ch in "\u2028\u2029":
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return "".join(out)
+def _js(source: str) -> str:
+    """A regular expression source (the catalog's, valid in Python and JavaScript) made fit
+    for a JavaScript regular expression literal inside an inline ``<script>``: ``/``
+    escaped, ``<`` and line breaks as ``\\uXXXX`` (the same in both languages), ``-`` plain."""
+
+    def one(m: re.Match[str]) -> str:
+        ch = m[1]
+        if ch == "<" or ord(ch) < 32 or ch in "\u2028\u2029":
+            return f"\\u{ord(ch):04x}"
+        if ch in "/-":  # "-" needs no escape outside a class (these sources have none)
+            return "\\/" if ch == "/" else "-"
+        return m[0]
+
+    return _UNSAFE.sub(one, source)
 
 
-def _any(patterns: Iterable[str], wide: str = "") -> str:
-    """Patterns as alternatives, each escaped with ``*`` as ``wide``."""
-    return "|".join(_escape(p).replace("\\*", wide) for p in sorted(patterns))  # gzips best
+def _any(sources: Iterable[str]) -> str:
+    return "|".join(sorted(sources))  # sorted: shared prefixes side by side gzip best
 
 
-def _full(patterns: list[str]) -> str:
-    return f"^({_any(patterns, '.*')})$" if patterns else NOTHING
+def _full(names: list[str]) -> str:
+    """Names as the catalog's globs (:func:`~consentgate.catalog.glob_source`)."""
+    return _js(f"^({_any(map(glob_source, names))})$") if names else NOTHING
 
 
 def _hosts(hosts: Iterable[str]) -> str:
     """A host in ``hosts`` or a subdomain of one."""
     found = set(hosts)
-    # a subdomain of a host listed is matched already
-    found = sorted(h for h in found if not any(h.endswith("." + o) for o in found))
-    return rf"^(.*\.)?({_any(found)})$" if found else NOTHING
+    found = {h for h in found if not any(h.endswith("." + o) for o in found)}  # matched
+    return _js(rf"^(.*\.)?({_any(map(re.escape, found))})$") if found else NOTHING
 
 
 def _urls(patterns: list[str]) -> str:
-    """``host + path + query`` as ``Catalog.match_url`` matches it: a host pattern matches
-    that host or a subdomain; a ``/suffix`` matches on any host, before the query."""
-    paths: dict[str, set[str]] = {}  # per host: its paths ("": any), one host once
+    """``host + path + query`` as ``Catalog.match_url`` matches it
+    (:func:`~consentgate.catalog.url_pattern_parts`): a host pattern matches that host or a
+    subdomain, then its path at the start of the path and query; a ``/suffix`` matches on
+    any host, before the query. Patterns of one host share it."""
+    paths: dict[str, set[str]] = {}  # per host: its path sources ("": any path)
     for p in patterns:
         if p[0] != "/":
-            host, _, path = p.partition("/")
-            paths.setdefault(host.lower(), set()).add(path)
+            host, path = url_pattern_parts(p)
+            paths.setdefault(host, set()).add(path or "")
     wide = {h for h, ps in paths.items() if "" in ps}
     hosts = [
-        _any([h]) + "\\/" + ("" if h in wide else _group(_any(ps, "[^?#]*"), len(ps)))
-        for h, ps in sorted(paths.items())
+        re.escape(h) + ("/" if h in wide else _group(_any(p.removeprefix("/") for p in ps), ps))
+        for h, ps in paths.items()
         if not any(h.endswith("." + w) for w in wide)  # a subdomain of a host-wide one
     ]
-    ends = [p for p in patterns if p[0] == "/"]
-    parts = [rf"([^/]*\.)?({'|'.join(hosts)})"] if hosts else []
-    parts += [rf"[^?]*({_any(ends, '[^?#]*')})(\?|$)"] if ends else []
-    return f"^({'|'.join(parts)})" if parts else NOTHING
+    ends = [re.escape(p) for p in patterns if p[0] == "/"]  # literal, as path.endswith
+    parts = [rf"([^/]*\.)?({_any(hosts)})"] if hosts else []
+    parts += [rf"[^?]*({_any(ends)})(\?|$)"] if ends else []
+    return _js(f"^({'|'.join(parts)})") if parts else NOTHING
 
 
-def _group(source: str, alternatives: int) -> str:
-    return f"({source})" if alternatives > 1 else source
+def _group(source: str, alternatives: set[str]) -> str:
+    """``/`` then the paths of one host (each path source starts with ``/``)."""
+    return f"/({source})" if len(alternatives) > 1 else "/" + source
 
 
 def guard_rules(site: Site) -> dict[str, object]:
@@ -183,7 +196,7 @@ def guard_rules(site: Site) -> dict[str, object]:
         [
             c,
             _urls(urls.get(c, [])),
-            _hosts(p.split("/")[0].lower() for p in urls.get(c, []) if p[0] != "/"),
+            _hosts(url_pattern_parts(p)[0] for p in urls.get(c, []) if p[0] != "/"),
             _full(cookies.get(c, [])),
             _full(storage.get(c, [])),
         ]
@@ -193,7 +206,7 @@ def guard_rules(site: Site) -> dict[str, object]:
     words = {w for w in words if w and not any(o != w and o in w for o in words)}  # substrings
     strict = sorted({h.lower().split(":")[0] for h in site.hosts + site.allow_hosts})
     return {
-        "h": "|".join([*(_escape(w) for w in sorted(words)), "&#", r"\\", "%"]),
+        "h": _js("|".join([*sorted(map(re.escape, words)), "&#", r"\\", "%"])),
         "x": _hosts(strict) if site.strict else None,
         "c": rows,
     }

@@ -242,7 +242,7 @@ async def test_regime_variants_carry_only_their_views_texts(
 # (issue 16, inline in proxy mode, first in script-tag mode's banner.js) has its own share.
 BUDGET = 6700
 #: gzip -9 bytes of the runtime guard (code and the demo site's data) as inlined. Issue 16's
-#: target is 1,500 B (and 7,000 B for the whole first visit with it): NOT met yet (2,897 B,
+#: target is 1,500 B (and 7,000 B for the whole first visit with it): NOT met yet (2,898 B,
 #: from 3,184 B; docs/guard.md, bench/README.md). This ceiling keeps it from growing meanwhile.
 GUARD_BUDGET = 2900
 

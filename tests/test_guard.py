@@ -145,11 +145,19 @@ def test_storage_keys_are_the_declared_ones() -> None:
 
 def test_declared_names_cannot_end_the_script() -> None:
     name = "</script><script>alert(1)//\x01"
-    site = Site(id="x", cookies=[CookieDecl(name, "marketing")])
+    url = "ab.example/</script>/*.js"
+    site = Site(
+        id="x",
+        cookies=[CookieDecl(name, "marketing")],
+        services=[{"id": "ab", "name": "AB", "category": "marketing", "urls": [url]}],
+    )
     data = guard_data(site)
     assert "<" not in data and "\x01" not in data
     cookie = compiled(site)["k"][0][1]  # the catalog's marketing names and this one
     assert cookie.match(name) and not cookie.match("x" + name)
+    urls = compiled(site)["u"]
+    assert guard_category(urls, "https://a.ab.example/</script>/x/y.js?q") == "marketing"
+    assert guard_category(urls, "https://ab.example/%3C/script%3E/x.js") is None
     script = guard_script(f"{guard_code()}({data}", ["necessary", "statistics"])
     assert "</" not in script
     assert script.endswith(',["necessary","statistics"]);')
