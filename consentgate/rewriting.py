@@ -192,6 +192,8 @@ class _Responder:
     def _page_headers(self, keep_coding: bool = False) -> list[tuple[bytes, bytes]]:
         _, decision = self._decide()
         out = page_headers(self._cookies(self.headers, page=True), decision.token, self.owner.vary)
+        if self.runtime.discovery is not None:  # the console's host discovery (docs/console.md)
+            out.append((b"content-security-policy-report-only", self.runtime.discovery.report_only))
         if not keep_coding:
             out = [(n, v) for n, v in out if n != b"content-encoding"]
         return out
