@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..catalog import CATEGORY_RANK, Catalog, Service, load_catalog
-from ..config import CookieDecl, Site
+from ..config import ConfigError, CookieDecl, Site
 from ..consent import CATEGORIES
 from ..store.base import ApiToken, AuditAction, StoreError
 from ..store.discovery import Classification, Sighting
@@ -235,7 +235,7 @@ class Discovery:
                 continue
             try:
                 site = self.runtime.settings.site(c.site_id)
-            except Exception:
+            except ConfigError:
                 continue  # a site no longer configured
             apply(site, c)
             self._applied.add(key)
