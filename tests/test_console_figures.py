@@ -139,6 +139,8 @@ def test_the_migration_back_fills_an_older_log(tmp_path: Path, database_url: str
         conn.execute("DROP TRIGGER events_rollups_delete")
         for table in ("consent_rollups", "discovery", "classifications"):
             conn.execute(f"DROP TABLE {table}")
+        for table in ("chain_heads", "action_head"):  # schema 6
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN ed25519")
         conn.execute("DELETE FROM schema_version WHERE version >= 4")
     conn.close()
     assert asyncio.run(compare(settings)) == 12 + 4 + 3

@@ -264,7 +264,7 @@ class Discovery:
             try:
                 await self.flush()
                 await self.load()
-            except (StoreError, OSError) as exc:  # the database is away: try again later
+            except Exception as exc:  # the database is away: the next round tries again
                 log.warning("discovery: %s", exc)
 
     async def stop(self) -> None:
