@@ -57,8 +57,12 @@ def create_consent_app(runtime: Runtime) -> Starlette:
         return error_response(404, "not_found", f"no endpoint {request.url.path}")
 
     async def method_not_allowed(request: Request, exc: Exception) -> Response:
+        allow = getattr(exc, "headers", None) or {}  # Starlette's router names the methods
         return error_response(
-            405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}"
+            405,
+            "method_not_allowed",
+            f"{request.method} is not allowed on {request.url.path}",
+            headers={"Allow": allow["Allow"]} if "Allow" in allow else None,
         )
 
     routes: list[BaseRoute] = [

@@ -110,7 +110,7 @@ def embed_names(site: Site) -> list[list[str]]:
     """``[host/path, service name]`` per catalog URL pattern of an optional service, longest
     first: a blocked embed's placeholder names what it holds (the banner looks for
     ``.host/path`` in ``.`` + the embed's host and path)."""
-    out = {}
+    out: dict[str, str] = {}
     for svc in load_catalog(site).services:
         for pattern in svc.urls if svc.category != "necessary" else ():
             stem = pattern.split("*", 1)[0]
@@ -205,7 +205,8 @@ class BannerAssets:
         self._guards: dict[tuple[str, ...], str] = {}
 
     def forget(self) -> None:
-        """The declarations changed (a classification): build the assets again."""
+        """The declarations changed (a classification): build the assets and the
+        runtime guard's data again."""
         self._cache.clear()
         self._guards.clear()
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from .consent import CATEGORIES
 from .errors import ConsentGateError
@@ -188,12 +189,26 @@ class Catalog:
         cache = self._url_cache
         if url in cache:
             return cache[url]
-        services = self.match_url(url.decode("latin-1"))
-        category = services[0].category if services else None
+        text = url.decode("latin-1")
+        if _JAVASCRIPT.match((html.unescape(text) if "&" in text else text).translate(_STRIP)):
+            category = self.javascript_category(text)
+        else:
+            services = self.match_url(text)
+            category = services[0].category if services else None
         if len(cache) >= _CACHE_SIZE:
             cache.clear()
         cache[url] = category
         return category
+
+    def javascript_category(self, url: str) -> str | None:
+        """A ``javascript:`` URL (an iframe's ``src`` that writes its own document, as old
+        ad tags do) is code: the strictest category of its loader signatures and of the
+        catalogued URLs written in it."""
+        code = unquote(html.unescape(url) if "&" in url else url)
+        found = [s.category for s in self.match_inline(code.encode("utf-8", "replace"))]
+        for m in _EMBEDDED_URL.finditer(code.replace("\\/", "/")):
+            found += [s.category for s in self.match_url(m.group())]
+        return max(found, key=CATEGORY_RANK.__getitem__) if found else None
 
     def hint_category(self, url: bytes) -> str | None:
         """The strictest category of the services with a URL pattern on ``url``'s host
@@ -278,6 +293,8 @@ def _literal_finder(words: tuple[bytes, ...]) -> Callable[[bytes], list[tuple[in
 
 
 _CACHE_SIZE = 4096
+_JAVASCRIPT = re.compile(r"[\x00-\x20]*javascript:", re.I)  # after tabs and newlines go
+_EMBEDDED_URL = re.compile(r"(?:https?:)?//[^\s\"'\\<>()]+")
 
 
 def url_pattern_parts(pattern: str) -> tuple[str, str | None]:

@@ -22,6 +22,7 @@ from .consent import CATEGORIES, MAX_LIFETIME_DAYS
 from .errors import ConsentGateError
 
 __all__ = [
+    "EDGE_LIMITS",
     "SEED_COOKIES",
     "SERVER_SETTINGS",
     "SITE_SETTINGS",
@@ -166,8 +167,8 @@ SERVER_SETTINGS: tuple[Setting, ...] = (
     ),
 )
 
-#: edge limits and timeouts that must be positive
-_EDGE_POSITIVE = (
+#: the HTTP edge's limits and timeouts (all must be positive)
+EDGE_LIMITS = (
     "max_request_line",
     "max_request_header_bytes",
     "max_request_headers",
@@ -733,7 +734,7 @@ def load_settings(
         parse_networks(server.get("metrics_allow", []))
     except ValueError as exc:
         raise ConfigError(str(exc), file=file, key="server.metrics_allow") from None
-    for name in _EDGE_POSITIVE:
+    for name in EDGE_LIMITS:
         if name in server and not server[name] > 0:
             raise ConfigError(
                 f"must be greater than 0, got {server[name]!r}", file=file, key=f"server.{name}"

@@ -6,6 +6,7 @@ what nginx enforces before any request reaches the app (figures: docs/proxy.md):
 * **limits as bytes arrive**: the request line (414), the header bytes and the header
   count (431) are checked while the head is read, and no more than the head limit is
   ever handed to the parser, so a 32 MiB header costs 40 KiB of parsing, not seconds;
+  a chunked body's trailer section likewise (its fields are then dropped);
 * **time limits**: a request's headers must arrive within ``request_header_timeout``
   (counted from the connection for the first request: a connection that never sends
   anything is closed), a body may not stall for ``request_body_timeout`` nor average
@@ -51,6 +52,7 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
+from .config import EDGE_LIMITS
 from .visitor import valid_host
 
 __all__ = [
@@ -77,7 +79,7 @@ _ALLOW = b"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 
 def uvicorn_fingerprint() -> str:
     """sha256 over the source of the uvicorn code :class:`EdgeProtocol` relies on."""
-    parts = [
+    parts: list[Any] = [
         HttpToolsProtocol.__init__,
         HttpToolsProtocol.connection_made,
         HttpToolsProtocol.connection_lost,
@@ -119,21 +121,19 @@ class EdgeLimits:
 
     @classmethod
     def of(cls, settings: Any) -> EdgeLimits:
-        if settings is None:
-            return cls()
-        return cls(
-            settings.max_request_line,
-            settings.max_request_header_bytes,
-            settings.max_request_headers,
-            settings.request_header_timeout,
-            settings.request_body_timeout,
-            settings.request_body_min_rate,
-        )
+        """The limits of ``settings`` (a :class:`~consentgate.config.Settings`); the
+        defaults for what it does not set (an app without settings: all defaults)."""
+        default = cls()
+        return cls(*[getattr(settings, name, getattr(default, name)) for name in _SETTING_NAMES])
 
     @property
     def head_bytes(self) -> int:
         """Bytes of a request head handed to the parser at most (line, fields, CRLFs)."""
         return self.max_request_line + self.max_request_header_bytes + 4 * self.max_request_headers
+
+
+#: the settings EdgeLimits reads (uvicorn itself applies keepalive_timeout)
+_SETTING_NAMES = tuple(name for name in EDGE_LIMITS if name != "keepalive_timeout")
 
 
 class CorkedTransport:
@@ -356,6 +356,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._timer_kind = _NO_TIMER
         # request body progress (checked by the body timer)
         self._body_seen = 0
+        self._idle_bytes = 0  # body-phase bytes in a row that brought no body
         self._body_base = 0
         self._body_checked = 0
         self._body_start = 0.0
@@ -378,7 +379,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         while data:
             if self._phase == _BODY:
-                self._feed(data)
+                self._feed_body(data)
                 break
             room = self.limits.head_bytes - self._head_seen
             if len(data) <= room:
@@ -397,6 +398,21 @@ class EdgeProtocol(HttpToolsProtocol):
             data = data[room:]
         if not self._stopped:
             self._watch()
+
+    def _feed_body(self, data: bytes) -> None:
+        """Body bytes. A chunked body ends with a trailer section the parser gathers
+        like a head (quadratically, by concatenation): bytes that bring no body are
+        capped like a head's."""
+        seen = self._body_seen
+        self._feed(data)
+        if self._te is None or self._stopped or self._phase != _BODY:
+            return
+        if self._body_seen != seen:
+            self._idle_bytes = 0
+            return
+        self._idle_bytes += len(data)
+        if self._idle_bytes > self.limits.head_bytes:
+            self._refuse(431, "headers_too_large", "the request trailers are too large")
 
     def _feed(self, data: bytes) -> None:
         try:
@@ -442,6 +458,9 @@ class EdgeProtocol(HttpToolsProtocol):
         ):
             self._refusal = (431, "headers_too_large", "the request headers are too large", ())
             raise _Refused
+        if self._phase == _BODY:
+            return  # a trailer field: counted, then dropped (never forwarded, never seen
+            # by the app: uvicorn would append it to the request's headers)
         super().on_header(name, value)
         lowered = self.headers[-1][0]
         if lowered == b"host":
@@ -465,7 +484,7 @@ class EdgeProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         if self.cycle is not cycle and type(self.cycle) is RequestResponseCycle:
             self.cycle.__class__ = LeanCycle
-        self._body_seen = self._body_base = self._body_checked = 0
+        self._body_seen = self._body_base = self._body_checked = self._idle_bytes = 0
 
     def on_body(self, body: bytes) -> None:
         self._body_seen += len(body)
@@ -528,7 +547,8 @@ class EdgeProtocol(HttpToolsProtocol):
 
     @property
     def _body_tick(self) -> float:
-        return max(0.05, self.limits.request_body_timeout / 4)
+        """How often a body's progress is checked: a timeout fires at most a second late."""
+        return max(0.05, min(1.0, self.limits.request_body_timeout / 4))
 
     def _on_timer(self) -> None:
         kind = self._timer_kind

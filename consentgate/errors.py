@@ -20,7 +20,13 @@ attributes and a message naming the thing, the value and the fix::
     ├── ClientGone                 the visitor left mid-upload      consentgate.proxy.app
     ├── TokenError, ValueError     admin/auditor token              consentgate.audit.tokens
     ├── FormatError, ValueError    unknown export format            consentgate.audit.formats
-    └── ErasureRefused             erasure cannot be done           consentgate.audit.subjects
+    ├── ErasureRefused             erasure cannot be done           consentgate.audit.subjects
+    ├── PublicKeyError, ValueError an auditor public key unusable   consentgate.audit.keys
+    ├── ThemeError, ValueError     a banner theme setting invalid   consentgate.theme
+    ├── PeriodError, ValueError    a console period invalid         consentgate.console.figures
+    ├── Forbidden                  a console action not allowed     consentgate.console.views
+    └── AddressUnavailable         the listen address cannot be bound consentgate.server
+                                   (also a click.ClickException: exit 2)
 """
 
 from __future__ import annotations

@@ -32,6 +32,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .errors import ConsentGateError
+
 __all__ = ["COLOURS", "LAYOUTS", "ThemeError", "check_theme", "contrast", "theme_css"]
 
 #: Colour keys and their defaults (the banner's CSS uses the same).
@@ -65,7 +67,7 @@ _LENGTH = re.compile(r"^(?:0|\d{1,3}(?:\.\d{1,3})?(?:px|rem|em))$")
 _FONT = re.compile(r"^[\w \-,.'\"]{1,200}$")
 
 
-class ThemeError(ValueError):
+class ThemeError(ConsentGateError, ValueError):
     """A theme the banner may not use: names the key or the pair and the ratio."""
 
 
@@ -138,7 +140,8 @@ def check_theme(theme: Mapping[str, Any]) -> dict[str, Any]:
     if layout not in LAYOUTS:
         raise ThemeError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     font = theme.get("font", "")
-    if font and (not isinstance(font, str) or not _FONT.match(font)):
+    balanced = isinstance(font, str) and font.count('"') % 2 == 0 and font.count("'") % 2 == 0
+    if font and (not isinstance(font, str) or not _FONT.match(font) or not balanced):
         raise ThemeError(
             f"font is a CSS font-family list (letters, digits, spaces, quotes, commas), "
             f"got {font!r}"

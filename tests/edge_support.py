@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httptools
+import pytest
 
 from tests import support
 
@@ -185,6 +186,22 @@ def edge_server(
         "--config", str(path), "--data-dir", str(data_dir), env={"CONSENTGATE_SECRET_KEYS": KEYS}
     ) as (base, proc):
         yield int(base.rsplit(":", 1)[1]), proc
+
+
+@pytest.fixture(scope="module", name="upstream")
+def upstream_fixture() -> Iterator[RecordingUpstream]:
+    """A module's recording upstream (import the fixture, ask for ``upstream``)."""
+    with recording_upstream() as up:
+        yield up
+
+
+@pytest.fixture(scope="module", name="port")
+def port_fixture(
+    upstream: RecordingUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[int]:
+    """The port of a module's ``consentgate serve`` (EDGE_CONFIG) in front of ``upstream``."""
+    with edge_server(upstream, tmp_path_factory.mktemp("edge")) as (port, _):
+        yield port
 
 
 # -- raw sockets --------------------------------------------------------------------------

@@ -227,6 +227,10 @@ def test_blocked_embeds_get_a_placeholder_that_loads_them(
             assert abs(box["w"] - box["fw"]) <= 1 and abs(box["h"] - box["fh"]) <= 1, box
             assert name in box["text"] and "«Маркетинг»" in box["text"], box["text"]
             assert "Разрешить «Маркетинг» и загрузить" in box["text"]
+        if UPDATE_SCREENSHOTS:
+            page.locator(".consentgate-embed").first.screenshot(
+                path=str(REPO / "docs" / "banner-embed-placeholder.png")
+            )
         result = Axe().run(page)
         assert [v["id"] for v in result.response["violations"]] == []
         # the page's Consent Mode / UET defaults came before any tag
@@ -260,11 +264,12 @@ def test_blocked_embeds_get_a_placeholder_that_loads_them(
         sent = json.loads(deleted.value.post_data or "{}")
         assert sent["language"] == body["language"] and sent["banner_hash"] == body["banner_hash"]
         wait_until(page, "document.querySelectorAll('.consentgate-embed').length === 3")
-        if UPDATE_SCREENSHOTS:
-            page.set_viewport_size({"width": 640, "height": 420})
-            page.locator(".consentgate-embed").first.screenshot(
-                path=str(REPO / "docs" / "banner-embed-placeholder.png")
-            )
+        # decided (refused) with the banner closed: a placeholder's decision still brings
+        # the one-click withdrawal
+        assert page.locator(BANNER).count() == 0 and not withdraw.is_visible()
+        page.locator(".consentgate-embed").nth(1).get_by_role("button").click()
+        withdraw.wait_for()
+        wait_until(page, "document.querySelectorAll('.consentgate-embed').length === 0")
     finally:
         visit.close()
 
@@ -299,6 +304,14 @@ def test_small_screen_first_layer_covers_at_most_40_percent(
         )
         assert len(shapes) == 3 and all(s == shapes[0] for s in shapes), shapes
         assert shapes[0][5] is True and shapes[0][1] >= 44  # visible, a 44 px target
+        # every word of a button on one line: none is cut in two
+        whole = buttons.evaluate_all(
+            """bs => bs.every(b => { const t = b.firstChild; let i = 0
+                return t.data.split(' ').every(w => { const r = document.createRange()
+                    r.setStart(t, i); r.setEnd(t, i + w.length); i += w.length + 1
+                    return r.getClientRects().length == 1 }) })"""
+        )
+        assert whole, lang
         size = page.locator("#consentgate #x").evaluate(
             "p => parseFloat(getComputedStyle(p).fontSize)"
         )

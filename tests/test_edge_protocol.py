@@ -137,3 +137,15 @@ async def test_a_body_the_app_is_slow_to_read_is_not_timed_out(tmp_path: Path) -
         answer = await talk(port, raw)
         assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"\r\n\r\n%d" % size)
         assert app.bodies == [size]
+
+
+def test_the_edge_settings_are_documented_with_their_defaults() -> None:
+    from consentgate.config import EDGE_LIMITS, SERVER_SETTINGS
+
+    proxy = (ROOT / "docs" / "proxy.md").read_text()
+    table = {s.name: s.default for s in SERVER_SETTINGS}
+    for name in EDGE_LIMITS:
+        row = next(line for line in proxy.splitlines() if f"| `{name}` |" in line)
+        default = table[name]
+        assert f"{default:g}" in row, (name, default, row)
+    assert "metrics_allow" in (ROOT / "docs" / "consent-api.md").read_text()

@@ -256,3 +256,17 @@ def test_an_upstream_handshake_refusal_keeps_its_status(ws_proxy: tuple[int, WsU
     with pytest.raises(InvalidStatus) as refused:
         ws_connect(f"ws://127.0.0.1:{port}/ws/denied", open_timeout=10)
     assert refused.value.response.status_code == 401
+
+
+async def test_every_405_names_the_allowed_methods(settings: Settings) -> None:
+    async with client_of(settings) as (client, _):
+        for method, path in (
+            ("PUT", "/_consent/healthz"),
+            ("DELETE", "/_consent/metrics"),
+            ("PATCH", "/_consent/api/consent"),
+            ("TRACE", "/_consent/api/consent"),
+            ("PUT", "/_consent/openapi.json"),
+        ):
+            r = await client.request(method, path)
+            assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+            assert "GET" in r.headers["allow"], (method, path)

@@ -9,33 +9,18 @@ the answer to their own request, not to one left over in the pool.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.edge_support import (
+from tests.edge_support import (  # noqa: F401 (fixtures)
     RecordingUpstream,
     Seen,
-    edge_server,
     exchange,
     get,
-    recording_upstream,
+    port_fixture,
+    upstream_fixture,
 )
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[RecordingUpstream]:
-    with recording_upstream() as up:
-        yield up
-
-
-@pytest.fixture(scope="module")
-def port(upstream: RecordingUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    with edge_server(upstream, tmp_path_factory.mktemp("edge-smuggling")) as (port, _):
-        yield port
-
 
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: shop.example\r\n\r\n"
 _victims = iter(range(1_000_000))

@@ -93,7 +93,8 @@ async def test_get_names_the_regime_for_script_tag_mode(settings: Settings) -> N
         origin = {"origin": "https://shop.example"}
         r = await client.get(API, headers={**US_CA, **origin})
         assert r.status_code == 404 and r.headers["consentgate-regime"] == "opt-out"
-        assert r.headers["access-control-expose-headers"] == "Consentgate-Regime"
+        exposed = r.headers["access-control-expose-headers"]
+        assert exposed == "Consentgate-Regime, Consentgate-Warning"
         assert (await client.get(API, headers=DE)).headers["consentgate-regime"] == "opt-in"
 
 

@@ -1,4 +1,6 @@
-"""Resource hints to tracker hosts: ``<link rel=preconnect|dns-prefetch>`` name an origin
+"""URL-bearing elements the catalog matches without a plain tracker URL.
+
+Resource hints to tracker hosts: ``<link rel=preconnect|dns-prefetch>`` name an origin
 and are matched by host (any service on that host or a parent domain, the strictest
 category wins); ``preload``/``prefetch``/``modulepreload`` name a URL and are matched as
 URLs. Both neutralized like other URL-bearing elements, so the banner restores them."""
@@ -68,3 +70,17 @@ def test_statistics_consent_restores_statistics_hints_only() -> None:
     out = chunked(page, [], STATS)
     assert b"<link rel=dns-prefetch href=//www.google-analytics.com>" in out
     assert b'data-consent="marketing"' in out
+
+
+def test_javascript_url_frames_are_classified_by_their_code() -> None:
+    """An iframe whose ``src`` is a ``javascript:`` URL writing its own document (old ad
+    tags, corpus page 023) runs a loader in a document no guard reaches."""
+    tag = (
+        "<iframe src='javascript:(function(){document.open();document.write(\"<script "
+        'src=\\"http://pagead2.googlesyndication.com/pagead/show_ads.js\\"></script>")})()\'>'
+    )
+    page = f"<p>{tag}</iframe><iframe src='javascript:void(0)'></iframe>".encode()
+    out = chunked(page, [], NONE)
+    assert out.count(b'data-consent="marketing"') == 1 and b"data-consentgate-src=" in out
+    assert b"<iframe src='javascript:void(0)'>" in out
+    assert chunked(page, [], ALL) == page

@@ -108,6 +108,7 @@ FRAGMENTS = [
     "<link rel=preconnect href=https://www.googletagmanager.com>", "<link rel=x href=//a>",
     "<link rel='dns-prefetch preload' href=//connect.facebook.net/en_US/fbevents.js>",
     "<link rel=DNS-Prefetch href=//hotjar.com>", "<link rel='icon preconnect' href=/x>",
+    "<iframe src='javascript:document.write(\"<script src=//doubleclick.net/x></script>\")'>",
 ]  # fmt: skip
 html = st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=8)), max_size=40).map(
     lambda parts: "".join(parts).encode("utf-8", "surrogatepass")

@@ -4,7 +4,8 @@ Raw asyncio streams so tests can make it misbehave on purpose. Routes:
 
 - ``/pages/NNN.html`` a corpus page; ``?enc=gzip|br|deflate|zstd|zz`` (``zz``: an encoding
   nobody can decode), ``?chunked=1``, ``?cookies=1`` (sets ``_ga``, ``PHPSESSID`` and
-  ``mystery_pref``), ``?type=none`` (no Content-Type), ``?etag=1`` (ETag + 304)
+  ``mystery_pref``), ``?type=none`` (no Content-Type), ``?etag=1`` (ETag + 304),
+  ``?csp=1`` (a CSP and a report-only policy of the site's own)
 - ``/echo`` JSON with the method, target, headers and body it received
 - ``/counter`` a page whose body changes on every request
 - ``/redirect`` 302 to its own absolute origin; ``/asset.bin`` 64 KiB binary with Range
@@ -220,6 +221,14 @@ class Upstream:
             extra.append(("ETag", '"v1"'))
             if h.get("if-none-match") in ('"v1"', 'W/"v1"'):
                 return self._send(w, 304, extra, b"", "HEAD")
+        if q.get("csp"):  # the site's own policies, enforced and report-only
+            extra += [
+                ("Content-Security-Policy", "script-src 'self' 'nonce-site0'; object-src 'none'"),
+                (
+                    "Content-Security-Policy-Report-Only",
+                    "img-src 'self'; report-uri /their-reports",
+                ),
+            ]
         if q.get("cookies"):
             extra += [
                 ("Set-Cookie", "_ga=GA1.1.123.456; Path=/; Max-Age=63072000; HttpOnly"),

@@ -33,6 +33,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from ..errors import ConsentGateError
+
 __all__ = [
     "KEY_FILE",
     "PUBLIC_PREFIX",
@@ -49,7 +51,7 @@ KEY_FILE = "signing-key.pem"
 PUBLIC_PREFIX = "ed25519:"
 
 
-class PublicKeyError(ValueError):
+class PublicKeyError(ConsentGateError, ValueError):
     """A public key that cannot be read (names the value and the expected form)."""
 
 

@@ -199,8 +199,8 @@ class Verifier:
             )
         if rec.prev_hash != last_hash:
             before = self.last_where.get(rec.chain_id)
-            seen = self.state.get(rec.chain_id, (0, ""))[0]  # (not the end of a purge)
-            if before is not None and seen == rec.chain_seq - 1 and self._intact(rec):
+            position = self.state.get(rec.chain_id, (0, ""))[0]  # (not after a purge)
+            if before is not None and position == rec.chain_seq - 1 and self._intact(rec):
                 # This record is intact and links to another hash than the one the record
                 # before it carries now: that one was edited and re-hashed.
                 raise _Bad(

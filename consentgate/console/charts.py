@@ -74,10 +74,14 @@ def stacked_days(
                 f'fill="{_color(s)}"><title>{d.isoformat()} {escape(s)}: {n}</title></rect>'
             )
     if days:
-        for i in sorted({0, len(days) // 2, len(days) - 1}):
+        last = len(days) - 1
+        for i in sorted({0, len(days) // 2, last}):
             x = pad_left + i * step + step / 2
+            anchor = "start" if i == 0 and last else "end" if i == last and last else "middle"
+            if anchor != "middle":
+                x = pad_left if anchor == "start" else pad_left + plot_w
             out.append(
-                f'<text x="{x:.1f}" y="{height - 6}" text-anchor="middle" font-size="11">'
+                f'<text x="{x:.1f}" y="{height - 6}" text-anchor="{anchor}" font-size="11">'
                 f"{days[i].isoformat()}</text>"
             )
     out.append("</svg>")

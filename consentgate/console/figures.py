@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from ..errors import ConsentGateError
 from ..store.rollups import DIMENSIONS, OPTIONAL, RollupRow
 
 __all__ = [
@@ -42,7 +43,7 @@ MAX_DAYS = 3660
 WITHDRAW = "withdraw"
 
 
-class PeriodError(ValueError):
+class PeriodError(ConsentGateError, ValueError):
     """A period that cannot be shown (names the value and the accepted forms)."""
 
 

@@ -62,5 +62,6 @@ class SessionCodec:
             return None
         return Session(token_id, csrf, seen)
 
-    def touched(self, session: Session) -> Session:
-        return Session(session.token_id, session.csrf, int(time.time()))
+    def touched(self, session: Session, now: float | None = None) -> Session:
+        """The session, used now (the idle timeout starts again)."""
+        return Session(session.token_id, session.csrf, int(now if now is not None else time.time()))

@@ -43,7 +43,7 @@ from ..audit.columns import format_time
 from ..audit.keys import signing_key_for
 from ..audit.subjects import ErasureRefused, erase_subject, subject_document, subject_records
 from ..consent import CATEGORIES
-from ..errors import ApiError
+from ..errors import ApiError, ConsentGateError
 from ..store.base import ApiToken, AuditAction, StoreError
 from ..visit import Runtime
 from . import charts
@@ -67,7 +67,7 @@ _HEADERS = {
 Page = Callable[[Request, Session, ApiToken], Awaitable[Response]]
 
 
-class Forbidden(Exception):
+class Forbidden(ConsentGateError):
     """A role without the permission, or a failed CSRF check (403, nothing changed)."""
 
 

@@ -99,8 +99,8 @@ async function activate() {
 // other). Texts, category and service names come with the second layer's file. ----
 const held = new Map()
 async function hold() {
-  const g = granted(), need = el => cats(el).filter(c => !g.includes(c))
-  const els = [...D.querySelectorAll('iframe')].filter(el => !held.has(el) && !done.has(el) && el.offsetWidth && cats(el) && need(el)[0] && [...el.attributes].some(a => MV.test(a.name)))
+  const g = granted(), need = el => cats(el)?.filter(c => !g.includes(c))
+  const els = [...D.querySelectorAll('iframe')].filter(el => !held.has(el) && !done.has(el) && el.offsetWidth && need(el)?.[0] && [...el.attributes].some(a => MV.test(a.name)))
   if (!els[0] || !(await load())) return
   for (const el of els) {
     if (held.has(el)) continue
@@ -167,7 +167,7 @@ async function decide(g, method) {
   emit()
   wipe(ids.filter(c => !consent.granted.includes(c)))
   if (gone.length) location.reload()
-  else { busy = 0; activate() }
+  else { busy = 0; showFab(); activate() } // showFab: a placeholder's decision has no view to close
 }
 function fail() {
   busy = 0
@@ -213,7 +213,7 @@ function mount() {
       if (e.shiftKey ? cur == a || cur == view : cur == z) { e.preventDefault(); (e.shiftKey ? z : a).focus() }
     }
   })
-  D.body.append(host)
+  ;(D.body || D.documentElement || D).append(host) // a page may remove its body, even its root
 }
 const link = `<a href="${C.p}">${T.privacy}</a>`
 const note = t => gpc ? `<p class="g">${t}</p>` : ''
