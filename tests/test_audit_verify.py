@@ -290,8 +290,17 @@ def test_actions_logged_before_the_chain_existed_stay_readable(
     from consentgate.store import sqlite as sqlite_store
 
     settings = make_settings(tmp_path)
+
+    async def none(_self: object) -> list[object]:
+        return []
+
     with monkeypatch.context() as old:
+        # what a schema-2 consentgate did: no console classifications to read at startup,
+        # no rollups kept beside the records (the migration back-fills them later)
         old.setattr(sqlite_store, "MIGRATIONS", sqlite_store.MIGRATIONS[:2])
+        old.setattr(sqlite_store.SQLiteStore, "classifications", none)
+        old.setattr(sqlite_store.rollups, "batch_deltas", lambda _events: [])
+        old.setattr(sqlite_store.rollups, "SQLITE_UPSERT", "UPDATE events SET seq = seq WHERE 0")
         fill_log(settings, 5)
     sql(
         settings,
