@@ -103,17 +103,6 @@ async function hold() {
   if (D.querySelector('iframe[data-consentgate-src],iframe[data-cookieblock-src]') && await more()) X.h()
 }
 
-// ---- cookies of refused categories, on this host and its parent domains ----
-function wipe(refused) {
-  if (!P) return // not loaded: there were no cookies to check
-  const re = RegExp('^(' + refused.map(c => P[c]).filter(Boolean).join('|') + ')$'), doms = ['']
-  if (!/^[\d.]+$|:/.test(location.hostname)) for (let d = location.hostname; d.includes('.'); d = d.slice(d.indexOf('.') + 1)) doms.push(';domain=.' + d)
-  for (const part of D.cookie.split(';')) {
-    const n = part.split('=')[0].trim()
-    if (n && re.test(n)) for (const d of doms) D.cookie = n + '=;max-age=0;path=/' + d
-  }
-}
-
 // ---- the decision ----
 function emit() {
   G(consent.granted, 1)
@@ -126,8 +115,9 @@ async function decide(g, method) {
   if (busy) return
   busy = 1
   const gone = granted().filter(c => !g.includes(c))
-  // the cookie patterns come with the second layer's file: needed when there are cookies
-  if (D.cookie && !(await load()) && gone.length) return fail()
+  // the cookie patterns come with the second layer's file, their deletion with banner-more.js:
+  // needed when there are cookies
+  if (D.cookie && !(await both()) && gone.length) return fail()
   try {
     // everything but necessary refused after a consent: a withdrawal (DELETE), recorded with
     // the same page, language and text hash as a decision; a decision also names (never
@@ -141,7 +131,7 @@ async function decide(g, method) {
   }
   close()
   emit()
-  wipe(ids.filter(c => !consent.granted.includes(c)))
+  X?.w(ids.filter(c => !consent.granted.includes(c)))
   if (gone.length) location.reload()
   else { busy = 0; showFab(); activate() } // showFab: a placeholder's decision has no view to close
 }
@@ -157,9 +147,7 @@ const acts = {
   accept: () => decide(ids, 'accept_all'), // an explicit choice outranks the GPC signal
   reject: () => decide(['necessary'], 'reject_all'),
   close: () => decide(['necessary'], 'close'),
-  save: () => decide(['necessary', ...[...view.querySelectorAll('input:checked:enabled')].map(i => i.name)], 'custom'),
   custom: () => show(2),
-  hide: close,
   optout: () => decide(ids.filter(c => c != 'marketing'), 'opt_out'),
   ack: () => decide(all(), 'acknowledge'),
   info: () => show(1),
@@ -186,10 +174,7 @@ function mount() {
   root.addEventListener('keydown', e => {
     if (!view) return
     if (e.key == 'Escape') acts[view.dataset.x]()
-    if (e.key == 'Tab' && view.matches('.s')) {
-      const f = view.querySelectorAll('a,button,input:enabled,summary'), a = f[0], z = f[f.length - 1], cur = root.activeElement
-      if (e.shiftKey ? cur == a || cur == view : cur == z) { e.preventDefault(); (e.shiftKey ? z : a).focus() }
-    }
+    if (e.key == 'Tab') X?.t(e) // the second layer's focus trap
   })
   D.body.append(host)
 }
@@ -206,7 +191,7 @@ function layer1() {
   return dialog(1, 'ack', T.notice_title, `<p id="x">${o ? T.optout_text : T.notice_text} ${link}</p>${o ? note(T.gpc_honored) : ''}<div class="r">${o ? `<button data-a="optout">${T.dnss}</button><button data-a="custom">${T.custom}</button>` : ''}<button data-a="ack">${T.ok}</button></div>`)
 }
 async function show(n) {
-  if (n > 1 && (await Promise.all([load(), more()])).includes(0)) return fail()
+  if (n > 1 && !(await both())) return fail()
   mount()
   if (!view) back = D.activeElement
   busy = 0
@@ -235,9 +220,11 @@ const showFab = () => more().then(x => x && x.f(1))
 // embed blocked without a placeholder, the settings' error message) ----
 const B = {
   m: (x, q, t) => { Object.assign(T, t); Q = q; sheet?.replaceSync(css()); for (const s of styles) s.textContent = css(); X = x },
-  get c() { return consent }, get k() { return K }, get n() { return N }, get v() { return view }, get r() { return root }, get R() { return R },
-  C: C, T: T, A: API, g: granted, cats: cats, MV: MV, done: done, load: load, decide: decide, shade: shade, mount: mount, dialog: dialog, link: link, note: note, btns: btns,
+  c: () => consent, k: () => K, n: () => N, p: () => P, v: () => view, r: () => root, R: () => R,
+  C: C, T: T, A: API, a: acts, g: granted, cats: cats, MV: MV, done: done, load: load, decide: decide, close: close, shade: shade, mount: mount, dialog: dialog, link: link, note: note, btns: btns,
 }
+// the second layer's file and banner-more.js: 1 when both loaded
+const both = () => Promise.all([load(), more()]).then(a => !a.includes(0))
 const more = () => M ||= new Promise(ok => {
   const s = D.createElement('script')
   s.src = O + C.m
