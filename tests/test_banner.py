@@ -20,8 +20,8 @@ from support import SEEDS
 from consentgate import banner
 from consentgate.config import SEED_COOKIES, CookieDecl, Settings, Site, load_settings
 from consentgate.consent import CATEGORIES, Consent, ConsentCodec
-from consentgate.guard import guard_script
 from consentgate.errors import ApiError, api_error_handler
+from consentgate.guard import guard_script
 from consentgate.metrics import Metrics
 from consentgate.regions import decide, parse_region
 from consentgate.regions.consent_mode import consent_mode_state
