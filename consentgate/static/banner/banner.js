@@ -209,7 +209,7 @@ function close() {
   view = null
   const t = back?.isConnected && back != D.body && back != host && back
   if (t) t.focus()
-  showFab().then(f => t || f?.focus())
+  showFab().then(f => t || f && f.focus())
 }
 // the floating controls (banner-more.js): settings, and a one-click withdrawal
 const showFab = () => more().then(x => x && x.f(1))
