@@ -176,7 +176,7 @@ function mount() {
     if (e.key == 'Escape') acts[view.dataset.x]()
     if (e.key == 'Tab') X?.t(e) // the second layer's focus trap
   })
-  D.body.append(host)
+  ;(D.body || D.documentElement || D).append(host) // a page may remove its body, even its root
 }
 const link = `<a href="${C.p}">${T.privacy}</a>`
 const note = t => gpc ? `<p class="g">${t}</p>` : ''
