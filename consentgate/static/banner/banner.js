@@ -231,7 +231,9 @@ const more = () => M ||= new Promise(ok => {
   s.nonce = me?.nonce
   s.cg = B
   s.onload = s.onerror = () => { s.remove(); ok(X || (M = 0)) }
-  D.head.append(s)
+  // (a page may have no <head>, or no document left: one that called document.open late)
+  const e = D.documentElement
+  e ? e.append(s) : ok(M = 0)
 })
 
 // ---- public API ----
