@@ -78,6 +78,7 @@ __all__ = [
     "error_page",
     "full_consent",
     "guard_escape",
+    "hint_headers",
     "make_rewriter",
     "merge_vary",
     "page_headers",
@@ -279,6 +280,57 @@ def page_headers(
         out.append((name, value))
     for field in vary:
         merge_vary(out, field)
+    return out
+
+
+# -- headers that load or navigate -------------------------------------------------------
+#: One item of a ``Link`` header (RFC 8288): ``<target>`` and its parameters.
+_LINK_ITEM = re.compile(rb'[\t ]*<([^>]*)>((?:[^,"]|"(?:[^"\\]|\\.)*")*)(?:,|$)')
+_HINT_REL = re.compile(rb"(?i)(?:^|[;\s])rel\s*=\s*\"?[^\";,]*\b(?:preconnect|dns-prefetch)\b")
+#: ``Refresh: 0; url=...`` (HTML's "shared declarative refresh steps")
+_REFRESH_URL = re.compile(rb"(?i)^\s*[\d.]*\s*[;,]?\s*(?:url\s*=\s*)?[\"']?([^\"']*)")
+
+
+def hint_headers(
+    headers: list[tuple[bytes, bytes]], site: Site, granted: frozenset[str]
+) -> list[tuple[bytes, bytes]]:
+    """A page's headers without what makes the browser load or go to a refused tracker
+    before any markup is read: ``Link`` items (``preload``, ``modulepreload``,
+    ``prefetch``, ``preconnect``, ...; a header that does not parse goes whole) and a
+    ``Refresh`` to a tracker URL, as the rewriter treats ``<link>``."""
+    if granted | {"necessary"} >= _ALL:
+        return headers
+    policy = RewritePolicy.for_site(site, granted)
+    catalog = policy.catalog
+
+    def refused(url: bytes, hint: bool) -> bool:
+        url = url.strip()
+        found = [c for c in (catalog.url_category(url),) if c is not None]
+        if hint:
+            found += [c for c in (catalog.hint_category(url),) if c is not None]
+        category = policy.strictest(found)
+        return category is not None and not policy.allows(category)
+
+    out: list[tuple[bytes, bytes]] = []
+    for name, value in headers:
+        if name == b"link":
+            kept, pos = [], 0
+            while pos < len(value):
+                m = _LINK_ITEM.match(value, pos)
+                if m is None or m.end() == pos:
+                    kept = []  # not a Link header we can read: none of it
+                    break
+                pos = m.end()
+                if not refused(m.group(1), _HINT_REL.search(m.group(2)) is not None):
+                    kept.append(m.group(0).rstrip(b",").strip())
+            if not kept:
+                continue
+            value = b", ".join(kept)
+        elif name == b"refresh":
+            m = _REFRESH_URL.match(value)
+            if m is None or refused(m.group(1), False):
+                continue
+        out.append((name, value))
     return out
 
 

@@ -35,6 +35,7 @@ from .page import (
     error_page,
     full_consent,
     guard_escape,
+    hint_headers,
     make_rewriter,
     page_headers,
     read_head,
@@ -122,6 +123,7 @@ class _Responder:
         path = str(self.scope.get("path", ""))
         policy = CookiePolicy(site, decision.granted, self.runtime.undeclared, path)
         host = (self._request_header(b"host") or b"").decode("latin-1")
+        headers = hint_headers(headers, site, decision.granted)
         return cookie_headers(headers, policy, self._request_header(b"cookie"), host, page)
 
     # -- messages from the app ---------------------------------------------------------

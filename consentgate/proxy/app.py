@@ -22,7 +22,15 @@ from ..config import Site
 from ..cookies import CookiePolicy
 from ..errors import ConsentGateError
 from ..mime import SNIFF_BYTES
-from ..page import BYTES_HEADERS, Kind, error_page, read_head, relayable_status, sniff_kind
+from ..page import (
+    BYTES_HEADERS,
+    Kind,
+    error_page,
+    hint_headers,
+    read_head,
+    relayable_status,
+    sniff_kind,
+)
 from ..regions import Decision, decide_scope, vary_fields
 from ..visit import Runtime, cookie_value
 from ..visitor import TrustedProxies
@@ -366,6 +374,7 @@ class ProxyApp:
                 if name == b"etag":
                     value = consent_etag(value, token)
             out.append((name, value))
+        out = hint_headers(out, site, cookies.granted)
         if not html:
             if status == 304:
                 merge_vary(out, b"Cookie")

@@ -1,0 +1,45 @@
+"""Cases a hostile reviewer found where a tracker ran through consentgate for a visitor
+without consent (issue 14's promise), each checked with the browser as the oracle, as
+`tests/test_browser_oracle.py` does: directly, through `consentgate serve --upstream`
+and through the middleware, without consent (the tracker never runs nor is requested)
+and with full consent (the tracker runs exactly when it runs directly).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.oracle import TRACKER, Variant
+from tests.test_browser_oracle import PAD, World, check, world
+
+__all__ = ["world"]  # the module-scoped fixture, shared by the tests below
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+HTML = [("Content-Type", "text/html")]
+PIXEL = "https://www.google-analytics.com/g/collect?v=2&tid=G-ORACLE"
+SCRIPT = f'<script src="{TRACKER}"></script>'
+
+
+def page(body: str = "", head: str = "") -> bytes:
+    return (
+        f"<!doctype html><html><head><title>t</title>{head}</head><body>{PAD}{body}</body></html>"
+    ).encode()
+
+
+CASES: dict[str, Variant] = {
+    # headers the browser acts on before any markup
+    "link-preload-header": Variant(
+        headers=[*HTML, ("Link", f"<{TRACKER}>; rel=preload; as=script")], body=page()
+    ),
+    "link-header-among-others": Variant(
+        headers=[*HTML, ("Link", f'</a.css>; rel=preload; as=style, <{TRACKER}>; rel="preload"')],
+        body=page(),
+    ),
+    "refresh-header-to-pixel": Variant(headers=[*HTML, ("Refresh", f"0;url={PIXEL}")], body=page()),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_found_case(world: World, name: str) -> None:
+    check(world, CASES[name])
