@@ -7,6 +7,9 @@ and with full consent (the tracker runs exactly when it runs directly).
 
 from __future__ import annotations
 
+import base64
+from urllib.parse import quote
+
 import pytest
 
 from tests.oracle import TRACKER, Variant
@@ -37,6 +40,37 @@ CASES: dict[str, Variant] = {
         body=page(),
     ),
     "refresh-header-to-pixel": Variant(headers=[*HTML, ("Refresh", f"0;url={PIXEL}")], body=page()),
+    # <base href>: relative script URLs resolve on the tracker's host
+    "base-href": Variant(
+        headers=HTML,
+        body=page(
+            '<script src="js?id=G-ORACLE"></script>',
+            '<base href="https://www.googletagmanager.com/gtag/">',
+        ),
+    ),
+    # frames whose document is written in the markup
+    "srcdoc": Variant(
+        headers=HTML,
+        body=page(f'<iframe srcdoc="{SCRIPT.replace(chr(34), "&quot;")}"></iframe>'),
+    ),
+    "data-iframe": Variant(
+        headers=HTML, body=page(f'<iframe src="data:text/html,{quote(SCRIPT)}"></iframe>')
+    ),
+    "data-iframe-base64": Variant(
+        headers=HTML,
+        body=page(
+            '<iframe src="data:text/html;base64,'
+            + base64.b64encode(SCRIPT.encode()).decode()
+            + '"></iframe>'
+        ),
+    ),
+    "object-data": Variant(
+        headers=HTML, body=page(f'<object data="data:text/html,{quote(SCRIPT)}"></object>')
+    ),
+    "embed-data": Variant(
+        headers=HTML,
+        body=page(f'<embed type="text/html" src="data:text/html,{quote(SCRIPT)}">'),
+    ),
 }
 
 

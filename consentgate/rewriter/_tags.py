@@ -10,6 +10,7 @@ that leave foreign content.
 
 from __future__ import annotations
 
+import html
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -256,7 +257,9 @@ class TagHandling:
         if override == "necessary":
             return
         classify = self.policy.element_url_category
-        if name == b"link" and not _PRELOAD.search(attrs.get(b"rel", b"")):
+        if name == b"base":  # relative URLs resolve to its origin, whatever the path
+            classify = self.policy.catalog.hint_category
+        elif name == b"link" and not _PRELOAD.search(attrs.get(b"rel", b"")):
             if not _HINT.search(attrs.get(b"rel", b"")):
                 return
             classify = self.policy.catalog.hint_category  # preconnect, dns-prefetch
@@ -267,6 +270,12 @@ class TagHandling:
         if category is None:
             found = []
             for attr, value in urls:
+                if attr == b"srcdoc":
+                    markup = html.unescape(value.decode("latin-1"))
+                    c = self.policy.catalog.code_category(markup)
+                    if c is not None:
+                        found.append(c)
+                    continue
                 for url in _candidates(value, attr.endswith(b"srcset")):
                     c = classify(url)
                     if c is not None:

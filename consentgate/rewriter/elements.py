@@ -23,7 +23,8 @@ _UPPER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuv
 #: Attributes holding a URL that loads something, per element.
 URL_ATTRS: dict[bytes, frozenset[bytes]] = {
     b"script": frozenset({b"src", b"href", b"xlink:href", b"data-src", b"data-lazy-src"}),
-    b"iframe": frozenset({b"src", b"data-src", b"data-lazy-src"}),
+    # srcdoc is the frame's document itself (markup, classified by what is written in it)
+    b"iframe": frozenset({b"src", b"srcdoc", b"data-src", b"data-lazy-src"}),
     b"frame": frozenset({b"src"}),
     b"embed": frozenset({b"src"}),
     b"object": frozenset({b"data"}),
@@ -31,6 +32,8 @@ URL_ATTRS: dict[bytes, frozenset[bytes]] = {
     b"image": frozenset({b"src", b"srcset", b"href", b"xlink:href", b"data-src"}),
     b"source": frozenset({b"src", b"srcset", b"data-src", b"data-srcset"}),
     b"link": frozenset({b"href", b"imagesrcset"}),
+    # the document's base URL: every relative URL after it resolves there
+    b"base": frozenset({b"href"}),
 }
 
 
