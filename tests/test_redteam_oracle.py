@@ -22,6 +22,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 HTML = [("Content-Type", "text/html")]
 PIXEL = "https://www.google-analytics.com/g/collect?v=2&tid=G-ORACLE"
 SCRIPT = f'<script src="{TRACKER}"></script>'
+SPLIT = "'https://www.google'+'-analytics.com/g/collect?v=2'"
+SPLIT_GA = "'https://www.google'+'tagmanager.com/gtag/js?id=G-X'"
 
 
 def page(body: str = "", head: str = "") -> bytes:
@@ -70,6 +72,34 @@ CASES: dict[str, Variant] = {
     "embed-data": Variant(
         headers=HTML,
         body=page(f'<embed type="text/html" src="data:text/html,{quote(SCRIPT)}">'),
+    ),
+    # the runtime guard: a same-origin about:blank frame has its own fetch, Image and
+    # prototypes (the URL is split, so no signature decides the inline script on the server)
+    "about-blank-content-window": Variant(
+        headers=HTML,
+        body=page(
+            f"<iframe id=f></iframe><script>var u={SPLIT};var w=f.contentWindow;"
+            "w.fetch(u);new w.Image().src=u+'&i';w.navigator.sendBeacon(u+'&b')</script>"
+        ),
+    ),
+    "about-blank-frames-index": Variant(
+        headers=HTML,
+        body=page(f"<iframe></iframe><script>window[0].fetch({SPLIT})</script>"),
+    ),
+    "about-blank-appended": Variant(
+        headers=HTML,
+        body=page(
+            "<script>document.body.appendChild(document.createElement('iframe'));"
+            f"var d=frames[0].document,s=d.createElement('script');s.src={SPLIT_GA};"
+            "d.head.appendChild(s)</script>"
+        ),
+    ),
+    "about-blank-inner-html": Variant(
+        headers=HTML,
+        body=page(
+            "<div id=d></div><script>d.innerHTML='<iframe></iframe>';"
+            f"new frames[0].Image().src={SPLIT}</script>"
+        ),
     ),
 }
 

@@ -61,8 +61,19 @@ const scan = x => {
   }
 }
 
-const guard = () => {
-  const pr = n => W[n].prototype, P = pr('Document'), X = pr('XMLHttpRequest')
+// guard(w) patches window w: the page's own and, through fr, every same-origin frame's (an
+// about:blank iframe has fresh fetch, Image, prototypes): reached by contentWindow and
+// contentDocument, at insertion, and by a MutationObserver for parsed and HTML-string frames
+const G = new WeakSet, fr = x => { for (const f of x?.querySelectorAll ? [x, ...x.querySelectorAll('iframe,frame,object')] : []) t(() => f.contentWindow) }
+const guard = W => {
+  const pr = n => W[n].prototype, E = pr('Element'), P = pr('Document'), X = pr('XMLHttpRequest')
+  if (G.has(E)) return
+  G.add(E)
+  for (const p of ['IFrame', 'Frame', 'Object']) for (const k of ['contentWindow', 'contentDocument']) {
+    const d = O.getOwnPropertyDescriptor(pr(`HTML${p}Element`), k)
+    d && O.defineProperty(pr(`HTML${p}Element`), k, { ...d, get() { const v = d.get.call(this); t(() => guard(v.defaultView || v)); return v } })
+  }
+  new W.MutationObserver(m => m.forEach(r => r.addedNodes.forEach(x => t(() => x.contentWindow)))).observe(W.document, { childList: !0, subtree: !0 })
   hk(E, 'setAttribute', (e, a) => (a[0] == 'srcdoc' && (a[1] = html(a[1], 1)), el(e, ...a)))
   hk(E, 'setAttributeNS', (e, a) => el(e, a[1], a[2]))
   for (const k of ['src', 'srcset', 'href', 'data', 'poster', 'srcdoc', 'imageSrcset'])
@@ -70,8 +81,8 @@ const guard = () => {
       set(pr(`HTML${p}Element`), k, function (v) { this.setAttribute(k.toLowerCase(), v) })
   for (const o of [E, pr('Node'), pr('CharacterData')])
     for (const m of 'appendChild insertBefore replaceChild append prepend before after replaceWith replaceChildren insertAdjacentElement'.split(' '))
-      O.hasOwn(o, m) && hk(o, m, (p, a) => { for (const x of a) (p.isConnected || x?.ownerDocument != D) && scan(x) })
-  for (const o of [E, pr('ShadowRoot')]) set(o, 'innerHTML', function (v, f) { f.call(this, /^s(cript|tyle)$/.test(this.localName) ? v : html(v)) })
+      if (O.hasOwn(o, m)) { hk(o, m, (p, a) => { for (const x of a) (p.isConnected || x?.ownerDocument != D) && scan(x) }); const n = o[m]; o[m] = function (...a) { const r = n.apply(this, a); a.forEach(fr); return r } }
+  for (const o of [E, pr('ShadowRoot')]) set(o, 'innerHTML', function (v, f) { f.call(this, /^s(cript|tyle)$/.test(this.localName) ? v : html(v)); fr(this) })
   set(E, 'outerHTML', function (v, f) { f.call(this, html(v)) })
   hk(E, 'insertAdjacentHTML', (_, a) => { a[1] = html(a[1]) })
   hk(pr('Range'), 'createContextualFragment', (_, a) => { a[0] = html(a[0], 1) })
@@ -97,7 +108,7 @@ const guard = () => {
 
 if (!W.consentgateGuard) {
   // everything granted: nothing to hold until a withdrawal, which reloads the page
-  on[4] || t(guard)
+  on[4] || t(() => guard(W))
   // the banner's call: the visitor's categories (d: a choice was made); held items of granted
   // categories are redone, in order; storage keys of withdrawn categories are removed
   W.consentgateGuard = (g, d) => {
