@@ -62,6 +62,7 @@ from .injection import head_snippet_for
 from .mime import UNKNOWN_TYPES, extract_mime_type, is_xml_type, nosniff, sniff
 from .regions import Decision
 from .rewriter import RewritePolicy, StreamRewriter
+from .rewriter.elements import refresh_url
 from .visit import Runtime
 
 __all__ = [
@@ -287,8 +288,6 @@ def page_headers(
 #: One item of a ``Link`` header (RFC 8288): ``<target>`` and its parameters.
 _LINK_ITEM = re.compile(rb'[\t ]*<([^>]*)>((?:[^,"]|"(?:[^"\\]|\\.)*")*)(?:,|$)')
 _HINT_REL = re.compile(rb"(?i)(?:^|[;\s])rel\s*=\s*\"?[^\";,]*\b(?:preconnect|dns-prefetch)\b")
-#: ``Refresh: 0; url=...`` (HTML's "shared declarative refresh steps")
-_REFRESH_URL = re.compile(rb"(?i)^\s*[\d.]*\s*[;,]?\s*(?:url\s*=\s*)?[\"']?([^\"']*)")
 
 
 def hint_headers(
@@ -326,10 +325,8 @@ def hint_headers(
             if not kept:
                 continue
             value = b", ".join(kept)
-        elif name == b"refresh":
-            m = _REFRESH_URL.match(value)
-            if m is None or refused(m.group(1), False):
-                continue
+        elif name == b"refresh" and refused(refresh_url(value), False):
+            continue
         out.append((name, value))
     return out
 

@@ -42,6 +42,9 @@ CASES: dict[str, Variant] = {
         body=page(),
     ),
     "refresh-header-to-pixel": Variant(headers=[*HTML, ("Refresh", f"0;url={PIXEL}")], body=page()),
+    "meta-refresh-to-pixel": Variant(
+        headers=HTML, body=page(head=f'<meta http-equiv="refresh" content="0;url={PIXEL}">')
+    ),
     # <base href>: relative script URLs resolve on the tracker's host
     "base-href": Variant(
         headers=HTML,
@@ -72,6 +75,13 @@ CASES: dict[str, Variant] = {
     "embed-data": Variant(
         headers=HTML,
         body=page(f'<embed type="text/html" src="data:text/html,{quote(SCRIPT)}">'),
+    ),
+    "srcdoc-split-inline": Variant(
+        headers=HTML,
+        body=page(
+            "<iframe srcdoc=\"&lt;script&gt;var s=document.createElement('script');"
+            f's.src={SPLIT_GA};document.head.appendChild(s)&lt;/script&gt;"></iframe>'
+        ),
     ),
     # the runtime guard: a same-origin about:blank frame has its own fetch, Image and
     # prototypes (the URL is split, so no signature decides the inline script on the server)

@@ -580,6 +580,7 @@ static const struct {
     {"source", {"src", "srcset", "data-src", "data-srcset", NULL}},
     {"link", {"href", "imagesrcset", NULL}},
     {"base", {"href", NULL}},
+    {"meta", {"content", NULL}},
     {NULL, {NULL}},
 };
 
@@ -622,7 +623,7 @@ static const struct {
     {"iframe", H_URL | H_RAWTEXT},                   {"object", H_URL},
     {"source", H_URL},      {"noembed", H_RAWTEXT},  {"textarea", H_RAWTEXT},
     {"noframes", H_RAWTEXT}, {"noscript", H_NOSCRIPT}, {"plaintext", H_PYTHON},
-    {"base", H_URL},
+    {"base", H_URL},        {"meta", H_URL},
     {NULL, 0},
 };
 
@@ -1125,9 +1126,10 @@ handle_url(Run *r, Py_ssize_t p, Py_ssize_t name_end, Py_ssize_t e, const char *
         result = BAIL;
         goto done;
     }
-    if (strcmp(element, "base") == 0
+    if (strcmp(element, "base") == 0 || strcmp(element, "meta") == 0
         || (strcmp(element, "iframe") == 0 && nonempty(d, &attrs, "srcdoc") != NULL)) {
         /* base: classified by host (Catalog.hint_category), like a resource hint;
+         * meta: a refresh's URL is inside its content;
          * srcdoc: markup (Catalog.code_category): Python */
         result = BAIL;
         goto done;
