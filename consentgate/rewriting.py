@@ -212,9 +212,13 @@ class _Responder:
                 return
             sniffed = b"".join(self.decoded)
             self.kind = sniff_kind(sniffed)
-            if self.kind is Kind.PASS:  # not a document: as the app sent it
+            as_sent = self.kind is Kind.XML and everything  # as a typed XML document is
+            if self.kind is Kind.PASS or as_sent:  # not a document: as the app sent it
                 self.passing = True
-                await self._send_start(self._cookies(self.headers, page=False))
+                if as_sent:
+                    await self._send_start(self._page_headers(keep_coding=True))
+                else:
+                    await self._send_start(self._cookies(self.headers, page=False))
                 await self.downstream(
                     {"type": "http.response.body", "body": b"".join(self.raw), "more_body": more}
                 )
