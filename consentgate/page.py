@@ -74,6 +74,7 @@ __all__ = [
     "SnippetCache",
     "UnsafePage",
     "consent_etag",
+    "content_coding",
     "cookie_headers",
     "csp_nonce",
     "error_page",
@@ -282,6 +283,14 @@ def page_headers(
     for field in vary:
         merge_vary(out, field)
     return out
+
+
+def content_coding(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """The response's content codings in the order applied, lower case (b"": none): every
+    ``Content-Encoding`` header's list, joined as a browser reads them (two ``gzip``
+    headers are ``gzip, gzip``, not the first one)."""
+    values = [v.strip() for n, v in headers if n.lower() == b"content-encoding"]
+    return b", ".join(v for v in values if v).lower()
 
 
 # -- headers that load or navigate -------------------------------------------------------

@@ -31,6 +31,7 @@ from .page import (
     Kind,
     SnippetCache,
     UnsafePage,
+    content_coding,
     cookie_headers,
     error_page,
     full_consent,
@@ -175,7 +176,7 @@ class _Responder:
             return
         self.kind = kind
         self.passing = False
-        coding = _header(headers, b"content-encoding").strip().lower()
+        coding = content_coding(headers)
         if coding and coding != b"identity":
             self.decoder = decoder_for(coding.decode("latin-1"))
             if self.decoder is None:
@@ -281,10 +282,3 @@ class _Responder:
         assert self.rewriter is not None
         for category, n in self.rewriter.stats.items():
             metrics.neutralized.labels(category=category).inc(n)
-
-
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes:
-    for key, value in headers:
-        if key == name:
-            return value
-    return b""

@@ -8,6 +8,7 @@ and with full consent (the tracker runs exactly when it runs directly).
 from __future__ import annotations
 
 import base64
+import gzip
 from urllib.parse import quote
 
 import pytest
@@ -33,6 +34,11 @@ def page(body: str = "", head: str = "") -> bytes:
 
 
 CASES: dict[str, Variant] = {
+    # two Content-Encoding headers are one list (gzip, gzip): a page coded twice
+    "two-content-encoding-headers": Variant(
+        headers=[*HTML, ("Content-Encoding", "gzip"), ("Content-Encoding", "gzip")],
+        body=gzip.compress(gzip.compress(page(SCRIPT))),
+    ),
     # headers the browser acts on before any markup
     "link-preload-header": Variant(
         headers=[*HTML, ("Link", f"<{TRACKER}>; rel=preload; as=script")], body=page()

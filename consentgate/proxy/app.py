@@ -25,6 +25,7 @@ from ..mime import SNIFF_BYTES
 from ..page import (
     BYTES_HEADERS,
     Kind,
+    content_coding,
     error_page,
     hint_headers,
     read_head,
@@ -396,7 +397,7 @@ class ProxyApp:
         they take (put back for the writer). A body that cannot be decoded or read is
         taken for a page: the page writer then refuses it (without full consent) or
         reports the failure."""
-        coding = (header(resp.headers, b"content-encoding") or b"").strip().lower()
+        coding = content_coding(resp.headers)
         decoder = None
         if coding and coding != b"identity":
             decoder = decoder_for(coding.decode("latin-1"))
