@@ -45,9 +45,9 @@ sys.path.insert(0, str(REPO / "tests"))
 from support import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 from consentgate.banner import assets as banner_assets  # noqa: E402
-from consentgate.banner import head_snippet  # noqa: E402
 from consentgate.config import load_settings  # noqa: E402
 from consentgate.consent import ConsentCodec  # noqa: E402
+from consentgate.injection import head_snippet_for  # noqa: E402
 from consentgate.metrics import Metrics  # noqa: E402
 from consentgate.regions import UNKNOWN, decide  # noqa: E402
 from consentgate.visit import Runtime  # noqa: E402
@@ -93,9 +93,10 @@ def sizes(data: bytes) -> tuple[int, int, int]:
 
 
 def consentgate_bytes() -> list[tuple[str, int, int, int]]:
-    """Per language: the proxy-mode first visit (inline snippet + the ``banner.js`` it links,
-    for the site's default regime, here opt-in) and its total, script-tag mode's
-    ``banner.js`` (both views' texts, no snippet) and the on-demand ``banner.json``."""
+    """Per language: the proxy-mode first visit (the inline head snippet: runtime guard,
+    Consent Mode default and tag; + the ``banner.js`` it links, ``g=0``, for the site's
+    default regime, here opt-in) and its total, script-tag mode's ``banner.js`` (the guard
+    first, both views' texts, no snippet) and the on-demand ``banner.json``."""
     tmp = tempfile.mkdtemp()
     settings = load_settings(
         None, environ={"CONSENTGATE_DATA_DIR": tmp, "CONSENTGATE_SECRET_KEYS": "b" * 24}
@@ -106,13 +107,13 @@ def consentgate_bytes() -> list[tuple[str, int, int, int]]:
     regime = decide(site, UNKNOWN, None, False).regime
     rows = []
     for lang in ("en", "ru", "kk", "de", "fr"):
-        js = assets.banner(site, lang, regime).body
-        snippet = head_snippet(runtime, site, None, {"accept-language": lang})(None)
+        js = assets.banner(site, lang, regime, guard=False).body
+        snippet = head_snippet_for(runtime, site, None, {"accept-language": lang})(None)
         second = assets.details(site, lang).body
         first, inline = sizes(js), sizes(snippet)
         total = tuple(a + b for a, b in zip(first, inline, strict=True))
         rows.append((f"banner.js ({lang}, {regime})", *first))
-        rows.append((f"inline head snippet ({lang})", *inline))
+        rows.append((f"inline head snippet, runtime guard included ({lang})", *inline))
         rows.append((f"**first visit ({lang}): snippet + banner.js**", *total))
         script_tag = assets.banner(site, lang).body
         rows.append((f"banner.js, script-tag mode ({lang})", *sizes(script_tag)))

@@ -264,6 +264,12 @@ def test_blocked_embeds_get_a_placeholder_that_loads_them(
         sent = json.loads(deleted.value.post_data or "{}")
         assert sent["language"] == body["language"] and sent["banner_hash"] == body["banner_hash"]
         wait_until(page, "document.querySelectorAll('.consentgate-embed').length === 3")
+        # decided (refused) with the banner closed: a placeholder's decision still brings
+        # the one-click withdrawal
+        assert page.locator(BANNER).count() == 0 and not withdraw.is_visible()
+        page.locator(".consentgate-embed").nth(1).get_by_role("button").click()
+        withdraw.wait_for()
+        wait_until(page, "document.querySelectorAll('.consentgate-embed').length === 0")
     finally:
         visit.close()
 

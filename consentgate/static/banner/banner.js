@@ -167,7 +167,7 @@ async function decide(g, method) {
   emit()
   wipe(ids.filter(c => !consent.granted.includes(c)))
   if (gone.length) location.reload()
-  else { busy = 0; activate() }
+  else { busy = 0; showFab(); activate() } // showFab: a placeholder's decision has no view to close
 }
 function fail() {
   busy = 0
