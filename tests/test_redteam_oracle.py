@@ -119,6 +119,45 @@ CASES: dict[str, Variant] = {
     ),
 }
 
+# Run-time techniques the guard did not see, each in a first-party inline script (URLs
+# split, so that no signature decides the script on the server).
+TECHNIQUES = {
+    "set-attribute-node-img": (
+        f"var i=new Image(),a=document.createAttribute('src');a.value={SPLIT};i.setAttributeNode(a)"
+    ),
+    "attr-value-img": (
+        f"var i=new Image();i.setAttribute('src','/x.png');i.getAttributeNode('src').value={SPLIT}"
+    ),
+    "set-attribute-node-script": (
+        "var s=document.createElement('script');document.head.appendChild(s);"
+        f"var a=document.createAttribute('src');a.value={SPLIT_GA};s.setAttributeNode(a)"
+    ),
+    "set-html-unsafe": f"d.setHTMLUnsafe('<img src='+{SPLIT}+'>')",
+    "shadow-set-html-unsafe": (
+        f"d.attachShadow({{mode:'open'}}).setHTMLUnsafe('<img src='+{SPLIT}+'>')"
+    ),
+    "declarative-shadow-root": (
+        f"d.setHTMLUnsafe('<p><template shadowrootmode=open><img src='+{SPLIT}+'></template></p>')"
+    ),
+    "exec-command-insert-html": (
+        "d.contentEditable=true;d.focus();"
+        f"document.execCommand('insertHTML',false,'<img src='+{SPLIT}+'>')"
+    ),
+    "new-audio": f"new Audio({SPLIT})",
+    "window-open": f"window.open({SPLIT})",
+    "insert-adjacent-html-frame": (
+        f"d.insertAdjacentHTML('beforeend','<iframe></iframe>');frames[0].fetch({SPLIT})"
+    ),
+    "outer-html-frame": (
+        "var x=document.createElement('i');d.append(x);x.outerHTML='<iframe></iframe>';"
+        f"frames[0].fetch({SPLIT})"
+    ),
+}
+for _name, _js in TECHNIQUES.items():
+    CASES["guard-" + _name] = Variant(
+        headers=HTML, body=page(f"<div id=d></div><script>{_js}</script>")
+    )
+
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_found_case(world: World, name: str) -> None:

@@ -76,6 +76,9 @@ const guard = W => {
   new W.MutationObserver(m => m.forEach(r => r.addedNodes.forEach(x => t(() => x.contentWindow)))).observe(W.document, { childList: !0, subtree: !0 })
   hk(E, 'setAttribute', (e, a) => (a[0] == 'srcdoc' && (a[1] = html(a[1], 1)), el(e, ...a)))
   hk(E, 'setAttributeNS', (e, a) => el(e, a[1], a[2]))
+  // an attribute node: given to an element, or its value changed while it is set on one
+  for (const m of ['setAttributeNode', 'setAttributeNodeNS']) hk(E, m, (e, a) => el(e, a[0].name, a[0].value))
+  set(pr('Attr'), 'value', function (v, f) { const c = this.ownerElement && t(() => el(this.ownerElement, this.name, v)); c ? hold(c, () => f.call(this, v)) : f.call(this, v) })
   for (const k of ['src', 'srcset', 'href', 'data', 'poster', 'srcdoc', 'imageSrcset'])
     for (const p of 'Script Image IFrame Frame Embed Source Media Input Track Link Object Video'.split(' '))
       set(pr(`HTML${p}Element`), k, function (v) { this.setAttribute(k.toLowerCase(), v) })
@@ -83,8 +86,12 @@ const guard = W => {
     for (const m of 'appendChild insertBefore replaceChild append prepend before after replaceWith replaceChildren insertAdjacentElement'.split(' '))
       if (O.hasOwn(o, m)) { hk(o, m, (p, a) => { for (const x of a) (p.isConnected || x?.ownerDocument != D) && scan(x) }); const n = o[m]; o[m] = function (...a) { const r = n.apply(this, a); a.forEach(fr); return r } }
   for (const o of [E, pr('ShadowRoot')]) set(o, 'innerHTML', function (v, f) { f.call(this, /^s(cript|tyle)$/.test(this.localName) ? v : html(v)); fr(this) })
-  set(E, 'outerHTML', function (v, f) { f.call(this, html(v)) })
+  set(E, 'outerHTML', function (v, f) { const p = this.parentNode; f.call(this, html(v)); fr(p) })
+  for (const o of [E, pr('ShadowRoot')]) hk(o, 'setHTMLUnsafe', (_, a) => { a[0] = html(a[0]) })
+  hk(P, 'execCommand', (_, a) => { /^inserthtml$/i.test(a[0]) && (a[2] = html(a[2])) })
   hk(E, 'insertAdjacentHTML', (_, a) => { a[1] = html(a[1]) })
+  const ia = E.insertAdjacentHTML
+  E.insertAdjacentHTML = function (...a) { ia.apply(this, a); fr(this.parentNode || this) }
   hk(pr('Range'), 'createContextualFragment', (_, a) => { a[0] = html(a[0], 1) })
   for (const m of ['write', 'writeln']) hk(P, m, (_, a) => { a.splice(0, 1e9, html(a.join(''), 1)) })
 
@@ -94,7 +101,9 @@ const guard = W => {
   hk(pr('Navigator'), 'sendBeacon', (_, a) => nc(a[0]), () => !1)
   hk(X, 'open', (x, a) => { const c = nc(a[1]); XM.set(x, c && [c, [...a]]); c && (a[1] = 'data:;base64,%') })
   hk(X, 'send', (x, a) => { const q = XM.get(x); q && hold(q[0], () => { const n = new XMLHttpRequest; n.open(...q[1]); n.withCredentials = x.withCredentials; n.send(a[0]) }) })
-  for (const [k, f] of [['WebSocket', 'ws://localhost:0'], ['EventSource', 'about:blank']])
+  // a held window.open is a blocked pop-up (null); a held new Audio(url) has no source
+  hk(W, 'open', (_, a) => nc(a[0]), () => null)
+  for (const [k, f] of [['WebSocket', 'ws://localhost:0'], ['EventSource', 'about:blank'], ['Audio']])
     W[k] = new Proxy(W[k], { construct: (C, a, n) => Reflect.construct(C, nc(a[0]) ? [f] : a, n) })
   // document.cookie: a write of a cookie declared for a refused category (deleting passes)
   set(P, 'cookie', function (v, f) {
