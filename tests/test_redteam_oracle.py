@@ -59,6 +59,9 @@ CASES: dict[str, Variant] = {
             '<base href="https://www.googletagmanager.com/gtag/">',
         ),
     ),
+    # pixels in media and image-button attributes
+    "video-poster": Variant(headers=HTML, body=page(f'<video poster="{PIXEL}"></video>')),
+    "input-image": Variant(headers=HTML, body=page(f'<input type="image" src="{PIXEL}">')),
     # frames whose document is written in the markup
     "srcdoc": Variant(
         headers=HTML,

@@ -578,6 +578,9 @@ static const struct {
     {"img", {"src", "srcset", "data-src", "data-lazy-src", "data-srcset", NULL}},
     {"image", {"src", "srcset", "href", "xlink:href", "data-src", NULL}},
     {"source", {"src", "srcset", "data-src", "data-srcset", NULL}},
+    {"video", {"src", "poster", NULL}},
+    {"audio", {"src", NULL}},
+    {"input", {"src", NULL}},
     {"link", {"href", "imagesrcset", NULL}},
     {"base", {"href", NULL}},
     {"meta", {"content", NULL}},
@@ -623,7 +626,8 @@ static const struct {
     {"iframe", H_URL | H_RAWTEXT},                   {"object", H_URL},
     {"source", H_URL},      {"noembed", H_RAWTEXT},  {"textarea", H_RAWTEXT},
     {"noframes", H_RAWTEXT}, {"noscript", H_NOSCRIPT}, {"plaintext", H_PYTHON},
-    {"base", H_URL},        {"meta", H_URL},
+    {"base", H_URL},        {"meta", H_URL},         {"video", H_URL},
+    {"audio", H_URL},       {"input", H_URL},
     {NULL, 0},
 };
 

@@ -32,6 +32,9 @@ URL_ATTRS: dict[bytes, frozenset[bytes]] = {
     b"img": frozenset({b"src", b"srcset", b"data-src", b"data-lazy-src", b"data-srcset"}),
     b"image": frozenset({b"src", b"srcset", b"href", b"xlink:href", b"data-src"}),
     b"source": frozenset({b"src", b"srcset", b"data-src", b"data-srcset"}),
+    b"video": frozenset({b"src", b"poster"}),
+    b"audio": frozenset({b"src"}),
+    b"input": frozenset({b"src"}),  # type=image: an image button
     b"link": frozenset({b"href", b"imagesrcset"}),
     # the document's base URL: every relative URL after it resolves there
     b"base": frozenset({b"href"}),
