@@ -322,7 +322,8 @@ def hint_headers(
     out: list[tuple[bytes, bytes]] = []
     for name, value in headers:
         if name == b"link":
-            kept, pos = [], 0
+            kept: list[bytes] = []
+            pos = 0
             while pos < len(value):
                 m = _LINK_ITEM.match(value, pos)
                 if m is None or m.end() == pos:
