@@ -47,6 +47,7 @@ from support import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from consentgate.banner import assets as banner_assets  # noqa: E402
 from consentgate.config import load_settings  # noqa: E402
 from consentgate.consent import ConsentCodec  # noqa: E402
+from consentgate.guard import guard_script  # noqa: E402
 from consentgate.injection import head_snippet_for  # noqa: E402
 from consentgate.metrics import Metrics  # noqa: E402
 from consentgate.regions import UNKNOWN, decide  # noqa: E402
@@ -94,9 +95,10 @@ def sizes(data: bytes) -> tuple[int, int, int]:
 
 def consentgate_bytes() -> list[tuple[str, int, int, int]]:
     """Per language: the proxy-mode first visit (the inline head snippet: runtime guard,
-    Consent Mode default and tag; + the ``banner.js`` it links, ``g=0``, for the site's
-    default regime, here opt-in) and its total, script-tag mode's ``banner.js`` (the guard
-    first, both views' texts, no snippet) and the on-demand ``banner.json``."""
+    Consent Mode defaults, banner tag; and the ``banner.js`` it links, without the guard,
+    for the site's default regime, here opt-in) and its total, script-tag mode's
+    ``banner.js`` (the guard first, both views' texts, no snippet), the on-demand
+    ``banner.json``; and the runtime guard alone (code and the site's data)."""
     tmp = tempfile.mkdtemp()
     settings = load_settings(
         None, environ={"CONSENTGATE_DATA_DIR": tmp, "CONSENTGATE_SECRET_KEYS": "b" * 24}
@@ -105,7 +107,12 @@ def consentgate_bytes() -> list[tuple[str, int, int, int]]:
     assets = banner_assets(runtime)
     site = settings.sites[0]
     regime = decide(site, UNKNOWN, None, False).regime
-    rows = []
+    rows = [
+        (
+            "runtime guard alone (code + site data)",
+            *sizes(guard_script(assets.guard(site), None).encode()),
+        )
+    ]
     for lang in ("en", "ru", "kk", "de", "fr"):
         js = assets.banner(site, lang, regime, guard=False).body
         snippet = head_snippet_for(runtime, site, None, {"accept-language": lang})(None)
@@ -113,10 +120,10 @@ def consentgate_bytes() -> list[tuple[str, int, int, int]]:
         first, inline = sizes(js), sizes(snippet)
         total = tuple(a + b for a, b in zip(first, inline, strict=True))
         rows.append((f"banner.js ({lang}, {regime})", *first))
-        rows.append((f"inline head snippet, runtime guard included ({lang})", *inline))
+        rows.append((f"inline head snippet with the guard ({lang})", *inline))
         rows.append((f"**first visit ({lang}): snippet + banner.js**", *total))
         script_tag = assets.banner(site, lang).body
-        rows.append((f"banner.js, script-tag mode ({lang})", *sizes(script_tag)))
+        rows.append((f"banner.js with the guard, script-tag mode ({lang})", *sizes(script_tag)))
         rows.append((f"banner.json, 2nd layer on demand ({lang})", *sizes(second)))
     shutil.rmtree(tmp, ignore_errors=True)
     return rows

@@ -209,7 +209,6 @@ class BannerAssets:
         runtime guard's data again."""
         self._cache.clear()
         self._guards.clear()
-        self._guards.clear()
 
     def config(self, site: Site, lang: str, regime: str = "") -> dict[str, Any]:
         """What banner.js is called with (short keys: every byte goes to every visitor).

@@ -21,6 +21,8 @@ from consentgate import banner
 from consentgate.config import SEED_COOKIES, CookieDecl, Settings, Site, load_settings
 from consentgate.consent import CATEGORIES, Consent, ConsentCodec
 from consentgate.errors import ApiError, api_error_handler
+from consentgate.guard import guard_script
+from consentgate.injection import head_snippet_for
 from consentgate.metrics import Metrics
 from consentgate.regions import decide, parse_region
 from consentgate.regions.consent_mode import consent_mode_state
@@ -239,6 +241,10 @@ async def test_regime_variants_carry_only_their_views_texts(
 # and the small-screen layout (~600 B after mangle_js won back ~190 B). The runtime guard
 # (issue 16, inline in proxy mode, first in script-tag mode's banner.js) has its own share.
 BUDGET = 6700
+#: gzip -9 bytes of the runtime guard (code and the demo site's data) as inlined. Issue 16's
+#: target is 1,500 B (and 7,000 B for the whole first visit with it): NOT met yet (about
+#: 3,190 B; docs/guard.md, bench/README.md). This ceiling keeps it from growing meanwhile.
+GUARD_BUDGET = 3200
 
 
 def gz(data: bytes) -> int:
@@ -266,6 +272,22 @@ def test_first_visit_fits_the_budget_in_every_language(tmp_path: Path, lang: str
     script_tag = banner.assets(runtime).banner(site, lang, guard=False).body
     costs["script-tag", False] = gz(script_tag)
     assert max(costs.values()) <= BUDGET, costs
+
+
+def test_the_guard_fits_its_budget(tmp_path: Path) -> None:
+    """The runtime guard alone (code and the demo site's data), gzip -9, as inlined first in
+    the head snippet (and first in script-tag mode's banner.js)."""
+    site = Site(id="demo", cookies=list(SEED_COOKIES), demo=True)
+    runtime = make_runtime(tmp_path, [site])
+    code = banner.assets(runtime).guard(site)
+    snippet = head_snippet_for(runtime, site, None, {"accept-language": "en"})(None)
+    assert snippet.startswith(f"<script>{guard_script(code, ['necessary'])}</script>".encode())
+    assert (
+        banner.assets(runtime).banner(site, "en").body.startswith(guard_script(code, None).encode())
+    )
+    nonced = head_snippet_for(runtime, site, None, {"accept-language": "en"})("n0nce")
+    assert nonced.startswith(b'<script nonce="n0nce">') and nonced.count(b'nonce="n0nce"') == 3
+    assert gz(guard_script(code, None).encode()) <= GUARD_BUDGET
 
 
 async def test_texts_and_cookies_reach_the_banner_html_escaped(tmp_path: Path) -> None:

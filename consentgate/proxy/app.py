@@ -27,8 +27,11 @@ from ..page import (
     Kind,
     content_coding,
     error_page,
-    hint_headers,
+    filter_link,
+    full_consent,
     read_head,
+    refresh_headers,
+    refuse,
     relayable_status,
     sniff_kind,
 )
@@ -212,13 +215,16 @@ class ProxyApp:
         target = self.target(scope, origin)
         try:
             resp = await self.pool.request(origin, method, target, up_headers, body, chunked)
-            page = read_head(resp.headers).page  # a page, or maybe one (sniffed)
-            if resp.status == 206 and body is None and page:
+            ranged = resp.status == 206 and body is None
+            measure = method == "HEAD" and resp.status == 200
+            # a page, or maybe one (sniffed): read only when it matters (hot path)
+            page = (ranged or measure) and read_head(resp.headers).page
+            if ranged and page:
                 # A byte range of a page cannot be rewritten: fetch the whole page.
                 resp.close()
                 up_headers = [(n, v) for n, v in up_headers if n not in (b"range", b"if-range")]
                 resp = await self.pool.request(origin, method, target, up_headers)
-            elif method == "HEAD" and resp.status == 200 and page:
+            elif measure and page:
                 # A page's length is that of the page as rewritten: fetch it to measure.
                 resp.close()
                 resp = await self.pool.request(origin, "GET", target, up_headers)
@@ -303,9 +309,16 @@ class ProxyApp:
         else:
             page = target.split(b"?", 1)[0].decode("latin-1")
             cookies = CookiePolicy(site, decision.granted, self.undeclared, page)
-            kind, out, same = await self._headers(
-                site, visitor, resp, cookies, token, tagged, bodyless
-            )
+            try:
+                kind, out, same = await self._headers(
+                    site, visitor, resp, cookies, token, tagged, bodyless
+                )
+            except Exception as exc:  # nothing went out yet: fail closed
+                if full_consent(decision):
+                    raise
+                log.exception("site %s: internal error on a response head", site.id)
+                await refuse(send, site, f"internal error: {exc!r}")
+                return
             if key is not None and same:
                 if len(self._heads) >= 512:
                     self._heads.clear()
@@ -374,8 +387,13 @@ class ProxyApp:
                     continue
                 if name == b"etag":
                     value = consent_etag(value, token)
+                elif name == b"link" and html:
+                    link = filter_link(value, site, cookies.granted)
+                    if link is None:
+                        continue
+                    value = link
             out.append((name, value))
-        out = hint_headers(out, site, cookies.granted)
+        out = refresh_headers(out, site, cookies.granted)
         if not html:
             if status == 304:
                 merge_vary(out, b"Cookie")
@@ -411,6 +429,8 @@ class ProxyApp:
                 decoded += decoder.decode(chunk) if decoder is not None else chunk
                 if len(decoded) >= SNIFF_BYTES or resp.complete:
                     break
+            if decoder is not None and resp.complete:
+                decoded += decoder.flush()  # a body cut short is undecodable: not sniffed
         except (UpstreamError, DecodeError):
             return Kind.HTML
         finally:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _states as S
 from . import grammar as g
+from .csp import csp_nonce
 from .elements import (
     URL_ATTRS,
     conservative_prefix,
@@ -35,7 +36,6 @@ _WS_SLASH = re.compile(rb"[\t\n\f\r /]*+")
 _WS = re.compile(rb"[\t\n\f\r ]*+")
 _ATTR_NAME_RUN = re.compile(rb"[^\t\n\f\r />=]*+")
 _UNQUOTED_RUN = re.compile(rb"[^\t\n\f\r >]*+")
-_NONCE = re.compile(rb"'nonce-([A-Za-z0-9+/=_\-]+)'")
 _PRELOAD = re.compile(rb"(?i)(?:^|[\t\n\f\r ])(?:preload|modulepreload|prefetch)(?:$|[\t\n\f\r ])")
 #: Resource hints naming only an origin: matched by host (``Catalog.hint_category``)
 _HINT = re.compile(rb"(?i)(?:^|[\t\n\f\r ])(?:preconnect|dns-prefetch)(?:$|[\t\n\f\r ])")
@@ -62,6 +62,7 @@ class TagHandling:
     _end_re: re.Pattern[bytes] | None
     _script: tuple[int, int, int, bytes] | None
     _lt_after: tuple[bytes, bool] | None
+    _meta_nonce: str | None
 
     # -- namespace tracking -----------------------------------------------------------
     def _foreign(self: StreamRewriter) -> bool:
@@ -158,9 +159,9 @@ class TagHandling:
         attrs = first_values(parse_attrs(data[pos:end], 5))
         equiv = attrs.get(b"http-equiv", b"").strip().lower()
         if equiv == b"content-security-policy":
-            m = _NONCE.search(attrs.get(b"content", b""))
-            if m and self._meta_nonce is None:
-                self._meta_nonce = m.group(1).decode("ascii")
+            found = csp_nonce([attrs.get(b"content", b"")])
+            if found and self._meta_nonce is None:
+                self._meta_nonce = found
         if b"charset" in attrs or equiv == b"content-type":
             self._inject(end, None)
         return True

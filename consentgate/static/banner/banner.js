@@ -213,7 +213,7 @@ function mount() {
       if (e.shiftKey ? cur == a || cur == view : cur == z) { e.preventDefault(); (e.shiftKey ? z : a).focus() }
     }
   })
-  D.body.append(host)
+  ;(D.body || D.documentElement || D).append(host) // a page may remove its body, even its root
 }
 const link = `<a href="${C.p}">${T.privacy}</a>`
 const note = t => gpc ? `<p class="g">${t}</p>` : ''

@@ -17,13 +17,21 @@ const ok = c => !c || on.includes(c)
 // the guard's own errors never reach the page: t(f) runs f and swallows what it throws
 const t = f => { try { return f() } catch {} }
 const hold = (c, f) => dec || Q.push([c, f])
-// patterns as one regular expression: each escaped, * as w, then through f
-const rx = (p, w, f = r => r, e = '$') => RegExp(`^(${p.split(' ').map(x => f(x.replace(/[^\w*]/g, '\\$&').replace(/\*/g, w), x)).join('|')})` + e)
-const host = r => `(.*\\.)?${r}`
-const U = Z.u.map(([c, p]) => [c, rx(p, '[^?#]*', (r, x) => x[0] == '/' ? `[^?]*${r}(\\?|$)` : host(r) + (x.includes('/') ? '' : '/'), ''), rx(p.replace(/\/\S*/g, ''), '', host)])
-const K = Z.k.map(([c, p]) => [c, rx(p, '.*')]), SX = Z.x != null && rx(Z.x, '', host)
+// patterns as alternatives of a regular expression: each escaped, * as w (none: no match)
+const alt = (p, w) => p.map(x => x.replace(/[^\w*]/g, '\\$&').replace(/\*/g, w)).join('|') || '-^'
+const rx = (p, w) => RegExp(`^(${alt(p.split(' '), w)})$`)
+// per category: host + path + query (a host pattern: that host or a subdomain; a /suffix:
+// on any host, before the query), and the host alone (resource hints)
+const U = Z.u.map(([c, p]) => {
+  const h = p.split(' ').filter(x => x[0] != '/'), f = p.split(' ').filter(x => x[0] == '/')
+  return [c, RegExp(`^(([^/]*\\.)?(${alt(h.map(x => x.includes('/') ? x : x + '/'), '[^?#]*')})|[^?]*(${alt(f)})(\\?|$))`), RegExp(`^(.*\\.)?(${alt(h.map(x => x.split('/')[0]))})$`)]
+})
+const K = Z.k.map(([c, p]) => [c, rx(p, '.*')]), SX = Z.x != null && RegExp(`^(.*\\.)?(${alt(Z.x.split(' '))})$`)
+// a URL (or tag) without any of the words the patterns need is passed without a look
+const HW = RegExp(Z.h + '|&#|\\\\|%', 'i')
 // the category of a URL; h: a resource hint (matched by host), s: a script (strict mode)
 const cat = (v, h, s) => {
+  if (!HW.test(v) && !(s && SX)) return
   const u = new URL(v, D.baseURI), n = u.hostname
   if (/^(http|ws)s?:$/.test(u.protocol)) {
     for (const [c, r, q] of U) if (h ? q.test(n) : r.test(n + u.pathname + u.search)) return c
@@ -34,9 +42,12 @@ const cat = (v, h, s) => {
 const nc = u => { const c = t(() => cat(u?.url ?? u)); return !ok(c) && c }
 // attribute n = v of element e: the refused category it loads from, if any
 const el = (e, n, v) => {
-  const l = e.localName, r = e.rel, h = /preconnect|dns-prefetch/i.test(r) && !/(^|\s)(module)?pre(load|fetch)(\s|$)/i.test(r)
-  if (/^(src|srcset|data|poster|imagesrcset)$/i.test(n) || /^(link|script|image) (xlink:)?href$/i.test(l + ' ' + n))
-    if (e.getAttribute('data-consent') != 'necessary') for (const w of String(v).split(/[\s,]+/)) { const c = w && cat(w, h, l == 'script'); if (!ok(c)) return c }
+  const l = e.localName, r = e.rel
+  if (/^(src|srcset|data|poster|imagesrcset)$/i.test(n) || /^(link|script|image|img) (xlink:)?href$/i.test(l + ' ' + n))
+    if (e.getAttribute('data-consent') != 'necessary') {
+      const h = /preconnect|dns-prefetch/i.test(r) && !/(^|\s)(module)?pre(load|fetch)(\s|$)/i.test(r)
+      for (const w of String(v).split(/[\s,]+/)) { const c = w && cat(w, h, l == 'script'); if (!ok(c)) return c }
+    }
 }
 // method m of o: f(this, args) may change the arguments, or name a refused category: then
 // the call is held (redone later as made) and returns r()
@@ -44,9 +55,11 @@ const hk = (o, m, f, r) => { const n = o?.[m]; n && (o[m] = function (...a) { co
 // setter k of o through f(value, native setter)
 const set = (o, k, f) => { const p = O.getOwnPropertyDescriptor(o, k); p?.set && O.defineProperty(o, k, { ...p, set(v) { f.call(this, v, p.set) } }) }
 // markup as a string: a tag loading from a refused category is held as the rewriter does
-// it (the banner restores it); s: its scripts run (document.write), elsewhere they never do
+// it (the banner restores it); s: its scripts run (document.write), elsewhere they never do.
+// Each tag is parsed alone (an SVG <image> parses as an <img>: its href counts too)
 const T = D.createElement('template'), ih = O.getOwnPropertyDescriptor(E, 'innerHTML').set
-const html = (v, s) => typeof v != 'string' ? v : v.replace(/<(img|script|i?frame|embed|source|audio|video|input|track|link|object)(?=[\s/>])([^>"']|"[^"]*"|'[^']*')*>/gi, m => t(() => {
+const html = (v, s) => typeof v != 'string' ? v : v.replace(/<(img|image|script|i?frame|embed|source|audio|video|input|track|link|object)(?=[\s/>])([^>"']|"[^"]*"|'[^']*')*>/gi, m => t(() => {
+  if (!HW.test(m) && !(s && SX)) return
   ih.call(T, m)
   const e = T.content.firstChild, n = [], sc = e.localName == 'script'
   let h
@@ -85,9 +98,11 @@ const guard = W => {
   for (const o of [E, pr('Node'), pr('CharacterData')])
     for (const m of 'appendChild insertBefore replaceChild append prepend before after replaceWith replaceChildren insertAdjacentElement'.split(' '))
       if (O.hasOwn(o, m)) { hk(o, m, (p, a) => { for (const x of a) (p.isConnected || x?.ownerDocument != D) && scan(x) }); const n = o[m]; o[m] = function (...a) { const r = n.apply(this, a); a.forEach(fr); return r } }
-  for (const o of [E, pr('ShadowRoot')]) set(o, 'innerHTML', function (v, f) { f.call(this, /^s(cript|tyle)$/.test(this.localName) ? v : html(v)); fr(this) })
+  for (const o of [E, pr('ShadowRoot')]) {
+    set(o, 'innerHTML', function (v, f) { f.call(this, /^s(cript|tyle)$/.test(this.localName) ? v : html(v)); fr(this) })
+    hk(o, 'setHTMLUnsafe', (_, a) => { a[0] = html(a[0]) })
+  }
   set(E, 'outerHTML', function (v, f) { const p = this.parentNode; f.call(this, html(v)); fr(p) })
-  for (const o of [E, pr('ShadowRoot')]) hk(o, 'setHTMLUnsafe', (_, a) => { a[0] = html(a[0]) })
   hk(P, 'execCommand', (_, a) => { /^inserthtml$/i.test(a[0]) && (a[2] = html(a[2])) })
   hk(E, 'insertAdjacentHTML', (_, a) => { a[1] = html(a[1]) })
   const ia = E.insertAdjacentHTML
