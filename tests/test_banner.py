@@ -243,8 +243,10 @@ async def test_regime_variants_carry_only_their_views_texts(
 BUDGET = 6700
 #: gzip -9 bytes of the runtime guard (code and the demo site's data) as inlined. Issue 16's
 #: target is 1,500 B (and 7,000 B for the whole first visit with it): NOT met yet (about
-#: 3,190 B; docs/guard.md, bench/README.md). This ceiling keeps it from growing meanwhile.
-GUARD_BUDGET = 3200
+#: 3,190 B; docs/guard.md, bench/README.md). This ceiling keeps it from growing meanwhile;
+#: +220 B (red-team review) hold same-origin about:blank frames and attribute nodes,
+#: setHTMLUnsafe/execCommand markup, window.open and new Audio(url) (tests/test_redteam_oracle.py).
+GUARD_BUDGET = 3420
 
 
 def gz(data: bytes) -> int:

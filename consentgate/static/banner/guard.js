@@ -51,9 +51,9 @@ const el = (e, n, v) => {
 }
 // method m of o: f(this, args) may change the arguments, or name a refused category: then
 // the call is held (redone later as made) and returns r()
-const hk = (o, m, f, r) => { const n = o?.[m]; n && (o[m] = function (...a) { const c = t(() => f(this, a)); return c ? (hold(c, () => o[m].apply(this, a)), r?.()) : n.apply(this, a) }) }
+const hk = (o, m, f, r) => { const n = o?.[m]; n && (o[m] = function (...a) { const c = t(() => f(this, a)); return c ? (hold(c, () => o[m].apply(this, a)), r?.()) : (a = n.apply(this, a), fr(), a) }) }
 // setter k of o through f(value, native setter)
-const set = (o, k, f) => { const p = O.getOwnPropertyDescriptor(o, k); p?.set && O.defineProperty(o, k, { ...p, set(v) { f.call(this, v, p.set) } }) }
+const set = (o, k, f) => { const p = O.getOwnPropertyDescriptor(o, k); p?.set && O.defineProperty(o, k, { ...p, set(v) { f.call(this, v, p.set); fr() } }) }
 // markup as a string: a tag loading from a refused category is held as the rewriter does
 // it (the banner restores it); s: its scripts run (document.write), elsewhere they never do.
 // Each tag is parsed alone (an SVG <image> parses as an <img>: its href counts too)
@@ -74,19 +74,14 @@ const scan = x => {
   }
 }
 
-// guard(w) patches window w: the page's own and, through fr, every same-origin frame's (an
-// about:blank iframe has fresh fetch, Image, prototypes): reached by contentWindow and
-// contentDocument, at insertion, and by a MutationObserver for parsed and HTML-string frames
-const G = new WeakSet, fr = x => { for (const f of x?.querySelectorAll ? [x, ...x.querySelectorAll('iframe,frame,object')] : []) t(() => f.contentWindow) }
+// guard(w) patches window w: the page's own and every same-origin iframe's (an about:blank
+// one has its own fetch, Image, prototypes), which fr reaches after each patched call and
+// from a MutationObserver (parsed frames: it runs before the next parser-inserted script)
+const G = new WeakSet, fr = () => { for (const f of D.getElementsByTagName('iframe')) t(() => guard(f.contentWindow)) }
 const guard = W => {
+  if (G.has(W)) return
+  G.add(W)
   const pr = n => W[n].prototype, E = pr('Element'), P = pr('Document'), X = pr('XMLHttpRequest')
-  if (G.has(E)) return
-  G.add(E)
-  for (const p of ['IFrame', 'Frame', 'Object']) for (const k of ['contentWindow', 'contentDocument']) {
-    const d = O.getOwnPropertyDescriptor(pr(`HTML${p}Element`), k)
-    d && O.defineProperty(pr(`HTML${p}Element`), k, { ...d, get() { const v = d.get.call(this); t(() => guard(v.defaultView || v)); return v } })
-  }
-  new W.MutationObserver(m => m.forEach(r => r.addedNodes.forEach(x => t(() => x.contentWindow)))).observe(W.document, { childList: !0, subtree: !0 })
   hk(E, 'setAttribute', (e, a) => (a[0] == 'srcdoc' && (a[1] = html(a[1], 1)), el(e, ...a)))
   hk(E, 'setAttributeNS', (e, a) => el(e, a[1], a[2]))
   // an attribute node: given to an element, or its value changed while it is set on one
@@ -97,16 +92,14 @@ const guard = W => {
       set(pr(`HTML${p}Element`), k, function (v) { this.setAttribute(k.toLowerCase(), v) })
   for (const o of [E, pr('Node'), pr('CharacterData')])
     for (const m of 'appendChild insertBefore replaceChild append prepend before after replaceWith replaceChildren insertAdjacentElement'.split(' '))
-      if (O.hasOwn(o, m)) { hk(o, m, (p, a) => { for (const x of a) (p.isConnected || x?.ownerDocument != D) && scan(x) }); const n = o[m]; o[m] = function (...a) { const r = n.apply(this, a); a.forEach(fr); return r } }
+      O.hasOwn(o, m) && hk(o, m, (p, a) => { for (const x of a) (p.isConnected || x?.ownerDocument != D) && scan(x) })
   for (const o of [E, pr('ShadowRoot')]) {
-    set(o, 'innerHTML', function (v, f) { f.call(this, /^s(cript|tyle)$/.test(this.localName) ? v : html(v)); fr(this) })
+    set(o, 'innerHTML', function (v, f) { f.call(this, /^s(cript|tyle)$/.test(this.localName) ? v : html(v)) })
     hk(o, 'setHTMLUnsafe', (_, a) => { a[0] = html(a[0]) })
   }
-  set(E, 'outerHTML', function (v, f) { const p = this.parentNode; f.call(this, html(v)); fr(p) })
+  set(E, 'outerHTML', function (v, f) { f.call(this, html(v)) })
   hk(P, 'execCommand', (_, a) => { /^inserthtml$/i.test(a[0]) && (a[2] = html(a[2])) })
   hk(E, 'insertAdjacentHTML', (_, a) => { a[1] = html(a[1]) })
-  const ia = E.insertAdjacentHTML
-  E.insertAdjacentHTML = function (...a) { ia.apply(this, a); fr(this.parentNode || this) }
   hk(pr('Range'), 'createContextualFragment', (_, a) => { a[0] = html(a[0], 1) })
   for (const m of ['write', 'writeln']) hk(P, m, (_, a) => { a.splice(0, 1e9, html(a.join(''), 1)) })
 
@@ -132,7 +125,7 @@ const guard = W => {
 
 if (!W.consentgateGuard) {
   // everything granted: nothing to hold until a withdrawal, which reloads the page
-  on[4] || t(() => guard(W))
+  on[4] || t(() => (guard(W), new MutationObserver(fr).observe(D, { childList: !0, subtree: !0 })))
   // the banner's call: the visitor's categories (d: a choice was made); held items of granted
   // categories are redone, in order; storage keys of withdrawn categories are removed
   W.consentgateGuard = (g, d) => {
