@@ -43,8 +43,6 @@ from .client import Origin, UpstreamError, UpstreamResponse
 from .encoding import DecodeError, decoder_for
 from .headers import (
     HOP_BY_HOP,
-    MAX_REQUEST_HEADER_BYTES,
-    MAX_REQUEST_HEADERS,
     PublicOrigin,
     Visitor,
     connection_tokens,
@@ -193,8 +191,9 @@ class ProxyApp:
         if method == "CONNECT":
             await error_page(send, 405, "Method Not Allowed", "This is not a forward proxy.")
             return
-        if len(headers) > MAX_REQUEST_HEADERS or sum(len(n) + len(v) for n, v in headers) > (
-            MAX_REQUEST_HEADER_BYTES
+        limits = self.runtime.settings  # (the server in front enforces them first)
+        if len(headers) > limits.max_request_headers or sum(len(n) + len(v) for n, v in headers) > (
+            limits.max_request_header_bytes
         ):
             await error_page(send, 431, "Request Header Fields Too Large", "Too many headers.")
             return
