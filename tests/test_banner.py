@@ -247,9 +247,11 @@ BUDGET = 5400
 GUARD_BUDGET = 1500
 TOTAL_BUDGET = 7000
 BUDGET_SITE = Site(id="demo", cookies=list(SEED_COOKIES), demo=True, regimes={"JP": "notice"})
-#: A ceiling on the runtime guard meanwhile (about 3,190 B today; docs/guard.md): it keeps
-#: it from growing until it meets GUARD_BUDGET.
-GUARD_CEILING = 3200
+#: A ceiling on the runtime guard meanwhile (docs/guard.md): it keeps it from growing until
+#: it meets GUARD_BUDGET; +220 B (red-team review) hold same-origin about:blank frames and
+#: attribute nodes, setHTMLUnsafe/execCommand markup, window.open and new Audio(url)
+#: (tests/test_redteam_oracle.py).
+GUARD_CEILING = 3420
 
 
 def gz(data: bytes) -> int:
