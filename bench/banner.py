@@ -2,6 +2,7 @@
 navigation start to the banner on screen in headless Chromium, next to the anchors.
 
     python3 bench/banner.py [--runs 15] [--no-anchors]
+    python3 bench/banner.py --budget    # issue 16's byte budget only (no browser, no npm)
 
 Bytes: consentgate's ``banner.js`` as served (code + CSS + first-layer texts + cookie
 deletion patterns, one file), the inline head snippet, and the second layer's
@@ -45,9 +46,10 @@ sys.path.insert(0, str(REPO / "tests"))
 from support import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 from consentgate.banner import assets as banner_assets  # noqa: E402
-from consentgate.banner import head_snippet  # noqa: E402
 from consentgate.config import load_settings  # noqa: E402
 from consentgate.consent import ConsentCodec  # noqa: E402
+from consentgate.guard import guard_script  # noqa: E402
+from consentgate.injection import head_snippet_for  # noqa: E402
 from consentgate.metrics import Metrics  # noqa: E402
 from consentgate.regions import UNKNOWN, decide  # noqa: E402
 from consentgate.visit import Runtime  # noqa: E402
@@ -93,9 +95,11 @@ def sizes(data: bytes) -> tuple[int, int, int]:
 
 
 def consentgate_bytes() -> list[tuple[str, int, int, int]]:
-    """Per language: the proxy-mode first visit (inline snippet + the ``banner.js`` it links,
+    """Per language: the proxy-mode first visit (the inline head snippet: runtime guard,
+    Consent Mode defaults, banner tag; and the ``banner.js`` it links, without the guard,
     for the site's default regime, here opt-in) and its total, script-tag mode's
-    ``banner.js`` (both views' texts, no snippet) and the on-demand ``banner.json``."""
+    ``banner.js`` (the guard first, both views' texts, no snippet), the on-demand
+    ``banner.json``; and the runtime guard alone (code and the site's data)."""
     tmp = tempfile.mkdtemp()
     settings = load_settings(
         None, environ={"CONSENTGATE_DATA_DIR": tmp, "CONSENTGATE_SECRET_KEYS": "b" * 24}
@@ -104,21 +108,72 @@ def consentgate_bytes() -> list[tuple[str, int, int, int]]:
     assets = banner_assets(runtime)
     site = settings.sites[0]
     regime = decide(site, UNKNOWN, None, False).regime
-    rows = []
+    rows = [
+        (
+            "runtime guard alone (code + site data)",
+            *sizes(guard_script(assets.guard(site), None).encode()),
+        )
+    ]
     for lang in ("en", "ru", "kk", "de", "fr"):
-        js = assets.banner(site, lang, regime).body
-        snippet = head_snippet(runtime, site, None, {"accept-language": lang})(None)
+        js = assets.banner(site, lang, regime, guard=False).body
+        snippet = head_snippet_for(runtime, site, None, {"accept-language": lang})(None)
         second = assets.details(site, lang).body
         first, inline = sizes(js), sizes(snippet)
         total = tuple(a + b for a, b in zip(first, inline, strict=True))
         rows.append((f"banner.js ({lang}, {regime})", *first))
-        rows.append((f"inline head snippet ({lang})", *inline))
+        rows.append((f"inline head snippet with the guard ({lang})", *inline))
         rows.append((f"**first visit ({lang}): snippet + banner.js**", *total))
         script_tag = assets.banner(site, lang).body
-        rows.append((f"banner.js, script-tag mode ({lang})", *sizes(script_tag)))
+        rows.append((f"banner.js with the guard, script-tag mode ({lang})", *sizes(script_tag)))
         rows.append((f"banner.json, 2nd layer on demand ({lang})", *sizes(second)))
+        more = assets.more(site, lang).body
+        rows.append((f"banner-more.js, on demand ({lang})", *sizes(more)))
     shutil.rmtree(tmp, ignore_errors=True)
     return rows
+
+
+def budget() -> None:
+    """Issue 16's budget, gzip -9: per language and regime (with and without GPC), the
+    banner's side of a first visit (inline head snippet without the guard + banner.js with
+    ``g=0``; script-tag mode: banner.js without the guard), the runtime guard inline, and
+    the worst total. The demo site with the JP notice regime, as tests/test_banner.py."""
+    from consentgate.banner import head_snippet
+    from consentgate.config import SEED_COOKIES, Site
+    from consentgate.guard import guard_script
+    from consentgate.regions import parse_region
+
+    def gz(data: bytes) -> int:
+        return len(gzip.compress(data, 9))
+
+    tmp = tempfile.mkdtemp()
+    settings = load_settings(
+        None, environ={"CONSENTGATE_DATA_DIR": tmp, "CONSENTGATE_SECRET_KEYS": "b" * 24}
+    )
+    site = Site(id="demo", cookies=list(SEED_COOKIES), demo=True, regimes={"JP": "notice"})
+    settings.sites = [site]
+    runtime = Runtime(settings, ConsentCodec(settings.secret_keys), None, Metrics())  # type: ignore[arg-type]
+    assets = banner_assets(runtime)
+    guard = gz(guard_script(assets.guard(site), ["necessary"]).encode())
+    cols = ["opt-in", "opt-in+GPC", "opt-out", "opt-out+GPC", "notice", "notice+GPC"]
+    print(f"| language | {' | '.join(cols)} | script-tag | banner-more.js | banner.json |")
+    print("|---" + "|---:" * (len(cols) + 3) + "|")
+    worst = 0
+    for lang in ("en", "ru", "kk", "de", "fr"):
+        row = []
+        for region in ("DE", "US-CA", "JP"):
+            for gpc in (False, True):
+                decision = decide(site, parse_region(region), None, gpc)
+                headers = {"accept-language": lang, **({"sec-gpc": "1"} if gpc else {})}
+                snippet = head_snippet(runtime, site, None, headers, decision)(None)
+                js = assets.banner(site, lang, decision.regime, guard=False).body
+                row.append(gz(snippet) + gz(js))
+        row.append(gz(assets.banner(site, lang, guard=False).body))
+        worst = max(worst, *row)
+        lazy = [gz(assets.more(site, lang).body), gz(assets.details(site, lang).body)]
+        print(f"| {lang} | {' | '.join(f'{n:,}' for n in row + lazy)} |")
+    print(f"\nbanner side, worst: {worst:,} B; runtime guard inline: {guard:,} B;")
+    print(f"first visit, worst: {worst + guard:,} B (issue 16: <= 7,000 B, guard <= 1,500 B)")
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def fetch_anchor(spec: str) -> Path | None:
@@ -209,7 +264,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--no-anchors", action="store_true", help="skip npm pack")
+    parser.add_argument("--budget", action="store_true", help="issue 16's byte budget only")
     args = parser.parse_args()
+    if args.budget:
+        budget()
+        return
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
         f", load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"

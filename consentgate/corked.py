@@ -6,6 +6,7 @@ what nginx enforces before any request reaches the app (figures: docs/proxy.md):
 * **limits as bytes arrive**: the request line (414), the header bytes and the header
   count (431) are checked while the head is read, and no more than the head limit is
   ever handed to the parser, so a 32 MiB header costs 40 KiB of parsing, not seconds;
+  a chunked body's trailer section likewise (its fields are then dropped);
 * **time limits**: a request's headers must arrive within ``request_header_timeout``
   (counted from the connection for the first request: a connection that never sends
   anything is closed), a body may not stall for ``request_body_timeout`` nor average
@@ -355,6 +356,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._timer_kind = _NO_TIMER
         # request body progress (checked by the body timer)
         self._body_seen = 0
+        self._idle_bytes = 0  # body-phase bytes in a row that brought no body
         self._body_base = 0
         self._body_checked = 0
         self._body_start = 0.0
@@ -377,7 +379,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         while data:
             if self._phase == _BODY:
-                self._feed(data)
+                self._feed_body(data)
                 break
             room = self.limits.head_bytes - self._head_seen
             if len(data) <= room:
@@ -396,6 +398,21 @@ class EdgeProtocol(HttpToolsProtocol):
             data = data[room:]
         if not self._stopped:
             self._watch()
+
+    def _feed_body(self, data: bytes) -> None:
+        """Body bytes. A chunked body ends with a trailer section the parser gathers
+        like a head (quadratically, by concatenation): bytes that bring no body are
+        capped like a head's."""
+        seen = self._body_seen
+        self._feed(data)
+        if self._te is None or self._stopped or self._phase != _BODY:
+            return
+        if self._body_seen != seen:
+            self._idle_bytes = 0
+            return
+        self._idle_bytes += len(data)
+        if self._idle_bytes > self.limits.head_bytes:
+            self._refuse(431, "headers_too_large", "the request trailers are too large")
 
     def _feed(self, data: bytes) -> None:
         try:
@@ -441,6 +458,9 @@ class EdgeProtocol(HttpToolsProtocol):
         ):
             self._refusal = (431, "headers_too_large", "the request headers are too large", ())
             raise _Refused
+        if self._phase == _BODY:
+            return  # a trailer field: counted, then dropped (never forwarded, never seen
+            # by the app: uvicorn would append it to the request's headers)
         super().on_header(name, value)
         lowered = self.headers[-1][0]
         if lowered == b"host":
@@ -464,7 +484,7 @@ class EdgeProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         if self.cycle is not cycle and type(self.cycle) is RequestResponseCycle:
             self.cycle.__class__ = LeanCycle
-        self._body_seen = self._body_base = self._body_checked = 0
+        self._body_seen = self._body_base = self._body_checked = self._idle_bytes = 0
 
     def on_body(self, body: bytes) -> None:
         self._body_seen += len(body)

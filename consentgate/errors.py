@@ -24,7 +24,9 @@ attributes and a message naming the thing, the value and the fix::
     ├── PublicKeyError, ValueError an auditor public key unusable   consentgate.audit.keys
     ├── ThemeError, ValueError     a banner theme setting invalid   consentgate.theme
     ├── PeriodError, ValueError    a console period invalid         consentgate.console.figures
-    └── Forbidden                  a console action not allowed     consentgate.console.views
+    ├── Forbidden                  a console action not allowed     consentgate.console.views
+    └── AddressUnavailable         the listen address cannot be bound consentgate.server
+                                   (also a click.ClickException: exit 2)
 """
 
 from __future__ import annotations

@@ -12,7 +12,10 @@ strictest, as the rewriter does):
   (:meth:`~consentgate.catalog.Catalog.hint_category`);
 - ``k``: the declared cookie names (:func:`~consentgate.catalog.cookie_patterns`);
 - ``s``: the declared storage keys (:func:`~consentgate.catalog.storage_patterns`);
-- ``x`` (strict sites only): the hosts scripts may come from besides the page's own.
+- ``x`` (strict sites only): the hosts scripts may come from besides the page's own;
+- ``h``: the words one of which every URL the patterns match contains (the rewriter's
+  ``Catalog.hint_words``, and the names of path-suffix patterns): a URL or a tag without
+  any (nor ``&#``, ``\\`` or ``%``) is passed without being parsed.
 
 :func:`guard_script` is the code with its data and the visitor's categories, ready for an
 inline ``<script>`` (proxy and middleware mode, :mod:`consentgate.injection`) or for the
@@ -21,7 +24,9 @@ head of ``banner.js`` (script-tag mode, :mod:`consentgate.banner`).
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import re
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -43,10 +48,11 @@ SOURCE = Path(__file__).parent / "static" / "banner" / "guard.js"
 
 @lru_cache(maxsize=1)
 def guard_code() -> str:
-    """The guard's code, minified: ``((Z, I) => {...})`` awaiting its call."""
-    from .minify import minify_js
+    """The guard's code, minified and its own names shortened: ``((data, granted)=>{...})``
+    awaiting its call."""
+    from .minify import mangle_js, minify_js
 
-    return minify_js(SOURCE.read_text(encoding="utf-8")).rstrip().rstrip(";")
+    return minify_js(mangle_js(SOURCE.read_text(encoding="utf-8"))).rstrip().rstrip(";")
 
 
 def url_patterns(site: Site | None) -> list[tuple[str, list[str]]]:
@@ -81,6 +87,22 @@ def _covered(pattern: str, hosts: set[str]) -> bool:
     return any(".".join(labels[i:]) in hosts for i in range(len(labels)))
 
 
+def _names(per_category: dict[str, list[str]]) -> list[list[str]]:
+    """Per category (strictest first) its names, without those a glob of the same or a
+    stricter category already matches (the guard takes the first category that matches)."""
+    out, seen = [], []
+    for category in ORDER:
+        names = per_category.get(category, [])
+        mine = [n for n in names if "*" in n]
+        kept = [
+            n for n in names if not any(g != n and fnmatch.fnmatchcase(n, g) for g in seen + mine)
+        ]
+        seen += mine
+        if kept:
+            out.append([category, _words(kept)])
+    return out
+
+
 def _words(names: Iterable[str]) -> str:
     """Names as the guard's space-separated list (a name with white space cannot be a
     cookie name; a storage key with one is left out)."""
@@ -90,10 +112,15 @@ def _words(names: Iterable[str]) -> str:
 def guard_data(site: Site) -> str:
     """The guard's data for ``site`` as a JavaScript object literal (see the module)."""
     cookies, storage = cookie_patterns(site), storage_patterns(site)
+    catalog = load_catalog(site)
+    words = {w.decode() for w in catalog.hint_words}
+    suffixes = [p for s in catalog.services for p in s.urls if p.startswith("/")]
+    words |= {p.strip("/").split(".")[0].lower() for p in suffixes}
     data: dict[str, object] = {
+        "h": "|".join(re.escape(w) for w in sorted(words) if w),
         "u": [[c, _words(p)] for c, p in url_patterns(site)],
-        "k": [[c, _words(cookies[c])] for c in ORDER if c in cookies],
-        "s": [[c, _words(storage[c])] for c in ORDER if c in storage],
+        "k": _names(cookies),
+        "s": _names(storage),
     }
     if site.strict:
         data["x"] = _words(sorted({h.lower().split(":")[0] for h in site.hosts + site.allow_hosts}))

@@ -62,6 +62,8 @@ from .injection import head_snippet_for
 from .mime import UNKNOWN_TYPES, extract_mime_type, is_xml_type, nosniff, sniff
 from .regions import Decision
 from .rewriter import RewritePolicy, StreamRewriter
+from .rewriter.csp import csp_nonce
+from .rewriter.elements import refresh_url
 from .visit import Runtime
 
 __all__ = [
@@ -73,15 +75,18 @@ __all__ = [
     "SnippetCache",
     "UnsafePage",
     "consent_etag",
+    "content_coding",
     "cookie_headers",
     "csp_nonce",
     "error_page",
+    "filter_link",
     "full_consent",
     "guard_escape",
     "make_rewriter",
     "merge_vary",
     "page_headers",
     "read_head",
+    "refresh_headers",
     "refuse",
     "relayable_status",
     "sniff_kind",
@@ -169,35 +174,6 @@ def sniff_kind(data: bytes) -> Kind:
     return Kind.XML if found == "text/xml" else Kind.PASS
 
 
-# -- the CSP nonce ---------------------------------------------------------------------
-_NONCE_SOURCE = re.compile(r"'nonce-([A-Za-z0-9+/_=-]+)'", re.I)
-#: the directive a <script> element is checked against, in order of precedence
-_SCRIPT_DIRECTIVES = ("script-src-elem", "script-src", "default-src")
-
-
-def csp_nonce(values: Iterable[bytes]) -> str | None:
-    """The nonce the injected ``<script>`` elements must carry: from each enforced
-    policy (each ``Content-Security-Policy`` header, each comma-separated policy), the
-    directive that governs script elements (``script-src-elem``, else ``script-src``,
-    else ``default-src``; the first occurrence of a directive counts), its first
-    ``'nonce-…'`` source. The first policy that names one wins."""
-    for value in values:
-        for policy in value.decode("latin-1").split(","):
-            directives: dict[str, str] = {}
-            for directive in policy.split(";"):
-                name, _, rest = directive.strip().partition(" ")
-                name = name.strip().lower()
-                if name and name not in directives:
-                    directives[name] = rest
-            for name in _SCRIPT_DIRECTIVES:
-                if name in directives:
-                    found = _NONCE_SOURCE.search(directives[name])
-                    if found:
-                        return found.group(1)
-                    break
-    return None
-
-
 # -- ETags and Vary of rewritten pages -------------------------------------------------
 # A rewritten page depends on the visitor's consent, so its ETag is weakened and
 # tagged with the consent it was rewritten for: "abc" -> W/"abc-cg<token>".
@@ -264,11 +240,39 @@ def merge_vary(headers: list[tuple[bytes, bytes]], field: bytes) -> list[tuple[b
     return headers
 
 
+_LINK_SPLIT = re.compile(rb",\s*(?=<)")
+_LINK_URI = re.compile(rb"\s*<([^>]*)>")
+
+
+def filter_link(value: bytes, site: Site, granted: frozenset[str]) -> bytes | None:
+    """A ``Link`` header of a page without the links to a catalogued tracker's host of a
+    category the visitor has not granted (``rel=preload``/``modulepreload``/
+    ``prefetch``/``preconnect`` in a header fetch or connect before any markup is
+    read); None when nothing is left."""
+    catalog = load_catalog(site)
+    kept = []
+    for link in _LINK_SPLIT.split(value):
+        found = _LINK_URI.match(link)
+        uri = found.group(1) if found else b""
+        # the URL's own service, else (an origin: preconnect) the strictest on its host
+        category = (catalog.url_category(uri) or catalog.hint_category(uri)) if uri else None
+        if category is None or category == "necessary" or category in granted:
+            kept.append(link.strip())
+    if len(kept) == len(_LINK_SPLIT.split(value)):
+        return value
+    return b", ".join(kept) or None
+
+
 def page_headers(
-    headers: Iterable[tuple[bytes, bytes]], token: str, vary: Iterable[bytes]
+    headers: Iterable[tuple[bytes, bytes]],
+    token: str,
+    vary: Iterable[bytes],
+    site: Site | None = None,
+    granted: frozenset[str] = _ALL,
 ) -> list[tuple[bytes, bytes]]:
     """A page's response headers (lowercase names): those describing the upstream's
-    exact bytes dropped, the ETag tagged with the consent, ``Vary`` extended."""
+    exact bytes dropped, the ETag tagged with the consent, ``Vary`` extended, ``Link``
+    entries to refused trackers dropped (with ``site``)."""
     out: list[tuple[bytes, bytes]] = []
     for name, value in headers:
         name = name.lower()
@@ -276,9 +280,42 @@ def page_headers(
             continue
         if name == b"etag":
             value = consent_etag(value, token)
+        elif name == b"link" and site is not None:
+            link = filter_link(value, site, granted)
+            if link is None:
+                continue
+            value = link
         out.append((name, value))
     for field in vary:
         merge_vary(out, field)
+    return out
+
+
+def content_coding(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """The response's content codings in the order applied, lower case (b"": none): every
+    ``Content-Encoding`` header's list, joined as a browser reads them (two ``gzip``
+    headers are ``gzip, gzip``, not the first one)."""
+    values = [v.strip() for n, v in headers if n.lower() == b"content-encoding"]
+    return b", ".join(v for v in values if v).lower()
+
+
+# -- headers that navigate ----------------------------------------------------------------
+def refresh_headers(
+    headers: list[tuple[bytes, bytes]], site: Site, granted: frozenset[str]
+) -> list[tuple[bytes, bytes]]:
+    """``headers`` without a ``Refresh`` to a tracker of a category the visitor has not
+    granted: the browser goes there before any markup is read (``Link`` entries:
+    :func:`filter_link`; ``<meta http-equiv=refresh>``: the rewriter)."""
+    if granted | {"necessary"} >= _ALL:
+        return headers
+    catalog = load_catalog(site)
+    out: list[tuple[bytes, bytes]] = []
+    for name, value in headers:
+        if name == b"refresh":
+            category = catalog.url_category(refresh_url(value))
+            if category is not None and category != "necessary" and category not in granted:
+                continue
+        out.append((name, value))
     return out
 
 

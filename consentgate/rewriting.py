@@ -31,6 +31,7 @@ from .page import (
     Kind,
     SnippetCache,
     UnsafePage,
+    content_coding,
     cookie_headers,
     error_page,
     full_consent,
@@ -38,6 +39,7 @@ from .page import (
     make_rewriter,
     page_headers,
     read_head,
+    refresh_headers,
     refuse,
     relayable_status,
     sniff_kind,
@@ -122,6 +124,7 @@ class _Responder:
         path = str(self.scope.get("path", ""))
         policy = CookiePolicy(site, decision.granted, self.runtime.undeclared, path)
         host = (self._request_header(b"host") or b"").decode("latin-1")
+        headers = refresh_headers(headers, site, decision.granted)
         return cookie_headers(headers, policy, self._request_header(b"cookie"), host, page)
 
     # -- messages from the app ---------------------------------------------------------
@@ -139,12 +142,14 @@ class _Responder:
             else:
                 await self.downstream(message)
         except Exception as exc:
-            if self.started or self.decision is None or full_consent(self.decision):
-                raise  # cut (after the first byte), or nothing to hold back
+            if self.started or self.site is None or self.decision is None:
+                raise  # cut (after the first byte)
+            broken = isinstance(exc, DecodeError)  # a page nobody can read: 502 for all
+            if not broken and full_consent(self.decision):
+                raise  # nothing to hold back from this visitor
             self.done = True
             if not isinstance(exc, UnsafePage | DecodeError):
                 log.exception("internal error on a page")
-            assert self.site is not None
             await refuse(self.downstream, self.site, exc)
 
     async def _start(self, message: Message) -> None:
@@ -173,7 +178,7 @@ class _Responder:
             return
         self.kind = kind
         self.passing = False
-        coding = _header(headers, b"content-encoding").strip().lower()
+        coding = content_coding(headers)
         if coding and coding != b"identity":
             self.decoder = decoder_for(coding.decode("latin-1"))
             if self.decoder is None:
@@ -190,8 +195,14 @@ class _Responder:
         )
 
     def _page_headers(self, keep_coding: bool = False) -> list[tuple[bytes, bytes]]:
-        _, decision = self._decide()
-        out = page_headers(self._cookies(self.headers, page=True), decision.token, self.owner.vary)
+        site, decision = self._decide()
+        out = page_headers(
+            self._cookies(self.headers, page=True),
+            decision.token,
+            self.owner.vary,
+            site,
+            decision.granted,
+        )
         if self.runtime.discovery is not None:  # the console's host discovery (docs/console.md)
             out.append((b"content-security-policy-report-only", self.runtime.discovery.report_only))
         if not keep_coding:
@@ -212,9 +223,13 @@ class _Responder:
                 return
             sniffed = b"".join(self.decoded)
             self.kind = sniff_kind(sniffed)
-            if self.kind is Kind.PASS:  # not a document: as the app sent it
+            as_sent = self.kind is Kind.PASS or (self.kind is Kind.XML and everything)
+            if as_sent:  # not a document, or XML to a visitor who granted all
                 self.passing = True
-                await self._send_start(self._cookies(self.headers, page=False))
+                if self.kind is Kind.PASS:
+                    await self._send_start(self._cookies(self.headers, page=False))
+                else:
+                    await self._send_start(self._page_headers(keep_coding=True))
                 await self.downstream(
                     {"type": "http.response.body", "body": b"".join(self.raw), "more_body": more}
                 )
@@ -277,10 +292,3 @@ class _Responder:
         assert self.rewriter is not None
         for category, n in self.rewriter.stats.items():
             metrics.neutralized.labels(category=category).inc(n)
-
-
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes:
-    for key, value in headers:
-        if key == name:
-            return value
-    return b""

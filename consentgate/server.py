@@ -37,6 +37,7 @@ import uvicorn
 from .app import ConsentGateApp, create_app
 from .audit.keys import signing_key_for
 from .config import ConfigError, Settings, Site, ensure_secret
+from .errors import ConsentGateError
 
 __all__ = [
     "RUN_DIR_ENV",
@@ -118,7 +119,7 @@ def describe(settings: Settings) -> str:
     )
 
 
-class AddressUnavailable(click.ClickException):
+class AddressUnavailable(ConsentGateError, click.ClickException):
     """The listen address cannot be bound (exit 2, like any other setting mistake)."""
 
     exit_code = 2

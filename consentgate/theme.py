@@ -140,7 +140,8 @@ def check_theme(theme: Mapping[str, Any]) -> dict[str, Any]:
     if layout not in LAYOUTS:
         raise ThemeError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     font = theme.get("font", "")
-    if font and (not isinstance(font, str) or not _FONT.match(font)):
+    balanced = isinstance(font, str) and font.count('"') % 2 == 0 and font.count("'") % 2 == 0
+    if font and (not isinstance(font, str) or not _FONT.match(font) or not balanced):
         raise ThemeError(
             f"font is a CSS font-family list (letters, digits, spaces, quotes, commas), "
             f"got {font!r}"

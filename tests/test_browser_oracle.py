@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 import uvicorn
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from playwright.sync_api import Browser, BrowserContext, Page, Route
@@ -113,6 +113,7 @@ BODIES: dict[str, bytes] = {
     "xml-entity": entity_page().encode(),
     "inert-svg": b'<svg xmlns="http://www.w3.org/2000/svg"><circle r="5"/></svg>',
     "text": b"just text, " + HTML_TRACKER.encode(),
+    "html-clean": f"<!doctype html><title>clean</title>{PAD}".encode(),
 }
 TYPES = [
     None,
@@ -322,11 +323,21 @@ REGRESSIONS: dict[str, Variant] = {
     "no-type-xml-decl": variant("xhtml", (None,)),
     "deflate-raw": variant("html", coding="deflate-raw"),
     "broken-gzip": variant("html", coding="broken-gzip"),
+    "no-type-broken-gzip": variant("html", (None,), coding="broken-gzip"),
     "unknown-coding": variant("html", coding="unknown"),
     "not-found-page": variant("html", status=404),
     "server-error-page": variant("html", status=500, framing="close"),
     "plain-text": variant("text", ("text/plain",)),
     "octet-stream": variant("html", ("application/octet-stream",)),
+    # the tracker named only by a preload in the Link header (fetched before any markup)
+    "link-preload-header": Variant(
+        200,
+        [
+            ("Content-Type", "text/html"),
+            ("Link", f"</a.css>; rel=preload; as=style, <{TRACKER}>; rel=preload; as=script"),
+        ],
+        BODIES["html-clean"],
+    ),
 }
 
 
@@ -369,14 +380,17 @@ variants = st.builds(
 )
 
 
-@hsettings(max_examples=10, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(max_examples=8, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(v=variants)
 def test_generated_variants(world: World, v: Variant) -> None:
     check(world, v)
 
 
-@hsettings(max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(v=variants, everything=st.booleans())
+# found: a body cut short, of unknown type (the proxy streamed it, the middleware refused)
+@example(v=variant("html", (None,), coding="broken-gzip"), everything=False)
+@example(v=variant("html", (None,), coding="broken-gzip"), everything=True)
 def test_middleware_and_proxy_give_the_same_answer(
     world: World, v: Variant, everything: bool
 ) -> None:
@@ -408,3 +422,17 @@ def _answer(url: str, cookies: dict[str, str]) -> tuple[int, bytes | str]:
             return r.status_code, decoder.decode(body) + decoder.flush()
         except DecodeError:
             return r.status_code, "undecodable"
+
+
+def test_middleware_and_proxy_expire_the_same_cookies(world: World) -> None:
+    """A visitor without consent carrying tracker cookies (HttpOnly or not: the server
+    cannot tell) gets the same expiring Set-Cookie headers from both, on a page."""
+    path = world.registry.add(variant("html"))
+    cookies = {"_ga": "GA1.1.1", "_gid": "GA1.1.2", "PHPSESSID": "s"}
+    answers = []
+    for base in (world.proxy, world.middleware):
+        with httpx.Client(cookies=cookies, timeout=10) as client:
+            r = client.get(base + path)
+        answers.append(sorted(v for v in r.headers.get_list("set-cookie") if "Max-Age=0" in v))
+    assert answers[0] == answers[1]
+    assert {v.split("=", 1)[0] for v in answers[0]} == {"_ga", "_gid"}

@@ -126,3 +126,28 @@ def test_head_of_a_page_has_the_length_of_the_page_served(port: int) -> None:
     assert head is not None and head.status == 200
     assert head.header("content-length") == str(len(got.body))
     assert head.header("content-type") == got.header("content-type")
+
+
+@pytest.mark.parametrize(
+    ("prior", "kept"),
+    [
+        ('for=192.0.2.1;proto=https;host="shop.example"', True),
+        ('for="[2001:db8::1]", for=192.0.2.2', True),
+        ('for=192.0.2.1, host="open', False),  # would swallow the element appended
+        ("for=192.0.2.1;host=a b", False),
+    ],
+)
+def test_a_trusted_peers_forwarded_is_chained_only_when_it_parses(prior: str, kept: bool) -> None:
+    from consentgate.proxy.headers import Visitor, request_headers_for_upstream
+
+    visitor = Visitor("127.0.0.1", "http", "shop.example", trusted_peer=True)
+    out = dict(
+        request_headers_for_upstream(
+            [(b"host", b"shop.example"), (b"forwarded", prior.encode())],
+            visitor,
+            "",
+            consent_token="t",
+        )
+    )
+    ours = b'for=127.0.0.1;proto=http;host="shop.example"'
+    assert out[b"forwarded"] == (prior.encode() + b", " + ours if kept else ours)

@@ -139,6 +139,7 @@ def test_slow_and_idle_connections_are_closed_while_others_are_served(port: int)
     first = read_answer(idle)
     assert first is not None and first.status == 200
     closed: dict[socket.socket, bytes] = {}
+    got: dict[socket.socket, bytes] = {}  # what each sent before closing (over several polls)
     deadline = time.monotonic() + 15  # timeouts are 1 s: far more than enough
     trickling = [*loris, body]
     while len(closed) < 7 and time.monotonic() < deadline:
@@ -148,9 +149,10 @@ def test_slow_and_idle_connections_are_closed_while_others_are_served(port: int)
                     sock.sendall(b"X" if sock is body else b"X-Slow: 1\r\n")
         for sock in [*trickling, silent, idle]:
             if sock not in closed:
-                done, got = closed_within(sock, 0.05)
+                done, data = closed_within(sock, 0.05)
+                got[sock] = got.get(sock, b"") + data
                 if done:
-                    closed[sock] = got
+                    closed[sock] = got[sock]
         assert health_answers(port)  # meanwhile, others are served
         time.sleep(0.2)
     for sock in [*trickling, silent, idle]:
@@ -161,3 +163,31 @@ def test_slow_and_idle_connections_are_closed_while_others_are_served(port: int)
     assert closed[body].startswith(b"HTTP/1.1 408 ")
     assert b'"request_timeout"' in closed[body]
     assert closed[silent] == b"" and closed[idle] == b""
+
+
+def test_a_trailer_bomb_is_refused_and_trailers_never_pass(
+    port: int, upstream: RecordingUpstream
+) -> None:
+    head = (
+        b"POST /%s HTTP/1.1\r\nHost: shop.example\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n0\r\n"
+    )
+    # a small trailer: the request is served, the trailer is not passed on
+    answer = exchange(port, head % b"trailer-ok" + b"X-Trailer: yes\r\nHost: evil\r\n\r\n")
+    assert answer is not None and answer.status == 200
+    (seen,) = upstream.requests_for("/trailer-ok")
+    assert seen.body == b"abc" and seen.header("x-trailer") is None
+    assert seen.header("host") == "shop.example"
+    # an endless one: refused once a head's worth has come, while others are served
+    bomb = connect(port, timeout=10)
+    bomb.sendall(head % b"trailer-bomb" + b"X-Bomb: ")
+    piece = b"a" * (256 * 1024)
+    for _ in range(64):  # up to 16 MiB
+        try:
+            bomb.sendall(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            break
+    assert health_answers(port)
+    assert error_of(read_answer(bomb)) == (431, "headers_too_large")
+    bomb.close()
+    assert upstream.requests_for("/trailer-bomb") == []

@@ -16,12 +16,13 @@ import pytest
 import schemathesis
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from consentgate.cli import cli
 from tests.edge_support import KEYS, edge_server, recording_upstream
 
-EXAMPLES = int(os.environ.get("EDGE_SCHEMA_EXAMPLES", "10"))
+EXAMPLES = int(os.environ.get("EDGE_SCHEMA_EXAMPLES", "5"))
 
 
 def admin_token(data_dir: Path) -> str:
@@ -70,7 +71,12 @@ def test_no_operation_gives_a_server_error(served: tuple[int, str]) -> None:
 
             if mode is GenerationMode.NEGATIVE and not has_inputs(operation):
                 continue  # nothing to make invalid
-            call()
+            try:
+                call()
+            except Unsatisfiable:
+                # no invalid request can be made of it (e.g. only a free-form path
+                # parameter): its valid requests ran above
+                assert mode is GenerationMode.NEGATIVE, operation.label
     assert errors == []
 
 

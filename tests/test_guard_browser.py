@@ -18,6 +18,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from playwright.sync_api import Browser, BrowserContext, Page, Route
 
 from consentgate.catalog import default_catalog
@@ -53,6 +55,21 @@ ORDERED = """for (const n of [1, 2, 3]) {
   e.src = 'https://connect.facebook.net/en_US/fbevents.js?t=order' + n
   document.head.append(e)
 }"""
+PASSES = """(async () => {
+  const img = new Image(); img.src = 'https://cdn.example.com/pixel.gif'
+  const s = document.createElement('script'); s.src = 'https://cdn.example.com/lib.js'
+  document.head.append(s)
+  const x = new XMLHttpRequest(); x.open('GET', 'https://cdn.example.com/data.json')
+  const xhr = new Promise(ok => { x.onloadend = () => ok(x.readyState + ':' + x.status) }); x.send()
+  const beacon = navigator.sendBeacon('/beacon', 'x')
+  return [(await fetch('/_consent/healthz')).status, beacon, await xhr]
+})()"""
+HINT = """const l = document.createElement('link')
+l.id = 'hint-runtime'
+l.rel = 'dns-prefetch'
+l.href = 'https://www.google-analytics.com'
+document.head.append(l)"""
+HINTS = "['hint-markup', 'hint-runtime'].map(i => document.getElementById(i).getAttribute('href'))"
 FAKE_GTM = (FIXTURES / "fake_gtm.js").read_text()
 GTM_PAGE = (FIXTURES / "gtm.html").read_bytes()
 
@@ -191,6 +208,10 @@ def test_nothing_reaches_a_tracker_before_consent_and_all_is_released_on_accept(
         assert net.trackers() == []
         assert page.evaluate("window.__ran || []") == []
         assert errors == []
+        # what no category names passes: first party, and third parties the catalog lacks
+        passed = page.evaluate(PASSES)
+        assert passed == [200, True, "4:204"], passed
+        assert any(u.startswith("https://cdn.example.com/") for u in net.urls)
         for tag in URLS:  # held calls fail as the network would, nothing throws
             assert results[tag]["fetch"] == "TypeError"
             assert results[tag]["beacon"] is False
@@ -200,6 +221,9 @@ def test_nothing_reaches_a_tracker_before_consent_and_all_is_released_on_accept(
         # three classic scripts that must run in insertion order, with their attributes
         page.evaluate(ORDERED)
         assert net.trackers() == []
+        # resource hints to tracker hosts: in the markup (the rewriter) and added at run time
+        page.evaluate(HINT)
+        assert page.evaluate(HINTS) == [None, None]
 
         button(page, "Accept all").click()
         wait_until(page, "(window.__ran || []).length >= 21")
@@ -213,6 +237,10 @@ def test_nothing_reaches_a_tracker_before_consent_and_all_is_released_on_accept(
         assert len(once) == len(set(once)), sorted(once)
         ran = page.evaluate("window.__ran")
         assert len(ran) == len(set(ran)), ran
+        assert page.evaluate(HINTS) == [
+            "https://connect.facebook.net",
+            "https://www.google-analytics.com",
+        ]
         assert [t for t in ran if t.startswith("order")] == ["order1", "order2", "order3"]
         held = page.evaluate(
             "[...document.querySelectorAll('script[data-n]')].map(e => [e.dataset.n, e.src])"
@@ -288,5 +316,78 @@ def test_cookies_held_and_storage_removed_on_withdrawal(
         ]
         assert page.evaluate("sessionStorage.getItem('_hjSession_1')") is None
         assert errors == []
+    finally:
+        context.close()
+
+
+# Markup fragments, with a marketing tracker URL in many spellings, for the string APIs.
+M = "https://www.facebook.com/tr?t=fuzz"
+FRAGMENTS = [
+    f'<img src="{M}">', f"<IMG SRC={M}>", f"<img alt='a > b' src='{M}'>", f'<img/src="{M}">',
+    '<img src="https://www.facebook&#46;com/tr?t=fuzz-ent">', f"<iframe src={M}></iframe>",
+    f"<link rel=preload as=image href={M}>", f"<video poster={M}></video>",
+    f"<picture><source srcset='{M} 1x'><img src=/a.png></picture>", f"<object data={M}></object>",
+    f"<embed src={M}>", f"<input type=image src={M}>", f'<svg><image href="{M}"/></svg>',
+    "<p>text</p>", '<div title="x > y">x</div>', '<img src="/local.png" alt="">', "<!-- c -->",
+    f"<audio src={M}></audio>", "<link rel=preconnect href=https://connect.facebook.net>",
+    f"<img srcset='/a.png 1x, {M} 2x'>", "<table><tr><td>cell</td></tr></table>",
+]  # fmt: skip
+APIS = [
+    "(h, d) => { d.innerHTML = h }",
+    "(h, d) => { d.insertAdjacentHTML('beforeend', h) }",
+    "(h, d) => { d.append(document.createRange().createContextualFragment(h)) }",
+    "(h, d) => { const c = document.createElement('div'); d.append(c); c.outerHTML = h }",
+    "(h, d) => { d.attachShadow({mode: 'open'}).innerHTML = h }",
+    "(h, d) => { d.setHTMLUnsafe ? d.setHTMLUnsafe(h) : (d.innerHTML = h) }",
+]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=6), st.sampled_from(APIS))
+def test_markup_strings_never_reach_a_tracker(
+    fuzz_page: tuple[Page, Net], parts: list[str], api: str
+) -> None:
+    page, net = fuzz_page
+    net.urls.clear()
+    markup = "".join(parts)
+    page.evaluate(
+        f"h => ({api})(h, document.body.appendChild(document.createElement('div')))", markup
+    )
+    page.wait_for_timeout(150)
+    assert net.trackers() == [], markup
+
+
+@pytest.fixture(scope="module")
+def fuzz_page(chromium: Browser, proxy: str, upstream: str) -> Iterator[tuple[Page, Net]]:
+    context, page, net, errors = visit(chromium, proxy, upstream, "/t.html")
+    page.locator("#consentgate .b").wait_for()
+    try:
+        yield page, net
+        assert errors == []
+    finally:
+        context.close()
+
+
+STREAMS = """() => new Promise(ok => {
+  const w = new WebSocket('wss://connect.facebook.net/ws?t=ws-m')
+  const e = new EventSource('https://www.google-analytics.com/g/collect?t=es-s')
+  let n = 0
+  const done = () => ++n == 2 && ok([w instanceof WebSocket, w.readyState, e.readyState])
+  w.onclose = done
+  e.onerror = done
+})"""
+
+
+def test_streams_to_trackers_fail_to_connect(chromium: Browser, proxy: str, upstream: str) -> None:
+    """A WebSocket or EventSource to a tracker fails as an unreachable host does (error and
+    close events; never replayed: a stream cannot be handed back to the page's object)."""
+    context, page, net, errors = visit(chromium, proxy, upstream, "/t.html")
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    try:
+        page.locator("#consentgate .b").wait_for()
+        assert page.evaluate(STREAMS) == [True, 3, 2]
+        assert sockets == ["ws://localhost:0/"], sockets  # never the tracker
+        assert net.trackers() == [] and errors == []
     finally:
         context.close()

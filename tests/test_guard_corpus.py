@@ -70,7 +70,7 @@ class Tab:
         self.requests: list[str] = []
         self.errors: list[str] = []
         self.context.on("request", lambda r: r.url.startswith(local) or self.requests.append(r.url))
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("pageerror", lambda e: self.errors.append(f"{e} {e.stack}"[:600]))
 
     def trackers(self) -> set[str]:
         """Tracker requests, as host and path (queries and long numbers carry random and

@@ -57,6 +57,7 @@ def test_any_accepted_theme_passes_aa_for_every_pair(background: str, text: str)
         ({"layout": "wall"}, "layout must be one of box, bar, dialog"),
         ({"radius": "1px;}x{"}, "radius is a length"),
         ({"font": "x;}</style>"}, "font is a CSS font-family"),
+        ({"font": '"Open Sans, serif'}, "font is a CSS font-family"),  # an open string
         ({"background": "white"}, "a colour is #rgb or #rrggbb"),
         ({"shadow": "#000"}, "unknown key(s) ['shadow']"),
     ],

@@ -22,7 +22,19 @@ from ..config import Site
 from ..cookies import CookiePolicy
 from ..errors import ConsentGateError
 from ..mime import SNIFF_BYTES
-from ..page import BYTES_HEADERS, Kind, error_page, read_head, relayable_status, sniff_kind
+from ..page import (
+    BYTES_HEADERS,
+    Kind,
+    content_coding,
+    error_page,
+    filter_link,
+    full_consent,
+    read_head,
+    refresh_headers,
+    refuse,
+    relayable_status,
+    sniff_kind,
+)
 from ..regions import Decision, decide_scope, vary_fields
 from ..visit import Runtime, cookie_value
 from ..visitor import TrustedProxies
@@ -31,8 +43,6 @@ from .client import Origin, UpstreamError, UpstreamResponse
 from .encoding import DecodeError, decoder_for
 from .headers import (
     HOP_BY_HOP,
-    MAX_REQUEST_HEADER_BYTES,
-    MAX_REQUEST_HEADERS,
     PublicOrigin,
     Visitor,
     connection_tokens,
@@ -181,8 +191,9 @@ class ProxyApp:
         if method == "CONNECT":
             await error_page(send, 405, "Method Not Allowed", "This is not a forward proxy.")
             return
-        if len(headers) > MAX_REQUEST_HEADERS or sum(len(n) + len(v) for n, v in headers) > (
-            MAX_REQUEST_HEADER_BYTES
+        limits = self.runtime.settings  # (the server in front enforces them first)
+        if len(headers) > limits.max_request_headers or sum(len(n) + len(v) for n, v in headers) > (
+            limits.max_request_header_bytes
         ):
             await error_page(send, 431, "Request Header Fields Too Large", "Too many headers.")
             return
@@ -203,13 +214,16 @@ class ProxyApp:
         target = self.target(scope, origin)
         try:
             resp = await self.pool.request(origin, method, target, up_headers, body, chunked)
-            page = read_head(resp.headers).page  # a page, or maybe one (sniffed)
-            if resp.status == 206 and body is None and page:
+            ranged = resp.status == 206 and body is None
+            measure = method == "HEAD" and resp.status == 200
+            # a page, or maybe one (sniffed): read only when it matters (hot path)
+            page = (ranged or measure) and read_head(resp.headers).page
+            if ranged and page:
                 # A byte range of a page cannot be rewritten: fetch the whole page.
                 resp.close()
                 up_headers = [(n, v) for n, v in up_headers if n not in (b"range", b"if-range")]
                 resp = await self.pool.request(origin, method, target, up_headers)
-            elif method == "HEAD" and resp.status == 200 and page:
+            elif measure and page:
                 # A page's length is that of the page as rewritten: fetch it to measure.
                 resp.close()
                 resp = await self.pool.request(origin, "GET", target, up_headers)
@@ -294,9 +308,16 @@ class ProxyApp:
         else:
             page = target.split(b"?", 1)[0].decode("latin-1")
             cookies = CookiePolicy(site, decision.granted, self.undeclared, page)
-            kind, out, same = await self._headers(
-                site, visitor, resp, cookies, token, tagged, bodyless
-            )
+            try:
+                kind, out, same = await self._headers(
+                    site, visitor, resp, cookies, token, tagged, bodyless
+                )
+            except Exception as exc:  # nothing went out yet: fail closed
+                if full_consent(decision):
+                    raise
+                log.exception("site %s: internal error on a response head", site.id)
+                await refuse(send, site, f"internal error: {exc!r}")
+                return
             if key is not None and same:
                 if len(self._heads) >= 512:
                     self._heads.clear()
@@ -365,7 +386,13 @@ class ProxyApp:
                     continue
                 if name == b"etag":
                     value = consent_etag(value, token)
+                elif name == b"link" and html:
+                    link = filter_link(value, site, cookies.granted)
+                    if link is None:
+                        continue
+                    value = link
             out.append((name, value))
+        out = refresh_headers(out, site, cookies.granted)
         if not html:
             if status == 304:
                 merge_vary(out, b"Cookie")
@@ -387,7 +414,7 @@ class ProxyApp:
         they take (put back for the writer). A body that cannot be decoded or read is
         taken for a page: the page writer then refuses it (without full consent) or
         reports the failure."""
-        coding = (header(resp.headers, b"content-encoding") or b"").strip().lower()
+        coding = content_coding(resp.headers)
         decoder = None
         if coding and coding != b"identity":
             decoder = decoder_for(coding.decode("latin-1"))
@@ -401,6 +428,8 @@ class ProxyApp:
                 decoded += decoder.decode(chunk) if decoder is not None else chunk
                 if len(decoded) >= SNIFF_BYTES or resp.complete:
                     break
+            if decoder is not None and resp.complete:
+                decoded += decoder.flush()  # a body cut short is undecodable: not sniffed
         except (UpstreamError, DecodeError):
             return Kind.HTML
         finally:

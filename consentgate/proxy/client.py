@@ -373,6 +373,7 @@ class _Connection(asyncio.Protocol):
         self._left = 0  # body bytes still due of a response framed without the parser
         self._keep_alive = False
         self._interim = False  # a 1xx came first: the first bytes are not the final head
+        self._head_fed = 0  # bytes of the response fed before its final head was whole
         #: the request body is still being written: never back to the pool meanwhile
         self.sending = False
 
@@ -395,6 +396,12 @@ class _Connection(asyncio.Protocol):
             self._head = data
         try:
             self.parser.feed_data(data)
+            if not resp.got_headers:
+                # the parser gathers a header by concatenation (quadratic): a head that
+                # does not end within the limit is cut off here, not after it is whole
+                self._head_fed += len(data)
+                if self._head_fed > MAX_RESPONSE_HEADER_BYTES:
+                    raise UpstreamProtocolError("upstream response headers too large")
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             error = cause if isinstance(cause, UpstreamError) else UpstreamProtocolError(str(exc))
@@ -547,6 +554,7 @@ class _Connection(asyncio.Protocol):
         self._head = None
         self._left = 0
         self._interim = False
+        self._head_fed = 0
 
     async def write(self, data: bytes) -> None:
         if self.closed or self.transport is None:

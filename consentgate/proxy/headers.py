@@ -13,6 +13,7 @@ from what it read (see ``ProxyApp._request_body``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..page import consent_etag, merge_vary, translate_if_none_match
@@ -22,8 +23,6 @@ from .encoding import constrain_accept_encoding
 __all__ = [
     "CLIENT_IP_HEADERS",
     "HOP_BY_HOP",
-    "MAX_REQUEST_HEADERS",
-    "MAX_REQUEST_HEADER_BYTES",
     "PublicOrigin",
     "Visitor",
     "connection_tokens",
@@ -36,8 +35,6 @@ __all__ = [
     "visitor_of",
 ]
 
-MAX_REQUEST_HEADERS = 100
-MAX_REQUEST_HEADER_BYTES = 32 * 1024
 
 HOP_BY_HOP = frozenset(
     {
@@ -81,6 +78,13 @@ CLIENT_IP_HEADERS = frozenset(
         b"akamai-client-ip",
     }
 )
+
+
+_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_PAIR = rb"%s=(?:%s|\"(?:[^\"\\\x00-\x08\x0a-\x1f\x7f]|\\[\x09\x20-\x7e])*\")" % (_TOKEN, _TOKEN)
+_ELEMENT = rb"(?:%s(?:;%s)*)?" % (_PAIR, _PAIR)
+#: a Forwarded field value (RFC 7239 section 4): elements of pairs, comma-separated
+_FORWARDED = re.compile(rb"[ \t]*%s(?:[ \t]*,[ \t]*%s)*[ \t]*" % (_ELEMENT, _ELEMENT))
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +205,9 @@ def request_headers_for_upstream(
                 if name == b"x-forwarded-for":
                     prior_xff = value
                 elif name == b"forwarded":
-                    prior_fwd = value
+                    # kept only when it parses (RFC 7239): an open quote would swallow
+                    # the element appended after it
+                    prior_fwd = value if _FORWARDED.fullmatch(value) else b""
             continue
         if name == b"accept-encoding" and rewriting_possible:
             narrowed = constrain_accept_encoding(value)

@@ -195,6 +195,9 @@ class PostgresStore(QueuedAppend, PostgresAuditMixin, PostgresDiscoveryMixin, Co
         return await asyncpg.connect(self.url, server_settings=_SERVER_SETTINGS)
 
     async def open(self) -> None:
+        # a segment of its own per opening: a store made before a fork (gunicorn --preload)
+        # and opened in each worker must not have two writers link to one chain
+        self.chain = ChainState()
         try:
             self._writer_conn = await self._connect()
             await migrate(self._writer_conn)

@@ -351,6 +351,9 @@ class SQLiteStore(QueuedAppend, SQLiteAuditMixin, discovery.SQLiteDiscoveryMixin
     # -- lifecycle -------------------------------------------------------------------
 
     async def open(self) -> None:
+        # a segment of its own per opening: a store made before a fork (gunicorn --preload)
+        # and opened in each worker must not have two writers link to one chain
+        self.chain = ChainState()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             private_files(self.path)

@@ -17,13 +17,21 @@ const ok = c => !c || on.includes(c)
 // the guard's own errors never reach the page: t(f) runs f and swallows what it throws
 const t = f => { try { return f() } catch {} }
 const hold = (c, f) => dec || Q.push([c, f])
-// patterns as one regular expression: each escaped, * as w, then through f
-const rx = (p, w, f = r => r, e = '$') => RegExp(`^(${p.split(' ').map(x => f(x.replace(/[^\w*]/g, '\\$&').replace(/\*/g, w), x)).join('|')})` + e)
-const host = r => `(.*\\.)?${r}`
-const U = Z.u.map(([c, p]) => [c, rx(p, '[^?#]*', (r, x) => x[0] == '/' ? `[^?]*${r}(\\?|$)` : host(r) + (x.includes('/') ? '' : '/'), ''), rx(p.replace(/\/\S*/g, ''), '', host)])
-const K = Z.k.map(([c, p]) => [c, rx(p, '.*')]), SX = Z.x != null && rx(Z.x, '', host)
+// patterns as alternatives of a regular expression: each escaped, * as w (none: no match)
+const alt = (p, w) => p.map(x => x.replace(/[^\w*]/g, '\\$&').replace(/\*/g, w)).join('|') || '-^'
+const rx = (p, w) => RegExp(`^(${alt(p.split(' '), w)})$`)
+// per category: host + path + query (a host pattern: that host or a subdomain; a /suffix:
+// on any host, before the query), and the host alone (resource hints)
+const U = Z.u.map(([c, p]) => {
+  const h = p.split(' ').filter(x => x[0] != '/'), f = p.split(' ').filter(x => x[0] == '/')
+  return [c, RegExp(`^(([^/]*\\.)?(${alt(h.map(x => x.includes('/') ? x : x + '/'), '[^?#]*')})|[^?]*(${alt(f)})(\\?|$))`), RegExp(`^(.*\\.)?(${alt(h.map(x => x.split('/')[0]))})$`)]
+})
+const K = Z.k.map(([c, p]) => [c, rx(p, '.*')]), SX = Z.x != null && RegExp(`^(.*\\.)?(${alt(Z.x.split(' '))})$`)
+// a URL (or tag) without any of the words the patterns need is passed without a look
+const HW = RegExp(Z.h + '|&#|\\\\|%', 'i')
 // the category of a URL; h: a resource hint (matched by host), s: a script (strict mode)
 const cat = (v, h, s) => {
+  if (!HW.test(v) && !(s && SX)) return
   const u = new URL(v, D.baseURI), n = u.hostname
   if (/^(http|ws)s?:$/.test(u.protocol)) {
     for (const [c, r, q] of U) if (h ? q.test(n) : r.test(n + u.pathname + u.search)) return c
@@ -34,19 +42,24 @@ const cat = (v, h, s) => {
 const nc = u => { const c = t(() => cat(u?.url ?? u)); return !ok(c) && c }
 // attribute n = v of element e: the refused category it loads from, if any
 const el = (e, n, v) => {
-  const l = e.localName, r = e.rel, h = /preconnect|dns-prefetch/i.test(r) && !/(^|\s)(module)?pre(load|fetch)(\s|$)/i.test(r)
-  if (/^(src|srcset|data|poster|imagesrcset)$/i.test(n) || /^(link|script|image) (xlink:)?href$/i.test(l + ' ' + n))
-    if (e.getAttribute('data-consent') != 'necessary') for (const w of String(v).split(/[\s,]+/)) { const c = w && cat(w, h, l == 'script'); if (!ok(c)) return c }
+  const l = e.localName, r = e.rel
+  if (/^(src|srcset|data|poster|imagesrcset)$/i.test(n) || /^(link|script|image|img) (xlink:)?href$/i.test(l + ' ' + n))
+    if (e.getAttribute('data-consent') != 'necessary') {
+      const h = /preconnect|dns-prefetch/i.test(r) && !/(^|\s)(module)?pre(load|fetch)(\s|$)/i.test(r)
+      for (const w of String(v).split(/[\s,]+/)) { const c = w && cat(w, h, l == 'script'); if (!ok(c)) return c }
+    }
 }
 // method m of o: f(this, args) may change the arguments, or name a refused category: then
 // the call is held (redone later as made) and returns r()
-const hk = (o, m, f, r) => { const n = o?.[m]; n && (o[m] = function (...a) { const c = t(() => f(this, a)); return c ? (hold(c, () => o[m].apply(this, a)), r?.()) : n.apply(this, a) }) }
+const hk = (o, m, f, r) => { const n = o?.[m]; n && (o[m] = function (...a) { const c = t(() => f(this, a)); return c ? (hold(c, () => o[m].apply(this, a)), r?.()) : (a = n.apply(this, a), fr(), a) }) }
 // setter k of o through f(value, native setter)
-const set = (o, k, f) => { const p = O.getOwnPropertyDescriptor(o, k); p?.set && O.defineProperty(o, k, { ...p, set(v) { f.call(this, v, p.set) } }) }
+const set = (o, k, f) => { const p = O.getOwnPropertyDescriptor(o, k); p?.set && O.defineProperty(o, k, { ...p, set(v) { f.call(this, v, p.set); fr() } }) }
 // markup as a string: a tag loading from a refused category is held as the rewriter does
-// it (the banner restores it); s: its scripts run (document.write), elsewhere they never do
+// it (the banner restores it); s: its scripts run (document.write), elsewhere they never do.
+// Each tag is parsed alone (an SVG <image> parses as an <img>: its href counts too)
 const T = D.createElement('template'), ih = O.getOwnPropertyDescriptor(E, 'innerHTML').set
-const html = (v, s) => typeof v != 'string' ? v : v.replace(/<(img|script|i?frame|embed|source|audio|video|input|track|link|object)(?=[\s/>])([^>"']|"[^"]*"|'[^']*')*>/gi, m => t(() => {
+const html = (v, s) => typeof v != 'string' ? v : v.replace(/<(img|image|script|i?frame|embed|source|audio|video|input|track|link|object)(?=[\s/>])([^>"']|"[^"]*"|'[^']*')*>/gi, m => t(() => {
+  if (!HW.test(m) && !(s && SX)) return
   ih.call(T, m)
   const e = T.content.firstChild, n = [], sc = e.localName == 'script'
   let h
@@ -61,18 +74,31 @@ const scan = x => {
   }
 }
 
-const guard = () => {
-  const pr = n => W[n].prototype, P = pr('Document'), X = pr('XMLHttpRequest')
+// guard(w) patches window w: the page's own and every same-origin iframe's (an about:blank
+// one has its own fetch, Image, prototypes), which fr reaches after each patched call and
+// from a MutationObserver (parsed frames: it runs before the next parser-inserted script)
+const G = new WeakSet, fr = () => { for (const f of D.getElementsByTagName('iframe')) t(() => guard(f.contentWindow)) }
+const guard = W => {
+  if (G.has(W)) return
+  G.add(W)
+  const pr = n => W[n].prototype, E = pr('Element'), P = pr('Document'), X = pr('XMLHttpRequest')
   hk(E, 'setAttribute', (e, a) => (a[0] == 'srcdoc' && (a[1] = html(a[1], 1)), el(e, ...a)))
   hk(E, 'setAttributeNS', (e, a) => el(e, a[1], a[2]))
+  // an attribute node: given to an element, or its value changed while it is set on one
+  for (const m of ['setAttributeNode', 'setAttributeNodeNS']) hk(E, m, (e, a) => el(e, a[0].name, a[0].value))
+  set(pr('Attr'), 'value', function (v, f) { const c = this.ownerElement && t(() => el(this.ownerElement, this.name, v)); c ? hold(c, () => f.call(this, v)) : f.call(this, v) })
   for (const k of ['src', 'srcset', 'href', 'data', 'poster', 'srcdoc', 'imageSrcset'])
     for (const p of 'Script Image IFrame Frame Embed Source Media Input Track Link Object Video'.split(' '))
       set(pr(`HTML${p}Element`), k, function (v) { this.setAttribute(k.toLowerCase(), v) })
   for (const o of [E, pr('Node'), pr('CharacterData')])
     for (const m of 'appendChild insertBefore replaceChild append prepend before after replaceWith replaceChildren insertAdjacentElement'.split(' '))
       O.hasOwn(o, m) && hk(o, m, (p, a) => { for (const x of a) (p.isConnected || x?.ownerDocument != D) && scan(x) })
-  for (const o of [E, pr('ShadowRoot')]) set(o, 'innerHTML', function (v, f) { f.call(this, /^s(cript|tyle)$/.test(this.localName) ? v : html(v)) })
+  for (const o of [E, pr('ShadowRoot')]) {
+    set(o, 'innerHTML', function (v, f) { f.call(this, /^s(cript|tyle)$/.test(this.localName) ? v : html(v)) })
+    hk(o, 'setHTMLUnsafe', (_, a) => { a[0] = html(a[0]) })
+  }
   set(E, 'outerHTML', function (v, f) { f.call(this, html(v)) })
+  hk(P, 'execCommand', (_, a) => { /^inserthtml$/i.test(a[0]) && (a[2] = html(a[2])) })
   hk(E, 'insertAdjacentHTML', (_, a) => { a[1] = html(a[1]) })
   hk(pr('Range'), 'createContextualFragment', (_, a) => { a[0] = html(a[0], 1) })
   for (const m of ['write', 'writeln']) hk(P, m, (_, a) => { a.splice(0, 1e9, html(a.join(''), 1)) })
@@ -83,7 +109,9 @@ const guard = () => {
   hk(pr('Navigator'), 'sendBeacon', (_, a) => nc(a[0]), () => !1)
   hk(X, 'open', (x, a) => { const c = nc(a[1]); XM.set(x, c && [c, [...a]]); c && (a[1] = 'data:;base64,%') })
   hk(X, 'send', (x, a) => { const q = XM.get(x); q && hold(q[0], () => { const n = new XMLHttpRequest; n.open(...q[1]); n.withCredentials = x.withCredentials; n.send(a[0]) }) })
-  for (const [k, f] of [['WebSocket', 'ws://localhost:0'], ['EventSource', 'about:blank']])
+  // a held window.open is a blocked pop-up (null); a held new Audio(url) has no source
+  hk(W, 'open', (_, a) => nc(a[0]), () => null)
+  for (const [k, f] of [['WebSocket', 'ws://localhost:0'], ['EventSource', 'about:blank'], ['Audio']])
     W[k] = new Proxy(W[k], { construct: (C, a, n) => Reflect.construct(C, nc(a[0]) ? [f] : a, n) })
   // document.cookie: a write of a cookie declared for a refused category (deleting passes)
   set(P, 'cookie', function (v, f) {
@@ -97,7 +125,7 @@ const guard = () => {
 
 if (!W.consentgateGuard) {
   // everything granted: nothing to hold until a withdrawal, which reloads the page
-  on[4] || t(guard)
+  on[4] || t(() => (guard(W), new MutationObserver(fr).observe(D, { childList: !0, subtree: !0 })))
   // the banner's call: the visitor's categories (d: a choice was made); held items of granted
   // categories are redone, in order; storage keys of withdrawn categories are removed
   W.consentgateGuard = (g, d) => {

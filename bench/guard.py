@@ -1,0 +1,136 @@
+"""What the runtime guard costs a page: main-thread time in headless Chromium, with and
+without the guard, in the same run, over the shared corpus pages.
+
+    python3 bench/guard.py [--pages N] [--runs 5]
+
+Each corpus page is served from loopback in two variants that differ only by the guard:
+the page as it is, and the page with the head snippet's guard (``consentgate.guard``, the
+demo site's data, a visitor who has not decided: every hook installed) placed where the
+rewriter places the head snippet. Every other host resolves to "not found" (nothing leaves
+the machine, both variants alike). Main-thread time is Chromium's ``TaskDuration``
+(DevTools ``Performance.getMetrics``) once the page has loaded and gone quiet; the two
+variants alternate, in a fresh page each time; per page the median (and the minimum, less
+sensitive to a busy machine) over the runs; the added time is with minus without. The
+guard's own start (its inline script, timed with ``performance.now()``) is reported too.
+Target (issue 16): median added <= 3 ms per page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import threading
+from functools import partial
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+from support import CHROMIUM, CHROMIUM_ARGS, CORPUS  # noqa: E402
+
+from consentgate.config import SEED_COOKIES, Site  # noqa: E402
+from consentgate.consent import CATEGORIES  # noqa: E402
+from consentgate.guard import guard_code, guard_data, guard_script  # noqa: E402
+from consentgate.rewriter import RewritePolicy, rewrite_bytes  # noqa: E402
+
+OFFLINE = "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"
+
+
+def variants(names: list[str]) -> dict[str, bytes]:
+    site = Site(id="demo", cookies=list(SEED_COOKIES), demo=True)
+    guard = guard_script(f"{guard_code()}({guard_data(site)}", ["necessary"]).encode()
+    everything = RewritePolicy(granted=frozenset(CATEGORIES))  # placement only: no edits
+    # the guard's own start (its script) is timed too
+    timed = b"window.__g0=performance.now();" + guard + b"window.__g=performance.now()-__g0;"
+    out = {}
+    for name in names:
+        page = (CORPUS / "pages" / name).read_bytes()
+        out[f"/without/{name}"] = page
+        out[f"/with/{name}"] = rewrite_bytes(
+            page, everything, lambda _n: b"<script>" + timed + b"</script>"
+        )
+    return out
+
+
+class Handler(BaseHTTPRequestHandler):
+    def __init__(self, pages: dict[str, bytes], *args: object) -> None:
+        self.pages = pages
+        super().__init__(*args)  # type: ignore[arg-type]
+
+    def do_GET(self) -> None:
+        body = self.pages.get(self.path)
+        self.send_response(200 if body is not None else 404)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body or b"")))
+        self.end_headers()
+        self.wfile.write(body or b"")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def main_thread_ms(browser, url: str) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    page = browser.new_page()
+    try:
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("Performance.enable")
+        page.goto(url, wait_until="load")
+        page.wait_for_timeout(150)
+        metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+        return metrics["TaskDuration"] * 1000, page.evaluate("window.__g || 0")
+    finally:
+        page.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pages", type=int, default=0, help="the first N pages (0: all)")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    names = sorted(p.name for p in (CORPUS / "pages").glob("*.html"))
+    names = names[: args.pages] if args.pages else names
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, variants(names)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
+    added, least, starts = [], [], []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, OFFLINE])
+            main_thread_ms(browser, f"{base}/without/{names[0]}")  # warm the browser
+            for name in names:
+                runs: dict[str, list[float]] = {"with": [], "without": []}
+                for _ in range(args.runs):
+                    for kind in runs:
+                        ms, start = main_thread_ms(browser, f"{base}/{kind}/{name}")
+                        runs[kind].append(ms)
+                        if kind == "with":
+                            starts.append(start)
+                w, wo = statistics.median(runs["with"]), statistics.median(runs["without"])
+                added.append(w - wo)
+                least.append(min(runs["with"]) - min(runs["without"]))
+                print(f"{name}: without {wo:.1f} ms, with {w:.1f} ms, added {w - wo:+.1f} ms")
+            browser.close()
+    finally:
+        server.shutdown()
+    print(
+        f"\nmain-thread time added by the guard over {len(added)} corpus pages ({args.runs} runs "
+        f"each): median of the per-page medians {statistics.median(added):+.2f} ms, of the "
+        f"per-page minimums {statistics.median(least):+.2f} ms (target: median <= 3 ms); "
+        f"the guard's own start (its script): median {statistics.median(starts):.2f} ms, "
+        f"max {max(starts):.2f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
