@@ -2,6 +2,7 @@
 navigation start to the banner on screen in headless Chromium, next to the anchors.
 
     python3 bench/banner.py [--runs 15] [--no-anchors]
+    python3 bench/banner.py --budget    # issue 16's byte budget only (no browser, no npm)
 
 Bytes: consentgate's ``banner.js`` as served (code + CSS + first-layer texts + cookie
 deletion patterns, one file), the inline head snippet, and the second layer's
@@ -125,8 +126,54 @@ def consentgate_bytes() -> list[tuple[str, int, int, int]]:
         script_tag = assets.banner(site, lang).body
         rows.append((f"banner.js with the guard, script-tag mode ({lang})", *sizes(script_tag)))
         rows.append((f"banner.json, 2nd layer on demand ({lang})", *sizes(second)))
+        more = assets.more(site, lang).body
+        rows.append((f"banner-more.js, on demand ({lang})", *sizes(more)))
     shutil.rmtree(tmp, ignore_errors=True)
     return rows
+
+
+def budget() -> None:
+    """Issue 16's budget, gzip -9: per language and regime (with and without GPC), the
+    banner's side of a first visit (inline head snippet without the guard + banner.js with
+    ``g=0``; script-tag mode: banner.js without the guard), the runtime guard inline, and
+    the worst total. The demo site with the JP notice regime, as tests/test_banner.py."""
+    from consentgate.banner import head_snippet
+    from consentgate.config import SEED_COOKIES, Site
+    from consentgate.guard import guard_script
+    from consentgate.regions import parse_region
+
+    def gz(data: bytes) -> int:
+        return len(gzip.compress(data, 9))
+
+    tmp = tempfile.mkdtemp()
+    settings = load_settings(
+        None, environ={"CONSENTGATE_DATA_DIR": tmp, "CONSENTGATE_SECRET_KEYS": "b" * 24}
+    )
+    site = Site(id="demo", cookies=list(SEED_COOKIES), demo=True, regimes={"JP": "notice"})
+    settings.sites = [site]
+    runtime = Runtime(settings, ConsentCodec(settings.secret_keys), None, Metrics())  # type: ignore[arg-type]
+    assets = banner_assets(runtime)
+    guard = gz(guard_script(assets.guard(site), ["necessary"]).encode())
+    cols = ["opt-in", "opt-in+GPC", "opt-out", "opt-out+GPC", "notice", "notice+GPC"]
+    print(f"| language | {' | '.join(cols)} | script-tag | banner-more.js | banner.json |")
+    print("|---" + "|---:" * (len(cols) + 3) + "|")
+    worst = 0
+    for lang in ("en", "ru", "kk", "de", "fr"):
+        row = []
+        for region in ("DE", "US-CA", "JP"):
+            for gpc in (False, True):
+                decision = decide(site, parse_region(region), None, gpc)
+                headers = {"accept-language": lang, **({"sec-gpc": "1"} if gpc else {})}
+                snippet = head_snippet(runtime, site, None, headers, decision)(None)
+                js = assets.banner(site, lang, decision.regime, guard=False).body
+                row.append(gz(snippet) + gz(js))
+        row.append(gz(assets.banner(site, lang, guard=False).body))
+        worst = max(worst, *row)
+        lazy = [gz(assets.more(site, lang).body), gz(assets.details(site, lang).body)]
+        print(f"| {lang} | {' | '.join(f'{n:,}' for n in row + lazy)} |")
+    print(f"\nbanner side, worst: {worst:,} B; runtime guard inline: {guard:,} B;")
+    print(f"first visit, worst: {worst + guard:,} B (issue 16: <= 7,000 B, guard <= 1,500 B)")
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def fetch_anchor(spec: str) -> Path | None:
@@ -217,7 +264,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--no-anchors", action="store_true", help="skip npm pack")
+    parser.add_argument("--budget", action="store_true", help="issue 16's byte budget only")
     args = parser.parse_args()
+    if args.budget:
+        budget()
+        return
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
         f", load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"

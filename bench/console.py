@@ -59,7 +59,7 @@ INSERT INTO events (seq, event_id, consent_id, site_id, event_type, method, crea
     necessary, preferences, statistics, marketing, unclassified, policy_version,
     banner_hash, language, page_url, region, regime, gpc, ip_masked, user_agent,
     chain_id, chain_seq, prev_hash, hash, erased)
-SELECT x, 'ev' || x, 'cid' || (x * 7919 % 4000037),
+SELECT x, printf('ev%012d', x), 'cid' || (x * 7919 % 4000037),
     CASE x % 4 WHEN 0 THEN 'blog' ELSE 'shop' END,
     CASE WHEN x % 7 = 0 THEN 'update' WHEN x % 11 = 0 THEN 'withdraw' ELSE 'initial' END,
     CASE WHEN x % 11 = 0 AND x % 7 <> 0 THEN 'withdraw'
@@ -77,7 +77,7 @@ INSERT INTO events (seq, event_id, consent_id, site_id, event_type, method, crea
     necessary, preferences, statistics, marketing, unclassified, policy_version,
     banner_hash, language, page_url, region, regime, gpc, ip_masked, user_agent,
     chain_id, chain_seq, prev_hash, hash, erased)
-SELECT x, 'ev' || x, 'cid' || (x * 7919 % 4000037),
+SELECT x, 'ev' || lpad(x::text, 12, '0'), 'cid' || (x * 7919 % 4000037),
     CASE x % 4 WHEN 0 THEN 'blog' ELSE 'shop' END,
     CASE WHEN x % 7 = 0 THEN 'update' WHEN x % 11 = 0 THEN 'withdraw' ELSE 'initial' END,
     CASE WHEN x % 11 = 0 AND x % 7 <> 0 THEN 'withdraw'
@@ -136,10 +136,20 @@ def fill_sqlite(path: Path, rows: int) -> float:
     conn.execute("PRAGMA synchronous=OFF")
     sql = _SQLITE_FILL.format(regions=_regions_sql())
     start, step = _span(rows)
+    # the secondary indexes are built once at the end (event ids and chain positions
+    # arrive in order, so their unique indexes only ever append)
+    indexes = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' "
+        "AND sql IS NOT NULL"
+    ).fetchall()
+    for (create,) in indexes:
+        conn.execute("DROP INDEX " + create.split()[2])
     for first in range(1, rows + 1, 1_000_000):
         conn.execute("BEGIN")
         conn.execute(sql, (first, min(first + 999_999, rows), start, step))
         conn.execute("COMMIT")
+    for (create,) in indexes:
+        conn.execute(create)
     conn.execute("BEGIN")
     conn.execute("DELETE FROM consent_rollups")
     conn.execute(rollups.sqlite_backfill())

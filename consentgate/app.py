@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import admin, api, banner, console
+from .audit.keys import signing_key_for
 from .audit.scheduler import start_daily_purge, stop
 from .chain import HeadSigner
 from .config import Settings
@@ -172,7 +173,9 @@ async def _gpc_support(scope: Scope, receive: Receive, send: Send) -> None:
 
 def store_options(settings: Settings) -> dict[str, Any]:
     """Backend options: every store signs its chain heads with the server's keys."""
-    options: dict[str, Any] = {"head_signer": HeadSigner(settings.secret_keys)}
+    options: dict[str, Any] = {
+        "head_signer": HeadSigner(settings.secret_keys, signing_key_for(settings.data_dir))
+    }
     if settings.database.startswith("postgres"):
         options["pool_size"] = settings.db_pool_size
     return options

@@ -71,8 +71,11 @@ VIEW_TEXTS = {
     OPT_OUT: frozenset({"notice_title", "optout_text", "gpc_honored", "dnss", "custom", "ok"}),
     NOTICE: frozenset({"notice_title", "notice_text", "ok"}),
 }
-#: Every regime's: the privacy link, the floating controls, the error message.
-COMMON_TEXTS = frozenset({"privacy", "reopen", "withdraw", "error"})
+#: Every regime's: the privacy link, the error message.
+COMMON_TEXTS = frozenset({"privacy", "error"})
+#: The floating controls' (re-open, withdraw): shown only after a decision or to a returning
+#: visitor, so they come with ``banner-more.js`` (:meth:`BannerAssets.more`), not up front.
+MORE_TEXTS = frozenset({"reopen", "withdraw"})
 #: Texts only the second layer shows; they load with it (``/banner.json``), not up front.
 SECOND_LAYER_TEXTS = frozenset(
     {
@@ -95,6 +98,10 @@ SECOND_LAYER_TEXTS = frozenset(
 #: GPC note, the close button), which the other regimes' ``banner.js`` lacks.
 DETAIL_TEXTS = SECOND_LAYER_TEXTS | {"accept", "reject", "close", "gpc"}
 REVALIDATE = "public, max-age=300"
+
+
+def _script(name: str) -> str:
+    return minify_js(mangle_js((STATIC / name).read_text(encoding="utf-8")))
 
 
 def markup(text: str) -> str:
@@ -198,9 +205,14 @@ class BannerAssets:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.prefix = runtime.settings.prefix
-        self._code = minify_js(mangle_js((STATIC / "banner.js").read_text(encoding="utf-8")))
+        self._code = _script("banner.js")
+        self._more_code = _script("more.js")
         self._css_text = minify_css((STATIC / "banner.css").read_text(encoding="utf-8"))
-        self.css = Asset.build(self._css_text.encode(), "text/css; charset=utf-8")
+        self._more_css = minify_css((STATIC / "more.css").read_text(encoding="utf-8"))
+        # /banner.css: the whole stylesheet (the first layer's, then banner-more.js's)
+        self.css = Asset.build(
+            (self._css_text + self._more_css).encode(), "text/css; charset=utf-8"
+        )
         self._cache: dict[tuple[str, ...], Asset] = {}
         self._guards: dict[tuple[str, ...], str] = {}
 
@@ -216,7 +228,7 @@ class BannerAssets:
         separate file (:meth:`details`), fetched on demand. With a ``regime`` the first
         layer's texts are that regime's view's only; without, every view's."""
         t = texts_for(site, lang)
-        second = self.details(site, lang)
+        second, more = self.details(site, lang), self.more(site, lang)
         keep = VIEW_TEXTS[regime] | COMMON_TEXTS if regime else None
         return {
             "a": self.prefix + "/api/consent",
@@ -228,9 +240,10 @@ class BannerAssets:
             "t": {
                 k: markup(v)
                 for k, v in t["texts"].items()
-                if (k in keep if keep else k not in SECOND_LAYER_TEXTS)
+                if (k in keep if keep else k not in SECOND_LAYER_TEXTS | MORE_TEXTS)
             },
             "x": f"{self.prefix}/banner.json?v={second.version}&l={lang}&site={site.id}",
+            "m": f"{self.prefix}/banner-more.js?v={more.version}&l={lang}&site={site.id}",
         }
 
     def details(self, site: Site, lang: str) -> Asset:
@@ -258,6 +271,25 @@ class BannerAssets:
             self._cache[key] = Asset.build(body, "application/json")
         return self._cache[key]
 
+    def more(self, site: Site, lang: str) -> Asset:
+        """``banner-more.js``: what a first-time visitor does not need to see the first
+        layer and decide (``static/banner/more.js``: the second layer's markup, the floating
+        controls, blocked embeds' placeholders), with its CSS and the controls' texts.
+        ``banner.js`` loads it on demand, as a script with the page's nonce."""
+        key = ("more", site.id, lang)
+        if key not in self._cache:
+            t = texts_for(site, lang)["texts"]
+            texts = json.dumps(
+                {k: markup(t[k]) for k in sorted(MORE_TEXTS)},
+                ensure_ascii=False,
+                separators=(",", ":"),
+            )
+            css = json.dumps(self._more_css, ensure_ascii=False)
+            code = self._more_code.rstrip().rstrip(";")
+            body = f"{code}({texts},{css});\n".encode()
+            self._cache[key] = Asset.build(body, "text/javascript; charset=utf-8")
+        return self._cache[key]
+
     def banner(self, site: Site, lang: str, regime: str = "", guard: bool = True) -> Asset:
         """``banner.js`` for a site, language and (optional, see :meth:`config`) regime;
         ``guard``: the runtime guard first in it (script-tag mode; the head snippet has it
@@ -267,10 +299,11 @@ class BannerAssets:
             cfg = json.dumps(
                 self.config(site, lang, regime), ensure_ascii=False, separators=(",", ":")
             )
-            css = json.dumps(self._css_text + theme_css(site.theme), ensure_ascii=False)
+            css = json.dumps(self._css_text, ensure_ascii=False)
+            theme = json.dumps(theme_css(site.theme), ensure_ascii=False)
             code = self._code.rstrip().rstrip(";")
             first = guard_script(self.guard(site), None) + "\n" if guard else ""
-            body = f"{first}{code}({cfg},{css});\n".encode()
+            body = f"{first}{code}({cfg},{css},{theme});\n".encode()
             self._cache[key] = Asset.build(body, "text/javascript; charset=utf-8")
         return self._cache[key]
 
@@ -428,6 +461,10 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
         site, lang, vary = site_and_lang(request)
         return assets(runtime).details(site, lang).response(request, vary=vary)
 
+    async def banner_more(request: Request) -> Response:
+        site, lang, vary = site_and_lang(request)
+        return assets(runtime).more(site, lang).response(request, vary=vary)
+
     async def banner_css(request: Request) -> Response:
         return assets(runtime).css.response(request)
 
@@ -442,6 +479,7 @@ def routes(runtime: Runtime) -> list[BaseRoute]:
     return [
         Route("/banner.js", banner_js, methods=["GET"]),
         Route("/banner.json", banner_json, methods=["GET"]),
+        Route("/banner-more.js", banner_more, methods=["GET"]),
         Route("/banner.css", banner_css, methods=["GET"]),
         Route("/declaration", declaration, methods=["GET"]),
         Route("/declaration.js", declaration_js, methods=["GET"]),

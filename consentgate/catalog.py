@@ -20,6 +20,7 @@ Errors in catalog data raise :class:`CatalogError` naming the service and field.
 
 from __future__ import annotations
 
+import base64
 import fnmatch
 import html
 import os
@@ -154,8 +155,9 @@ class Catalog:
         # "%67oogle"; "&#" and a backslash flag obfuscated URLs for a full look.
         words = {label.lower()[1:] if len(label) > 5 else label.lower() for label in labels}
         hint = b"|".join(re.escape(w.encode()) for w in sorted(words))
-        self.host_hint = re.compile(hint + rb"|&#|\\" if hint else rb"&#|\\")
-        self.hint_words = tuple(w.encode() for w in sorted(words)) if hint else ()
+        # "data:": a document written in the URL (Catalog.data_category)
+        self.host_hint = re.compile(hint + rb"|data:|&#|\\" if hint else rb"data:|&#|\\")
+        self.hint_words = (*(w.encode() for w in sorted(words)), b"data:") if hint else ()
 
     def _add_url(self, pattern: str, svc: Service) -> None:
         host, path = url_pattern_parts(pattern)
@@ -190,8 +192,11 @@ class Catalog:
         if url in cache:
             return cache[url]
         text = url.decode("latin-1")
-        if _JAVASCRIPT.match((html.unescape(text) if "&" in text else text).translate(_STRIP)):
+        plain = (html.unescape(text) if "&" in text else text).translate(_STRIP)
+        if _JAVASCRIPT.match(plain):
             category = self.javascript_category(text)
+        elif _DATA.match(plain):
+            category = self.data_category(plain)
         else:
             services = self.match_url(text)
             category = services[0].category if services else None
@@ -204,7 +209,28 @@ class Catalog:
         """A ``javascript:`` URL (an iframe's ``src`` that writes its own document, as old
         ad tags do) is code: the strictest category of its loader signatures and of the
         catalogued URLs written in it."""
-        code = unquote(html.unescape(url) if "&" in url else url)
+        return self.code_category(unquote(html.unescape(url) if "&" in url else url))
+
+    def data_category(self, url: str) -> str | None:
+        """A ``data:`` URL of a document type (an iframe, object or embed showing HTML, XML
+        or SVG written in the URL, base64 or not) is markup that can run script: classified
+        by its content as :meth:`code_category` does. Other types (images...) run nothing."""
+        meta, _, payload = url.lstrip("\x00 ").partition(",")
+        params = [p.strip().lower() for p in meta[5:].split(";")]
+        if not any(k in params[0] for k in ("html", "xml")):
+            return None
+        if params[-1] == "base64":
+            try:
+                raw = base64.b64decode("".join(unquote(payload).split()) + "==")
+            except ValueError:
+                return None  # the browser shows nothing either
+            return self.code_category(raw.decode("latin-1"))
+        return self.code_category(unquote(payload))
+
+    def code_category(self, code: str) -> str | None:
+        """Code or markup written in a URL or an attribute (``javascript:``, ``data:``,
+        ``srcdoc``): the strictest category of its loader signatures and of the catalogued
+        URLs written in it."""
         found = [s.category for s in self.match_inline(code.encode("utf-8", "replace"))]
         for m in _EMBEDDED_URL.finditer(code.replace("\\/", "/")):
             found += [s.category for s in self.match_url(m.group())]
@@ -347,6 +373,7 @@ def cookie_regexes(site: Site) -> dict[str, str]:
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*):")
 _STRIP = str.maketrans("", "", "\t\n\r")
+_DATA = re.compile(r"[\x00-\x20]*data:", re.I)
 
 
 def host_of(url: str) -> tuple[str, str]:

@@ -21,7 +21,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from itsdangerous import BadSignature, Signer
 
@@ -41,6 +41,7 @@ __all__ = [
     "format_time",
     "genesis",
     "head_message",
+    "head_statement",
     "link_action",
     "link_hash",
     "new_chain_id",
@@ -126,6 +127,7 @@ class ActionLink:
     hash: str
     count: int  # the head's count with this action
     signature: str  # the new head's ("" without a signer)
+    ed25519: str = ""  # the new head's Ed25519 signature ("" without a key pair)
 
 
 def link_action(
@@ -135,7 +137,8 @@ def link_action(
     count, prev = (int(head[0]), head[1]) if head else (0, genesis(ACTIONS_CHAIN))
     hash_ = action_hash(prev, action)
     signature = signer.sign(ACTIONS_CHAIN, count + 1, hash_) if signer else ""
-    return ActionLink(prev, hash_, count + 1, signature)
+    public = signer.sign_public(ACTIONS_CHAIN, count + 1, hash_) if signer else ""
+    return ActionLink(prev, hash_, count + 1, signature, public)
 
 
 def genesis(chain_id: str) -> str:
@@ -148,6 +151,17 @@ def head_message(chain_id: str, chain_seq: int, hash_: str) -> bytes:
     return f"{chain_id}|{chain_seq}|{hash_}".encode("ascii")
 
 
+def head_statement(chain_id: str, chain_seq: int, hash_: str) -> str:
+    """What a head's Ed25519 signature covers: ``chain-head|chain_id|chain_seq|hash``."""
+    return "chain-head|" + head_message(chain_id, int(chain_seq), hash_).decode("ascii")
+
+
+class PublicSigner(Protocol):
+    """An Ed25519 key pair (``consentgate.audit.keys.SigningKey``)."""
+
+    def sign(self, message: str) -> str: ...
+
+
 class HeadSigner:
     """Signs chain heads with the newest secret key; verifies with any configured key.
 
@@ -156,9 +170,14 @@ class HeadSigner:
     key derivation ``django-concat``, digest SHA-256), URL-safe base64 text.
     """
 
-    def __init__(self, secret_keys: Sequence[str]) -> None:
+    def __init__(
+        self, secret_keys: Sequence[str], public_signer: PublicSigner | None = None
+    ) -> None:
         if not secret_keys:
             raise ValueError("at least one secret key is required")
+        #: also signs every head with the installation's Ed25519 key (checked with the
+        #: public key alone); None: heads carry only the HMAC
+        self.public_signer = public_signer
         # itsdangerous wants oldest -> newest and signs with the last.
         self._signer = Signer(
             list(reversed(list(secret_keys))), salt=HEAD_SALT, digest_method=hashlib.sha256
@@ -166,6 +185,12 @@ class HeadSigner:
 
     def sign(self, chain_id: str, chain_seq: int, hash_: str) -> str:
         return self._signer.get_signature(head_message(chain_id, chain_seq, hash_)).decode("ascii")
+
+    def sign_public(self, chain_id: str, chain_seq: int, hash_: str) -> str:
+        """The head's Ed25519 signature (``head_statement``), "" without a key pair."""
+        if self.public_signer is None:
+            return ""
+        return self.public_signer.sign(head_statement(chain_id, chain_seq, hash_))
 
     def verify(self, chain_id: str, chain_seq: int, hash_: str, signature: str) -> bool:
         try:

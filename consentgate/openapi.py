@@ -400,6 +400,14 @@ def _asset_paths() -> dict[str, Any]:
             details,
             [_SITE, _LANG, _VERSION],
         ),
+        "/banner-more.js": _asset(
+            "bannerMore",
+            "What banner.js loads on demand: the second layer's markup, the floating "
+            "controls and blocked embeds' placeholders, with their CSS and texts.",
+            "text/javascript",
+            text,
+            [_SITE, _LANG, _VERSION],
+        ),
         "/banner.css": _asset(
             "bannerCss", "The banner's stylesheet.", "text/css", text, [_VERSION]
         ),

@@ -63,6 +63,7 @@ from .mime import UNKNOWN_TYPES, extract_mime_type, is_xml_type, nosniff, sniff
 from .regions import Decision
 from .rewriter import RewritePolicy, StreamRewriter
 from .rewriter.csp import csp_nonce
+from .rewriter.elements import refresh_url
 from .visit import Runtime
 
 __all__ = [
@@ -74,6 +75,7 @@ __all__ = [
     "SnippetCache",
     "UnsafePage",
     "consent_etag",
+    "content_coding",
     "cookie_headers",
     "csp_nonce",
     "error_page",
@@ -84,6 +86,7 @@ __all__ = [
     "merge_vary",
     "page_headers",
     "read_head",
+    "refresh_headers",
     "refuse",
     "relayable_status",
     "sniff_kind",
@@ -285,6 +288,34 @@ def page_headers(
         out.append((name, value))
     for field in vary:
         merge_vary(out, field)
+    return out
+
+
+def content_coding(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """The response's content codings in the order applied, lower case (b"": none): every
+    ``Content-Encoding`` header's list, joined as a browser reads them (two ``gzip``
+    headers are ``gzip, gzip``, not the first one)."""
+    values = [v.strip() for n, v in headers if n.lower() == b"content-encoding"]
+    return b", ".join(v for v in values if v).lower()
+
+
+# -- headers that navigate ----------------------------------------------------------------
+def refresh_headers(
+    headers: list[tuple[bytes, bytes]], site: Site, granted: frozenset[str]
+) -> list[tuple[bytes, bytes]]:
+    """``headers`` without a ``Refresh`` to a tracker of a category the visitor has not
+    granted: the browser goes there before any markup is read (``Link`` entries:
+    :func:`filter_link`; ``<meta http-equiv=refresh>``: the rewriter)."""
+    if granted | {"necessary"} >= _ALL:
+        return headers
+    catalog = load_catalog(site)
+    out: list[tuple[bytes, bytes]] = []
+    for name, value in headers:
+        if name == b"refresh":
+            category = catalog.url_category(refresh_url(value))
+            if category is not None and category != "necessary" and category not in granted:
+                continue
+        out.append((name, value))
     return out
 
 

@@ -31,6 +31,7 @@ from .page import (
     Kind,
     SnippetCache,
     UnsafePage,
+    content_coding,
     cookie_headers,
     error_page,
     full_consent,
@@ -38,6 +39,7 @@ from .page import (
     make_rewriter,
     page_headers,
     read_head,
+    refresh_headers,
     refuse,
     relayable_status,
     sniff_kind,
@@ -122,6 +124,7 @@ class _Responder:
         path = str(self.scope.get("path", ""))
         policy = CookiePolicy(site, decision.granted, self.runtime.undeclared, path)
         host = (self._request_header(b"host") or b"").decode("latin-1")
+        headers = refresh_headers(headers, site, decision.granted)
         return cookie_headers(headers, policy, self._request_header(b"cookie"), host, page)
 
     # -- messages from the app ---------------------------------------------------------
@@ -175,7 +178,7 @@ class _Responder:
             return
         self.kind = kind
         self.passing = False
-        coding = _header(headers, b"content-encoding").strip().lower()
+        coding = content_coding(headers)
         if coding and coding != b"identity":
             self.decoder = decoder_for(coding.decode("latin-1"))
             if self.decoder is None:
@@ -200,6 +203,8 @@ class _Responder:
             site,
             decision.granted,
         )
+        if self.runtime.discovery is not None:  # the console's host discovery (docs/console.md)
+            out.append((b"content-security-policy-report-only", self.runtime.discovery.report_only))
         if not keep_coding:
             out = [(n, v) for n, v in out if n != b"content-encoding"]
         return out
@@ -287,10 +292,3 @@ class _Responder:
         assert self.rewriter is not None
         for category, n in self.rewriter.stats.items():
             metrics.neutralized.labels(category=category).inc(n)
-
-
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes:
-    for key, value in headers:
-        if key == name:
-            return value
-    return b""

@@ -46,8 +46,23 @@ _HOST = re.compile(
 
 
 def valid_host(value: bytes) -> bool:
-    """Whether ``value`` is an acceptable Host header value (empty is: RFC 9112 3.2)."""
-    return not value or _HOST.fullmatch(value) is not None
+    """Whether ``value`` is an acceptable Host header value (empty is: RFC 9112 3.2): a
+    name or an IP literal that parses, and a port a connection can have (0-65535)."""
+    if not value:
+        return True
+    if _HOST.fullmatch(value) is None:
+        return False
+    host, colon, port = value.rpartition(b":") if not value.endswith(b"]") else (value, b"", b"")
+    if colon and b"]" not in port:
+        if int(port) > 65535:
+            return False
+        value = host
+    if value.startswith(b"["):
+        try:
+            ipaddress.IPv6Address(value[1:-1].decode("ascii"))
+        except ValueError:
+            return False
+    return True
 
 
 class TrustedProxies:

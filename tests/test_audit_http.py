@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -168,7 +169,10 @@ async def test_http_export_streams_with_a_signed_manifest(
 async def test_visitor_receipt(client: httpx.AsyncClient) -> None:
     banner = await client.get("/_consent/banner.js", headers={"Accept-Encoding": "identity"})
     second = await client.get("/_consent/banner.json")  # the second layer's texts
-    assert "/receipt" in banner.text and "Download my consent records" in second.text
+    more = re.search(r'"m":"([^"]+)"', banner.text)  # and its code, banner-more.js
+    assert more is not None
+    code = await client.get(more.group(1))
+    assert "/receipt" in code.text and "Download my consent records" in second.text
     r = await client.get("/_consent/api/consent/receipt")
     assert r.status_code == 404 and r.json()["error"]["code"] == "no_consent"
     r = await client.post(

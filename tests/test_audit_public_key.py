@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from consentgate.audit.keys import KEY_FILE, load_public_key, load_signing_key
+from consentgate.audit.keys import KEY_FILE, load_public_key, load_signing_key, verify_signature
+from consentgate.chain import head_statement
 from consentgate.config import Settings
-from tests.audit_support import fill_log, make_settings, run_cli
+from tests.audit_support import fill_log, make_settings, run_cli, sql
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -113,3 +114,19 @@ def test_a_bad_public_key_is_a_usage_error(
     result = elsewhere(tmp_path, "verify-export", str(out), "--public-key", key)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "--public-key" in result.stderr
+
+
+def test_heads_are_signed_when_written(exported: tuple[Settings, Path, str]) -> None:
+    """The log's own chain heads and action head carry Ed25519 signatures made at commit
+    time, and the manifest passes those on."""
+    settings, out, public = exported
+    key = load_public_key(public)
+    heads = sql(settings, "SELECT chain_id, chain_seq, hash, ed25519 FROM chain_heads")
+    assert heads
+    for chain_id, seq, hash_, signature in heads:
+        assert verify_signature(key, head_statement(chain_id, seq, hash_), signature)
+    count, hash_, signature = sql(settings, "SELECT count, hash, ed25519 FROM action_head")[0]
+    assert verify_signature(key, head_statement("audit-actions", count, hash_), signature)
+    manifest = json.loads(Path(str(out) + ".manifest.json").read_text())
+    stored = {h[0]: h[3] for h in heads}
+    assert all(h["ed25519"] == stored[h["chain_id"]] for h in manifest["heads"])

@@ -282,23 +282,21 @@ def test_the_action_log_is_a_chain_verify_walks(filled: Settings, tmp_path: Path
 
 
 @pytest.mark.sqlite_only
-def test_actions_logged_before_the_chain_existed_stay_readable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_actions_logged_before_the_chain_existed_stay_readable(tmp_path: Path) -> None:
     """A log made by an older consentgate (schema 2): its actions have no hash; they are
-    counted as unchained, and the chain starts with the first action after the upgrade."""
-    from consentgate.store import sqlite as sqlite_store
-
+    counted as unchained, and the chain starts with the first action after the upgrade.
+    (Made by hand on today's schema: today's writer keeps tables schema 2 lacked.)"""
     settings = make_settings(tmp_path)
-    with monkeypatch.context() as old:
-        old.setattr(sqlite_store, "MIGRATIONS", sqlite_store.MIGRATIONS[:2])
-        fill_log(settings, 5)
+    fill_log(settings, 5)  # no action logged yet: the chain is empty
+    trigger = sql(settings, "SELECT sql FROM sqlite_master WHERE name = 'audit_actions_chained'")
+    sql(settings, "DROP TRIGGER audit_actions_chained")  # what schema 2 allowed
     sql(
         settings,
         "INSERT INTO audit_actions (at, actor, action, detail) VALUES (?, ?, 'export', '{}')",
         ("2026-01-01T00:00:00.000000Z", "cli:old"),
     )
-    export_manifest(settings, tmp_path, "upgraded")  # migrates, then logs a chained action
+    sql(settings, trigger[0][0])
+    export_manifest(settings, tmp_path, "upgraded")  # logs the first chained action
     code, out = verify(settings)
     assert code == 0, out
     assert "1 audit action(s) chained (1 older unchained)" in out

@@ -220,7 +220,9 @@ async def test_regime_variants_carry_only_their_views_texts(
     assert {"title", "text", "accept", "gpc"} <= opt_in - opt_out - notice
     assert {"optout_text", "dnss", "gpc_honored"} <= opt_out - opt_in - notice
     assert {"notice_text"} == notice - opt_in - opt_out
-    assert {"privacy", "reopen", "withdraw", "error"} <= opt_in & opt_out & notice
+    assert {"privacy", "error"} <= opt_in & opt_out & notice
+    # the floating controls' texts come with banner-more.js: not a first visit's bytes
+    assert not {"reopen", "withdraw"} & full
     # what the second layer shows without being in every banner.js comes with it
     details = await client.get(config_of((await client.get("/_consent/banner.js")).text)["x"])
     assert full - notice - opt_out - {"title", "text", "custom"} <= set(details.json()["t"])
@@ -236,30 +238,32 @@ async def test_regime_variants_carry_only_their_views_texts(
     assert (await client.get(src)).content == variant.body
 
 
-# gzip -9 bytes of the banner without the runtime guard: issue 3's target (Osano 8.1 KB,
-# Silktide 7.4 KB) was 6,000; issue 18 adds embed placeholders, UET/Clarity consent, themes
-# and the small-screen layout (~600 B after mangle_js won back ~190 B). The runtime guard
-# (issue 16, inline in proxy mode, first in script-tag mode's banner.js) has its own share.
-BUDGET = 6700
-#: gzip -9 bytes of the runtime guard (code and the demo site's data) as inlined. Issue 16's
-#: target is 1,500 B (and 7,000 B for the whole first visit with it): NOT met yet (2,898 B,
-#: from 3,184 B; docs/guard.md, bench/README.md). This ceiling keeps it from growing meanwhile.
-GUARD_BUDGET = 2900
+# gzip -9 bytes of a first visit (issue 16: ≤ 7,000 B in every language and regime, the
+# runtime guard ≤ 1,500 B of it): the banner side (snippet, banner.js, CSS, texts) ≤ 5,400.
+# What a first-time visitor does not need to see the first layer and decide is in
+# banner-more.js and banner.json, loaded on demand (the second layer, the floating controls,
+# embed placeholders, cookie deletion).
+BUDGET = 5400
+GUARD_BUDGET = 1500
+TOTAL_BUDGET = 7000
+BUDGET_SITE = Site(id="demo", cookies=list(SEED_COOKIES), demo=True, regimes={"JP": "notice"})
+#: A ceiling on the runtime guard meanwhile (docs/guard.md): it keeps it from growing until
+#: it meets GUARD_BUDGET (3,115 B: 2,901 B, from 3,184 B, before the red-team review's +214 B
+#: hold same-origin about:blank frames and attribute nodes, setHTMLUnsafe/execCommand markup,
+#: window.open and new Audio(url): tests/test_redteam_oracle.py).
+GUARD_CEILING = 3120
 
 
 def gz(data: bytes) -> int:
     return len(gzip.compress(data, 9))
 
 
-@pytest.mark.parametrize("lang", LOCALES)
-def test_first_visit_fits_the_budget_in_every_language(tmp_path: Path, lang: str) -> None:
-    """Everything the banner costs a first-time visitor, gzip -9: the inline head snippet
-    plus banner.js (code, CSS, first-layer texts) in proxy mode for every regime (opt-out
-    and notice snippets also carry the stricter regions' Consent Mode defaults), with and
-    without GPC; banner.js alone in script-tag mode (no snippet, every view's texts). The
-    runtime guard is left out of both (its bytes are the guard's budget)."""
-    site = Site(id="demo", cookies=list(SEED_COOKIES), demo=True, regimes={"JP": "notice"})
-    runtime = make_runtime(tmp_path, [site])
+def first_visits(runtime: Runtime, lang: str) -> dict[tuple[str, bool], int]:
+    """Per (regime, GPC): the inline head snippet plus banner.js (code, CSS, first-layer
+    texts) in proxy mode (opt-out and notice snippets also carry the stricter regions'
+    Consent Mode defaults); ("script-tag", False): banner.js alone (no snippet, every view's
+    texts). The runtime guard is left out of all (its bytes are the guard's budget)."""
+    site = runtime.settings.sites[0]
     costs: dict[tuple[str, bool], int] = {}
     for region in ("DE", "US-CA", "JP"):
         for gpc in (False, True):
@@ -271,7 +275,53 @@ def test_first_visit_fits_the_budget_in_every_language(tmp_path: Path, lang: str
     assert {regime for regime, _ in costs} == {"opt-in", "opt-out", "notice"}
     script_tag = banner.assets(runtime).banner(site, lang, guard=False).body
     costs["script-tag", False] = gz(script_tag)
+    return costs
+
+
+@pytest.mark.parametrize("lang", LOCALES)
+def test_first_visit_fits_the_budget_in_every_language(tmp_path: Path, lang: str) -> None:
+    """The banner's side of a first visit, every regime, with and without GPC, and
+    script-tag mode: ≤ BUDGET. Nothing lazy is in it: banner.js only names banner-more.js
+    and banner.json."""
+    runtime = make_runtime(tmp_path, [BUDGET_SITE])
+    costs = first_visits(runtime, lang)
     assert max(costs.values()) <= BUDGET, costs
+    js = banner.assets(runtime).banner(BUDGET_SITE, lang, guard=False).body.decode()
+    assert "/banner-more.js?v=" in js and "consentgate-embed" not in js and "withdraw" not in js
+
+
+async def test_more_is_versioned_cacheable_and_compressed(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """banner-more.js, named by banner.js's config (``m``) with its version, is served like
+    banner.js: a year's cache at that version, brotli/gzip by Accept-Encoding, the
+    visitor's language's texts for the floating controls, an unknown site a 404."""
+    cfg = config_of((await client.get("/_consent/banner.js?l=ru")).text)
+    site = runtime.settings.sites[0]
+    assert cfg["m"].startswith("/_consent/banner-more.js?v=")
+    r = await client.get(cfg["m"], headers={"Accept-Encoding": "br"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
+    assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert r.headers["content-encoding"] == "br"
+    body = banner.assets(runtime).more(site, "ru").body
+    assert r.content == body  # (decoded by the client)
+    assert texts_for(site, "ru")["texts"]["withdraw"] in body.decode()
+    again = await client.get(cfg["m"], headers={"If-None-Match": r.headers["etag"]})
+    assert again.status_code == 304
+    missing = await client.get("/_consent/banner-more.js?site=nope")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_site"
+
+
+def test_guard_fits_its_budget(tmp_path: Path) -> None:
+    """Issue 16's runtime guard (inline first in the head snippet, first in script-tag
+    mode's banner.js) ≤ GUARD_BUDGET gzip, so that with the banner's side the whole first
+    visit fits TOTAL_BUDGET in every language (the guard's share is the guard's own)."""
+    runtime = make_runtime(tmp_path, [BUDGET_SITE])
+    guard = guard_script(banner.assets(runtime).guard(BUDGET_SITE), ["necessary"]).encode()
+    assert gz(guard) <= GUARD_BUDGET
+    for lang in LOCALES:
+        costs = first_visits(runtime, lang)
+        assert max(costs.values()) + gz(guard) <= TOTAL_BUDGET, (lang, costs)
 
 
 def test_the_guard_fits_its_budget(tmp_path: Path) -> None:
@@ -287,7 +337,7 @@ def test_the_guard_fits_its_budget(tmp_path: Path) -> None:
     )
     nonced = head_snippet_for(runtime, site, None, {"accept-language": "en"})("n0nce")
     assert nonced.startswith(b'<script nonce="n0nce">') and nonced.count(b'nonce="n0nce"') == 3
-    assert gz(guard_script(code, None).encode()) <= GUARD_BUDGET
+    assert gz(guard_script(code, None).encode()) <= GUARD_CEILING
 
 
 async def test_texts_and_cookies_reach_the_banner_html_escaped(tmp_path: Path) -> None:

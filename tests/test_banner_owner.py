@@ -382,3 +382,42 @@ def test_owner_theme_layouts_and_dark_variant_stay_accessible(
             page.screenshot(path=str(REPO / "docs" / f"banner-theme-{layout}-{scheme}.png"))
     finally:
         visit.close()
+
+
+def test_banner_more_that_cannot_load_fails_closed(
+    chromium: Browser, sites: dict[str, str]
+) -> None:
+    """banner-more.js (placeholders, the second layer, the floating controls) is loaded on
+    demand, here because the page has blocked embeds. When it cannot load, nothing
+    tracker-related becomes active: the embeds stay blocked (no placeholder, no src), the
+    settings show the error instead of opening, and a refusal is still recorded."""
+    visit = Visit(chromium, local_bases(sites))
+    page = visit.page
+    asked: list[str] = []
+
+    def refuse(route: Route) -> None:
+        asked.append(route.request.url)
+        route.abort()
+
+    page.route("**/banner-more.js*", refuse)
+    srcs = "[...document.querySelectorAll('iframe')].map(f => f.getAttribute('src'))"
+    try:
+        page.goto(sites["box"] + "/")
+        page.locator(BANNER).wait_for()
+        wait_until(page, "performance.getEntriesByType('resource').length > 0")
+        settle(page)
+        assert asked and "/_consent/banner-more.js?v=" in asked[0]
+        assert page.locator(".consentgate-embed").count() == 0
+        assert page.evaluate(srcs) == [None, None, None]
+        button(page, "Customize").click()
+        page.locator("#consentgate .e").wait_for()  # the error, in the first layer
+        assert page.locator("#consentgate [role=switch]").count() == 0
+        with page.expect_response(lambda r: r.request.method == "POST") as posted:
+            button(page, "Reject all").click()
+        assert posted.value.status == 201
+        settle(page)
+        assert page.evaluate("window.consentgate.consent.granted") == ["necessary"]
+        assert page.evaluate(srcs) == [None, None, None]
+        assert visit.third_party == []
+    finally:
+        visit.close()

@@ -100,7 +100,7 @@ def test_export_jsonl(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(cli, ["export", "--data-dir", str(data), "--format", "jsonl"])
     assert result.exit_code == 0, result.output
-    lines = [json.loads(line) for line in result.output.splitlines()]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["event_id"] for r in lines] == ["e0", "e1", "e2"]
     assert list(lines[0]) == list(EXPORT_COLUMNS)
     assert lines[0]["created_at"] == "2026-05-01T12:00:00.000123Z"
@@ -120,7 +120,7 @@ def test_export_jsonl(tmp_path: Path) -> None:
         env={"CONSENTGATE_SECRET_KEYS": "cli-core-test-key-0123456789"},
     )
     assert via_db.exit_code == 0, via_db.output
-    assert out.read_text() == result.output
+    assert out.read_text() == result.stdout
 
 
 def test_export_refuses_a_missing_log(tmp_path: Path) -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from consentgate.app import store_options
 from consentgate.audit.retention import CheckpointPlan
@@ -19,7 +21,7 @@ from consentgate.config import Settings
 from consentgate.console.figures import Period, PeriodError, build, period_of
 from consentgate.store import open_store
 from consentgate.store.base import ConsentEvent, ConsentStore
-from consentgate.store.rollups import OPTIONAL
+from consentgate.store.rollups import OPTIONAL, batch_deltas, row_of
 from tests.audit_support import KEYS, fill_log, make_settings
 
 pytestmark = pytest.mark.both_backends
@@ -137,6 +139,8 @@ def test_the_migration_back_fills_an_older_log(tmp_path: Path, database_url: str
         conn.execute("DROP TRIGGER events_rollups_delete")
         for table in ("consent_rollups", "discovery", "classifications"):
             conn.execute(f"DROP TABLE {table}")
+        for table in ("chain_heads", "action_head"):  # schema 6
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN ed25519")
         conn.execute("DELETE FROM schema_version WHERE version >= 4")
     conn.close()
     assert asyncio.run(compare(settings)) == 12 + 4 + 3
@@ -152,3 +156,48 @@ def test_periods() -> None:
     for bad in [("5", None, None), (None, "2026-02-01", "2026-01-01"), (None, "x", "y")]:
         with pytest.raises(PeriodError):
             period_of(*bad, today)
+
+
+_EVENTS = st.lists(
+    st.tuples(
+        st.sampled_from(["alpha", "beta"]),
+        st.integers(0, 12),  # days ago
+        st.sampled_from(["accept_all", "reject_all", "custom", "close", "gpc", "withdraw"]),
+        st.sampled_from(["initial", "update", "withdraw"]),
+        st.sampled_from(["", "DE", "US-CA"]),
+        st.sampled_from(["opt-in", "opt-out"]),
+        st.sampled_from(["", "en", "de"]),
+        st.frozensets(st.sampled_from(OPTIONAL)),
+        st.booleans(),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=60)
+@given(_EVENTS, st.integers(1, 30))
+def test_batch_counts_fold_to_the_figures_of_the_records(raw: list[Any], span: int) -> None:
+    """Whatever the records and however a writer batches them, the rollups give the
+    figures counted from the records themselves."""
+    now = datetime(2026, 3, 10, 12, tzinfo=UTC)
+    events = [
+        ConsentEvent(f"e{i}", f"c{i}", site, etype, method, now - timedelta(days=ago),
+                     frozenset({"necessary"}) | granted, "1", region=region, regime=regime,
+                     language=lang, gpc=gpc)
+        for i, (site, ago, method, etype, region, regime, lang, granted, gpc) in enumerate(raw)
+    ]  # fmt: skip
+    period = Period(now.date() - timedelta(days=span - 1), now.date() + timedelta(days=1))
+    # two writer batches, summed like the upsert does
+    totals: dict[tuple[Any, ...], list[int]] = {}
+    for batch in (events[: len(events) // 2], events[len(events) // 2 :]):
+        for row in batch_deltas(batch):
+            acc = totals.setdefault(row[:6], [0] * 6)
+            for i, n in enumerate(row[6:]):
+                acc[i] += n
+    for site in ("alpha", "beta"):
+        rows = [
+            row_of((date.fromisoformat(k[1]), *k[2:], *v))
+            for k, v in totals.items()
+            if k[0] == site
+        ]
+        assert actual(rows, period) == expected(events, site, period)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import httpx2 as httpx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -99,3 +100,16 @@ def test_any_json_report_parses_without_error(doc: object) -> None:
 def test_the_rate_limit_allows_a_burst_then_refuses() -> None:
     limit = RateLimit(rate=0.0, burst=3)
     assert [limit.take() for _ in range(5)] == [True, True, True, False, False]
+
+
+async def test_pages_of_the_built_in_site_carry_the_discovery_policy(
+    client: httpx.AsyncClient,
+) -> None:
+    """The demo site (and the ASGI/WSGI middleware, same pipeline) adds the report-only
+    policy to pages, as the proxy does; consentgate's own endpoints do not get it."""
+    page = await client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy-report-only"]
+    assert policy.endswith("report-uri /_consent/csp-report") and "default-src 'self'" in policy
+    api = await client.get("/_consent/healthz")
+    assert "content-security-policy-report-only" not in api.headers

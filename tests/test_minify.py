@@ -35,11 +35,22 @@ def test_minify_js(source: str, expected: str) -> None:
     assert minify_js(source) == expected
 
 
-def test_minified_banner_keeps_strings_and_templates() -> None:
-    source = (Path(__file__).parent.parent / "consentgate/static/banner/banner.js").read_text()
+BANNER = Path(__file__).parent.parent / "consentgate/static/banner"
+
+
+@pytest.mark.parametrize("name", ["banner.js", "more.js"])
+def test_minified_banner_sources_shrink_without_comments(name: str) -> None:
+    source = (BANNER / name).read_text()
     out = minify_js(source)
     assert len(out) < len(source) * 0.95
     assert "//" not in out.replace("://", "")
+
+
+def test_minified_banner_keeps_strings_and_templates() -> None:
+    # banner.js and banner-more.js's code (more.js) together
+    out = minify_js((BANNER / "banner.js").read_text()) + minify_js(
+        (BANNER / "more.js").read_text()
+    )
     for kept in (
         "' checked'",
         "' disabled'",
@@ -93,10 +104,11 @@ def test_mangle_js(source: str, expected: str) -> None:
     assert mangle_js(source) == expected.replace("const ", "let ")  # const -> let too
 
 
-def test_mangled_banner_keeps_every_property_string_and_global() -> None:
+@pytest.mark.parametrize("name", ["banner.js", "more.js"])
+def test_mangled_banner_keeps_every_property_string_and_global(name: str) -> None:
     """Only identifiers change: every other token of the banner is the same, in order,
     and every property name and global stays."""
-    source = (Path(__file__).parent.parent / "consentgate/static/banner/banner.js").read_text()
+    source = (BANNER / name).read_text()
     out = mangle_js(source)
     before, after = _tokens(source), _tokens(out)
     assert [t for t in before if t[0] != "id"] == [t for t in after if t[0] != "id"]

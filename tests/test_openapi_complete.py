@@ -139,7 +139,15 @@ def test_visitor_endpoints_answer_as_documented(client: TestClient, doc: dict[st
 
 
 @pytest.mark.parametrize(
-    "path", ["/banner.js", "/banner.json", "/banner.css", "/declaration", "/declaration.js"]
+    "path",
+    [
+        "/banner.js",
+        "/banner.json",
+        "/banner-more.js",
+        "/banner.css",
+        "/declaration",
+        "/declaration.js",
+    ],
 )
 def test_assets_answer_as_documented(client: TestClient, doc: dict[str, Any], path: str) -> None:
     first = client.get(P + path, params={"l": "de"})

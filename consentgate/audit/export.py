@@ -136,13 +136,19 @@ async def export_stream(
                     "chain_seq": h.chain_seq,
                     "hash": h.hash,
                     "signature": h.signature,
+                    "ed25519": h.ed25519,
                 }
                 for h in snap.heads
             ],
             action_head=(
                 None
                 if actions is None
-                else {"count": actions.count, "hash": actions.hash, "signature": actions.signature}
+                else {
+                    "count": actions.count,
+                    "hash": actions.hash,
+                    "signature": actions.signature,
+                    "ed25519": actions.ed25519,
+                }
             ),
         )
     )

@@ -40,6 +40,7 @@ __all__ = [
     "PUBLIC_PREFIX",
     "PublicKeyError",
     "SigningKey",
+    "existing_signing_key",
     "load_public_key",
     "load_signing_key",
     "public_key_text",
@@ -111,6 +112,14 @@ def signing_key_for(data_dir: Path) -> SigningKey:
     if key is None:
         key = _LOADED[where] = load_signing_key(data_dir)
     return key
+
+
+def existing_signing_key(data_dir: Path) -> SigningKey | None:
+    """:func:`signing_key_for` when the key pair exists already, else None (for tools
+    that must not create one as a side effect)."""
+    if not (data_dir / KEY_FILE).is_file():
+        return None
+    return signing_key_for(data_dir)
 
 
 def load_public_key(value: str) -> Ed25519PublicKey:

@@ -33,7 +33,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ..chain import ACTIONS_CHAIN, HeadSigner, canonical_row, head_message, link_hash
+from ..chain import ACTIONS_CHAIN, HeadSigner, canonical_row, head_statement, link_hash
 from .columns import EXPORT_COLUMNS
 from .formats import BOM, FormatError, read_rows
 from .keys import SigningKey, public_key_text, verify_signature
@@ -44,7 +44,6 @@ __all__ = [
     "ExportCheck",
     "Manifest",
     "check_export",
-    "head_statement",
     "manifest_path",
 ]
 
@@ -100,15 +99,15 @@ class Manifest:
         public key, then Ed25519-sign the same body."""
         if signing_key is not None:
             self.public_key = signing_key.public_text
-            for h in self.heads:
-                h["ed25519"] = signing_key.sign(
-                    head_statement(h["chain_id"], h["chain_seq"], h["hash"])
-                )
+            # heads are signed when written; one from before key pairs (or signed by
+            # another node's key) is signed now, by the key this manifest names
+            heads = [(h, h["chain_id"], h["chain_seq"]) for h in self.heads]
             if self.action_head is not None:
-                a = self.action_head
-                a["ed25519"] = signing_key.sign(
-                    head_statement(ACTIONS_CHAIN, a["count"], a["hash"])
-                )
+                heads.append((self.action_head, ACTIONS_CHAIN, self.action_head["count"]))
+            for h, chain_id, seq in heads:
+                statement = head_statement(chain_id, seq, h["hash"])
+                if not verify_signature(signing_key.public, statement, h.get("ed25519", "")):
+                    h["ed25519"] = signing_key.sign(statement)
         body = self.body()
         self.signature = KeyedSigner(secret_keys, MANIFEST_SALT).sign(body)
         self.ed25519 = signing_key.sign(body) if signing_key is not None else ""
@@ -173,11 +172,6 @@ def _file_digest(path: Path) -> tuple[str, int]:
             sha.update(chunk)
             size += len(chunk)
     return sha.hexdigest(), size
-
-
-def head_statement(chain_id: str, chain_seq: int, hash_: str) -> str:
-    """What a head's Ed25519 signature covers."""
-    return "chain-head|" + head_message(chain_id, int(chain_seq), hash_).decode("ascii")
 
 
 def check_export(

@@ -18,6 +18,7 @@ from ..chain import HeadSigner
 from ..config import SECRET_FILE, Settings
 from ..store import ConsentStore, open_store
 from ..store.base import AuditAction
+from .keys import existing_signing_key
 
 __all__ = [
     "DATETIME",
@@ -56,7 +57,10 @@ def require_keys(settings: Settings, other: str = "") -> None:
 @contextlib.asynccontextmanager
 async def cli_store(settings: Settings) -> AsyncIterator[ConsentStore]:
     """The configured log, opened with the server's head signer."""
-    store = open_store(settings.database, head_signer=HeadSigner(settings.secret_keys))
+    # heads these tools move (the action chain) are also Ed25519-signed when the key pair
+    # exists; a command never makes one as a side effect
+    signer = HeadSigner(settings.secret_keys, existing_signing_key(settings.data_dir))
+    store = open_store(settings.database, head_signer=signer)
     store.reads_may_block = True  # a command serves nobody else meanwhile
     async with store:
         yield store

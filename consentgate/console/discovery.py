@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..catalog import CATEGORY_RANK, Catalog, Service, load_catalog
-from ..config import CookieDecl, Site
+from ..config import ConfigError, CookieDecl, Site
 from ..consent import CATEGORIES
 from ..store.base import ApiToken, AuditAction, StoreError
 from ..store.discovery import Classification, Sighting
@@ -235,7 +235,7 @@ class Discovery:
                 continue
             try:
                 site = self.runtime.settings.site(c.site_id)
-            except Exception:
+            except ConfigError:
                 continue  # a site no longer configured
             apply(site, c)
             self._applied.add(key)
@@ -264,7 +264,7 @@ class Discovery:
             try:
                 await self.flush()
                 await self.load()
-            except (StoreError, OSError) as exc:  # the database is away: try again later
+            except Exception as exc:  # the database is away: the next round tries again
                 log.warning("discovery: %s", exc)
 
     async def stop(self) -> None:

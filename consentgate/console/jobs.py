@@ -11,7 +11,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..audit.verify import verify_store
-from ..store.base import ApiToken, AuditAction, ConsentStore, EventFilter, StoredEvent
+from ..store.base import (
+    ApiToken,
+    AuditAction,
+    ConsentStore,
+    EventFilter,
+    StoredEvent,
+    StoreError,
+)
 from ..visit import Runtime
 
 __all__ = ["VerifyJob", "VerifyJobs"]
@@ -84,7 +91,7 @@ class VerifyJobs:
         except Exception as exc:  # the job's outcome is reported, never lost
             job.state, job.message = "failed", f"verify could not run: {exc}"
         job.finished_at = datetime.now(UTC)
-        with contextlib.suppress(Exception):
+        try:
             await store.log_action(
                 AuditAction(
                     job.finished_at,
@@ -93,6 +100,8 @@ class VerifyJobs:
                     {"ok": job.state == "ok", "message": job.message, "checked": job.checked},
                 )
             )
+        except StoreError as exc:  # the page still shows it; say it was not kept
+            job.message += f" (not recorded in the action log: {exc})"
 
     async def wait(self) -> None:
         if self._task is not None:

@@ -25,10 +25,12 @@ from ..mime import SNIFF_BYTES
 from ..page import (
     BYTES_HEADERS,
     Kind,
+    content_coding,
     error_page,
     filter_link,
     full_consent,
     read_head,
+    refresh_headers,
     refuse,
     relayable_status,
     sniff_kind,
@@ -390,6 +392,7 @@ class ProxyApp:
                         continue
                     value = link
             out.append((name, value))
+        out = refresh_headers(out, site, cookies.granted)
         if not html:
             if status == 304:
                 merge_vary(out, b"Cookie")
@@ -411,7 +414,7 @@ class ProxyApp:
         they take (put back for the writer). A body that cannot be decoded or read is
         taken for a page: the page writer then refuses it (without full consent) or
         reports the failure."""
-        coding = (header(resp.headers, b"content-encoding") or b"").strip().lower()
+        coding = content_coding(resp.headers)
         decoder = None
         if coding and coding != b"identity":
             decoder = decoder_for(coding.decode("latin-1"))

@@ -29,6 +29,7 @@ from ..page import (
     PageRewriter,
     SnippetCache,
     UnsafePage,
+    content_coding,
     error_page,
     full_consent,
     guard_escape,
@@ -294,7 +295,7 @@ class PageWriter:
     ) -> None:
         """An XML document for a visitor without full consent: read whole (decoded),
         passed only when inert (:func:`consentgate.page.xml_refusal`), else refused."""
-        coding = (header(resp.headers, b"content-encoding") or b"").strip().lower()
+        coding = content_coding(resp.headers)
         decoder = None
         if coding and coding != b"identity":
             decoder = decoder_for(coding.decode("latin-1"))
@@ -336,7 +337,7 @@ class PageWriter:
     ) -> _Codecs | None:
         """Decoder for the upstream's coding; encoder for the visitor: the same coding
         when they accept it, else another one they accept (:data:`REENCODE`), else none."""
-        coding = (header(resp.headers, b"content-encoding") or b"").strip().lower()
+        coding = content_coding(resp.headers)
         if not coding or coding == b"identity":
             return _Codecs(None, None, headers)
         decoder = decoder_for(coding.decode("latin-1"))
@@ -346,7 +347,7 @@ class PageWriter:
         merge_vary(headers, b"Accept-Encoding")  # what the visitor gets depends on it
         accept = header(request_headers, b"accept-encoding")
         name = coding.decode("latin-1")
-        if accepts(accept, coding):
+        if b"," not in coding and accepts(accept, coding):  # a list: encoded once again
             return _Codecs(decoder, encoder_for(name), headers, name, name)
         rest = [(n, v) for n, v in headers if n != b"content-encoding"]
         for other in REENCODE:

@@ -571,14 +571,19 @@ static const struct {
     const char *attrs[6];
 } URL_ATTRS[] = {
     {"script", {"src", "href", "xlink:href", "data-src", "data-lazy-src", NULL}},
-    {"iframe", {"src", "data-src", "data-lazy-src", NULL}},
+    {"iframe", {"src", "srcdoc", "data-src", "data-lazy-src", NULL}},
     {"frame", {"src", NULL}},
     {"embed", {"src", NULL}},
     {"object", {"data", NULL}},
     {"img", {"src", "srcset", "data-src", "data-lazy-src", "data-srcset", NULL}},
     {"image", {"src", "srcset", "href", "xlink:href", "data-src", NULL}},
     {"source", {"src", "srcset", "data-src", "data-srcset", NULL}},
+    {"video", {"src", "poster", NULL}},
+    {"audio", {"src", NULL}},
+    {"input", {"src", NULL}},
     {"link", {"href", "imagesrcset", NULL}},
+    {"base", {"href", NULL}},
+    {"meta", {"content", NULL}},
     {NULL, {NULL}},
 };
 
@@ -621,6 +626,8 @@ static const struct {
     {"iframe", H_URL | H_RAWTEXT},                   {"object", H_URL},
     {"source", H_URL},      {"noembed", H_RAWTEXT},  {"textarea", H_RAWTEXT},
     {"noframes", H_RAWTEXT}, {"noscript", H_NOSCRIPT}, {"plaintext", H_PYTHON},
+    {"base", H_URL},        {"meta", H_URL},         {"video", H_URL},
+    {"audio", H_URL},       {"input", H_URL},
     {NULL, 0},
 };
 
@@ -1120,6 +1127,14 @@ handle_url(Run *r, Py_ssize_t p, Py_ssize_t name_end, Py_ssize_t e, const char *
     if (match_tag(d, p, r->n, &ns, &ne, &attrs) != e)
         goto done;
     if (has_override(d, &attrs)) {
+        result = BAIL;
+        goto done;
+    }
+    if (strcmp(element, "base") == 0 || strcmp(element, "meta") == 0
+        || (strcmp(element, "iframe") == 0 && nonempty(d, &attrs, "srcdoc") != NULL)) {
+        /* base: classified by host (Catalog.hint_category), like a resource hint;
+         * meta: a refresh's URL is inside its content;
+         * srcdoc: markup (Catalog.code_category): Python */
         result = BAIL;
         goto done;
     }

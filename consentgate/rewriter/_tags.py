@@ -10,13 +10,21 @@ that leave foreign content.
 
 from __future__ import annotations
 
+import html
 import re
 from typing import TYPE_CHECKING, Any
 
 from . import _states as S
 from . import grammar as g
 from .csp import csp_nonce
-from .elements import URL_ATTRS, conservative_prefix, first_values, neutralize, parse_attrs
+from .elements import (
+    URL_ATTRS,
+    conservative_prefix,
+    first_values,
+    neutralize,
+    parse_attrs,
+    refresh_url,
+)
 from .policy import script_is_executable
 
 if TYPE_CHECKING:
@@ -33,7 +41,7 @@ _PRELOAD = re.compile(rb"(?i)(?:^|[\t\n\f\r ])(?:preload|modulepreload|prefetch)
 _HINT = re.compile(rb"(?i)(?:^|[\t\n\f\r ])(?:preconnect|dns-prefetch)(?:$|[\t\n\f\r ])")
 _FONT_BREAKOUT = re.compile(rb"(?i)[\t\n\f\r /](?:color|face|size)[\t\n\f\r /=>]")
 _RAWTEXT_NAMES = frozenset(b"style xmp iframe noembed noframes textarea title".split())
-_URL_ELEMENTS = frozenset(URL_ATTRS) - {b"script"}
+_URL_ELEMENTS = frozenset(URL_ATTRS) - {b"script", b"meta"}
 _HEAD_OK = frozenset(b"html head title base link meta".split())
 _SVG_POINTS = frozenset(b"foreignobject desc title".split())
 _MATH_POINTS = frozenset(b"mi mo mn ms mtext".split())
@@ -99,6 +107,8 @@ class TagHandling:
             wait = self._noscript_views(data, pos, end)
             if wait is not None:
                 return wait
+        if name == b"meta" and self._active:  # a refresh, before the snippet's placement
+            self._url_element(data, pos, end, name)
         if self._pending and self._pending_start(data, pos, end, name):
             return end
         if name == b"script":
@@ -257,17 +267,29 @@ class TagHandling:
         if override == "necessary":
             return
         classify = self.policy.element_url_category
-        if name == b"link" and not _PRELOAD.search(attrs.get(b"rel", b"")):
+        if name == b"base":  # relative URLs resolve to its origin, whatever the path
+            classify = self.policy.catalog.hint_category
+        elif name == b"link" and not _PRELOAD.search(attrs.get(b"rel", b"")):
             if not _HINT.search(attrs.get(b"rel", b"")):
                 return
             classify = self.policy.catalog.hint_category  # preconnect, dns-prefetch
         urls = [(a, attrs[a]) for a in URL_ATTRS[name] if attrs.get(a)]
+        if name == b"meta":
+            if attrs.get(b"http-equiv", b"").strip().lower() != b"refresh":
+                return
+            urls = [(b"content", refresh_url(attrs.get(b"content", b"")))]
         if not urls:
             return
         category = override
         if category is None:
             found = []
             for attr, value in urls:
+                if attr == b"srcdoc":
+                    markup = html.unescape(value.decode("latin-1"))
+                    c = self.policy.catalog.code_category(markup)
+                    if c is not None:
+                        found.append(c)
+                    continue
                 for url in _candidates(value, attr.endswith(b"srcset")):
                     c = classify(url)
                     if c is not None:

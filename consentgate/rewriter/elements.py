@@ -12,26 +12,58 @@ Neutralizing changes only the start tag:
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from .grammar import ATTR
 
-__all__ = ["URL_ATTRS", "Attr", "neutralize", "parse_attrs"]
+__all__ = ["URL_ATTRS", "Attr", "neutralize", "parse_attrs", "refresh_url"]
 
 _UPPER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
 
 #: Attributes holding a URL that loads something, per element.
 URL_ATTRS: dict[bytes, frozenset[bytes]] = {
     b"script": frozenset({b"src", b"href", b"xlink:href", b"data-src", b"data-lazy-src"}),
-    b"iframe": frozenset({b"src", b"data-src", b"data-lazy-src"}),
+    # srcdoc is the frame's document itself (markup, classified by what is written in it)
+    b"iframe": frozenset({b"src", b"srcdoc", b"data-src", b"data-lazy-src"}),
     b"frame": frozenset({b"src"}),
     b"embed": frozenset({b"src"}),
     b"object": frozenset({b"data"}),
     b"img": frozenset({b"src", b"srcset", b"data-src", b"data-lazy-src", b"data-srcset"}),
     b"image": frozenset({b"src", b"srcset", b"href", b"xlink:href", b"data-src"}),
     b"source": frozenset({b"src", b"srcset", b"data-src", b"data-srcset"}),
+    b"video": frozenset({b"src", b"poster"}),
+    b"audio": frozenset({b"src"}),
+    b"input": frozenset({b"src"}),  # type=image: an image button
     b"link": frozenset({b"href", b"imagesrcset"}),
+    # the document's base URL: every relative URL after it resolves there
+    b"base": frozenset({b"href"}),
+    # <meta http-equiv=refresh content="0;url=...">: the browser goes there
+    b"meta": frozenset({b"content"}),
 }
+
+#: The URL of a refresh (``Refresh`` header, ``<meta http-equiv=refresh>``), per HTML's
+#: "shared declarative refresh steps": a delay, ``;`` or ``,``, optional ``url=``, quotes.
+_WS = rb"[\t\n\f\r ]*"
+_REFRESH_URL = re.compile(
+    rb"(?i)^"
+    + _WS
+    + rb"[\d.]*"
+    + _WS
+    + rb"[;,]?"
+    + _WS
+    + rb"(?:url"
+    + _WS
+    + rb"="
+    + _WS
+    + rb")?[\"']?([^\"']*)"
+)
+
+
+def refresh_url(value: bytes) -> bytes:
+    """The URL a refresh goes to (b"": the page itself)."""
+    m = _REFRESH_URL.match(value)
+    return m.group(1).strip() if m else b""
 
 
 class Attr(NamedTuple):

@@ -55,7 +55,7 @@ ATTR = re.compile(
 _DELIM = rb"(?=[\t\n\f\r />])"
 # Start tags the rewriter must look at in HTML content (the rest are skipped in C).
 _HTML_INTERESTING = (
-    rb"(?i:s(?:cript|tyle|vg|ource)|i(?:frame|mg|mage)|frame|embed|object|link|"
+    rb"(?i:s(?:cript|tyle|vg|ource)|i(?:frame|mg|mage|nput)|frame|embed|object|link|base|meta|video|audio|"
     rb"t(?:extarea|itle)|xmp|no(?:embed|frames|script)|plaintext|math)" + _DELIM
 )
 # In SVG/MathML content: tags that change the namespace or are scripts.

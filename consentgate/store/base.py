@@ -129,6 +129,7 @@ class ChainHead:
     hash: str  # last record's hash
     signature: str  # consentgate.chain.HeadSigner over chain_id|chain_seq|hash
     updated_at: datetime
+    ed25519: str = ""  # Ed25519 over chain.head_statement ("" before key pairs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,6 +393,7 @@ class ActionHead:
     hash: str
     signature: str
     updated_at: datetime
+    ed25519: str = ""  # Ed25519 over chain.head_statement("audit-actions", count, hash)
 
 
 #: ``purge`` asks this to turn deleted rows + existing checkpoints into new checkpoints.

@@ -68,6 +68,8 @@ _SQL_TYPES = {"created_at": "timestamptz", "chain_seq": "bigint", "gpc": "boolea
 # the rollups' counts go in after the batch (``after_ins``): so after the seq lock, and
 # two nodes never wait on each other's rollup rows while holding it
 _ROLL_ARRAYS, _ROLL_CONFLICT = rollups.postgres_upsert(7 + len(_ARRAY_COLUMNS))
+#: the head's Ed25519 signature: the parameter after the rollups' arrays
+_ED25519 = 7 + len(_ARRAY_COLUMNS) + len(rollups.KEY_COLUMNS) + len(rollups.COUNT_COLUMNS)
 _APPEND = f"""
 WITH ins AS (
     INSERT INTO {EVENTS} ({", ".join(_ARRAY_COLUMNS)}, chain_id)
@@ -82,10 +84,12 @@ WITH ins AS (
     SELECT r.* FROM (SELECT count(*) FROM ins) AS after_ins, unnest({_ROLL_ARRAYS}) AS r
     {_ROLL_CONFLICT}
 ), head AS (
-    INSERT INTO chain_heads (chain_id, chain_seq, hash, signature, started_at, updated_at)
-    VALUES ($2, $3, $4, $5, $6, $6)
+    INSERT INTO chain_heads (chain_id, chain_seq, hash, signature, started_at, updated_at,
+        ed25519)
+    VALUES ($2, $3, $4, $5, $6, $6, ${_ED25519}::text)
     ON CONFLICT (chain_id) DO UPDATE SET chain_seq = excluded.chain_seq,
-        hash = excluded.hash, signature = excluded.signature, updated_at = excluded.updated_at
+        hash = excluded.hash, signature = excluded.signature, updated_at = excluded.updated_at,
+        ed25519 = excluded.ed25519
 )
 SELECT seq, chain_seq FROM ins
 """
@@ -191,6 +195,9 @@ class PostgresStore(QueuedAppend, PostgresAuditMixin, PostgresDiscoveryMixin, Co
         return await asyncpg.connect(self.url, server_settings=_SERVER_SETTINGS)
 
     async def open(self) -> None:
+        # a segment of its own per opening: a store made before a fork (gunicorn --preload)
+        # and opened in each worker must not have two writers link to one chain
+        self.chain = ChainState()
         try:
             self._writer_conn = await self._connect()
             await migrate(self._writer_conn)
@@ -277,9 +284,9 @@ class PostgresStore(QueuedAppend, PostgresAuditMixin, PostgresDiscoveryMixin, Co
         self._rewind = chain.snapshot()
         links = [chain.advance(event) for event, _ in batch]
         last_seq, head_hash = links[-1][0], links[-1][2]
-        signature = (
-            self.head_signer.sign(chain.chain_id, last_seq, head_hash) if self.head_signer else ""
-        )
+        signer = self.head_signer
+        signature = signer.sign(chain.chain_id, last_seq, head_hash) if signer else ""
+        public = signer.sign_public(chain.chain_id, last_seq, head_hash) if signer else ""
         # ONE statement, so one round trip and its own transaction: the seq lock (taken
         # before any seq default is evaluated, released at commit), the batch, the head.
         rows = await conn.fetch(
@@ -292,6 +299,7 @@ class PostgresStore(QueuedAppend, PostgresAuditMixin, PostgresDiscoveryMixin, Co
             datetime.now(UTC),
             *_columns(batch, links),
             *rollups.as_columns(rollups.batch_deltas(event for event, _ in batch)),
+            public,
         )
         seqs_by_pos = {r[1]: r[0] for r in rows}
         return links, [seqs_by_pos[link[0]] for link in links]
@@ -333,10 +341,10 @@ class PostgresStore(QueuedAppend, PostgresAuditMixin, PostgresDiscoveryMixin, Co
 
     async def chain_heads(self) -> list[ChainHead]:
         rows = await self.pool().fetch(
-            "SELECT chain_id, chain_seq, hash, signature, updated_at FROM chain_heads "
+            "SELECT chain_id, chain_seq, hash, signature, updated_at, ed25519 FROM chain_heads "
             "ORDER BY started_at, chain_id"
         )
-        return [ChainHead(r[0], r[1], r[2], r[3], r[4].astimezone(UTC)) for r in rows]
+        return [ChainHead(r[0], r[1], r[2], r[3], r[4].astimezone(UTC), r[5]) for r in rows]
 
     async def rollup_rows(self, site_id: str, since: date, until: date) -> list[RollupRow]:
         rows = await self.pool().fetch(

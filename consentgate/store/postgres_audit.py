@@ -123,10 +123,11 @@ class PostgresAuditMixin:
         ):
             max_seq = await conn.fetchval(f"SELECT COALESCE(max(seq), 0) FROM {EVENTS}")
             rows = await conn.fetch(
-                "SELECT chain_id, chain_seq, hash, signature, updated_at FROM chain_heads "
-                "ORDER BY started_at, chain_id"
+                "SELECT chain_id, chain_seq, hash, signature, updated_at, ed25519 "
+                "FROM chain_heads ORDER BY started_at, chain_id"
             )
-        return LogSnapshot([ChainHead(r[0], r[1], r[2], r[3], _utc(r[4])) for r in rows], max_seq)
+        heads = [ChainHead(r[0], r[1], r[2], r[3], _utc(r[4]), r[5]) for r in rows]
+        return LogSnapshot(heads, max_seq)
 
     async def iter_rows(
         self, flt: EventFilter | None = None, *, max_seq: int | None = None, batch: int = 5000
@@ -354,14 +355,16 @@ class PostgresAuditMixin:
                 link.hash,
             )
             await conn.execute(
-                "INSERT INTO action_head (id, count, hash, signature, updated_at) "
-                "VALUES (1, $1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET "
+                "INSERT INTO action_head (id, count, hash, signature, updated_at, ed25519) "
+                "VALUES (1, $1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET "
                 "count = excluded.count, hash = excluded.hash, "
-                "signature = excluded.signature, updated_at = excluded.updated_at",
+                "signature = excluded.signature, updated_at = excluded.updated_at, "
+                "ed25519 = excluded.ed25519",
                 link.count,
                 link.hash,
                 link.signature,
                 action.at,
+                link.ed25519,
             )
 
     async def iter_actions(self) -> AsyncIterator[AuditAction]:
@@ -374,6 +377,6 @@ class PostgresAuditMixin:
 
     async def action_head(self) -> ActionHead | None:
         row = await self.pool().fetchrow(
-            "SELECT count, hash, signature, updated_at FROM action_head WHERE id = 1"
+            "SELECT count, hash, signature, updated_at, ed25519 FROM action_head WHERE id = 1"
         )
-        return ActionHead(int(row[0]), row[1], row[2], _utc(row[3])) if row else None
+        return ActionHead(int(row[0]), row[1], row[2], _utc(row[3]), row[4]) if row else None

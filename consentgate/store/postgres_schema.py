@@ -155,6 +155,14 @@ ALTER TABLE audit_actions ADD CONSTRAINT audit_actions_chained CHECK (hash <> ''
     ),
     (4, "daily rollups kept by the writers (the console's dashboard)", rollups.postgres_schema()),
     (5, "what the pages set and load, and its classification", discovery.postgres_schema()),
+    (
+        6,
+        "chain heads and the action head also signed with the Ed25519 key pair",
+        """
+ALTER TABLE chain_heads ADD COLUMN ed25519 text NOT NULL DEFAULT '';
+ALTER TABLE action_head ADD COLUMN ed25519 text NOT NULL DEFAULT '';
+""",
+    ),
 )
 
 

@@ -102,6 +102,13 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     ACTIONS_MIGRATION,
     (4, rollups.sqlite_schema()),
     (5, discovery.sqlite_schema()),
+    (
+        6,
+        """
+        ALTER TABLE chain_heads ADD COLUMN ed25519 TEXT NOT NULL DEFAULT '';
+        ALTER TABLE action_head ADD COLUMN ed25519 TEXT NOT NULL DEFAULT '';
+        """,
+    ),
 )
 
 _INSERT = (
@@ -109,10 +116,11 @@ _INSERT = (
     f"VALUES ({', '.join('?' for _ in INSERT_COLUMNS)})"
 )
 _UPSERT_HEAD = (
-    "INSERT INTO chain_heads (chain_id, chain_seq, hash, signature, updated_at) "
-    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (chain_id) DO UPDATE SET "
+    "INSERT INTO chain_heads (chain_id, chain_seq, hash, signature, updated_at, ed25519) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chain_id) DO UPDATE SET "
     "chain_seq = excluded.chain_seq, hash = excluded.hash, "
-    "signature = excluded.signature, updated_at = excluded.updated_at"
+    "signature = excluded.signature, updated_at = excluded.updated_at, "
+    "ed25519 = excluded.ed25519"
 )
 _MAX_BATCH = 2048
 #: Longest wait for another process's writer (SQLite's busy_timeout is the same).
@@ -343,6 +351,9 @@ class SQLiteStore(QueuedAppend, SQLiteAuditMixin, discovery.SQLiteDiscoveryMixin
     # -- lifecycle -------------------------------------------------------------------
 
     async def open(self) -> None:
+        # a segment of its own per opening: a store made before a fork (gunicorn --preload)
+        # and opened in each worker must not have two writers link to one chain
+        self.chain = ChainState()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             private_files(self.path)
@@ -429,7 +440,13 @@ class SQLiteStore(QueuedAppend, SQLiteAuditMixin, discovery.SQLiteDiscoveryMixin
             signature = (
                 self.head_signer.sign(chain_id, last_seq, head_hash) if self.head_signer else ""
             )
-            head = (chain_id, last_seq, head_hash, signature, format_time(datetime.now(UTC)))
+            public = (
+                self.head_signer.sign_public(chain_id, last_seq, head_hash)
+                if self.head_signer
+                else ""
+            )
+            now = format_time(datetime.now(UTC))
+            head = (chain_id, last_seq, head_hash, signature, now, public)
             deltas = rollups.batch_deltas(event for event, _ in batch)
             seqs = await writer.transact(_insert_batch(rows, head, links[0][0], deltas))
             self.commits += 1
@@ -485,11 +502,11 @@ class SQLiteStore(QueuedAppend, SQLiteAuditMixin, discovery.SQLiteDiscoveryMixin
 
     async def chain_heads(self) -> list[ChainHead]:
         async with self._reader().execute(
-            "SELECT chain_id, chain_seq, hash, signature, updated_at FROM chain_heads "
+            "SELECT chain_id, chain_seq, hash, signature, updated_at, ed25519 FROM chain_heads "
             "ORDER BY rowid"
         ) as cur:
             rows = await cur.fetchall()
-        return [ChainHead(r[0], int(r[1]), r[2], r[3], parse_time(r[4])) for r in rows]
+        return [ChainHead(r[0], int(r[1]), r[2], r[3], parse_time(r[4]), r[5]) for r in rows]
 
     async def rollup_rows(self, site_id: str, since: date, until: date) -> list[RollupRow]:
         sql = rollups.SELECT.format(":site", ":since", ":until")

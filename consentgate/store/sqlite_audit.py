@@ -213,12 +213,12 @@ class SQLiteAuditMixin:
         # one statement = one consistent read, whatever else uses the reader
         async with self._reader().execute(
             "SELECT (SELECT COALESCE(MAX(seq), 0) FROM events), h.chain_id, h.chain_seq, "
-            "h.hash, h.signature, h.updated_at FROM (SELECT 1) LEFT JOIN chain_heads AS h "
-            "ORDER BY h.rowid"
+            "h.hash, h.signature, h.updated_at, h.ed25519 FROM (SELECT 1) "
+            "LEFT JOIN chain_heads AS h ORDER BY h.rowid"
         ) as cur:
             rows = await cur.fetchall()
         heads = [
-            ChainHead(r[1], int(r[2]), r[3], r[4], parse_time(r[5]))
+            ChainHead(r[1], int(r[2]), r[3], r[4], parse_time(r[5]), r[6])
             for r in rows
             if r[1] is not None
         ]
@@ -528,11 +528,12 @@ class SQLiteAuditMixin:
                     ),
                 )
                 await db.execute(
-                    "INSERT INTO action_head (id, count, hash, signature, updated_at) "
-                    "VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                    "INSERT INTO action_head (id, count, hash, signature, updated_at, ed25519) "
+                    "VALUES (1, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
                     "count = excluded.count, hash = excluded.hash, "
-                    "signature = excluded.signature, updated_at = excluded.updated_at",
-                    (link.count, link.hash, link.signature, format_time(action.at)),
+                    "signature = excluded.signature, updated_at = excluded.updated_at, "
+                    "ed25519 = excluded.ed25519",
+                    (link.count, link.hash, link.signature, format_time(action.at), link.ed25519),
                 )
                 await db.execute("COMMIT")
             except BaseException:
@@ -558,10 +559,12 @@ class SQLiteAuditMixin:
 
     async def action_head(self) -> ActionHead | None:
         async with self._reader().execute(
-            "SELECT count, hash, signature, updated_at FROM action_head"
+            "SELECT count, hash, signature, updated_at, ed25519 FROM action_head"
         ) as cur:
             row = await cur.fetchone()
-        return ActionHead(int(row[0]), row[1], row[2], parse_time(row[3])) if row else None
+        if row is None:
+            return None
+        return ActionHead(int(row[0]), row[1], row[2], parse_time(row[3]), row[4])
 
 
 def _checkpoint(r: Any) -> PurgeCheckpoint:

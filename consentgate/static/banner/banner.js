@@ -1,10 +1,12 @@
 // consentgate banner. Plain JS, no framework, no build step. The server appends the call:
-//   (<config JSON>, <CSS string>);
+//   (<config JSON>, <CSS string>, <theme CSS string>);
 // Config keys: a api path, p privacy url, v policy version, l lang, d dir, h text hash,
 //   t first-layer texts, x URL of the second layer's JSON, fetched when the settings open
 //   or a decision has cookies to check: {t: texts, c: [[id, name, description,
 //   [[cookie, provider, purpose, expiry], ...]], ...], k: {category: regex source of
-//   its cookie names}}.
+//   its cookie names}}; m URL of banner-more.js, the code a first-time visitor does not
+//   need to decide (the second layer's markup, the floating controls, blocked embeds'
+//   placeholders, with their CSS and texts: static/banner/more.js), loaded on demand.
 // The tag's attributes (set by consentgate's head snippet in proxy mode):
 //   data-state  the visitor's consent JSON or null (absent: ask the API, script-tag mode)
 //   data-cm     Consent Mode default already pushed inline
@@ -13,8 +15,9 @@
 // Every string in the config and the second layer's file comes HTML-escaped from the server
 // (so the banner carries no escaping code); consent ids are base-62 digits.
 // Short names: W window, D document, T texts, R regime, K categories and P cookie patterns
-// (both from the second layer's file), L that file's promise.
-((C, S) => {
+// (both from the second layer's file), L that file's promise, X banner-more.js's functions
+// once loaded (M its promise), S + Q + Y the CSS (first layer, banner-more.js's, theme).
+((C, S, Y) => {
 const W = window, D = document, me = D.currentScript, T = {}
 const at = n => me?.getAttribute(n)
 const O = me?.src ? new URL(me.src).origin : location.origin, API = O + C.a
@@ -44,7 +47,8 @@ Object.assign(T, C.t)
 const G = W.consentgateGuard || (() => {})
 delete W.consentgateGuard
 const fns = [], done = new WeakSet()
-let consent = null, host, root, view, fab, back, busy, K, P, L, N, sheet
+let consent = null, host, root, view, back, busy, K, P, L, N, X, M, sheet, Q = ''
+const styles = []
 
 const cm = at('data-cm')
 tell([], 1, cm)
@@ -89,53 +93,14 @@ async function activate() {
     if (script ? el.type != 'text/plain' : ![...el.attributes].some(a => MV.test(a.name))) continue
     done.add(el)
     if (script) await run(el)
-    else { restore(el); if (el.localName == 'source') el.parentNode.load?.(); unhold(el) }
+    else { restore(el); if (el.localName == 'source') el.parentNode.load?.(); X?.u(el) }
   }
   hold()
 }
 
-// ---- blocked embeds: a placeholder in the iframe's box says, in the visitor's language, what
-// it is and which category it needs; its button grants that category (a decision like any
-// other). Texts, category and service names come with the second layer's file. ----
-const held = new Map()
+// ---- blocked embeds: placeholders (banner-more.js), loaded only when the page has one ----
 async function hold() {
-  const g = granted(), need = el => cats(el)?.filter(c => !g.includes(c))
-  const els = [...D.querySelectorAll('iframe')].filter(el => !held.has(el) && !done.has(el) && el.offsetWidth && need(el)?.[0] && [...el.attributes].some(a => MV.test(a.name)))
-  if (!els[0] || !(await load())) return
-  for (const el of els) {
-    if (held.has(el)) continue
-    const a = D.createElement('a'), h = D.createElement('div'), p = D.createElement('div'), w = el.offsetWidth, n = need(el)
-    a.href = el.getAttribute('data-consentgate-src') || el.getAttribute('data-cookieblock-src')
-    const u = '.' + a.hostname + a.pathname, what = N.find(s => u.includes('.' + s[0]))?.[1] || a.hostname
-    const c = n.map(x => K.find(k => k[0] == x)[1]).join(', ')
-    h.className = 'consentgate-embed'
-    h.lang = C.l
-    h.dir = C.d
-    h.style.width = w + 'px'
-    h.style.aspectRatio = w + '/' + el.offsetHeight
-    p.className = 'p'
-    p.innerHTML = `<p>${T.embed.replace('%s', what).replace('%c', c)}</p><button>${T.load.replace('%c', c)}</button>`
-    p.lastChild.onclick = () => decide([...new Set([...granted(), ...n])], 'custom')
-    shade(h).append(p)
-    el.before(h)
-    el.hidden = true
-    held.set(el, h)
-  }
-}
-function unhold(el) {
-  const h = held.get(el)
-  if (h) { h.remove(); el.hidden = false; held.delete(el) }
-}
-
-// ---- cookies of refused categories, on this host and its parent domains ----
-function wipe(refused) {
-  if (!P) return // not loaded: there were no cookies to check
-  const re = RegExp('^(' + refused.map(c => P[c]).filter(Boolean).join('|') + ')$'), doms = ['']
-  if (!/^[\d.]+$|:/.test(location.hostname)) for (let d = location.hostname; d.includes('.'); d = d.slice(d.indexOf('.') + 1)) doms.push(';domain=.' + d)
-  for (const part of D.cookie.split(';')) {
-    const n = part.split('=')[0].trim()
-    if (n && re.test(n)) for (const d of doms) D.cookie = n + '=;max-age=0;path=/' + d
-  }
+  if (D.querySelector('iframe[data-consentgate-src],iframe[data-cookieblock-src]') && await more()) X.h()
 }
 
 // ---- the decision ----
@@ -150,8 +115,9 @@ async function decide(g, method) {
   if (busy) return
   busy = 1
   const gone = granted().filter(c => !g.includes(c))
-  // the cookie patterns come with the second layer's file: needed when there are cookies
-  if (D.cookie && !(await load()) && gone.length) return fail()
+  // the cookie patterns come with the second layer's file, their deletion with banner-more.js:
+  // needed when there are cookies
+  if (D.cookie && !(await both()) && gone.length) return fail()
   try {
     // everything but necessary refused after a consent: a withdrawal (DELETE), recorded with
     // the same page, language and text hash as a decision; a decision also names (never
@@ -165,7 +131,7 @@ async function decide(g, method) {
   }
   close()
   emit()
-  wipe(ids.filter(c => !consent.granted.includes(c)))
+  X?.w(ids.filter(c => !consent.granted.includes(c)))
   if (gone.length) location.reload()
   else { busy = 0; showFab(); activate() } // showFab: a placeholder's decision has no view to close
 }
@@ -181,9 +147,7 @@ const acts = {
   accept: () => decide(ids, 'accept_all'), // an explicit choice outranks the GPC signal
   reject: () => decide(['necessary'], 'reject_all'),
   close: () => decide(['necessary'], 'close'),
-  save: () => decide(['necessary', ...[...view.querySelectorAll('input:checked:enabled')].map(i => i.name)], 'custom'),
   custom: () => show(2),
-  hide: close,
   optout: () => decide(ids.filter(c => c != 'marketing'), 'opt_out'),
   ack: () => decide(all(), 'acknowledge'),
   info: () => show(1),
@@ -191,10 +155,12 @@ const acts = {
 
 // ---- views ----
 // a shadow root with the banner's CSS (one constructed sheet shared by every root)
+// (banner-more.js's CSS joins it when loaded: before the theme's, which may restyle its buttons)
+const css = () => S + Q + Y
 function shade(h) {
   const r = h.attachShadow({ mode: 'open' })
-  if (r.adoptedStyleSheets) { if (!sheet) (sheet = new CSSStyleSheet()).replaceSync(S); r.adoptedStyleSheets = [sheet] }
-  else { const s = D.createElement('style'); s.nonce = me?.nonce; s.textContent = S; r.append(s) }
+  if (r.adoptedStyleSheets) { if (!sheet) (sheet = new CSSStyleSheet()).replaceSync(css()); r.adoptedStyleSheets = [sheet] }
+  else { const s = D.createElement('style'); s.nonce = me?.nonce; s.textContent = css(); r.append(s); styles.push(s) }
   return r
 }
 function mount() {
@@ -208,10 +174,7 @@ function mount() {
   root.addEventListener('keydown', e => {
     if (!view) return
     if (e.key == 'Escape') acts[view.dataset.x]()
-    if (e.key == 'Tab' && view.matches('.s')) {
-      const f = view.querySelectorAll('a,button,input:enabled,summary'), a = f[0], z = f[f.length - 1], cur = root.activeElement
-      if (e.shiftKey ? cur == a || cur == view : cur == z) { e.preventDefault(); (e.shiftKey ? z : a).focus() }
-    }
+    if (e.key == 'Tab') X?.t(e) // the second layer's focus trap
   })
   ;(D.body || D.documentElement || D).append(host) // a page may remove its body, even its root
 }
@@ -227,49 +190,51 @@ function layer1() {
   const o = R == 'opt-out'
   return dialog(1, 'ack', T.notice_title, `<p id="x">${o ? T.optout_text : T.notice_text} ${link}</p>${o ? note(T.gpc_honored) : ''}<div class="r">${o ? `<button data-a="optout">${T.dnss}</button><button data-a="custom">${T.custom}</button>` : ''}<button data-a="ack">${T.ok}</button></div>`)
 }
-function layer2() {
-  const g = consent ? consent.granted : ['necessary']
-  const items = K.map(([id, name, desc, ck], i) => {
-    const n = id == 'necessary'
-    const list = ck.length ? `<details><summary>${T.cookies} (${ck.length})</summary><ul>${ck.map(k => `<li><b>${k[0]}</b> · ${T.provider}: ${k[1]} · ${T.expiry}: ${k[3]}<br>${k[2]}</li>`).join('')}</ul></details>` : ''
-    return `<li><div class="h"><label for="c${i}">${name}</label>${n ? `<span>${T.on}</span>` : ''}<input type="checkbox" role="switch" id="c${i}" name="${id}" aria-describedby="d${i}"${n || g.includes(id) ? ' checked' : ''}${n ? ' disabled' : ''}></div><p id="d${i}">${desc}</p>${list}</li>`
-  }).join('')
-  const info = consent ? `<p class="i">${T.id}: <code>${consent.consent_id}</code><br>${T.date}: ${new Date(consent.given_at).toLocaleString(C.l)}<br><a href="${API}/receipt" download>${T.receipt}</a></p>` : ''
-  return dialog(2, consent ? 'hide' : 'close', T.settings, `<p id="x">${T.intro} ${link}</p>${note(T.gpc)}<ul class="c">${items}</ul>${info}${btns('save')}`, 1)
-}
 async function show(n) {
-  if (n > 1 && !(await load())) return fail()
+  if (n > 1 && !(await both())) return fail()
   mount()
   if (!view) back = D.activeElement
   busy = 0
   const w = D.createElement('div')
-  w.innerHTML = n > 1 ? layer2() : layer1()
+  w.innerHTML = n > 1 ? X.l() : layer1()
   const el = w.firstChild
   view ? view.replaceWith(el) : root.append(el)
   view = el
-  if (fab) fab.hidden = true
+  X?.f(0)
   view.focus()
 }
 function close() {
   if (!view) return
   view.remove()
   view = null
-  showFab()
-  const t = back?.isConnected && back != D.body && back != host ? back : fab.firstChild
-  t.focus()
+  const t = back?.isConnected && back != D.body && back != host && back
+  if (t) t.focus()
+  showFab().then(f => t || f && f.focus())
 }
-// the floating controls: settings, and while anything optional is granted a one-click withdrawal
-function showFab() {
-  mount()
-  if (!fab) {
-    fab = D.createElement('div')
-    fab.className = 'w'
-    fab.innerHTML = `<button class="f" data-a="${R == 'notice' ? 'info' : 'custom'}" aria-label="${T.reopen}" title="${T.reopen}"><svg viewBox="0 0 24 24" width="24" height="24" aria-hidden="true"><path fill="currentColor" d="M12 2a10 10 0 1 0 10 10 4 4 0 0 1-5-5 4 4 0 0 1-5-5z"/></svg></button><button class="u" data-a="reject">${T.withdraw}</button>`
-    root.append(fab)
-  }
-  fab.hidden = false
-  fab.lastChild.hidden = !consent?.granted[1]
+// the floating controls (banner-more.js): settings, and a one-click withdrawal
+const showFab = () => more().then(x => x && x.f(1))
+
+// ---- banner-more.js: a script (with the page's nonce) from the banner's origin; it finds B
+// on its own element and hands back its functions, CSS and texts. Once (again after a
+// failure); resolves X, or 0 when it did not load (what needs it then stays as it is: an
+// embed blocked without a placeholder, the settings' error message) ----
+const B = {
+  m: (x, q, t) => { Object.assign(T, t); Q = q; sheet?.replaceSync(css()); for (const s of styles) s.textContent = css(); X = x },
+  c: () => consent, k: () => K, n: () => N, p: () => P, v: () => view, r: () => root, R: () => R,
+  C: C, T: T, A: API, a: acts, g: granted, cats: cats, MV: MV, done: done, load: load, decide: decide, close: close, shade: shade, mount: mount, dialog: dialog, link: link, note: note, btns: btns,
 }
+// the second layer's file and banner-more.js: 1 when both loaded
+const both = () => Promise.all([load(), more()]).then(a => !a.includes(0))
+const more = () => M ||= new Promise(ok => {
+  const s = D.createElement('script')
+  s.src = O + C.m
+  s.nonce = me?.nonce
+  s.cg = B
+  s.onload = s.onerror = () => { s.remove(); ok(X || (M = 0)) }
+  // (a page may have no <head>, or no document left: one that called document.open late)
+  const e = D.documentElement
+  e ? e.append(s) : ok(M = 0)
+})
 
 // ---- public API ----
 W.consentgate = {

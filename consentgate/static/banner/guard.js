@@ -38,8 +38,8 @@ const el = (e, n, v) => {
   }
 }
 // method m of o: f(this, args) may change the arguments, or name a refused category: then
-// the call is held (redone later as made) and returns r()
-const hk = (o, m, f, r) => { const n = o?.[m]; n && (o[m] = function (...a) { const c = t(() => f(this, a)); return c ? (hold(c, () => o[m].apply(this, a)), r?.()) : n.apply(this, a) }) }
+// the call is held (redone later as made) and returns r(); a call made looks for new frames
+const hk = (o, m, f, r) => { const n = o?.[m]; n && (o[m] = function (...a) { const c = t(() => f(this, a)); return c ? (hold(c, () => o[m].apply(this, a)), r?.()) : (a = n.apply(this, a), fr(), a) }) }
 // setter k of o, as hk: f(this, [value])
 const sp = (o, k, f) => { const p = O.getOwnPropertyDescriptor(o, k); p?.set && (hk(p, 'set', f), O.defineProperty(o, k, p)) }
 // markup as a string: a tag loading from a refused category is held as the rewriter does
@@ -62,14 +62,23 @@ const scan = x => {
   }
 }
 
-const guard = () => {
-  const pr = n => W[n].prototype, P = pr('Document'), XP = pr('XMLHttpRequest')
+// guard(w) patches window w: the page's own and every same-origin iframe's (an about:blank
+// one has its own fetch, Image, prototypes), which fr reaches after each patched call and
+// from a MutationObserver (parsed frames: it runs before the next parser-inserted script)
+const G = new WeakSet, fr = () => { for (const f of D.getElementsByTagName('iframe')) t(() => guard(f.contentWindow)) }
+const guard = W => {
+  if (G.has(W)) return
+  G.add(W)
+  const pr = n => W[n].prototype, E = pr('Element'), P = pr('Document'), XP = pr('XMLHttpRequest')
   // attribute n of e set to a[i] (or its property): markup in srcdoc, URLs elsewhere
   const at = (e, n, a, i) => (/^srcdoc$/i.test(n) && (a[i] = html(a[i], 1)), el(e, n, a[i]))
   // markup in argument 1 (0: h0; scripts that will run: h0s)
   const h1 = (_, a) => { a[1] = html(a[1]) }, h0 = (_, a) => { a[0] = html(a[0]) }, h0s = (_, a) => { a[0] = html(a[0], 1) }
   hk(E, 'setAttribute', (e, a) => at(e, a[0], a, 1))
   hk(E, 'setAttributeNS', (e, a) => at(e, a[1], a, 2))
+  // an attribute node: given to an element, or its value changed while it is set on one
+  for (const m of ['setAttributeNode', 'setAttributeNodeNS']) hk(E, m, (e, [a]) => el(e, a.name, a.value))
+  sp(pr('Attr'), 'value', (a, [v]) => a.ownerElement && el(a.ownerElement, a.name, v))
   for (const k of 'src srcset href data poster srcdoc imageSrcset'.split(' '))
     for (const p of 'Script Image IFrame Frame Embed Source Media Input Track Link Object Video'.split(' '))
       sp(pr(`HTML${p}Element`), k, (e, a) => at(e, k, a, 0))
@@ -82,18 +91,21 @@ const guard = () => {
   }
   sp(E, 'outerHTML', h0)
   hk(E, 'insertAdjacentHTML', h1)
+  hk(P, 'execCommand', (_, a) => { /^inserthtml$/i.test(a[0]) && (a[2] = html(a[2])) })
   hk(pr('Range'), 'createContextualFragment', h0s)
   for (const m of ['write', 'writeln']) hk(P, m, (_, a) => { a[0] = html(a.splice(0).join(''), 1) })
 
   // network calls: a held fetch rejects as a network error would, a held beacon is false,
   // an XMLHttpRequest fails as a network error (its [category, open's arguments] ride on it
-  // as $cg until send), a WebSocket or EventSource fails to connect
+  // as $cg until send), a WebSocket or EventSource fails to connect, a new Audio(url) to
+  // load; a held window.open is a blocked pop-up (null)
   const n0 = (_, a) => nc(a[0])
   hk(W, 'fetch', n0, async () => { throw TypeError('Failed to fetch') })
   hk(pr('Navigator'), 'sendBeacon', n0, () => !1)
+  hk(W, 'open', n0, () => null)
   hk(XP, 'open', (x, a) => { const c = nc(a[1]); x.$cg = c && [c, [...a]]; c && (a[1] = 'data:;base64,%') })
   hk(XP, 'send', (x, a) => { const q = x.$cg; q && hold(q[0], () => { const n = new XMLHttpRequest; n.open(...q[1]); n.withCredentials = x.withCredentials; n.send(a[0]) }) })
-  for (const k of ['WebSocket', 'EventSource'])
+  for (const k of ['WebSocket', 'EventSource', 'Audio'])
     W[k] = new Proxy(W[k], { construct: (K, a, n) => Reflect.construct(K, t(() => nc(a[0])) ? ['ws://localhost:0'] : a, n) })
   // document.cookie: a write of a cookie declared for a refused category (deleting passes)
   sp(P, 'cookie', (_, [v]) => {
@@ -104,7 +116,7 @@ const guard = () => {
 
 if (!W.consentgateGuard) {
   // everything granted: nothing to hold until a withdrawal, which reloads the page
-  on[4] || t(guard)
+  on[4] || t(() => (guard(W), new MutationObserver(fr).observe(D, { childList: !0, subtree: !0 })))
   // the banner's call: the visitor's categories (d: a choice was made); held items of granted
   // categories are redone, in order; storage keys of withdrawn categories are removed
   W.consentgateGuard = (g, d) => {

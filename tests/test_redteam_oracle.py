@@ -1,0 +1,167 @@
+"""Cases a hostile reviewer found where a tracker ran through consentgate for a visitor
+without consent (issue 14's promise), each checked with the browser as the oracle, as
+`tests/test_browser_oracle.py` does: directly, through `consentgate serve --upstream`
+and through the middleware, without consent (the tracker never runs nor is requested)
+and with full consent (the tracker runs exactly when it runs directly).
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+from urllib.parse import quote
+
+import pytest
+
+from tests.oracle import TRACKER, Variant
+from tests.test_browser_oracle import PAD, World, check, world
+
+__all__ = ["world"]  # the module-scoped fixture, shared by the tests below
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+HTML = [("Content-Type", "text/html")]
+PIXEL = "https://www.google-analytics.com/g/collect?v=2&tid=G-ORACLE"
+SCRIPT = f'<script src="{TRACKER}"></script>'
+SPLIT = "'https://www.google'+'-analytics.com/g/collect?v=2'"
+SPLIT_GA = "'https://www.google'+'tagmanager.com/gtag/js?id=G-X'"
+
+
+def page(body: str = "", head: str = "") -> bytes:
+    return (
+        f"<!doctype html><html><head><title>t</title>{head}</head><body>{PAD}{body}</body></html>"
+    ).encode()
+
+
+CASES: dict[str, Variant] = {
+    # two Content-Encoding headers are one list (gzip, gzip): a page coded twice
+    "two-content-encoding-headers": Variant(
+        headers=[*HTML, ("Content-Encoding", "gzip"), ("Content-Encoding", "gzip")],
+        body=gzip.compress(gzip.compress(page(SCRIPT))),
+    ),
+    # headers the browser acts on before any markup
+    "link-preload-header": Variant(
+        headers=[*HTML, ("Link", f"<{TRACKER}>; rel=preload; as=script")], body=page()
+    ),
+    "link-header-among-others": Variant(
+        headers=[*HTML, ("Link", f'</a.css>; rel=preload; as=style, <{TRACKER}>; rel="preload"')],
+        body=page(),
+    ),
+    "refresh-header-to-pixel": Variant(headers=[*HTML, ("Refresh", f"0;url={PIXEL}")], body=page()),
+    "meta-refresh-to-pixel": Variant(
+        headers=HTML, body=page(head=f'<meta http-equiv="refresh" content="0;url={PIXEL}">')
+    ),
+    # <base href>: relative script URLs resolve on the tracker's host
+    "base-href": Variant(
+        headers=HTML,
+        body=page(
+            '<script src="js?id=G-ORACLE"></script>',
+            '<base href="https://www.googletagmanager.com/gtag/">',
+        ),
+    ),
+    # pixels in media and image-button attributes
+    "video-poster": Variant(headers=HTML, body=page(f'<video poster="{PIXEL}"></video>')),
+    "input-image": Variant(headers=HTML, body=page(f'<input type="image" src="{PIXEL}">')),
+    # frames whose document is written in the markup
+    "srcdoc": Variant(
+        headers=HTML,
+        body=page(f'<iframe srcdoc="{SCRIPT.replace(chr(34), "&quot;")}"></iframe>'),
+    ),
+    "data-iframe": Variant(
+        headers=HTML, body=page(f'<iframe src="data:text/html,{quote(SCRIPT)}"></iframe>')
+    ),
+    "data-iframe-base64": Variant(
+        headers=HTML,
+        body=page(
+            '<iframe src="data:text/html;base64,'
+            + base64.b64encode(SCRIPT.encode()).decode()
+            + '"></iframe>'
+        ),
+    ),
+    "object-data": Variant(
+        headers=HTML, body=page(f'<object data="data:text/html,{quote(SCRIPT)}"></object>')
+    ),
+    "embed-data": Variant(
+        headers=HTML,
+        body=page(f'<embed type="text/html" src="data:text/html,{quote(SCRIPT)}">'),
+    ),
+    "srcdoc-split-inline": Variant(
+        headers=HTML,
+        body=page(
+            "<iframe srcdoc=\"&lt;script&gt;var s=document.createElement('script');"
+            f's.src={SPLIT_GA};document.head.appendChild(s)&lt;/script&gt;"></iframe>'
+        ),
+    ),
+    # the runtime guard: a same-origin about:blank frame has its own fetch, Image and
+    # prototypes (the URL is split, so no signature decides the inline script on the server)
+    "about-blank-content-window": Variant(
+        headers=HTML,
+        body=page(
+            f"<iframe id=f></iframe><script>var u={SPLIT};var w=f.contentWindow;"
+            "w.fetch(u);new w.Image().src=u+'&i';w.navigator.sendBeacon(u+'&b')</script>"
+        ),
+    ),
+    "about-blank-frames-index": Variant(
+        headers=HTML,
+        body=page(f"<iframe></iframe><script>window[0].fetch({SPLIT})</script>"),
+    ),
+    "about-blank-appended": Variant(
+        headers=HTML,
+        body=page(
+            "<script>document.body.appendChild(document.createElement('iframe'));"
+            f"var d=frames[0].document,s=d.createElement('script');s.src={SPLIT_GA};"
+            "d.head.appendChild(s)</script>"
+        ),
+    ),
+    "about-blank-inner-html": Variant(
+        headers=HTML,
+        body=page(
+            "<div id=d></div><script>d.innerHTML='<iframe></iframe>';"
+            f"new frames[0].Image().src={SPLIT}</script>"
+        ),
+    ),
+}
+
+# Run-time techniques the guard did not see, each in a first-party inline script (URLs
+# split, so that no signature decides the script on the server).
+TECHNIQUES = {
+    "set-attribute-node-img": (
+        f"var i=new Image(),a=document.createAttribute('src');a.value={SPLIT};i.setAttributeNode(a)"
+    ),
+    "attr-value-img": (
+        f"var i=new Image();i.setAttribute('src','/x.png');i.getAttributeNode('src').value={SPLIT}"
+    ),
+    "set-attribute-node-script": (
+        "var s=document.createElement('script');document.head.appendChild(s);"
+        f"var a=document.createAttribute('src');a.value={SPLIT_GA};s.setAttributeNode(a)"
+    ),
+    "set-html-unsafe": f"d.setHTMLUnsafe('<img src='+{SPLIT}+'>')",
+    "shadow-set-html-unsafe": (
+        f"d.attachShadow({{mode:'open'}}).setHTMLUnsafe('<img src='+{SPLIT}+'>')"
+    ),
+    "declarative-shadow-root": (
+        f"d.setHTMLUnsafe('<p><template shadowrootmode=open><img src='+{SPLIT}+'></template></p>')"
+    ),
+    "exec-command-insert-html": (
+        "d.contentEditable=true;d.focus();"
+        f"document.execCommand('insertHTML',false,'<img src='+{SPLIT}+'>')"
+    ),
+    "new-audio": f"new Audio({SPLIT})",
+    "window-open": f"window.open({SPLIT})",
+    "insert-adjacent-html-frame": (
+        f"d.insertAdjacentHTML('beforeend','<iframe></iframe>');frames[0].fetch({SPLIT})"
+    ),
+    "outer-html-frame": (
+        "var x=document.createElement('i');d.append(x);x.outerHTML='<iframe></iframe>';"
+        f"frames[0].fetch({SPLIT})"
+    ),
+}
+for _name, _js in TECHNIQUES.items():
+    CASES["guard-" + _name] = Variant(
+        headers=HTML, body=page(f"<div id=d></div><script>{_js}</script>")
+    )
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_found_case(world: World, name: str) -> None:
+    check(world, CASES[name])
