@@ -219,7 +219,9 @@ def raw_ceiling(path: Path, batch: int, seconds: float) -> float:
             rows.append(event_values(event, chain.chain_id, *chain.advance(event)))
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany(_INSERT, rows)
-        conn.execute(_UPSERT_HEAD, (chain.chain_id, chain.chain_seq, chain.prev_hash, "", "now"))
+        conn.execute(
+            _UPSERT_HEAD, (chain.chain_id, chain.chain_seq, chain.prev_hash, "", "now", "")
+        )
         conn.execute("COMMIT")
         done += batch
     elapsed = time.perf_counter() - started
