@@ -12,19 +12,15 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page
 
 from consentgate.catalog import default_catalog
 from consentgate.guard import ORDER
-from tests import support
+from tests import support, test_guard_browser
 from tests.support import CORPUS
-from tests.test_guard_browser import Upstream
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -32,27 +28,9 @@ PAGES = sorted(p.name for p in (CORPUS / "pages").glob("*.html"))
 OTHER_CMP = re.compile(rb"<script[^>]*(?:data-cookieconsent|data-category)=")
 OFFLINE = "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"
 
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@pytest.fixture(scope="module")
-def proxy(upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    data: Path = tmp_path_factory.mktemp("guard-corpus")
-    env = {"CONSENTGATE_SECRET_KEYS": "guard-corpus-key-0123456789abcdef"}
-    with support.consentgate_server("--upstream", upstream, "--data-dir", str(data), env=env) as (
-        base,
-        _proc,
-    ):
-        yield base
+# the loopback upstream of the corpus pages and a real `serve --upstream` in front of it
+upstream = test_guard_browser.upstream
+proxy = test_guard_browser.proxy
 
 
 @pytest.fixture(scope="module")
