@@ -92,6 +92,14 @@ CASES: dict[str, Variant] = {
             f's.src={SPLIT_GA};document.head.appendChild(s)&lt;/script&gt;"></iframe>'
         ),
     ),
+    # the same under a nonce CSP (a srcdoc document shares it: the guard's script needs it)
+    "srcdoc-split-inline-nonce": Variant(
+        headers=[*HTML, ("Content-Security-Policy", "script-src 'nonce-r4nd0m'")],
+        body=page(
+            "<iframe srcdoc=\"&lt;script nonce=r4nd0m&gt;var s=document.createElement('script');"
+            f's.src={SPLIT_GA};s.nonce=`r4nd0m`;document.head.appendChild(s)&lt;/script&gt;"></iframe>'
+        ),
+    ),
     # the runtime guard: a same-origin about:blank frame has its own fetch, Image and
     # prototypes (the URL is split, so no signature decides the inline script on the server)
     "about-blank-content-window": Variant(
@@ -150,6 +158,22 @@ TECHNIQUES = {
     "window-open": f"window.open({SPLIT})",
     "insert-adjacent-html-frame": (
         f"d.insertAdjacentHTML('beforeend','<iframe></iframe>');frames[0].fetch({SPLIT})"
+    ),
+    # a srcdoc document's own scripts (the URL split, so no markup check sees it): the frame
+    # is guarded before they run, however the srcdoc arrives
+    "srcdoc-property": (
+        f"var u={SPLIT_GA},f=document.createElement('iframe');f.srcdoc='<script>"
+        "var s=document.createElement(`script`);s.src=parent.u;document.head.appendChild(s)"
+        "<\\/script>';d.append(f)"
+    ),
+    "srcdoc-attribute-attached-frame": (
+        f"var u={SPLIT_GA},f=document.createElement('iframe');d.append(f);"
+        "f.setAttribute('srcdoc','<script>var s=document.createElement(`script`);"
+        "s.src=parent.u;document.head.appendChild(s)<\\/script>')"
+    ),
+    "srcdoc-inner-html": (
+        f"var u={SPLIT_GA};d.innerHTML='<iframe srcdoc=\"<script>var s=document.createElement"
+        "(`script`);s.src=parent.u;document.head.appendChild(s)<\\/script>\"></iframe>'"
     ),
     "outer-html-frame": (
         "var x=document.createElement('i');d.append(x);x.outerHTML='<iframe></iframe>';"

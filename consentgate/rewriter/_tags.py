@@ -63,6 +63,7 @@ class TagHandling:
     _script: tuple[int, int, int, bytes] | None
     _lt_after: tuple[bytes, bool] | None
     _meta_nonce: str | None
+    _snippet_nonce: str | None
 
     # -- namespace tracking -----------------------------------------------------------
     def _foreign(self: StreamRewriter) -> bool:
@@ -259,7 +260,10 @@ class TagHandling:
 
     def _url_element(self: StreamRewriter, data: bytes, pos: int, end: int, name: bytes) -> None:
         tag = data[pos:end]
-        if self.policy.element_hint.search(tag.lower()) is None:
+        lower = tag.lower()
+        if self.policy.element_hint.search(lower) is None:
+            if name == b"iframe" and b"srcdoc" in lower:
+                self._frame_prefix(pos, end, tag, parse_attrs(tag, len(name) + 1))
             return
         attr_list = parse_attrs(tag, len(name) + 1)
         attrs = first_values(attr_list)
@@ -297,6 +301,25 @@ class TagHandling:
             category = self.policy.strictest(found)
         if category is not None and not self.policy.allows(category):
             self._neutralize(pos, end, tag, len(name) + 1, attr_list, name, category)
+        elif name == b"iframe" and b"srcdoc" in attrs:
+            self._frame_prefix(pos, end, tag, attr_list)
+
+    def _frame_prefix(self: StreamRewriter, pos: int, end: int, tag: bytes, attrs: list[Any]) -> None:
+        """A srcdoc frame kept: its document starts with a script that has the page's runtime
+        guard patch the frame's window before the document's own scripts run (docs/guard.md)."""
+        if self.policy.grants_everything or self._snippet is None:
+            return  # no guard on the page
+        attr = next((a for a in attrs if a.name == b"srcdoc"), None)
+        if attr is None or attr.value is None:
+            return
+        nonce = self._nonce or self._meta_nonce or self._snippet_nonce
+        script = (
+            f"<script nonce={nonce}>" if nonce else "<script>"
+        ) + "parent.dispatchEvent(new Event('consentgate:frames'))</script>"
+        prefix = "".join(f"&#{ord(c)};" if c in "<>\"' &" else c for c in script).encode()
+        value = attr.value.replace(b'"', b"&quot;")
+        edited = tag[: attr.start] + b'srcdoc="' + prefix + value + b'"' + tag[attr.value_end :]
+        self._edit(pos, end, edited)
 
     def _neutralize(
         self: StreamRewriter,
@@ -463,6 +486,7 @@ class TagHandling:
     def _inject(self: StreamRewriter, at: int, tag_nonce: bytes | None) -> None:
         self._pending = False
         nonce = tag_nonce.decode("latin-1").strip() if tag_nonce else None
+        self._snippet_nonce = nonce
         self._edit(at, at, self._snippet_bytes(nonce))
 
     def _snippet_bytes(self: StreamRewriter, tag_nonce: str | None) -> bytes:

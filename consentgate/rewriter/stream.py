@@ -114,6 +114,7 @@ class StreamRewriter(TagHandling):
         self._tag_cap = tag_cap
         self._script_cap = script_cap
         self._meta_nonce: str | None = None
+        self._snippet_nonce: str | None = None
         self._input = b""  # the data being processed (edits slice it)
         self._buf = b""
         self._parts: list[bytes] = []  # chunks of a held script not yet joined to _buf

@@ -38,16 +38,21 @@ const el = (e, n, v) => {
   }
 }
 // method m of o: f(this, args) may change the arguments, or name a refused category: then
-// the call is held (redone later as made) and returns r(); a call made looks for new frames
-const hk = (o, m, f, r) => { const n = o?.[m]; n && (o[m] = function (...a) { const c = t(() => f(this, a)); return c ? (hold(c, () => o[m].apply(this, a)), r?.()) : (a = n.apply(this, a), fr(), a) }) }
+// the call is held (redone later as made) and returns r()
+const hk = (o, m, f, r) => { const n = o?.[m]; n && (o[m] = function (...a) { const c = t(() => f(this, a)); return c ? (hold(c, () => o[m].apply(this, a)), r?.()) : n.apply(this, a) }) }
 // setter k of o, as hk: f(this, [value])
 const sp = (o, k, f) => { const p = O.getOwnPropertyDescriptor(o, k); p?.set && (hk(p, 'set', f), O.defineProperty(o, k, p)) }
+// a frame's document (srcdoc) starts with FP: a script that has the parent guard the frame's
+// window before the document's own scripts run (the frame shares the page's CSP: its nonce)
+const FP = `<script nonce=${D.currentScript?.nonce}>parent.dispatchEvent(new Event('consentgate:frames'))<\/script>`
 // markup as a string: a tag loading from a refused category is held as the rewriter does
 // it (the banner restores it); s: its scripts run (document.write), elsewhere they never do.
-// Each tag is parsed alone (an SVG <image> parses as an <img>: its href counts too)
+// Each tag is parsed alone (an SVG <image> parses as an <img>: its href counts too); a
+// srcdoc in it starts with FP
 const T = D.createElement('template'), ih = O.getOwnPropertyDescriptor(E, 'innerHTML').set
 const html = (v, s) => !v?.replace ? v : v.replace(/<\w+([^>"']|"[^"]*"|'[^']*')*>/g, m => t(() => {
-  if (!H.test(m) && !(s && X)) return
+  m = m.replace(/(\ssrcdoc\s*=\s*)(["']?)/i, (_, a, q) => a + q + FP.replace(/[<>"' ]/g, c => `&#${c.charCodeAt()};`))
+  if (!H.test(m) && !(s && X)) return m
   ih.call(T, m)
   const e = T.content.firstChild, n = [], sc = e.localName == 'script'
   let h
@@ -62,16 +67,20 @@ const scan = x => {
   }
 }
 
-// guard(w) patches window w: the page's own and every same-origin iframe's (an about:blank
-// one has its own fetch, Image, prototypes), which fr reaches after each patched call and
-// from a MutationObserver (parsed frames: it runs before the next parser-inserted script)
-const G = new WeakSet, fr = () => { for (const f of D.getElementsByTagName('iframe')) t(() => guard(f.contentWindow)) }
+// guard(w) patches window w: the page's own and every same-origin frame's (an about:blank
+// one has its own fetch, Image, prototypes), reached by the load event an about:blank frame
+// fires as it is inserted (captured on the document: load does not bubble, nor reach the
+// window), and by FP in a srcdoc document
+const G = new WeakSet
+// (once per realm: a frame's WindowProxy stays when it is navigated, its realm does not)
 const guard = W => {
-  if (G.has(W)) return
-  G.add(W)
+  if (G.has(W.Object)) return
+  G.add(W.Object)
+  W.document.addEventListener('load', e => { const w = e.target.contentWindow; w && t(() => guard(w)) }, !0)
+  W.addEventListener('consentgate:frames', () => { for (const f of W.document.getElementsByTagName('iframe')) t(() => guard(f.contentWindow)) })
   const pr = n => W[n].prototype, E = pr('Element'), P = pr('Document'), XP = pr('XMLHttpRequest')
   // attribute n of e set to a[i] (or its property): markup in srcdoc, URLs elsewhere
-  const at = (e, n, a, i) => (/^srcdoc$/i.test(n) && (a[i] = html(a[i], 1)), el(e, n, a[i]))
+  const at = (e, n, a, i) => (/^srcdoc$/i.test(n) && (a[i] = FP + html(a[i], 1)), el(e, n, a[i]))
   // markup in argument 1 (0: h0; scripts that will run: h0s)
   const h1 = (_, a) => { a[1] = html(a[1]) }, h0 = (_, a) => { a[0] = html(a[0]) }, h0s = (_, a) => { a[0] = html(a[0], 1) }
   hk(E, 'setAttribute', (e, a) => at(e, a[0], a, 1))
@@ -116,7 +125,7 @@ const guard = W => {
 
 if (!W.consentgateGuard) {
   // everything granted: nothing to hold until a withdrawal, which reloads the page
-  on[4] || t(() => (guard(W), new MutationObserver(fr).observe(D, { childList: !0, subtree: !0 })))
+  on[4] || t(() => guard(W))
   // the banner's call: the visitor's categories (d: a choice was made); held items of granted
   // categories are redone, in order; storage keys of withdrawn categories are removed
   W.consentgateGuard = (g, d) => {
