@@ -315,7 +315,7 @@ class TagHandling:
         nonce = self._nonce or self._meta_nonce or self._snippet_nonce
         script = (
             f"<script nonce={nonce}>" if nonce else "<script>"
-        ) + "parent.dispatchEvent(new Event('consentgate:frames'))</script>"
+        ) + "frameElement.dispatchEvent(new Event(`consentgate`))</script>"
         prefix = "".join(f"&#{ord(c)};" if c in "<>\"' &" else c for c in script).encode()
         value = attr.value.replace(b'"', b"&quot;")
         edited = tag[: attr.start] + b'srcdoc="' + prefix + value + b'"' + tag[attr.value_end :]

@@ -42,16 +42,16 @@ const el = (e, n, v) => {
 const hk = (o, m, f, r) => { const n = o?.[m]; n && (o[m] = function (...a) { const c = t(() => f(this, a)); return c ? (hold(c, () => o[m].apply(this, a)), r?.()) : n.apply(this, a) }) }
 // setter k of o, as hk: f(this, [value])
 const sp = (o, k, f) => { const p = O.getOwnPropertyDescriptor(o, k); p?.set && (hk(p, 'set', f), O.defineProperty(o, k, p)) }
-// a frame's document (srcdoc) starts with FP: a script that has the parent guard the frame's
-// window before the document's own scripts run (the frame shares the page's CSP: its nonce)
-const FP = `<script nonce=${D.currentScript?.nonce}>parent.dispatchEvent(new Event('consentgate:frames'))<\/script>`
+// a frame's document (srcdoc) starts with FP: a script that has the parent's guard patch the
+// frame's window before the document's own scripts run (the frame shares the page's CSP: its nonce)
+const FP = `<script nonce=${D.currentScript?.nonce}>frameElement.dispatchEvent(new Event(\`consentgate\`))<\/script>`
 // markup as a string: a tag loading from a refused category is held as the rewriter does
 // it (the banner restores it); s: its scripts run (document.write), elsewhere they never do.
 // Each tag is parsed alone (an SVG <image> parses as an <img>: its href counts too); a
-// srcdoc in it starts with FP
+// quoted srcdoc in it starts with FP (FP has no quote)
 const T = D.createElement('template'), ih = O.getOwnPropertyDescriptor(E, 'innerHTML').set
 const html = (v, s) => !v?.replace ? v : v.replace(/<\w+([^>"']|"[^"]*"|'[^']*')*>/g, m => t(() => {
-  m = m.replace(/(\ssrcdoc\s*=\s*)(["']?)/i, (_, a, q) => a + q + FP.replace(/[<>"' ]/g, c => `&#${c.charCodeAt()};`))
+  m = m.replace(/\ssrcdoc\s*=\s*["']/i, '$&' + FP)
   if (!H.test(m) && !(s && X)) return m
   ih.call(T, m)
   const e = T.content.firstChild, n = [], sc = e.localName == 'script'
@@ -69,20 +69,19 @@ const scan = x => {
 
 // guard(w) patches window w: the page's own and every same-origin frame's (an about:blank
 // one has its own fetch, Image, prototypes), reached by the load event an about:blank frame
-// fires as it is inserted (captured on the document: load does not bubble, nor reach the
-// window), and by FP in a srcdoc document
+// fires as it is inserted and by the event FP has a srcdoc frame fire (captured on the
+// document: neither bubbles, and load does not reach the window)
 const G = new WeakSet
 // (once per realm: a frame's WindowProxy stays when it is navigated, its realm does not)
 const guard = W => {
   if (G.has(W.Object)) return
   G.add(W.Object)
-  W.document.addEventListener('load', e => { const w = e.target.contentWindow; w && t(() => guard(w)) }, !0)
-  W.addEventListener('consentgate:frames', () => { for (const f of W.document.getElementsByTagName('iframe')) t(() => guard(f.contentWindow)) })
+  for (const k of ['load', 'consentgate']) W.document.addEventListener(k, e => { const w = e.target.contentWindow; w && t(() => guard(w)) }, !0)
   const pr = n => W[n].prototype, E = pr('Element'), P = pr('Document'), XP = pr('XMLHttpRequest')
   // attribute n of e set to a[i] (or its property): markup in srcdoc, URLs elsewhere
   const at = (e, n, a, i) => (/^srcdoc$/i.test(n) && (a[i] = FP + html(a[i], 1)), el(e, n, a[i]))
-  // markup in argument 1 (0: h0; scripts that will run: h0s)
-  const h1 = (_, a) => { a[1] = html(a[1]) }, h0 = (_, a) => { a[0] = html(a[0]) }, h0s = (_, a) => { a[0] = html(a[0], 1) }
+  // markup in argument i (s: its scripts will run)
+  const hm = (i, s) => (_, a) => { a[i] = html(a[i], s) }, h0 = hm(0)
   hk(E, 'setAttribute', (e, a) => at(e, a[0], a, 1))
   hk(E, 'setAttributeNS', (e, a) => at(e, a[1], a, 2))
   // an attribute node: given to an element, or its value changed while it is set on one
@@ -99,9 +98,9 @@ const guard = W => {
     hk(o, 'setHTMLUnsafe', h0)
   }
   sp(E, 'outerHTML', h0)
-  hk(E, 'insertAdjacentHTML', h1)
-  hk(P, 'execCommand', (_, a) => { /^inserthtml$/i.test(a[0]) && (a[2] = html(a[2])) })
-  hk(pr('Range'), 'createContextualFragment', h0s)
+  hk(E, 'insertAdjacentHTML', hm(1))
+  hk(P, 'execCommand', (_, a) => { /^inserthtml$/i.test(a[0]) && hm(2)(_, a) })
+  hk(pr('Range'), 'createContextualFragment', hm(0, 1))
   for (const m of ['write', 'writeln']) hk(P, m, (_, a) => { a[0] = html(a.splice(0).join(''), 1) })
 
   // network calls: a held fetch rejects as a network error would, a held beacon is false,
