@@ -304,7 +304,9 @@ class TagHandling:
         elif name == b"iframe" and b"srcdoc" in attrs:
             self._frame_prefix(pos, end, tag, attr_list)
 
-    def _frame_prefix(self: StreamRewriter, pos: int, end: int, tag: bytes, attrs: list[Any]) -> None:
+    def _frame_prefix(
+        self: StreamRewriter, pos: int, end: int, tag: bytes, attrs: list[Any]
+    ) -> None:
         """A srcdoc frame kept: its document starts with a script that has the page's runtime
         guard patch the frame's window before the document's own scripts run (docs/guard.md)."""
         if self.policy.grants_everything or self._snippet is None:
