@@ -260,10 +260,7 @@ class TagHandling:
 
     def _url_element(self: StreamRewriter, data: bytes, pos: int, end: int, name: bytes) -> None:
         tag = data[pos:end]
-        lower = tag.lower()
-        if self.policy.element_hint.search(lower) is None:
-            if name == b"iframe" and b"srcdoc" in lower:
-                self._frame_prefix(pos, end, tag, parse_attrs(tag, len(name) + 1))
+        if self.policy.element_hint.search(tag.lower()) is None:
             return
         attr_list = parse_attrs(tag, len(name) + 1)
         attrs = first_values(attr_list)
@@ -312,9 +309,9 @@ class TagHandling:
         if self.policy.grants_everything or self._snippet is None:
             return  # no guard on the page
         attr = next((a for a in attrs if a.name == b"srcdoc"), None)
-        if attr is None or attr.value is None:
-            return
-        nonce = self._nonce or self._meta_nonce or self._snippet_nonce
+        if attr is None or not attr.value:
+            return  # an empty document runs no script
+        nonce = self._snippet_nonce
         script = (
             f"<script nonce={nonce}>" if nonce else "<script>"
         ) + "frameElement.dispatchEvent(new Event(`consentgate`))</script>"
@@ -488,14 +485,15 @@ class TagHandling:
     def _inject(self: StreamRewriter, at: int, tag_nonce: bytes | None) -> None:
         self._pending = False
         nonce = tag_nonce.decode("latin-1").strip() if tag_nonce else None
-        self._snippet_nonce = nonce
         self._edit(at, at, self._snippet_bytes(nonce))
 
     def _snippet_bytes(self: StreamRewriter, tag_nonce: str | None) -> bytes:
         self._pending = False
         if self._snippet is None:
             return b""
-        return self._snippet(self._nonce or self._meta_nonce or tag_nonce or None)
+        # the nonce the snippet's scripts carry, kept for the srcdoc frames' prefix
+        self._snippet_nonce = self._nonce or self._meta_nonce or tag_nonce or None
+        return self._snippet(self._snippet_nonce)
 
     def _token(self: StreamRewriter, kind: str, data: bytes, start: int, end: int) -> None:
         if self._on_token is not None:

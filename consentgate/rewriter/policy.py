@@ -103,10 +103,11 @@ class RewritePolicy:
     @cached_property
     def element_hint(self) -> re.Pattern[bytes]:
         """Cheap pre-check on the lower-cased tag: without a match it cannot be
-        neutralized (no catalogued host, no override attribute)."""
+        neutralized (no catalogued host, no override attribute) nor be a ``srcdoc`` frame
+        (whose document gets the runtime guard's prefix, docs/guard.md)."""
         hint = self.catalog.host_hint
         base = hint.pattern if hint is not None else rb"&#"
-        return re.compile(base + rb"|data-c(?:onsent|ookieconsent)")
+        return re.compile(base + rb"|data-c(?:onsent|ookieconsent)|srcdoc")
 
     @staticmethod
     def strictest(categories: list[str]) -> str | None:

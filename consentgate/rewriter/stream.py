@@ -114,7 +114,7 @@ class StreamRewriter(TagHandling):
         self._tag_cap = tag_cap
         self._script_cap = script_cap
         self._meta_nonce: str | None = None
-        self._snippet_nonce: str | None = None
+        self._snippet_nonce: str | None = None  # the nonce the head snippet was given
         self._input = b""  # the data being processed (edits slice it)
         self._buf = b""
         self._parts: list[bytes] = []  # chunks of a held script not yet joined to _buf
@@ -580,7 +580,9 @@ def _scanner(policy: RewritePolicy) -> _speedups.Scanner:
     scanner = policy.__dict__.get("_speedups_scanner")
     if scanner is None:
         catalog = policy.catalog
+        # RewritePolicy.element_hint's words
         words = [*catalog.hint_words, b"&#", b"\\", b"data-consent", b"data-cookieconsent"]
+        words.append(b"srcdoc")
         scanner = _speedups.Scanner(
             policy.granted,
             JS_TYPES,
