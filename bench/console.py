@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO))
 
 import asyncpg  # noqa: E402
 import httpx2 as httpx  # noqa: E402
+from export import fresh_log  # noqa: E402  (bench/export.py, beside this script)
 
 from consentgate.app import create_app  # noqa: E402
 from consentgate.audit import tokens as tok  # noqa: E402
@@ -46,7 +47,6 @@ from consentgate.config import load_settings  # noqa: E402
 from consentgate.console.session import COOKIE, SessionCodec  # noqa: E402
 from consentgate.store import rollups  # noqa: E402
 from consentgate.store.postgres_schema import ensure_partition, migrate  # noqa: E402
-from consentgate.store.sqlite import SQLiteStore  # noqa: E402
 
 KEYS = "bench-key-0123456789abcdef"
 DAYS = 120
@@ -116,24 +116,10 @@ def _span(rows: int) -> tuple[float, float]:
 
 
 def fill_sqlite(path: Path, rows: int) -> float:
-    if path.exists():
-        conn = sqlite3.connect(path)
-        have = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
-        conn.close()
-        if have == rows:
-            return 0.0
-        path.unlink()
-
-    async def create() -> None:
-        store = SQLiteStore(path)
-        await store.open()
-        await store.close()
-
-    asyncio.run(create())
+    conn = fresh_log(path, rows)
+    if conn is None:
+        return 0.0
     started = time.perf_counter()
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=OFF")
     sql = _SQLITE_FILL.format(regions=_regions_sql())
     start, step = _span(rows)
     # the secondary indexes are built once at the end (event ids and chain positions

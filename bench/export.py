@@ -72,14 +72,16 @@ FROM c
 """
 
 
-def build(path: Path, rows: int) -> float:
-    """Create (or reuse) a log of ``rows`` records; returns seconds spent filling."""
+def fresh_log(path: Path, rows: int) -> sqlite3.Connection | None:
+    """A connection to fill a new log at ``path`` by direct SQL (the store's own schema, WAL,
+    no fsync, autocommit), or None when ``path`` already holds ``rows`` records (reused).
+    Shared with bench/console.py."""
     if path.exists():
         conn = sqlite3.connect(path)
         have = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
         conn.close()
         if have == rows:
-            return 0.0
+            return None
         path.unlink()
 
     async def migrate() -> None:
@@ -88,10 +90,18 @@ def build(path: Path, rows: int) -> float:
         await store.close()
 
     asyncio.run(migrate())
-    started = time.perf_counter()
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=OFF")
+    return conn
+
+
+def build(path: Path, rows: int) -> float:
+    """Create (or reuse) a log of ``rows`` records; returns seconds spent filling."""
+    conn = fresh_log(path, rows)
+    if conn is None:
+        return 0.0
+    started = time.perf_counter()
     conn.execute("DROP INDEX events_consent")
     conn.execute("DROP INDEX events_site_time")
     step = 1_000_000
