@@ -92,6 +92,15 @@ CASES: dict[str, Variant] = {
             f's.src={SPLIT_GA};document.head.appendChild(s)&lt;/script&gt;"></iframe>'
         ),
     ),
+    # no tracker word anywhere in the frame's tag (the URL comes from the parent)
+    "srcdoc-no-hint-word": Variant(
+        headers=HTML,
+        body=page(
+            "<script>var u='https://www.goo'+'gletagmanager.com/gtag/js?id=G-X'</script>"
+            "<iframe srcdoc=\"&lt;script&gt;var s=document.createElement('script');"
+            's.src=parent.u;document.head.appendChild(s)&lt;/script&gt;"></iframe>'
+        ),
+    ),
     # the same under a nonce CSP (a srcdoc document shares it: the guard's script needs it)
     "srcdoc-split-inline-nonce": Variant(
         headers=[*HTML, ("Content-Security-Policy", "script-src 'nonce-r4nd0m'")],
