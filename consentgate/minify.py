@@ -28,6 +28,23 @@ def _is_word(ch: str) -> bool:
     return bool(ch) and bool(_WORD.match(ch))
 
 
+def _template_end(source: str, j: int) -> tuple[int, bool]:
+    """A template literal's text from ``j`` (after its opening `` ` `` or a ``}``): the index
+    after its closing `` ` `` (False) or after the ``${`` that interrupts it (True)."""
+    n = len(source)
+    while j < n:
+        c = source[j]
+        if c == "\\":
+            j += 2
+        elif c == "`":
+            return j + 1, False
+        elif source.startswith("${", j):
+            return j + 2, True
+        else:
+            j += 1
+    raise ValueError("unterminated template literal")
+
+
 def minify_js(source: str) -> str:
     out: list[str] = []
     i, n = 0, len(source)
@@ -58,22 +75,12 @@ def minify_js(source: str) -> str:
         """Copy a template literal body starting after ` (or after }); return the index after
         its end or after the ${ that interrupts it."""
         nonlocal depth
-        start = j
-        while j < n:
-            c = source[j]
-            if c == "\\":
-                j += 2
-                continue
-            if c == "`":
-                emit(source[start : j + 1])
-                return j + 1
-            if c == "$" and j + 1 < n and source[j + 1] == "{":
-                emit(source[start : j + 2])
-                braces.append(depth)
-                depth += 1
-                return j + 2
-            j += 1
-        raise ValueError("unterminated template literal")
+        end, interrupted = _template_end(source, j)
+        emit(source[j:end])
+        if interrupted:
+            braces.append(depth)
+            depth += 1
+        return end
 
     while i < n:
         c = source[i]
@@ -234,22 +241,12 @@ def _tokens(source: str) -> list[tuple[str, str]]:
     def template(j: int) -> int:
         """Template text from j (after ` or }) to its end or to the next ${."""
         nonlocal depth
-        start = j
-        while j < n:
-            c = source[j]
-            if c == "\\":
-                j += 2
-                continue
-            if c == "`":
-                out.append(("str", source[start : j + 1]))
-                return j + 1
-            if c == "$" and source.startswith("${", j):
-                out.append(("str", source[start : j + 2]))
-                braces.append(depth)
-                depth += 1
-                return j + 2
-            j += 1
-        raise ValueError("unterminated template literal")
+        end, interrupted = _template_end(source, j)
+        out.append(("str", source[j:end]))
+        if interrupted:
+            braces.append(depth)
+            depth += 1
+        return end
 
     while i < n:
         c = source[i]
