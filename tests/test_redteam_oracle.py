@@ -188,6 +188,89 @@ TECHNIQUES = {
         "var x=document.createElement('i');d.append(x);x.outerHTML='<iframe></iframe>';"
         f"frames[0].fetch({SPLIT})"
     ),
+    # frames reached another way than by the load of an about:blank inserted in the document
+    # or a srcdoc's prefix event (each bypassed the guard of 8e6ee19 to 1ce3bc8; * also a286822's):
+    # in a shadow root (the load does not leave it)*
+    "shadow-inner-html-frame": (
+        "var r=d.attachShadow({mode:'open'});r.innerHTML='<iframe></iframe>';"
+        f"r.firstChild.contentWindow.fetch({SPLIT})"
+    ),
+    "shadow-append-frame": (
+        "var r=d.attachShadow({mode:'open'}),f=document.createElement('iframe');r.append(f);"
+        f"f.contentWindow.fetch({SPLIT})"
+    ),
+    "shadow-srcdoc-frame": (
+        f"var u={SPLIT_GA},f=document.createElement('iframe');f.srcdoc='<script>"
+        "var s=document.createElement(`script`);s.src=top.u;document.head.appendChild(s)"
+        "<\\/script>';d.attachShadow({mode:'open'}).append(f)"
+    ),
+    # a frame whose src is loading: its initial about:blank window fires no load
+    "pending-src-frame": (
+        "var f=document.createElement('iframe');f.src='/nope';d.append(f);"
+        f"f.contentWindow.fetch({SPLIT})"
+    ),
+    "pending-src-frames-index": (
+        f"var f=document.createElement('iframe');f.src='/nope';d.append(f);frames[0].fetch({SPLIT})"
+    ),
+    "pending-src-named-frame": (
+        "var f=document.createElement('iframe');f.name='zz';f.src='/nope';d.append(f);"
+        f"open('','zz').fetch({SPLIT})"
+    ),
+    # the initial window of a srcdoc frame is its document's realm: the page breaks the prefix
+    "pending-srcdoc-poisoned": (
+        f"var u={SPLIT_GA},f=document.createElement('iframe');f.srcdoc='<script>"
+        "var s=document.createElement(`script`);s.src=parent.u;document.head.appendChild(s)"
+        "<\\/script>';d.append(f);frames[0].Event=function(){}"
+    ),
+    # the page stops or swallows the prefix's event
+    "srcdoc-event-stopped": (
+        "addEventListener('consentgate',e=>e.stopImmediatePropagation(),!0);"
+        f"var u={SPLIT_GA},f=document.createElement('iframe');f.srcdoc='<script>"
+        "var s=document.createElement(`script`);s.src=parent.u;document.head.appendChild(s)"
+        "<\\/script>';d.append(f)"
+    ),
+    "srcdoc-dispatch-replaced": (
+        "var d0=EventTarget.prototype.dispatchEvent;EventTarget.prototype.dispatchEvent="
+        "function(e){return e.type=='consentgate'||d0.call(this,e)};"
+        f"var u={SPLIT_GA},f=document.createElement('iframe');f.srcdoc='<script>"
+        "var s=document.createElement(`script`);s.src=parent.u;document.head.appendChild(s)"
+        "<\\/script>';d.append(f)"
+    ),
+    # a srcdoc that never passes the guard's setters or its quoted-markup match
+    "srcdoc-slash-inner-html": (
+        f"var u={SPLIT_GA};d.innerHTML='<iframe/srcdoc=\"<script>var s=document.createElement"
+        "(`script`);s.src=parent.u;document.head.appendChild(s)<\\/script>\"></iframe>'"
+    ),
+    "srcdoc-unquoted-inner-html": (
+        f"var u={SPLIT_GA};d.innerHTML='<iframe srcdoc=&lt;script&gt;fetch(parent.u)"
+        "&lt;/script&gt;></iframe>'"
+    ),
+    "srcdoc-dom-parser": (
+        f"var u={SPLIT_GA},x=new DOMParser().parseFromString('<iframe srcdoc=\"<script>"
+        "var s=document.createElement(`script`);s.src=parent.u;document.head.appendChild(s)"
+        "<\\/script>\"></iframe>','text/html');d.append(x.body.firstChild)"
+    ),
+    "srcdoc-attribute-node": (
+        f"var u={SPLIT_GA},f=document.createElement('iframe'),a=document.createAttribute('srcdoc');"
+        "a.value='<script>var s=document.createElement(`script`);s.src=parent.u;"
+        "document.head.appendChild(s)<\\/script>';f.setAttributeNode(a);d.append(f)"
+    ),
+    "srcdoc-set-named-item": (
+        f"var u={SPLIT_GA},f=document.createElement('iframe'),a=document.createAttribute('srcdoc');"
+        "a.value='<script>var s=document.createElement(`script`);s.src=parent.u;"
+        "document.head.appendChild(s)<\\/script>';f.attributes.setNamedItem(a);d.append(f)"
+    ),
+    "blob-frame": (
+        f"var u={SPLIT_GA},f=document.createElement('iframe');f.src=URL.createObjectURL(new Blob("
+        "['<script>var s=document.createElement(`script`);s.src=parent.u;document.head."
+        "appendChild(s)<\\/script>'],{type:'text/html'}));d.append(f)"
+    ),
+    # the page keeps contentWindow's getter and hides it from the guard*
+    "content-window-getter-taken": (
+        "var p=HTMLIFrameElement.prototype,g=Object.getOwnPropertyDescriptor(p,'contentWindow')"
+        ".get;Object.defineProperty(p,'contentWindow',{get(){return null}});"
+        f"var f=document.createElement('iframe');d.append(f);g.call(f).fetch({SPLIT})"
+    ),
 }
 for _name, _js in TECHNIQUES.items():
     CASES["guard-" + _name] = Variant(
@@ -195,6 +278,134 @@ for _name, _js in TECHNIQUES.items():
     )
 
 
+# frames in the markup reached another way (see TECHNIQUES; * also bypassed a286822)
+GTM_VAR = "<script>var u='https://www.goo'+'gletagmanager.com/gtag/js?id=G-X'</script>"
+LOAD_U = "var s=document.createElement('script');s.src={}.u;document.head.appendChild(s)"
+CASES |= {
+    # a declarative shadow root's frame*, and its srcdoc frame*
+    "declarative-shadow-frame": Variant(
+        headers=HTML,
+        body=page(
+            "<div id=h><template shadowrootmode=open><iframe></iframe></template></div>"
+            f"<script>h.shadowRoot.firstChild.contentWindow.fetch({SPLIT})</script>"
+        ),
+    ),
+    "declarative-shadow-srcdoc": Variant(
+        headers=HTML,
+        body=page(
+            GTM_VAR
+            + '<div><template shadowrootmode=open><iframe srcdoc="&lt;script&gt;'
+            + LOAD_U.format("top")
+            + '&lt;/script&gt;"></iframe></template></div>'
+        ),
+    ),
+    # a frame whose src or srcdoc is loading, reached through its element
+    "pending-src-content-window": Variant(
+        headers=HTML,
+        body=page(
+            f"<iframe src=/nope id=f></iframe><script>f.contentWindow.fetch({SPLIT})</script>"
+        ),
+    ),
+    "pending-srcdoc-content-window": Variant(
+        headers=HTML,
+        body=page(
+            f"<iframe srcdoc='<p>x' id=f></iframe><script>f.contentWindow.fetch({SPLIT})</script>"
+        ),
+    ),
+    "srcdoc-event-stopped-markup": Variant(
+        headers=HTML,
+        body=page(
+            "<script>addEventListener('consentgate',e=>e.stopImmediatePropagation(),!0)</script>"
+            + GTM_VAR
+            + '<iframe srcdoc="&lt;script&gt;'
+            + LOAD_U.format("parent")
+            + '&lt;/script&gt;"></iframe>'
+        ),
+    ),
+}
+
+# Found and NOT fixed (kept as strict xfails: each turns into a failure once it is held)
+UNFIXED: dict[str, tuple[Variant, str]] = {
+    # a parsed frame whose src is loading, reached by index or name before it commits: no
+    # event, no call of the guard's sees it (a286822's MutationObserver did)
+    "pending-src-frames-index-markup": (
+        Variant(
+            headers=HTML,
+            body=page(f"<iframe src=/nope></iframe><script>frames[0].fetch({SPLIT})</script>"),
+        ),
+        "parsed frame with a loading src reached through frames[0]",
+    ),
+    "pending-src-named-markup": (
+        Variant(
+            headers=HTML,
+            body=page(f"<iframe name=zz src=/nope></iframe><script>zz.fetch({SPLIT})</script>"),
+        ),
+        "parsed frame with a loading src reached by its name",
+    ),
+    # a srcdoc in a srcdoc in the markup: only the outer one gets the prefix (also a286822)
+    "nested-srcdoc-markup": (
+        Variant(
+            headers=HTML,
+            body=page(
+                GTM_VAR
+                + "<iframe srcdoc=\"&lt;iframe srcdoc='&amp;lt;script&amp;gt;"
+                + LOAD_U.format("top").replace("'", "`")
+                + "&amp;lt;/script&amp;gt;'&gt;&lt;/iframe&gt;\"></iframe>"
+            ),
+        ),
+        "nested srcdoc in markup",
+    ),
+    # a javascript: URL's document is a new realm whose scripts run before its load (also a286822)
+    "javascript-url-frame": (
+        Variant(
+            headers=HTML,
+            body=page(
+                "<div id=d></div><script>"
+                f"var u={SPLIT_GA},f=document.createElement('iframe');d.append(f);"
+                "f.src='javascript:\"<script>var s=document.createElement(`script`);"
+                "s.src=parent.u;document.head.appendChild(s)<\\/script>\"'</script>"
+            ),
+        ),
+        "javascript: URL frame set at run time",
+    ),
+    # opaque-origin documents the page writes (sandboxed srcdoc, data:): no guard can reach
+    # them; the rewriter's signatures miss a split URL (also a286822)
+    "sandboxed-srcdoc-markup": (
+        Variant(
+            headers=HTML,
+            body=page(
+                '<iframe sandbox=allow-scripts srcdoc="&lt;script&gt;'
+                "var s=document.createElement('script');s.src='https://www.goo'+'gletagmanager"
+                ".com/gtag/js?id=G-X';document.head.appendChild(s)&lt;/script&gt;\"></iframe>"
+            ),
+        ),
+        "sandboxed srcdoc (opaque origin)",
+    ),
+    "data-url-frame-split": (
+        Variant(
+            headers=HTML,
+            body=page(
+                '<iframe src="data:text/html,&lt;script&gt;'
+                "var s=document.createElement('script');s.src='https://www.goo'+'gletagmanager"
+                ".com/gtag/js?id=G-X';document.head.appendChild(s)&lt;/script&gt;\"></iframe>"
+            ),
+        ),
+        "data: frame (opaque origin)",
+    ),
+}
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_found_case(world: World, name: str) -> None:
     check(world, CASES[name])
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=f"not held yet: {r}"))
+        for n, (_, r) in UNFIXED.items()
+    ],
+)
+def test_unfixed_case(world: World, name: str) -> None:
+    check(world, UNFIXED[name][0])

@@ -38,17 +38,19 @@ const el = (e, n, v) => {
   }
 }
 // method m of o: f(this, args) may change the arguments, or name a refused category: then
-// the call is held (redone later as made) and returns r()
-const hk = (o, m, f, r) => { const n = o?.[m]; n && (o[m] = function (...a) { const c = t(() => f(this, a)); return c ? (hold(c, () => o[m].apply(this, a)), r?.()) : n.apply(this, a) }) }
-// setter k of o, as hk: f(this, [value])
-const sp = (o, k, f) => { const p = O.getOwnPropertyDescriptor(o, k); p?.set && (hk(p, 'set', f), O.defineProperty(o, k, p)) }
+// the call is held (redone later as made) and returns r(); a call made has the page's frames
+// reached (fr: one inserted by it may be loading a src or srcdoc, not yet guarded)
+const hk = (o, m, f, r) => { const n = o?.[m]; n && (o[m] = function (...a) { const c = t(() => f(this, a)); return c ? (hold(c, () => o[m].apply(this, a)), r?.()) : (a = n.apply(this, a), fr(), a) }) }
+// setter k of o, as hk: f(this, [value]) (s 'get': its getter, f(this, []))
+const sp = (o, k, f, s = 'set') => { const p = O.getOwnPropertyDescriptor(o, k); p?.[s] && (hk(p, s, f), O.defineProperty(o, k, p)) }
 // a frame's document (srcdoc) starts with FP: a script that has the parent's guard patch the
-// frame's window before the document's own scripts run (the frame shares the page's CSP: its nonce)
-const FP = `<script nonce=${D.currentScript?.nonce}>frameElement.dispatchEvent(new Event(\`consentgate\`))<\/script>`
+// frame's window before the document's own scripts run (the frame shares the page's CSP: its
+// nonce), through parent.consentgate, which the page can neither replace nor intercept
+const FP = `<script nonce=${D.currentScript?.nonce}>parent.consentgate(window)<\/script>`
 // markup as a string: a tag loading from a refused category is held as the rewriter does
 // it (the banner restores it); s: its scripts run (document.write), elsewhere they never do.
 // Each tag is parsed alone (an SVG <image> parses as an <img>: its href counts too); a
-// quoted srcdoc in it starts with FP (FP has no quote)
+// quoted srcdoc in it starts with FP (FP has no quote; others are reached as fr reaches them)
 const T = D.createElement('template'), ih = O.getOwnPropertyDescriptor(E, 'innerHTML').set
 const html = (v, s) => !v?.replace ? v : v.replace(/<\w+([^>"']|"[^"]*"|'[^']*')*>/g, m => t(() => {
   m = m.replace(/\ssrcdoc\s*=\s*["']/i, '$&' + FP)
@@ -69,15 +71,21 @@ const scan = x => {
 
 // guard(w) patches window w: the page's own and every same-origin frame's (an about:blank
 // one has its own fetch, Image, prototypes), reached by the load event an about:blank frame
-// fires as it is inserted and by the event FP has a srcdoc frame fire (captured on the
-// document: neither bubbles, and load does not reach the window)
-const G = new WeakSet
+// fires as it is inserted (captured on the document: it does not bubble), by FP in a srcdoc
+// document, and by a frame element's contentWindow / contentDocument (a frame in a shadow
+// root, or whose src or srcdoc is still loading: its initial about:blank window is the realm
+// a same-origin document it loads keeps)
+const G = new WeakSet, CD = O.getOwnPropertyDescriptor(HTMLIFrameElement.prototype, 'contentDocument').get
+// iframe f's window, when same-origin; fr: every one in the page's document
+const fg = f => { const x = CD.call(f); x && guard(x.defaultView) }, fr = () => { for (const f of D.getElementsByTagName('iframe')) t(() => fg(f)) }
 // (once per realm: a frame's WindowProxy stays when it is navigated, its realm does not)
 const guard = W => {
   if (G.has(W.Object)) return
   G.add(W.Object)
-  for (const k of ['load', 'consentgate']) W.document.addEventListener(k, e => { const w = e.target.contentWindow; w && t(() => guard(w)) }, !0)
+  t(() => O.defineProperty(W, 'consentgate', { value: guard }))
+  W.document.addEventListener('load', e => { const w = e.target.contentWindow; w && t(() => guard(w)) }, !0)
   const pr = n => W[n].prototype, E = pr('Element'), P = pr('Document'), XP = pr('XMLHttpRequest')
+  for (const k of ['contentWindow', 'contentDocument']) sp(pr('HTMLIFrameElement'), k, fg, 'get')
   // attribute n of e set to a[i] (or its property): markup in srcdoc, URLs elsewhere
   const at = (e, n, a, i) => (/^srcdoc$/i.test(n) && (a[i] = FP + html(a[i], 1)), el(e, n, a[i]))
   // markup in argument i (s: its scripts will run)
