@@ -254,7 +254,7 @@ BUDGET_SITE = Site(id="demo", cookies=list(SEED_COOKIES), demo=True, regimes={"J
 #: (which cost up to 110 ms of script time on a large page: bench/README.md); +114 B the
 #: red-team's frames reached otherwise (shadow roots, a loading src/srcdoc, a page that stops
 #: the prefix's event: contentWindow/contentDocument hooked, frames swept after each hooked
-#: call, the prefix calling parent.consentgate; tests/test_redteam_oracle.py).
+#: call, the prefix calling parent.consentgateFrame; tests/test_redteam_oracle.py).
 GUARD_CEILING = 3295
 
 

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.oracle import TRACKER, Variant
-from tests.test_browser_oracle import PAD, World, check, world
+from tests.test_browser_oracle import PAD, World, check, visit, world
 
 __all__ = ["world"]  # the module-scoped fixture, shared by the tests below
 
@@ -306,12 +306,6 @@ CASES |= {
             f"<iframe src=/nope id=f></iframe><script>f.contentWindow.fetch({SPLIT})</script>"
         ),
     ),
-    "pending-srcdoc-content-window": Variant(
-        headers=HTML,
-        body=page(
-            f"<iframe srcdoc='<p>x' id=f></iframe><script>f.contentWindow.fetch({SPLIT})</script>"
-        ),
-    ),
     "srcdoc-event-stopped-markup": Variant(
         headers=HTML,
         body=page(
@@ -320,6 +314,19 @@ CASES |= {
             + '<iframe srcdoc="&lt;script&gt;'
             + LOAD_U.format("parent")
             + '&lt;/script&gt;"></iframe>'
+        ),
+    ),
+}
+
+# Found and fixed, where Chromium itself races: the request from a loading frame's initial
+# window is sometimes dropped as the loaded document replaces it, so a direct visit (the
+# oracle of ``check``) makes it only some of the time. Checked instead: never without consent,
+# through the proxy or the middleware, in several visits; and a direct visit does make it.
+RACY: dict[str, Variant] = {
+    "pending-srcdoc-content-window": Variant(
+        headers=HTML,
+        body=page(
+            f"<iframe srcdoc='<p>x' id=f></iframe><script>f.contentWindow.fetch({SPLIT})</script>"
         ),
     ),
 }
@@ -398,6 +405,17 @@ UNFIXED: dict[str, tuple[Variant, str]] = {
 @pytest.mark.parametrize("name", list(CASES))
 def test_found_case(world: World, name: str) -> None:
     check(world, CASES[name])
+
+
+@pytest.mark.parametrize("name", list(RACY))
+def test_racy_case(world: World, name: str) -> None:
+    path = world.registry.add(RACY[name])
+    assert any(visit(world, world.none, world.direct + path).tracker for _ in range(10)), (
+        "no direct visit reached the tracker: the case tests nothing"
+    )
+    for base in (world.proxy, world.middleware):
+        for _ in range(4):
+            assert not visit(world, world.none, base + path).tracker, f"{name} via {base}"
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import pytest
 from consentgate.consent import CATEGORIES
 from consentgate.rewriter import RewritePolicy, rewrite_bytes
 
-PREFIX = "<script{}>parent.consentgate(window)</script>"
+PREFIX = "<script{}>parent.consentgateFrame(window)</script>"
 
 
 def snippet(nonce: str | None) -> bytes:

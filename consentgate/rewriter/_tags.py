@@ -314,7 +314,7 @@ class TagHandling:
         nonce = self._snippet_nonce
         script = (
             f"<script nonce={nonce}>" if nonce else "<script>"
-        ) + "parent.consentgate(window)</script>"
+        ) + "parent.consentgateFrame(window)</script>"
         prefix = "".join(f"&#{ord(c)};" if c in "<>\"' &" else c for c in script).encode()
         value = attr.value.replace(b'"', b"&quot;")
         edited = tag[: attr.start] + b'srcdoc="' + prefix + value + b'"' + tag[attr.value_end :]

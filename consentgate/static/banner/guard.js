@@ -45,8 +45,8 @@ const hk = (o, m, f, r) => { const n = o?.[m]; n && (o[m] = function (...a) { co
 const sp = (o, k, f, s = 'set') => { const p = O.getOwnPropertyDescriptor(o, k); p?.[s] && (hk(p, s, f), O.defineProperty(o, k, p)) }
 // a frame's document (srcdoc) starts with FP: a script that has the parent's guard patch the
 // frame's window before the document's own scripts run (the frame shares the page's CSP: its
-// nonce), through parent.consentgate, which the page can neither replace nor intercept
-const FP = `<script nonce=${D.currentScript?.nonce}>parent.consentgate(window)<\/script>`
+// nonce), through parent.consentgateFrame, which the page can neither replace nor intercept
+const FP = `<script nonce=${D.currentScript?.nonce}>parent.consentgateFrame(window)<\/script>`
 // markup as a string: a tag loading from a refused category is held as the rewriter does
 // it (the banner restores it); s: its scripts run (document.write), elsewhere they never do.
 // Each tag is parsed alone (an SVG <image> parses as an <img>: its href counts too); a
@@ -82,7 +82,7 @@ const fg = f => { const x = CD.call(f); x && guard(x.defaultView) }, fr = () => 
 const guard = W => {
   if (G.has(W.Object)) return
   G.add(W.Object)
-  t(() => O.defineProperty(W, 'consentgate', { value: guard }))
+  t(() => O.defineProperty(W, 'consentgateFrame', { value: guard }))
   W.document.addEventListener('load', e => { const w = e.target.contentWindow; w && t(() => guard(w)) }, !0)
   const pr = n => W[n].prototype, E = pr('Element'), P = pr('Document'), XP = pr('XMLHttpRequest')
   for (const k of ['contentWindow', 'contentDocument']) sp(pr('HTMLIFrameElement'), k, fg, 'get')
