@@ -184,6 +184,11 @@ TECHNIQUES = {
         f"var u={SPLIT_GA};d.innerHTML='<iframe srcdoc=\"<script>var s=document.createElement"
         "(`script`);s.src=parent.u;document.head.appendChild(s)<\\/script>\"></iframe>'"
     ),
+    # a page that hides its frames' count: the guard reads window.length's own getter
+    "length-replaced-pending-frame": (
+        "window.length=0;var f=document.createElement('iframe');f.src='/nope';d.append(f);"
+        f"frames[0].fetch({SPLIT})"
+    ),
     "outer-html-frame": (
         "var x=document.createElement('i');d.append(x);x.outerHTML='<iframe></iframe>';"
         f"frames[0].fetch({SPLIT})"

@@ -76,8 +76,13 @@ const scan = x => {
 // root, or whose src or srcdoc is still loading: its initial about:blank window is the realm
 // a same-origin document it loads keeps)
 const G = new WeakSet, CD = O.getOwnPropertyDescriptor(HTMLIFrameElement.prototype, 'contentDocument').get
-// iframe f's window, when same-origin; fr: every one in the page's document
-const fg = f => { const x = CD.call(f); x && guard(x.defaultView) }, fr = () => { for (const f of D.getElementsByTagName('iframe')) t(() => fg(f)) }
+// iframe f's window, when same-origin
+const fg = f => { const x = CD.call(f); x && guard(x.defaultView) }
+// fr: every frame of the page's window (window[i], by the original length getter: those in
+// shadow roots too, and no DOM traversal after each call); a cross-origin one, whose Object
+// cannot be read, is remembered and skipped
+const XO = new WeakSet, LN = O.getOwnPropertyDescriptor(W, 'length').get
+const fr = () => { for (let i = 0, w; i < LN.call(W); i++) (w = W[i]) && !XO.has(w) && (t(() => (guard(w), 1)) || XO.add(w)) }
 // (once per realm: a frame's WindowProxy stays when it is navigated, its realm does not)
 const guard = W => {
   if (G.has(W.Object)) return
