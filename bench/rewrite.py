@@ -179,6 +179,8 @@ def main() -> None:
     args = ap.parse_args()
     clock = time.process_time if args.cpu else time.perf_counter
     pages = [p.read_bytes() for p in sorted(CORPUS.glob("*.html"))]
+    if not pages:
+        raise SystemExit(f"no corpus pages in {CORPUS} (the shared/ folder beside the checkout)")
     total = sum(map(len, pages))
     print(f"{len(pages)} pages, {total / 1e6:.1f} MB, python {platform.python_version()}")
     if not speedups_available():
