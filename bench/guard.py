@@ -9,7 +9,8 @@ guard (``consentgate.guard``, the demo site's data, a visitor who has not decide
 hook installed), in the other it is empty. (An inline script there is in every rewritten
 page anyway - the head snippet's Consent Mode defaults - and where the parser meets one
 changes its own work: the empty one keeps that out of the guard's figure.) Every other
-host resolves to "not found" (nothing leaves the machine, both variants alike).
+host resolves to "not found" (``tests/support.py``'s Chromium arguments: nothing leaves the
+machine, both variants alike).
 Main-thread time is read from DevTools (``Performance.getMetrics``) once the page has
 loaded and gone quiet: ``ThreadTime``, the CPU time of the page's main thread, and
 ``TaskDuration``, the wall time of its tasks (on a busy machine it counts time the thread
@@ -42,8 +43,6 @@ from consentgate.config import SEED_COOKIES, Site  # noqa: E402
 from consentgate.consent import CATEGORIES  # noqa: E402
 from consentgate.guard import guard_code, guard_data, guard_script  # noqa: E402
 from consentgate.rewriter import RewritePolicy, rewrite_bytes  # noqa: E402
-
-OFFLINE = "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"
 
 
 def variants(names: list[str]) -> dict[str, bytes]:
@@ -115,7 +114,7 @@ def main() -> None:
     starts: list[float] = []
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, OFFLINE])
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             main_thread_ms(browser, f"{base}/without/{names[0]}")  # warm the browser
             for name in names:
                 runs: dict[str, list[tuple[float, float, float]]] = {"with": [], "without": []}

@@ -152,6 +152,28 @@ TECHNIQUES = {
         "var s=document.createElement('script');document.head.appendChild(s);"
         f"var a=document.createAttribute('src');a.value={SPLIT_GA};s.setAttributeNode(a)"
     ),
+    # session 6: an attribute node's value changed or given by the other paths (the map an
+    # element's attributes are, Node's nodeValue / textContent), on an image never attached
+    "set-named-item-img": (
+        f"var i=new Image(),a=document.createAttribute('src');a.value={SPLIT};"
+        "i.attributes.setNamedItem(a)"
+    ),
+    "set-named-item-ns-img": (
+        f"var i=new Image(),a=document.createAttribute('src');a.value={SPLIT};"
+        "i.attributes.setNamedItemNS(a)"
+    ),
+    "attr-node-value-img": (
+        "var i=new Image();i.setAttribute('src','/x.png');"
+        f"i.getAttributeNode('src').nodeValue={SPLIT}"
+    ),
+    "attr-text-content-img": (
+        f"var i=new Image();i.setAttribute('src','/x.png');i.attributes[0].textContent={SPLIT}"
+    ),
+    "attr-node-value-srcdoc": (
+        f"var u={SPLIT_GA},f=document.createElement('iframe');f.srcdoc='<p>x';d.append(f);"
+        "f.getAttributeNode('srcdoc').nodeValue='<script>var s=document.createElement(`script`);"
+        "s.src=parent.u;document.head.appendChild(s)<\\/script>'"
+    ),
     "set-html-unsafe": f"d.setHTMLUnsafe('<img src='+{SPLIT}+'>')",
     "shadow-set-html-unsafe": (
         f"d.attachShadow({{mode:'open'}}).setHTMLUnsafe('<img src='+{SPLIT}+'>')"

@@ -27,6 +27,8 @@ const cat = (v, h, s) => {
     if (s && X && n != location.hostname && !X.test(n)) return 'unclassified'
   }
 }
+// the refused category a cookie named n is held under when w (a write, not a deletion)
+const ck = (n, w) => { if (w) for (const [c, , , r] of C) if (!ok(c) && r.test(n)) return c }
 // the refused category a URL (or Request) is held under, or 0
 const nc = u => { const c = cat(u?.url ?? u); return !ok(c) && c }
 // attribute n = v of element e: the refused category it loads from, if any
@@ -50,12 +52,14 @@ const FP = `<script nonce=${D.currentScript?.nonce}>parent.consentgateFrame(wind
 // markup as a string: a tag loading from a refused category is held as the rewriter does
 // it (the banner restores it); s: its scripts run (document.write), elsewhere they never do.
 // Each tag is parsed alone (an SVG <image> parses as an <img>: its href counts too); a
-// quoted srcdoc in it starts with FP (FP has no quote; others are reached as fr reaches them)
-const T = D.createElement('template'), ih = O.getOwnPropertyDescriptor(E, 'innerHTML').set
+// quoted srcdoc in it starts with FP (FP has no quote; others are reached as fr reaches them).
+// The template is made on first use: building its interface costs a page that never needs it
+const CE = D.createElement, ih = O.getOwnPropertyDescriptor(E, 'innerHTML').set
+let T
 const html = (v, s) => !v?.replace ? v : v.replace(/<\w+([^>"']|"[^"]*"|'[^']*')*>/g, m => t(() => {
   m = m.replace(/\ssrcdoc\s*=\s*["']/i, '$&' + FP)
   if (!H.test(m) && !(s && X)) return m
-  ih.call(T, m)
+  ih.call(T ||= CE.call(D, 'template'), m)
   const e = T.content.firstChild, n = [], sc = e.localName == 'script'
   let h
   for (const a of e.attributes) { const c = el(e, a.name, a.value); if (c) h = c, n.push(a.name) }
@@ -97,9 +101,15 @@ const guard = W => {
   const hm = (i, s) => (_, a) => { a[i] = html(a[i], s) }, h0 = hm(0)
   hk(E, 'setAttribute', (e, a) => at(e, a[0], a, 1))
   hk(E, 'setAttributeNS', (e, a) => at(e, a[1], a, 2))
-  // an attribute node: given to an element, or its value changed while it is set on one
-  for (const m of ['setAttributeNode', 'setAttributeNodeNS']) hk(E, m, (e, [a]) => el(e, a.name, a.value))
-  sp(pr('Attr'), 'value', (a, [v]) => a.ownerElement && el(a.ownerElement, a.name, v))
+  // an attribute node given to element e (directly, or through the map its attributes are:
+  // e is the owner of an attribute already in it; an empty map's is taken for an <img>, which
+  // holds every URL attribute), or its value changed while it is set on one (Attr's value,
+  // Node's nodeValue and textContent)
+  const an = (e, a) => { const v = [a.value], c = at(e, a.name, v, 0); v[0] != a.value && (a.value = v[0]); return c }
+  for (const m of ['setAttributeNode', 'setAttributeNodeNS']) hk(E, m, (e, [a]) => an(e, a))
+  for (const m of ['setNamedItem', 'setNamedItemNS']) hk(pr('NamedNodeMap'), m, (m, [a]) => an(m[0]?.ownerElement || { localName: 'img' }, a))
+  for (const [o, k] of [[pr('Attr'), 'value'], [pr('Node'), 'nodeValue'], [pr('Node'), 'textContent']])
+    sp(o, k, (a, v) => a.ownerElement && at(a.ownerElement, a.name, v, 0))
   for (const k of 'src srcset href data poster srcdoc imageSrcset'.split(' '))
     for (const p of 'Script Image IFrame Frame Embed Source Media Input Track Link Object Video'.split(' '))
       sp(pr(`HTML${p}Element`), k, (e, a) => at(e, k, a, 0))
@@ -122,17 +132,21 @@ const guard = W => {
   // load; a held window.open is a blocked pop-up (null)
   const n0 = (_, a) => nc(a[0])
   hk(W, 'fetch', n0, async () => { throw TypeError('Failed to fetch') })
+  // fetchLater (a deferred beacon): held, its result says it was not sent
+  hk(W, 'fetchLater', n0, () => ({ activated: !1 }))
   hk(pr('Navigator'), 'sendBeacon', n0, () => !1)
   hk(W, 'open', n0, () => null)
   hk(XP, 'open', (x, a) => { const c = nc(a[1]); x.$cg = c && [c, [...a]]; c && (a[1] = 'data:;base64,%') })
   hk(XP, 'send', (x, a) => { const q = x.$cg; q && hold(q[0], () => { const n = new XMLHttpRequest; n.open(...q[1]); n.withCredentials = x.withCredentials; n.send(a[0]) }) })
   for (const k of ['WebSocket', 'EventSource', 'Audio'])
     W[k] = new Proxy(W[k], { construct: (K, a, n) => Reflect.construct(K, t(() => nc(a[0])) ? ['ws://localhost:0'] : a, n) })
-  // document.cookie: a write of a cookie declared for a refused category (deleting passes)
+  // a write of a cookie declared for a refused category (deleting passes): document.cookie,
+  // and cookieStore.set (name, value) or ({name, value, expires}), held as resolved
   sp(P, 'cookie', (_, [v]) => {
     const m = /^\s*([^=;]*?)\s*=\s*([^;]*)/.exec(v)
-    if (m[2] && !/max-age=\s*[-0]/i.test(v) && !(new Date(/expires=([^;]*)/i.exec(v)?.[1]) < new Date)) for (const [c, , , r] of C) if (!ok(c) && r.test(m[1])) return c
+    return ck(m[1], m[2] && !/max-age=\s*[-0]/i.test(v) && !(new Date(/expires=([^;]*)/i.exec(v)?.[1]) < new Date))
   })
+  hk(W.CookieStore?.prototype, 'set', (_, [n, v]) => (n = n?.name == null ? { name: n, value: v } : n, ck(n.name, n.value && !(n.expires < Date.now()))), async () => {})
 }
 
 if (!W.consentgateGuard) {
