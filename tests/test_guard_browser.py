@@ -473,3 +473,32 @@ def test_fetch_later_and_cookie_store_with_statistics_only(
         assert errors == []
     finally:
         context.close()
+
+
+# Frames given a javascript: URL keep working under the guard (it wraps the code so that
+# the document the code returns is guarded): what the code returns is the frame's document,
+# its own scripts run, a URL whose code returns no string navigates nowhere.
+JS_FRAMES = """async () => {
+  const frame = src => new Promise(ok => {
+    const f = document.createElement('iframe')
+    document.body.append(f)
+    f.onload = () => ok(f)
+    f.src = src
+    setTimeout(() => ok(f), 500)
+  })
+  const a = await frame('javascript:"<p id=x>hi</p><script>parent.__js = 1<\\\\/script>"')
+  const b = await frame("javascript:void 0")
+  const c = await frame("javascript:'<i>'+(1+1)+'</i>'")
+  return [a.contentDocument.getElementById('x')?.textContent, window.__js,
+          b.contentDocument.body.innerHTML, c.contentDocument.body.innerHTML]
+}"""
+
+
+def test_javascript_url_frames_still_work(chromium: Browser, proxy: str, upstream: str) -> None:
+    context, page, net, errors = visit(chromium, proxy, upstream, "/t.html")
+    try:
+        page.locator("#consentgate .b").wait_for()
+        assert page.evaluate(JS_FRAMES) == ["hi", 1, "", "<i>2</i>"]
+        assert net.trackers() == [] and errors == []
+    finally:
+        context.close()

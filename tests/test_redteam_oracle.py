@@ -174,6 +174,23 @@ TECHNIQUES = {
         "f.getAttributeNode('srcdoc').nodeValue='<script>var s=document.createElement(`script`);"
         "s.src=parent.u;document.head.appendChild(s)<\\/script>'"
     ),
+    # session 6: a frame's javascript: URL (its document is a new realm whose scripts run
+    # before its load): the code is wrapped so that the document it returns starts with the
+    # prefix (a286822 missed it too)
+    "javascript-url-frame": (
+        f"var u={SPLIT_GA},f=document.createElement('iframe');d.append(f);"
+        "f.src='javascript:\"<script>var s=document.createElement(`script`);"
+        "s.src=parent.u;document.head.appendChild(s)<\\/script>\"'"
+    ),
+    "javascript-url-frame-attribute": (
+        f"var u={SPLIT_GA},f=document.createElement('iframe');d.append(f);"
+        "f.setAttribute('src',' java\\tscript:%22%3Cscript%3Evar s="
+        "document.createElement(`script`);s.src=parent.u;document.head.appendChild(s)%3C/script%3E%22')"
+    ),
+    "javascript-url-frame-img": (
+        f"var u={SPLIT},f=document.createElement('iframe');d.append(f);"
+        'f.src=\'javascript:"<img src="+parent.u+">"\''
+    ),
     "set-html-unsafe": f"d.setHTMLUnsafe('<img src='+{SPLIT}+'>')",
     "shadow-set-html-unsafe": (
         f"d.attachShadow({{mode:'open'}}).setHTMLUnsafe('<img src='+{SPLIT}+'>')"
@@ -389,18 +406,17 @@ UNFIXED: dict[str, tuple[Variant, str]] = {
         ),
         "nested srcdoc in markup",
     ),
-    # a javascript: URL's document is a new realm whose scripts run before its load (also a286822)
-    "javascript-url-frame": (
+    # a javascript: URL frame in a markup string: only the property and attribute paths wrap
+    # the URL's code (session 6)
+    "javascript-url-frame-inner-html": (
         Variant(
             headers=HTML,
             body=page(
-                "<div id=d></div><script>"
-                f"var u={SPLIT_GA},f=document.createElement('iframe');d.append(f);"
-                "f.src='javascript:\"<script>var s=document.createElement(`script`);"
-                "s.src=parent.u;document.head.appendChild(s)<\\/script>\"'</script>"
+                f"<div id=d></div><script>var u={SPLIT};d.innerHTML="
+                "'<iframe src=\"javascript:`<img src=${parent.u}>`\"></iframe>'</script>"
             ),
         ),
-        "javascript: URL frame set at run time",
+        "javascript: URL frame in innerHTML",
     ),
     # opaque-origin documents the page writes (sandboxed srcdoc, data:): no guard can reach
     # them; the rewriter's signatures miss a split URL (also a286822)

@@ -87,16 +87,24 @@ const fg = f => { const x = CD.call(f); x && guard(x.defaultView) }
 // cannot be read, is remembered and skipped
 const XO = new WeakSet, LN = O.getOwnPropertyDescriptor(W, 'length').get
 const fr = () => { for (let i = 0, w; i < LN.call(W); i++) (w = W[i]) && !XO.has(w) && (t(() => (guard(w), 1)) || XO.add(w)) }
+// consentgateFrame(x), on each guarded window: x a frame's window (FP), or the document a
+// frame's javascript: URL returns (see at): it starts with FP, its tags held as in srcdoc
+const JU = /^[\0- ]*javascript:/i
+const fw = x => typeof x == 'string' ? FP + html(x, 1) : x?.Object ? guard(x) : x
 // (once per realm: a frame's WindowProxy stays when it is navigated, its realm does not)
 const guard = W => {
   if (G.has(W.Object)) return
   G.add(W.Object)
-  t(() => O.defineProperty(W, 'consentgateFrame', { value: guard }))
+  t(() => O.defineProperty(W, 'consentgateFrame', { value: fw }))
   W.document.addEventListener('load', e => { const w = e.target.contentWindow; w && t(() => guard(w)) }, !0)
   const pr = n => W[n].prototype, E = pr('Element'), P = pr('Document'), XP = pr('XMLHttpRequest')
   for (const k of ['contentWindow', 'contentDocument']) sp(pr('HTMLIFrameElement'), k, fg, 'get')
-  // attribute n of e set to a[i] (or its property): markup in srcdoc, URLs elsewhere
-  const at = (e, n, a, i) => (/^srcdoc$/i.test(n) && (a[i] = FP + html(a[i], 1)), el(e, n, a[i]))
+  // attribute n of e set to a[i] (or its property): markup in srcdoc, URLs elsewhere; a
+  // frame's javascript: URL is wrapped so that the document its code returns, evaluated in
+  // the frame as before, goes through fw (the URL parser drops tabs and line breaks, and the
+  // code is percent-decoded: so is it here)
+  const at = (e, n, a, i, u = String(a[i]).replace(/[\t\n\r]/g, '')) => (/^srcdoc$/i.test(n) ? a[i] = FP + html(a[i], 1)
+    : /^src$/i.test(n) && /^i?frame$/.test(e.localName) && JU.test(u) && (a[i] = 'javascript:' + encodeURIComponent(`parent.consentgateFrame(eval(${JSON.stringify(u.replace(JU, '').replace(/(%[\da-f]{2})+/gi, m => t(() => decodeURIComponent(m)) ?? m))}))`)), el(e, n, a[i]))
   // markup in argument i (s: its scripts will run)
   const hm = (i, s) => (_, a) => { a[i] = html(a[i], s) }, h0 = hm(0)
   hk(E, 'setAttribute', (e, a) => at(e, a[0], a, 1))
