@@ -79,6 +79,18 @@ FAKE_GTM = (FIXTURES / "fake_gtm.js").read_text()
 GTM_PAGE = (FIXTURES / "gtm.html").read_bytes()
 
 
+# A page with its own import map and modules: the guard's import map (which blocks imports
+# from refused tracker hosts) leaves the page's working, and leaves no element behind.
+MODULES = {
+    "/modules.html": b"""<!doctype html><html><head><title>m</title>
+<script type="importmap">{"imports": {"lib": "/lib.js", "https://cdn.example.com/": "/"}}</script>
+<script type="module">import x from "lib"; import y from "https://cdn.example.com/lib.js";
+window.__lib = [x, y, document.querySelectorAll('script[type=importmap]').length]</script>
+</head><body><p>modules</p></body></html>""",
+    "/lib.js": b"export default 'lib'",
+}
+
+
 class Upstream(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
@@ -86,6 +98,8 @@ class Upstream(BaseHTTPRequestHandler):
             body = PAGE
         elif path == "/gtm.html":
             body = GTM_PAGE
+        elif path in MODULES:
+            body = MODULES[path]
         elif path.startswith("/pages/") and (CORPUS / "pages" / path[7:]).is_file():
             body = (CORPUS / "pages" / path[7:]).read_bytes()
         else:
@@ -94,7 +108,8 @@ class Upstream(BaseHTTPRequestHandler):
             self.end_headers()
             return
         self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
+        kind = "text/javascript" if path.endswith(".js") else "text/html; charset=utf-8"
+        self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -500,5 +515,20 @@ def test_javascript_url_frames_still_work(chromium: Browser, proxy: str, upstrea
         page.locator("#consentgate .b").wait_for()
         assert page.evaluate(JS_FRAMES) == ["hi", 1, "", "<i>2</i>"]
         assert net.trackers() == [] and errors == []
+    finally:
+        context.close()
+
+
+def test_the_page_import_map_and_modules_still_work(
+    chromium: Browser, proxy: str, upstream: str
+) -> None:
+    context, page, net, errors = visit(chromium, proxy, upstream, "/modules.html")
+    try:
+        wait_until(page, "window.__lib")
+        assert page.evaluate("window.__lib") == ["lib", "lib", 1]
+        fb = "https://connect.facebook.net/en_US/fbevents.js"
+        blocked = page.evaluate("u => import(u).then(() => 'loaded', e => e.name)", fb)
+        assert blocked == "TypeError" and net.trackers() == []
+        assert errors == []
     finally:
         context.close()

@@ -109,6 +109,11 @@ CASES: dict[str, Variant] = {
             f's.src={SPLIT_GA};s.nonce=`r4nd0m`;document.head.appendChild(s)&lt;/script&gt;"></iframe>'
         ),
     ),
+    # session 6: import() under a nonce CSP (the guard's import map carries the nonce)
+    "dynamic-import-nonce": Variant(
+        headers=[*HTML, ("Content-Security-Policy", "script-src 'nonce-r4nd0m'")],
+        body=page(f"<script nonce=r4nd0m>import({SPLIT_GA}).catch(()=>0)</script>"),
+    ),
     # the runtime guard: a same-origin about:blank frame has its own fetch, Image and
     # prototypes (the URL is split, so no signature decides the inline script on the server)
     "about-blank-content-window": Variant(
@@ -190,6 +195,20 @@ TECHNIQUES = {
     "javascript-url-frame-img": (
         f"var u={SPLIT},f=document.createElement('iframe');d.append(f);"
         'f.src=\'javascript:"<img src="+parent.u+">"\''
+    ),
+    # session 6: import() and static imports (syntax: no function to wrap) of a tracker URL:
+    # an import map the guard registers blocks the refused categories' hosts
+    "dynamic-import": f"import({SPLIT_GA}).catch(()=>0)",
+    "dynamic-import-scheme-relative": (
+        "import('//www.google'+'tagmanager.com/gtag/js?id=G-X').catch(()=>0)"
+    ),
+    "static-import-module": (
+        "var s=document.createElement('script');s.type='module';"
+        f"s.textContent='import \"'+{SPLIT_GA}+'\"';document.head.append(s)"
+    ),
+    "dynamic-import-in-about-blank-frame": (
+        "var f=document.createElement('iframe');d.append(f);"
+        f"f.contentWindow.eval('import('+JSON.stringify({SPLIT_GA})+').catch(()=>0)')"
     ),
     "set-html-unsafe": f"d.setHTMLUnsafe('<img src='+{SPLIT}+'>')",
     "shadow-set-html-unsafe": (
