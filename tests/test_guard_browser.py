@@ -351,6 +351,7 @@ FRAGMENTS = [
     "<p>text</p>", '<div title="x > y">x</div>', '<img src="/local.png" alt="">', "<!-- c -->",
     f"<audio src={M}></audio>", "<link rel=preconnect href=https://connect.facebook.net>",
     f"<img srcset='/a.png 1x, {M} 2x'>", "<table><tr><td>cell</td></tr></table>",
+    f"<iframe src=\"javascript:'<img src={M}>'\"></iframe>", "<iframe src=javascript:0></iframe>",
 ]  # fmt: skip
 APIS = [
     "(h, d) => { d.innerHTML = h }",

@@ -210,6 +210,14 @@ TECHNIQUES = {
         "var f=document.createElement('iframe');d.append(f);"
         f"f.contentWindow.eval('import('+JSON.stringify({SPLIT_GA})+').catch(()=>0)')"
     ),
+    "javascript-url-frame-inner-html": (
+        f"var u={SPLIT};d.innerHTML="
+        "'<iframe src=\"javascript:`<img src=${parent.u}>`\"></iframe>'"
+    ),
+    "javascript-url-frame-insert-adjacent-html": (
+        f"var u={SPLIT};d.insertAdjacentHTML('beforeend','<p>x</p><iframe title=\"a>b\" "
+        'src=" JAVA&#x53;cript&colon;`<img src=${parent.u}>`"></iframe>\')'
+    ),
     "set-html-unsafe": f"d.setHTMLUnsafe('<img src='+{SPLIT}+'>')",
     "shadow-set-html-unsafe": (
         f"d.attachShadow({{mode:'open'}}).setHTMLUnsafe('<img src='+{SPLIT}+'>')"
@@ -424,18 +432,6 @@ UNFIXED: dict[str, tuple[Variant, str]] = {
             ),
         ),
         "nested srcdoc in markup",
-    ),
-    # a javascript: URL frame in a markup string: only the property and attribute paths wrap
-    # the URL's code (session 6)
-    "javascript-url-frame-inner-html": (
-        Variant(
-            headers=HTML,
-            body=page(
-                f"<div id=d></div><script>var u={SPLIT};d.innerHTML="
-                "'<iframe src=\"javascript:`<img src=${parent.u}>`\"></iframe>'</script>"
-            ),
-        ),
-        "javascript: URL frame in innerHTML",
     ),
     # opaque-origin documents the page writes (sandboxed srcdoc, data:): no guard can reach
     # them; the rewriter's signatures miss a split URL (also a286822)

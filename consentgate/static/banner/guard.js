@@ -54,17 +54,27 @@ const FN = D.currentScript?.nonce, FP = `<script nonce=${FN}>parent.consentgateF
 // Each tag is parsed alone (an SVG <image> parses as an <img>: its href counts too); a
 // quoted srcdoc in it starts with FP (FP has no quote; others are reached as fr reaches them).
 // The template is made on first use: building its interface costs a page that never needs it
-const CE = D.createElement, ih = O.getOwnPropertyDescriptor(E, 'innerHTML').set
+const CE = D.createElement, SA = E.setAttribute, ih = O.getOwnPropertyDescriptor(E, 'innerHTML').set
 let T
 const html = (v, s) => !v?.replace ? v : v.replace(/<\w+([^>"']|"[^"]*"|'[^']*')*>/g, m => t(() => {
   m = m.replace(/\ssrcdoc\s*=\s*["']/i, '$&' + FP)
+  // a frame's src: a javascript: URL is wrapped as at() does it (set with Element's own
+  // setAttribute, taken before the guard hooks it)
+  const p = () => (ih.call(T ||= CE.call(D, 'template'), m), T.content.firstChild)
+  const f = /^<i?frame[\s/]/i.test(m) && p(), v = f && f.getAttribute('src'), a = [v]
+  v && (at(f, 'src', a, 0), a[0] != v) && (SA.call(f, 'src', a[0]), m = f.outerHTML.replace(/<\/iframe>$/, ''))
   if (!H.test(m) && !(s && X)) return m
-  ih.call(T ||= CE.call(D, 'template'), m)
-  const e = T.content.firstChild, n = [], sc = e.localName == 'script'
+  const e = p(), n = [], sc = e.localName == 'script'
   let h
   for (const a of e.attributes) { const c = el(e, a.name, a.value); if (c) h = c, n.push(a.name) }
   if (h && (s || !sc)) return m.replace(RegExp(`([\\s"'/])(${n.join('|')}${sc ? '|type' : ''})(?=[\\s/>=])`, 'gi'), '$1data-consentgate-$2').replace(/^<\w+/, `$& data-consent=${h}${sc ? ' type=text/plain' : ''}`)
 }) || m)
+// attribute n of e set to a[i] (or its property): markup in srcdoc, URLs elsewhere; a
+// frame's javascript: URL is wrapped so that the document its code returns, evaluated in
+// the frame as before, goes through fw (the URL parser drops tabs and line breaks, and the
+// code is percent-decoded: so is it here)
+const at = (e, n, a, i, u = String(a[i]).replace(/[\t\n\r]/g, '')) => (/^srcdoc$/i.test(n) ? a[i] = FP + html(a[i], 1)
+  : /^src$/i.test(n) && /^i?frame$/.test(e.localName) && JU.test(u) && (a[i] = 'javascript:' + encodeURIComponent(`parent.consentgateFrame(eval(${JSON.stringify(u.replace(JU, '').replace(/(%[\da-f]{2})+/gi, m => t(() => decodeURIComponent(m)) ?? m))}))`)), el(e, n, a[i]))
 // elements arriving with URLs that bypassed the setters (clones, parsed or imported markup)
 const scan = x => {
   if (x?.querySelectorAll) for (const e of [x, ...x.querySelectorAll('[src],[srcset],[href],[data],[poster]')]) for (const a of [...e.attributes || []]) {
@@ -109,12 +119,6 @@ const guard = W => {
   })
   const pr = n => W[n].prototype, E = pr('Element'), P = pr('Document'), XP = pr('XMLHttpRequest')
   for (const k of ['contentWindow', 'contentDocument']) sp(pr('HTMLIFrameElement'), k, fg, 'get')
-  // attribute n of e set to a[i] (or its property): markup in srcdoc, URLs elsewhere; a
-  // frame's javascript: URL is wrapped so that the document its code returns, evaluated in
-  // the frame as before, goes through fw (the URL parser drops tabs and line breaks, and the
-  // code is percent-decoded: so is it here)
-  const at = (e, n, a, i, u = String(a[i]).replace(/[\t\n\r]/g, '')) => (/^srcdoc$/i.test(n) ? a[i] = FP + html(a[i], 1)
-    : /^src$/i.test(n) && /^i?frame$/.test(e.localName) && JU.test(u) && (a[i] = 'javascript:' + encodeURIComponent(`parent.consentgateFrame(eval(${JSON.stringify(u.replace(JU, '').replace(/(%[\da-f]{2})+/gi, m => t(() => decodeURIComponent(m)) ?? m))}))`)), el(e, n, a[i]))
   // markup in argument i (s: its scripts will run)
   const hm = (i, s) => (_, a) => { a[i] = html(a[i], s) }, h0 = hm(0)
   hk(E, 'setAttribute', (e, a) => at(e, a[0], a, 1))
