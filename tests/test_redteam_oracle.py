@@ -218,6 +218,43 @@ TECHNIQUES = {
         f"var u={SPLIT};d.insertAdjacentHTML('beforeend','<p>x</p><iframe title=\"a>b\" "
         'src=" JAVA&#x53;cript&colon;`<img src=${parent.u}>`"></iframe>\')'
     ),
+    # session 6, a hostile review of the above: the frame's parent replaced before its
+    # javascript: URL runs (the guard locks it), an empty attribute map given a javascript:
+    # src, window.open of a javascript: URL into a named frame, and objects whose toString
+    # answers a first-party URL to the guard's check and a tracker's to the browser
+    "javascript-url-frame-parent-replaced": (
+        f"var u={SPLIT_GA},f=document.createElement('iframe');d.append(f);"
+        "f.contentWindow.parent={consentgateFrame:x=>x};"
+        "f.src='javascript:\"<script>var s=document.createElement(`script`);"
+        "s.src=top.u;document.head.appendChild(s)<\\/script>\"'"
+    ),
+    "javascript-url-frame-parent-shadowed": (
+        f"var u={SPLIT_GA},f=document.createElement('iframe');d.append(f);"
+        "var w=f.contentDocument;w.open();w.write('<script>let parent={consentgateFrame:x=>x}"
+        "<\\/script>');w.close();"
+        "f.src='javascript:\"<script>var s=document.createElement(`script`);"
+        "s.src=top.u;document.head.appendChild(s)<\\/script>\"'"
+    ),
+    "javascript-url-frame-set-named-item-empty": (
+        f"var u={SPLIT_GA},f=document.createElement('iframe');d.append(f);"
+        "var a=document.createAttribute('src');a.value='javascript:\"<script>var s="
+        "document.createElement(`script`);s.src=parent.u;document.head.appendChild(s)"
+        "<\\/script>\"';f.attributes.setNamedItem(a)"
+    ),
+    "javascript-url-window-open-named-frame": (
+        f"var u={SPLIT_GA},f=document.createElement('iframe');f.name='zz';d.append(f);"
+        "open('javascript:\"<script>var s=document.createElement(`script`);"
+        "s.src=parent.u;document.head.appendChild(s)<\\/script>\"','zz')"
+    ),
+    "javascript-url-frame-breaks-out": (
+        f"var u={SPLIT},f=document.createElement('iframe');d.append(f);"
+        "f.src='javascript:0);var consentgateJs=0;0||`<img src=${parent.u}>`;(0'"
+    ),
+    "to-string-twice-img": (
+        f"var U={SPLIT},n=0;new Image().src={{toString(){{return ++n>1?U:'/x.png'}}}}"
+    ),
+    "to-string-twice-fetch": f"var U={SPLIT},n=0;fetch({{toString(){{return n++?U:'/x'}}}})",
+    "url-property-fetch": f"fetch({{url:'/x',toString(){{return {SPLIT}}}}})",
     "set-html-unsafe": f"d.setHTMLUnsafe('<img src='+{SPLIT}+'>')",
     "shadow-set-html-unsafe": (
         f"d.attachShadow({{mode:'open'}}).setHTMLUnsafe('<img src='+{SPLIT}+'>')"

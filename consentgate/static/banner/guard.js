@@ -29,8 +29,13 @@ const cat = (v, h, s) => {
 }
 // the refused category a cookie named n is held under when w (a write, not a deletion)
 const ck = (n, w) => { if (w) for (const [c, , , r] of C) if (!ok(c) && r.test(n)) return c }
-// the refused category a URL (or Request) is held under, or 0
-const nc = u => { const c = cat(u?.url ?? u); return !ok(c) && c }
+// the refused category URL argument a[i] is held under, or 0: a Request's own URL (read by
+// the getter as it was, RU), another object made a string once, here, as the browser would
+// make it (its toString could answer otherwise the second time). RU and TT (below) are taken
+// on first use: building their interfaces costs a page that never needs them
+let RU, TT
+const so = (a, i, u = a[i]) => u && typeof u == 'object' ? t(() => (RU ||= O.getOwnPropertyDescriptor(Request.prototype, 'url').get).call(u)) ?? (a[i] = String(u)) : u
+const nc = (a, i) => { const c = cat(so(a, i)); return !ok(c) && c }
 // attribute n = v of element e: the refused category it loads from, if any
 const el = (e, n, v) => {
   const l = e.localName, r = e.rel
@@ -69,12 +74,17 @@ const html = (v, s) => !v?.replace ? v : v.replace(/<\w+([^>"']|"[^"]*"|'[^']*')
   for (const a of e.attributes) { const c = el(e, a.name, a.value); if (c) h = c, n.push(a.name) }
   if (h && (s || !sc)) return m.replace(RegExp(`([\\s"'/])(${n.join('|')}${sc ? '|type' : ''})(?=[\\s/>=])`, 'gi'), '$1data-consentgate-$2').replace(/^<\w+/, `$& data-consent=${h}${sc ? ' type=text/plain' : ''}`)
 }) || m)
-// attribute n of e set to a[i] (or its property): markup in srcdoc, URLs elsewhere; a
-// frame's javascript: URL is wrapped so that the document its code returns, evaluated in
-// the frame as before, goes through fw (the URL parser drops tabs and line breaks, and the
-// code is percent-decoded: so is it here)
-const at = (e, n, a, i, u = String(a[i]).replace(/[\t\n\r]/g, '')) => (/^srcdoc$/i.test(n) ? a[i] = FP + html(a[i], 1)
-  : /^src$/i.test(n) && /^i?frame$/.test(e.localName) && JU.test(u) && (a[i] = 'javascript:' + encodeURIComponent(`parent.consentgateFrame(eval(${JSON.stringify(u.replace(JU, '').replace(/(%[\da-f]{2})+/gi, m => t(() => decodeURIComponent(m)) ?? m))}))`)), el(e, n, a[i]))
+// attribute n of e set to a[i] (or its property), made a string once (Trusted Types values
+// stay as they are): markup in srcdoc, URLs elsewhere. A frame's javascript: URL (the URL
+// parser drops tabs and line breaks: so is it here) becomes
+//   javascript:var consentgateJs=(<its code>);parent.consentgateFrame(consentgateJs)
+// which still runs in the frame, without eval (a CSP may forbid it): the value of its
+// expression, a string, is the new document, and fw has it start with FP. The last statement,
+// whose value the browser takes, is always that call: code that is not one expression (or
+// breaks out of the parentheses to end the script otherwise) is a syntax error, and the frame
+// stays empty; the guard locks a frame's parent (it cannot be replaced nor shadowed)
+const at = (e, n, a, i, v = a[i], u = (v && typeof v == 'object' && !(TT ||= ['TrustedScriptURL', 'TrustedHTML'].map(k => W[k]?.prototype.toString)).some(f => t(() => f.call(v)) != null) && (a[i] = String(v)), String(a[i]).replace(/[\t\n\r]/g, ''))) => (/^srcdoc$/i.test(n) ? a[i] = FP + html(a[i], 1)
+  : /^src$/i.test(n) && /^i?frame$/.test(e.localName) && JU.test(u) && (a[i] = 'javascript:' + encodeURIComponent('var consentgateJs=(\n') + u.replace(JU, '') + encodeURIComponent('\n);parent.consentgateFrame(consentgateJs)')), el(e, n, a[i]))
 // elements arriving with URLs that bypassed the setters (clones, parsed or imported markup)
 const scan = x => {
   if (x?.querySelectorAll) for (const e of [x, ...x.querySelectorAll('[src],[srcset],[href],[data],[poster]')]) for (const a of [...e.attributes || []]) {
@@ -106,6 +116,7 @@ const guard = W => {
   if (G.has(W.Object)) return
   G.add(W.Object)
   t(() => O.defineProperty(W, 'consentgateFrame', { value: fw }))
+  W != window && t(() => O.defineProperty(W, 'parent', { get: O.getOwnPropertyDescriptor(W, 'parent').get, set() {}, configurable: !1 }))
   W.document.addEventListener('load', e => { const w = e.target.contentWindow; w && t(() => guard(w)) }, !0)
   // import() and static imports (syntax: nothing to wrap): an import map blocks (null) the
   // hosts of the categories refused now (their hint hosts, and www. on each); a category
@@ -124,14 +135,14 @@ const guard = W => {
   hk(E, 'setAttribute', (e, a) => at(e, a[0], a, 1))
   hk(E, 'setAttributeNS', (e, a) => at(e, a[1], a, 2))
   // an attribute node given to element e (directly, or through the map its attributes are:
-  // e is the owner of an attribute already in it; an empty map's is taken for an <img>, which
-  // holds every URL attribute), or its value changed while it is set on one (Attr's value,
-  // Node's nodeValue and textContent)
+  // e is the owner of an attribute already in it; an empty map's is taken for an <iframe> for
+  // a src, else an <img>, which hold every URL attribute), or its value changed while it is
+  // set on one (Attr's value, Node's nodeValue and textContent: null there is '')
   const an = (e, a) => { const v = [a.value], c = at(e, a.name, v, 0); v[0] != a.value && (a.value = v[0]); return c }
   for (const m of ['setAttributeNode', 'setAttributeNodeNS']) hk(E, m, (e, [a]) => an(e, a))
-  for (const m of ['setNamedItem', 'setNamedItemNS']) hk(pr('NamedNodeMap'), m, (m, [a]) => an(m[0]?.ownerElement || { localName: 'img' }, a))
+  for (const m of ['setNamedItem', 'setNamedItemNS']) hk(pr('NamedNodeMap'), m, (m, [a]) => an(m[0]?.ownerElement || { localName: /^src$/i.test(a.name) ? 'iframe' : 'img' }, a))
   for (const [o, k] of [[pr('Attr'), 'value'], [pr('Node'), 'nodeValue'], [pr('Node'), 'textContent']])
-    sp(o, k, (a, v) => a.ownerElement && at(a.ownerElement, a.name, v, 0))
+    sp(o, k, (a, v) => a.ownerElement && (k != 'value' && (v[0] ??= ''), at(a.ownerElement, a.name, v, 0)))
   for (const k of 'src srcset href data poster srcdoc imageSrcset'.split(' '))
     for (const p of 'Script Image IFrame Frame Embed Source Media Input Track Link Object Video'.split(' '))
       sp(pr(`HTML${p}Element`), k, (e, a) => at(e, k, a, 0))
@@ -151,24 +162,33 @@ const guard = W => {
   // network calls: a held fetch rejects as a network error would, a held beacon is false,
   // an XMLHttpRequest fails as a network error (its [category, open's arguments] ride on it
   // as $cg until send), a WebSocket or EventSource fails to connect, a new Audio(url) to
-  // load; a held window.open is a blocked pop-up (null)
-  const n0 = (_, a) => nc(a[0])
+  // load; a held window.open is a blocked pop-up (null); a javascript: URL it opens in one
+  // of the window's frames is wrapped as a frame's src is
+  const n0 = (_, a) => nc(a, 0)
   hk(W, 'fetch', n0, async () => { throw TypeError('Failed to fetch') })
   // fetchLater (a deferred beacon): held, its result says it was not sent
-  hk(W, 'fetchLater', n0, () => ({ activated: !1 }))
+  hk(W, 'fetchLater', n0, () => O.setPrototypeOf({ activated: !1 }, W.FetchLaterResult.prototype))
   hk(pr('Navigator'), 'sendBeacon', n0, () => !1)
-  hk(W, 'open', n0, () => null)
-  hk(XP, 'open', (x, a) => { const c = nc(a[1]); x.$cg = c && [c, [...a]]; c && (a[1] = 'data:;base64,%') })
+  hk(W, 'open', (_, a) => (JU.test(so(a, 0)) && W[a[1]]?.parent == W && at({ localName: 'iframe' }, 'src', a, 0), nc(a, 0)), () => null)
+  hk(XP, 'open', (x, a) => { const c = nc(a, 1); x.$cg = c && [c, [...a]]; c && (a[1] = 'data:;base64,%') })
   hk(XP, 'send', (x, a) => { const q = x.$cg; q && hold(q[0], () => { const n = new XMLHttpRequest; n.open(...q[1]); n.withCredentials = x.withCredentials; n.send(a[0]) }) })
   for (const k of ['WebSocket', 'EventSource', 'Audio'])
-    W[k] = new Proxy(W[k], { construct: (K, a, n) => Reflect.construct(K, t(() => nc(a[0])) ? ['ws://localhost:0'] : a, n) })
+    W[k] = new Proxy(W[k], { construct: (K, a, n) => Reflect.construct(K, t(() => nc(a, 0)) ? ['ws://localhost:0'] : a, n) })
   // a write of a cookie declared for a refused category (deleting passes): document.cookie,
-  // and cookieStore.set (name, value) or ({name, value, expires}), held as resolved
-  sp(P, 'cookie', (_, [v]) => {
-    const m = /^\s*([^=;]*?)\s*=\s*([^;]*)/.exec(v)
+  // and cookieStore.set (name, value) or ({name, value, expires}), held as resolved. Each
+  // value is read once, here (a string made once, the options copied: the browser gets what
+  // was checked); a cookieStore name is trimmed, as the browser trims it
+  sp(P, 'cookie', (_, a) => {
+    const v = a[0] = String(a[0]), m = /^\s*([^=;]*?)\s*=\s*([^;]*)/.exec(v)
     return ck(m[1], m[2] && !/max-age=\s*[-0]/i.test(v) && !(new Date(/expires=([^;]*)/i.exec(v)?.[1]) < new Date))
   })
-  hk(W.CookieStore?.prototype, 'set', (_, [n, v]) => (n = n?.name == null ? { name: n, value: v } : n, ck(n.name, n.value && !(n.expires < Date.now()))), async () => {})
+  hk(W.CookieStore?.prototype, 'set', (_, a) => {
+    const [d, v] = a, o = a[0] = d && typeof d == 'object' ? { ...d } : { name: d, value: v }
+    a.length = 1
+    for (const k of ['name', 'value']) o[k] != null && (o[k] = String(o[k]))
+    o.expires != null && (o.expires = +o.expires)
+    return ck(o.name?.trim(), o.value !== '' && !(o.expires < Date.now() && o.expires != null))
+  }, async () => {})
 }
 
 if (!W.consentgateGuard) {
