@@ -109,11 +109,6 @@ CASES: dict[str, Variant] = {
             f's.src={SPLIT_GA};s.nonce=`r4nd0m`;document.head.appendChild(s)&lt;/script&gt;"></iframe>'
         ),
     ),
-    # session 6: import() under a nonce CSP (the guard's import map carries the nonce)
-    "dynamic-import-nonce": Variant(
-        headers=[*HTML, ("Content-Security-Policy", "script-src 'nonce-r4nd0m'")],
-        body=page(f"<script nonce=r4nd0m>import({SPLIT_GA}).catch(()=>0)</script>"),
-    ),
     # the runtime guard: a same-origin about:blank frame has its own fetch, Image and
     # prototypes (the URL is split, so no signature decides the inline script on the server)
     "about-blank-content-window": Variant(
@@ -196,65 +191,6 @@ TECHNIQUES = {
         f"var u={SPLIT},f=document.createElement('iframe');d.append(f);"
         'f.src=\'javascript:"<img src="+parent.u+">"\''
     ),
-    # session 6: import() and static imports (syntax: no function to wrap) of a tracker URL:
-    # an import map the guard registers blocks the refused categories' hosts
-    "dynamic-import": f"import({SPLIT_GA}).catch(()=>0)",
-    "dynamic-import-scheme-relative": (
-        "import('//www.google'+'tagmanager.com/gtag/js?id=G-X').catch(()=>0)"
-    ),
-    "static-import-module": (
-        "var s=document.createElement('script');s.type='module';"
-        f"s.textContent='import \"'+{SPLIT_GA}+'\"';document.head.append(s)"
-    ),
-    "dynamic-import-in-about-blank-frame": (
-        "var f=document.createElement('iframe');d.append(f);"
-        f"f.contentWindow.eval('import('+JSON.stringify({SPLIT_GA})+').catch(()=>0)')"
-    ),
-    "javascript-url-frame-inner-html": (
-        f"var u={SPLIT};d.innerHTML="
-        "'<iframe src=\"javascript:`<img src=${parent.u}>`\"></iframe>'"
-    ),
-    "javascript-url-frame-insert-adjacent-html": (
-        f"var u={SPLIT};d.insertAdjacentHTML('beforeend','<p>x</p><iframe title=\"a>b\" "
-        'src=" JAVA&#x53;cript&colon;`<img src=${parent.u}>`"></iframe>\')'
-    ),
-    # session 6, a hostile review of the above: the frame's parent replaced before its
-    # javascript: URL runs (the guard locks it), an empty attribute map given a javascript:
-    # src, window.open of a javascript: URL into a named frame, and objects whose toString
-    # answers a first-party URL to the guard's check and a tracker's to the browser
-    "javascript-url-frame-parent-replaced": (
-        f"var u={SPLIT_GA},f=document.createElement('iframe');d.append(f);"
-        "f.contentWindow.parent={consentgateFrame:x=>x};"
-        "f.src='javascript:\"<script>var s=document.createElement(`script`);"
-        "s.src=top.u;document.head.appendChild(s)<\\/script>\"'"
-    ),
-    "javascript-url-frame-parent-shadowed": (
-        f"var u={SPLIT_GA},f=document.createElement('iframe');d.append(f);"
-        "var w=f.contentDocument;w.open();w.write('<script>let parent={consentgateFrame:x=>x}"
-        "<\\/script>');w.close();"
-        "f.src='javascript:\"<script>var s=document.createElement(`script`);"
-        "s.src=top.u;document.head.appendChild(s)<\\/script>\"'"
-    ),
-    "javascript-url-frame-set-named-item-empty": (
-        f"var u={SPLIT_GA},f=document.createElement('iframe');d.append(f);"
-        "var a=document.createAttribute('src');a.value='javascript:\"<script>var s="
-        "document.createElement(`script`);s.src=parent.u;document.head.appendChild(s)"
-        "<\\/script>\"';f.attributes.setNamedItem(a)"
-    ),
-    "javascript-url-window-open-named-frame": (
-        f"var u={SPLIT_GA},f=document.createElement('iframe');f.name='zz';d.append(f);"
-        "open('javascript:\"<script>var s=document.createElement(`script`);"
-        "s.src=parent.u;document.head.appendChild(s)<\\/script>\"','zz')"
-    ),
-    "javascript-url-frame-breaks-out": (
-        f"var u={SPLIT},f=document.createElement('iframe');d.append(f);"
-        "f.src='javascript:0);var consentgateJs=0;0||`<img src=${parent.u}>`;(0'"
-    ),
-    "to-string-twice-img": (
-        f"var U={SPLIT},n=0;new Image().src={{toString(){{return ++n>1?U:'/x.png'}}}}"
-    ),
-    "to-string-twice-fetch": f"var U={SPLIT},n=0;fetch({{toString(){{return n++?U:'/x'}}}})",
-    "url-property-fetch": f"fetch({{url:'/x',toString(){{return {SPLIT}}}}})",
     "set-html-unsafe": f"d.setHTMLUnsafe('<img src='+{SPLIT}+'>')",
     "shadow-set-html-unsafe": (
         f"d.attachShadow({{mode:'open'}}).setHTMLUnsafe('<img src='+{SPLIT}+'>')"
@@ -469,6 +405,23 @@ UNFIXED: dict[str, tuple[Variant, str]] = {
             ),
         ),
         "nested srcdoc in markup",
+    ),
+    # import() and static imports of a tracker URL (syntax: nothing to wrap). An import map
+    # mapping the refused hosts to null held them (session 6), but registering one with ~100
+    # entries cost a small page 7-14 ms and the corpus page 002 ~300 ms of script time
+    "dynamic-import": (
+        Variant(headers=HTML, body=page(f"<script>import({SPLIT_GA}).catch(()=>0)</script>")),
+        "dynamic import()",
+    ),
+    "static-import-module": (
+        Variant(
+            headers=HTML,
+            body=page(
+                "<script>var s=document.createElement('script');s.type='module';"
+                f"s.textContent='import \"'+{SPLIT_GA}+'\"';document.head.append(s)</script>"
+            ),
+        ),
+        "static import in a module inserted at run time",
     ),
     # opaque-origin documents the page writes (sandboxed srcdoc, data:): no guard can reach
     # them; the rewriter's signatures miss a split URL (also a286822)

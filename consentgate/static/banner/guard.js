@@ -53,7 +53,7 @@ const sp = (o, k, f, s = 'set') => { const p = O.getOwnPropertyDescriptor(o, k);
 // a frame's document (srcdoc) starts with FP: a script that has the parent's guard patch the
 // frame's window before the document's own scripts run (the frame shares the page's CSP: its
 // nonce), through parent.consentgateFrame, which the page can neither replace nor intercept
-const FN = D.currentScript?.nonce, FP = `<script nonce=${FN}>parent.consentgateFrame(window)<\/script>`
+const FP = `<script nonce=${D.currentScript?.nonce}>parent.consentgateFrame(window)<\/script>`
 // markup as a string: a tag loading from a refused category is held as the rewriter does
 // it (the banner restores it); s: its scripts run (document.write), elsewhere they never do.
 // Each tag is parsed alone (an SVG <image> parses as an <img>: its href counts too); a
@@ -118,16 +118,6 @@ const guard = W => {
   t(() => O.defineProperty(W, 'consentgateFrame', { value: fw }))
   W != window && t(() => O.defineProperty(W, 'parent', { get: O.getOwnPropertyDescriptor(W, 'parent').get, set() {}, configurable: !1 }))
   W.document.addEventListener('load', e => { const w = e.target.contentWindow; w && t(() => guard(w)) }, !0)
-  // import() and static imports (syntax: nothing to wrap): an import map blocks (null) the
-  // hosts of the categories refused now (their hint hosts, and www. on each); a category
-  // granted later stays blocked there until the next page (an import map cannot be taken
-  // back; trackers serve no modules a page could import anyway). Its element goes once read
-  t(() => {
-    const m = {}, s = W.document.createElement('script')
-    for (const [c, , q] of C) if (!ok(c)) for (const h of q.source.slice(9, -2).replace(/\\/g, '').split('|')) for (const p of ['https://', 'http://']) h && (m[p + h + '/'] = m[p + 'www.' + h + '/'] = null)
-    s.type = 'importmap', s.nonce = FN, s.textContent = JSON.stringify({ imports: m })
-    W.document.head.append(s), s.remove()
-  })
   const pr = n => W[n].prototype, E = pr('Element'), P = pr('Document'), XP = pr('XMLHttpRequest')
   for (const k of ['contentWindow', 'contentDocument']) sp(pr('HTMLIFrameElement'), k, fg, 'get')
   // markup in argument i (s: its scripts will run)
