@@ -246,7 +246,7 @@ async def test_regime_variants_carry_only_their_views_texts(
 BUDGET = 5400
 BUDGET_SITE = Site(id="demo", cookies=list(SEED_COOKIES), demo=True, regimes={"JP": "notice"})
 #: Issue 16's targets, the runtime guard ≤ 1,500 B and the whole first visit with it
-#: ≤ 7,000 B, are NOT met (guard 4,103 B: docs/guard.md, bench/README.md). Until they
+#: ≤ 7,000 B, are NOT met (guard 4,294 B: docs/guard.md, bench/README.md). Until they
 #: are, this ceiling on the guard as inlined keeps it from growing; +214 B of it hold the
 #: red-team's same-origin frames, attribute nodes, setHTMLUnsafe/execCommand markup,
 #: window.open and new Audio(url) (tests/test_redteam_oracle.py); +57 B the frames found by
@@ -264,8 +264,12 @@ BUDGET_SITE = Site(id="demo", cookies=list(SEED_COOKIES), demo=True, regimes={"J
 #: a javascript: frame in a markup string wrapped too; +303 B a hostile review's fixes
 #: (values read once, a frame's parent locked, the javascript: wrapper without eval, window.open
 #: into a frame, cookieStore options copied and trimmed; tests/test_redteam_oracle.py,
-#: tests/test_guard_browser.py).
-GUARD_CEILING = 4110
+#: tests/test_guard_browser.py); -151 B the import map taken out again (its cost in script
+#: time); +191 B opaque-origin documents (a sandboxed srcdoc, a data: document in a frame,
+#: object or embed) held as unclassified, the frame prefix stopping a frame whose origin
+#: turned out opaque, tabs and line breaks dropped from URLs as the URL parser drops them
+#: (tests/test_redteam_oracle.py, tests/test_guard_browser.py).
+GUARD_CEILING = 4300
 
 
 def gz(data: bytes) -> int:

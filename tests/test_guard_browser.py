@@ -87,6 +87,19 @@ MODULES = {
 window.__lib = [x, y, document.querySelectorAll('script[type=importmap]').length]</script>
 </head><body><p>modules</p></body></html>""",
     "/lib.js": b"export default 'lib'",
+    # opaque-origin documents in the markup (a sandboxed srcdoc that runs scripts, a data:
+    # frame and an SVG object) and harmless ones (a sandboxed srcdoc without scripts, an
+    # image in a frame): each that runs posts its name to the page
+    "/opaque.html": b"<!doctype html><html><head><title>o</title><script>window.__msgs = [];"
+    b"addEventListener('message', e => __msgs.push(e.data))</script></head><body>"
+    b'<iframe id=a sandbox=allow-scripts srcdoc="&lt;script&gt;parent.postMessage('
+    b"'m-sandboxed', '*')&lt;/script&gt;\"></iframe><iframe id=b src=\"data:text/html,"
+    b"%3Cscript%3Eparent.postMessage('m-data','*')%3C/script%3E\"></iframe>"
+    b'<object id=c type="image/svg+xml" data="data:image/svg+xml,%3Csvg xmlns='
+    b"'http://www.w3.org/2000/svg'%3E%3Cscript%3Eparent.postMessage('m-svg','*')"
+    b'%3C/script%3E%3C/svg%3E"></object><iframe id=d sandbox srcdoc="&lt;p&gt;static">'
+    b'</iframe><iframe id=e src="data:image/gif;base64,R0lGODlhAQABAAAAACw="></iframe>'
+    b"</body></html>",
 }
 
 
@@ -558,6 +571,69 @@ def test_the_page_import_map_and_modules_still_work(
     try:
         wait_until(page, "window.__lib")
         assert page.evaluate("window.__lib") == ["lib", "lib", 1]
+        assert net.trackers() == []
+        assert errors == []
+    finally:
+        context.close()
+
+
+# the same at run time, and a sandbox given after the srcdoc (held as the frame is inserted)
+OPAQUE_RUNTIME = """(() => {
+  const f = (id, k, v, sandbox) => {
+    const e = document.createElement(id == 'r-object' ? 'object' : 'iframe')
+    e.id = id
+    if (sandbox != null && id != 'r-late') e.sandbox = sandbox
+    e[k] = v
+    if (id == 'r-late') e.setAttribute('sandbox', sandbox)
+    document.body.append(e)
+    return e
+  }
+  const post = n => `<script>parent.postMessage('${n}', '*')<\\/script>`
+  f('r-sandboxed', 'srcdoc', post('r-sandboxed'), 'allow-scripts')
+  f('r-data', 'src', 'data:text/html,' + encodeURIComponent(post('r-data')))
+  f('r-object', 'data', 'data:text/html;base64,' + btoa(post('r-object')))
+  f('r-late', 'srcdoc', post('r-late'), 'allow-scripts')
+  f('r-static', 'srcdoc', '<p>static', '')
+})()"""
+HELD = """[...document.querySelectorAll('iframe, object')].map(e =>
+  [e.id, e.dataset.consent || null, ['src', 'srcdoc', 'data'].filter(a => e.hasAttribute(a))])"""
+
+
+def test_opaque_frames_are_held_until_unclassified_is_granted(
+    chromium: Browser, proxy: str, upstream: str
+) -> None:
+    """A document in an opaque origin (no guard reaches it) runs only once unclassified
+    content is granted; one that runs no script is left alone."""
+    context, page, net, errors = visit(chromium, proxy, upstream, "/opaque.html")
+    try:
+        page.locator("#consentgate .b").wait_for()
+        page.evaluate(OPAQUE_RUNTIME)
+        settle(page, quiet=0.3)
+        assert page.evaluate("__msgs") == []
+        held = {i: (c, a) for i, c, a in page.evaluate(HELD)}
+        assert held == {
+            "a": ("unclassified", []),
+            "b": ("unclassified", []),
+            "c": ("unclassified", []),
+            "d": (None, ["srcdoc"]),
+            "e": (None, ["src"]),
+            "r-sandboxed": (None, []),
+            "r-data": (None, []),
+            "r-object": (None, []),
+            "r-late": (None, []),
+            "r-static": (None, ["srcdoc"]),
+        }, held
+        # the harmless ones show what they hold
+        static = page.frame_locator("#d").locator("p")
+        assert static.text_content() == "static"
+        assert page.frame_locator("#r-static").locator("p").text_content() == "static"
+
+        button(page, "Accept all").click()
+        wanted = ["m-sandboxed", "m-data", "m-svg", "r-sandboxed", "r-data", "r-object", "r-late"]
+        wait_until(page, f"{wanted!r}.every(m => __msgs.includes(m))")
+        settle(page, quiet=0.3)
+        # released once each
+        assert sorted(page.evaluate("__msgs")) == sorted(wanted)
         assert net.trackers() == []
         assert errors == []
     finally:

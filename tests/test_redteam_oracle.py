@@ -25,6 +25,15 @@ PIXEL = "https://www.google-analytics.com/g/collect?v=2&tid=G-ORACLE"
 SCRIPT = f'<script src="{TRACKER}"></script>'
 SPLIT = "'https://www.google'+'-analytics.com/g/collect?v=2'"
 SPLIT_GA = "'https://www.google'+'tagmanager.com/gtag/js?id=G-X'"
+# code run in an opaque-origin frame (it cannot read the page's variables): the URL is built
+# there, in backquotes (the code sits in quoted strings and attributes)
+OPAQUE_JS = (
+    "var s=document.createElement(`script`);s.src=`https://www.google`+`tagmanager.com/gtag/"
+    "js?id=G-X`;document.head.appendChild(s)"
+)
+OPAQUE_FETCH = "fetch(`https://www.google`+`-analytics.com/g/collect?v=2`)"
+# a tab and a line break, made at run time (T, N): nothing on the server sees them
+T = "var T=String.fromCharCode(9),N=String.fromCharCode(10);"
 
 
 def page(body: str = "", head: str = "") -> bytes:
@@ -44,7 +53,10 @@ CASES: dict[str, Variant] = {
         headers=[*HTML, ("Link", f"<{TRACKER}>; rel=preload; as=script")], body=page()
     ),
     "link-header-among-others": Variant(
-        headers=[*HTML, ("Link", f'</a.css>; rel=preload; as=style, <{TRACKER}>; rel="preload"')],
+        headers=[
+            *HTML,
+            ("Link", f'</a.css>; rel=preload; as=style, <{TRACKER}>; rel="preload"; as=script'),
+        ],
         body=page(),
     ),
     "refresh-header-to-pixel": Variant(headers=[*HTML, ("Refresh", f"0;url={PIXEL}")], body=page()),
@@ -315,6 +327,72 @@ TECHNIQUES = {
         ".get;Object.defineProperty(p,'contentWindow',{get(){return null}});"
         f"var f=document.createElement('iframe');d.append(f);g.call(f).fetch({SPLIT})"
     ),
+    # opaque-origin documents made at run time, which no guard can reach: a sandboxed srcdoc
+    # (scripts without allow-same-origin), however its sandbox and document are given, and
+    # data: documents in a frame, an object or an embed (a URL built in the frame itself)
+    # a tab or a line break in a URL, which the URL parser drops (made at run time: T)
+    "tab-in-url-img": f"{T}new Image().src='https://www.google-'+T+'analytics.com/g/collect?v=2'",
+    "newline-in-url-script": (
+        f"{T}var s=document.createElement('script');s.src='https://www.googletag'+N+'manager"
+        ".com/gtag/js?id=G-X';document.head.append(s)"
+    ),
+    # ... where it splits the word the guard looks for first
+    "tab-in-url-fetch": f"{T}fetch('https://www.goo'+T+'gle-analytics.com/g/collect?v=2')",
+    "newline-in-url-beacon": (
+        f"{T}navigator.sendBeacon('https://www.goo'+N+N+'gle-analytics.com/g/collect?v=2','x')"
+    ),
+    "sandboxed-srcdoc": (
+        "var f=document.createElement('iframe');f.sandbox='allow-scripts';"
+        f"f.srcdoc='<script>{OPAQUE_JS}<\\/script>';d.append(f)"
+    ),
+    "sandbox-after-srcdoc": (
+        f"var f=document.createElement('iframe');f.srcdoc='<script>{OPAQUE_JS}<\\/script>';"
+        "f.setAttribute('sandbox','allow-scripts allow-forms');d.append(f)"
+    ),
+    "sandbox-after-insertion-reload": (
+        "var f=document.createElement('iframe');f.srcdoc='<p>x<script>origin==`null`&&"
+        f"function(){{{OPAQUE_JS}}}()<\\/script>';"
+        "f.sandbox='allow-scripts allow-same-origin';f.onload=()=>{f.onload=null;"
+        "f.sandbox='allow-scripts';f.contentWindow.location.reload()};d.append(f)"
+    ),
+    "sandboxed-srcdoc-inner-html": (
+        "d.innerHTML='<iframe sandbox=allow-scripts srcdoc=\"<script>"
+        f"{OPAQUE_JS}<\\/script>\"></iframe>'"
+    ),
+    "sandboxed-srcdoc-dom-parser": (
+        "var x=new DOMParser().parseFromString('<iframe sandbox=allow-scripts srcdoc=\"<script>"
+        f"{OPAQUE_JS}<\\/script>\"></iframe>','text/html');d.append(x.body.firstChild)"
+    ),
+    "data-frame": (
+        "var f=document.createElement('iframe');f.src='data:text/html,'+encodeURIComponent("
+        f"'<script>{OPAQUE_JS}<\\/script>');d.append(f)"
+    ),
+    "data-frame-base64": (
+        "var f=document.createElement('iframe');f.src='data:text/html;charset=utf-8;base64,'+"
+        f"btoa('<script>{OPAQUE_JS}<\\/script>');d.append(f)"
+    ),
+    "data-frame-set-attribute": (
+        "var f=document.createElement('iframe');f.setAttribute('src',' DATA:text/html,'+"
+        f"encodeURIComponent('<script>{OPAQUE_JS}<\\/script>'));d.append(f)"
+    ),
+    "data-frame-inner-html": (
+        "d.innerHTML='<iframe src=\"data:text/html,'+encodeURIComponent('<script>"
+        f"{OPAQUE_JS}<\\/script>')+'\"></iframe>'"
+    ),
+    "data-frame-xhtml-tab": (
+        "var f=document.createElement('iframe');f.src='da\\tta: application/xhtml+xml,'+"
+        'encodeURIComponent(\'<html xmlns="http://www.w3.org/1999/xhtml"><body><script>'
+        f"{OPAQUE_FETCH}<\\/script></body></html>');d.append(f)"
+    ),
+    "data-object": (
+        "var o=document.createElement('object');o.type='text/html';o.data='data:text/html,'+"
+        f"encodeURIComponent('<script>{OPAQUE_JS}<\\/script>');d.append(o)"
+    ),
+    "data-svg-embed": (
+        "var e=document.createElement('embed');e.type='image/svg+xml';e.src='data:image/svg+xml,'"
+        '+encodeURIComponent(\'<svg xmlns="http://www.w3.org/2000/svg"><script>'
+        f"{OPAQUE_FETCH}<\\/script></svg>');d.append(e)"
+    ),
 }
 for _name, _js in TECHNIQUES.items():
     CASES["guard-" + _name] = Variant(
@@ -348,6 +426,40 @@ CASES |= {
         headers=HTML,
         body=page(
             f"<iframe src=/nope id=f></iframe><script>f.contentWindow.fetch({SPLIT})</script>"
+        ),
+    ),
+    # opaque-origin documents in the markup, which no guard can reach (a sandboxed srcdoc, a
+    # data: frame), with a split URL that no signature sees: held as unclassified
+    "sandboxed-srcdoc-markup": Variant(
+        headers=HTML,
+        body=page(
+            '<iframe sandbox=allow-scripts srcdoc="&lt;script&gt;'
+            + OPAQUE_JS
+            + '&lt;/script&gt;"></iframe>'
+        ),
+    ),
+    "data-url-frame-split": Variant(
+        headers=HTML,
+        body=page(
+            f'<iframe src="data:text/html,&lt;script&gt;{OPAQUE_JS}&lt;/script&gt;"></iframe>'
+        ),
+    ),
+    "data-url-frame-entities-tab": Variant(
+        headers=HTML,
+        body=page(
+            '<iframe src=" d&#9;ata&colon;text/html;base64,'
+            + base64.b64encode(f"<script>{OPAQUE_JS}</script>".encode()).decode()
+            + '"></iframe>'
+        ),
+    ),
+    "data-url-object-svg": Variant(
+        headers=HTML,
+        body=page(
+            '<object type="image/svg+xml" data="data:image/svg+xml,'
+            + quote(
+                f'<svg xmlns="http://www.w3.org/2000/svg"><script>{OPAQUE_FETCH}</script></svg>'
+            )
+            + '"></object>'
         ),
     ),
     "srcdoc-event-stopped-markup": Variant(
@@ -423,36 +535,15 @@ UNFIXED: dict[str, tuple[Variant, str]] = {
         ),
         "static import in a module inserted at run time",
     ),
-    # opaque-origin documents the page writes (sandboxed srcdoc, data:): no guard can reach
-    # them; the rewriter's signatures miss a split URL (also a286822)
-    "sandboxed-srcdoc-markup": (
-        Variant(
-            headers=HTML,
-            body=page(
-                '<iframe sandbox=allow-scripts srcdoc="&lt;script&gt;'
-                "var s=document.createElement('script');s.src='https://www.goo'+'gletagmanager"
-                ".com/gtag/js?id=G-X';document.head.appendChild(s)&lt;/script&gt;\"></iframe>"
-            ),
-        ),
-        "sandboxed srcdoc (opaque origin)",
-    ),
-    "data-url-frame-split": (
-        Variant(
-            headers=HTML,
-            body=page(
-                '<iframe src="data:text/html,&lt;script&gt;'
-                "var s=document.createElement('script');s.src='https://www.goo'+'gletagmanager"
-                ".com/gtag/js?id=G-X';document.head.appendChild(s)&lt;/script&gt;\"></iframe>"
-            ),
-        ),
-        "data: frame (opaque origin)",
-    ),
 }
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_found_case(world: World, name: str) -> None:
-    check(world, CASES[name])
+    found = check(world, CASES[name])
+    assert found["direct"].tracker, (
+        "a direct visit did not reach the tracker: the case tests nothing"
+    )
 
 
 @pytest.mark.parametrize("name", list(RACY))

@@ -11,7 +11,8 @@ import pytest
 from consentgate.consent import CATEGORIES
 from consentgate.rewriter import RewritePolicy, rewrite_bytes
 
-PREFIX = "<script{}>parent.consentgateFrame(window)</script>"
+# the frame stops its document if its origin turns out opaque (unclassified not granted)
+PREFIX = "<script{}>try{{parent.consentgateFrame(window)}}catch{{stop()}}</script>"
 
 
 def snippet(nonce: str | None) -> bytes:
@@ -68,3 +69,47 @@ def test_no_prefix_without_a_guard_on_the_page() -> None:
     everything = RewritePolicy(granted=frozenset(CATEGORIES))
     assert b"consentgate" not in rewrite_bytes(page, everything, snippet)
     assert b"consentgate" not in rewrite_bytes(page, RewritePolicy(granted=frozenset()), None)
+
+
+def test_with_unclassified_granted_an_opaque_frame_is_not_stopped() -> None:
+    page = b"<html><head></head><body><iframe srcdoc='<b>x</b>'></iframe></body></html>"
+    policy = RewritePolicy(granted=frozenset({"unclassified"}))
+    out = srcdoc_of(rewrite_bytes(page, policy, snippet))
+    assert out == "<script>try{parent.consentgateFrame(window)}catch{}</script><b>x</b>"
+
+
+SCRIPT = "&lt;script&gt;fetch('/x')&lt;/script&gt;"
+
+
+@both
+@pytest.mark.parametrize(
+    ("tag", "held"),
+    [
+        # a srcdoc whose sandbox lets scripts run in an opaque origin
+        (f'<iframe sandbox="allow-scripts" srcdoc="{SCRIPT}">', True),
+        (f'<iframe sandbox=" ALLOW-SCRIPTS\tallow-forms " srcdoc="{SCRIPT}">', True),
+        (f'<iframe sandbox="allow-scripts allow-same-origin" srcdoc="{SCRIPT}">', False),
+        (f'<iframe sandbox srcdoc="{SCRIPT}">', False),  # no script runs
+        (f'<iframe sandbox="allow-&#115;cripts" srcdoc="{SCRIPT}">', True),
+        # data: documents in a frame, an object, an embed (any type but an image or a PDF)
+        ('<iframe src="data:text/html,%3Cp%3Ex">', True),
+        ('<iframe src=" DATA:text/html;base64,PHA+">', True),
+        ('<iframe src="d&#9;ata&colon;,x">', True),
+        ('<frame src="data:application/xhtml+xml,x">', True),
+        ('<object data="data:image/svg+xml,%3Csvg/%3E">', True),
+        ('<embed src="data:IMAGE/SVG+XML;charset=utf-8,x">', True),
+        ('<iframe src="data:text/plain,x">', True),
+        ('<iframe src="data:image/png;base64,iVBO">', False),
+        ('<object data="data:application/pdf;base64,JVBE">', False),
+        ('<iframe data-src="data:text/html,x">', False),  # not a URL the frame loads
+        ('<img src="data:image/svg+xml,%3Csvg/%3E">', False),  # an image runs no script
+    ],
+)
+def test_an_opaque_document_is_held_as_unclassified(speedups: bool, tag: str, held: bool) -> None:
+    """No runtime guard reaches a document in an opaque origin: held until unclassified
+    content is granted (docs/guard.md)."""
+    page = f"<html><head></head><body>{tag}</body></html>".encode()
+    out = rewrite_bytes(page, RewritePolicy(granted=frozenset()), snippet, speedups=speedups)
+    assert (b'data-consent="unclassified"' in out) is held, out
+    granted = RewritePolicy(granted=frozenset({"unclassified"}))
+    assert b"data-consent" not in rewrite_bytes(page, granted, snippet, speedups=speedups)

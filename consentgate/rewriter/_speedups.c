@@ -1131,10 +1131,12 @@ handle_url(Run *r, Py_ssize_t p, Py_ssize_t name_end, Py_ssize_t e, const char *
         goto done;
     }
     if (strcmp(element, "base") == 0 || strcmp(element, "meta") == 0
-        || (strcmp(element, "iframe") == 0 && nonempty(d, &attrs, "srcdoc") != NULL)) {
+        || strcmp(element, "iframe") == 0 || strcmp(element, "frame") == 0
+        || strcmp(element, "object") == 0 || strcmp(element, "embed") == 0) {
         /* base: classified by host (Catalog.hint_category), like a resource hint;
          * meta: a refresh's URL is inside its content;
-         * srcdoc: markup (Catalog.code_category): Python */
+         * frames, objects, embeds: a srcdoc is markup (Catalog.code_category), a data:
+         * document or a sandboxed srcdoc is opaque (_tags.data_document): Python */
         result = BAIL;
         goto done;
     }

@@ -38,6 +38,32 @@ _ATTR_NAME_RUN = re.compile(rb"[^\t\n\f\r />=]*+")
 _UNQUOTED_RUN = re.compile(rb"[^\t\n\f\r >]*+")
 _PRELOAD = re.compile(rb"(?i)(?:^|[\t\n\f\r ])(?:preload|modulepreload|prefetch)(?:$|[\t\n\f\r ])")
 #: Resource hints naming only an origin: matched by host (``Catalog.hint_category``)
+#: The attribute of a frame, an object or an embed whose data: URL is a document in an opaque
+#: origin: no runtime guard reaches it, so it is unclassified content (docs/guard.md)
+OPAQUE_URL = {b"iframe": b"src", b"frame": b"src", b"embed": b"src", b"object": b"data"}
+# a data: URL (leading C0 and spaces, tabs and line breaks anywhere ignored, as the URL parser
+# does) of any type but an image other than SVG or a PDF, which run no script
+_DATA_DOCUMENT = re.compile(
+    r"[\x00-\x20]*data:(?![\t\n\f\r ]*(?:image/(?!svg)|application/pdf))", re.I
+)
+_TAB_NL = str.maketrans("", "", "\t\n\r")
+
+
+def data_document(value: bytes) -> bool:
+    """Is ``value`` (an attribute value as written) a ``data:`` URL of a document type?"""
+    text = value.decode("latin-1")
+    return _DATA_DOCUMENT.match(html.unescape(text).translate(_TAB_NL)) is not None
+
+
+def opaque_sandbox(value: bytes | None) -> bool:
+    """Does a ``sandbox`` attribute value let scripts run in an opaque origin (allow-scripts
+    without allow-same-origin)? Its document cannot be reached by the page's guard."""
+    if value is None:
+        return False
+    tokens = html.unescape(value.decode("latin-1")).lower().split()
+    return "allow-scripts" in tokens and "allow-same-origin" not in tokens
+
+
 _HINT = re.compile(rb"(?i)(?:^|[\t\n\f\r ])(?:preconnect|dns-prefetch)(?:$|[\t\n\f\r ])")
 _FONT_BREAKOUT = re.compile(rb"(?i)[\t\n\f\r /](?:color|face|size)[\t\n\f\r /=>]")
 _RAWTEXT_NAMES = frozenset(b"style xmp iframe noembed noframes textarea title".split())
@@ -290,7 +316,11 @@ class TagHandling:
                     c = self.policy.catalog.code_category(markup)
                     if c is not None:
                         found.append(c)
+                    if opaque_sandbox(attrs.get(b"sandbox")):
+                        found.append("unclassified")
                     continue
+                if OPAQUE_URL.get(name) == attr and data_document(value):
+                    found.append("unclassified")
                 for url in _candidates(value, attr.endswith(b"srcset")):
                     c = classify(url)
                     if c is not None:
@@ -312,9 +342,12 @@ class TagHandling:
         if attr is None or not attr.value:
             return  # an empty document runs no script
         nonce = self._snippet_nonce
+        # the frame stops its document when its origin turns out opaque (the guard cannot
+        # reach it) unless unclassified content is granted (guard.js fp())
+        stop = "" if self.policy.allows("unclassified") else "stop()"
         script = (
             f"<script nonce={nonce}>" if nonce else "<script>"
-        ) + "parent.consentgateFrame(window)</script>"
+        ) + f"try{{parent.consentgateFrame(window)}}catch{{{stop}}}</script>"
         prefix = "".join(f"&#{ord(c)};" if c in "<>\"' &" else c for c in script).encode()
         value = attr.value.replace(b'"', b"&quot;")
         edited = tag[: attr.start] + b'srcdoc="' + prefix + value + b'"' + tag[attr.value_end :]

@@ -14,17 +14,20 @@
 ((H, X, C, I) => {
 const W = window, D = document, Q = [], O = Object, E = Element.prototype
 let on = I || ['necessary'], dec
-const ok = c => !c || on.includes(c)
+const ok = c => !c || on.includes(c), UC = 'unclassified'
+// the URL parser drops tabs and line breaks: so does the guard, before it reads a URL
+const TN = /[\t\n\r]/g
 // the guard's own errors never reach the page: t(f) runs f and swallows what it throws
 const t = f => { try { return f() } catch {} }
 const hold = (c, f) => dec || Q.push([c, f])
 // the category of a URL; h: a resource hint (matched by host), s: a script (strict mode)
 const cat = (v, h, s) => {
+  v = String(v).replace(TN, '')
   if (!H.test(v) && !(s && X)) return
   const u = new URL(v, D.baseURI), n = u.hostname
   if (/^(http|ws)s?:$/.test(u.protocol)) {
     for (const [c, r, q] of C) if (h ? q.test(n) : r.test(n + u.pathname + u.search)) return c
-    if (s && X && n != location.hostname && !X.test(n)) return 'unclassified'
+    if (s && X && n != location.hostname && !X.test(n)) return UC
   }
 }
 // the refused category a cookie named n is held under when w (a write, not a deletion)
@@ -36,12 +39,18 @@ const ck = (n, w) => { if (w) for (const [c, , , r] of C) if (!ok(c) && r.test(n
 let RU, TT
 const so = (a, i, u = a[i]) => u && typeof u == 'object' ? t(() => (RU ||= O.getOwnPropertyDescriptor(Request.prototype, 'url').get).call(u)) ?? (a[i] = String(u)) : u
 const nc = (a, i) => { const c = cat(so(a, i)); return !ok(c) && c }
-// attribute n = v of element e: the refused category it loads from, if any
+// attribute n = v of element e: the refused category it loads from, if any. A document in
+// an opaque origin, which no guard can reach, is unclassified: a data: URL in a frame, an
+// object or an embed (but an image other than SVG, or a PDF: they run no script), a srcdoc
+// whose sandbox allows scripts but not the same origin
 const el = (e, n, v) => {
-  const l = e.localName, r = e.rel
-  if (/^(\w+ ((image)?src(set)?|data|poster)|(link|script|image|img) (xlink:)?href)$/i.test(l + ' ' + n) && e.dataset?.consent != 'necessary') {
+  const l = e.localName, r = e.rel, x = l + ' ' + n
+  v = String(v).replace(TN, '')
+  if (e.dataset?.consent == 'necessary') return
+  if (/^(i?frame|object|embed) (src|data)$/i.test(x) && /^[\0- ]*data:(?!\s*(image\/(?!svg)|application\/pdf))/i.test(v) || /^srcdoc$/i.test(n) && /^(?!.*allow-same-origin).*allow-scripts/is.test(e.getAttribute?.('sandbox'))) return ok(UC) ? 0 : UC
+  if (/^(\w+ ((image)?src(set)?|data|poster)|(link|script|image|img) (xlink:)?href)$/i.test(x)) {
     const h = /preconnect|dns-prefetch/i.test(r) && !/(^|\s)(module)?pre(load|fetch)/i.test(r)
-    for (const w of String(v).split(/[\s,]+/)) { const c = w && cat(w, h, l == 'script'); if (!ok(c)) return c }
+    for (const w of v.split(/[\s,]+/)) { const c = w && cat(w, h, l == 'script'); if (!ok(c)) return c }
   }
 }
 // method m of o: f(this, args) may change the arguments, or name a refused category: then
@@ -50,25 +59,31 @@ const el = (e, n, v) => {
 const hk = (o, m, f, r) => { const n = o?.[m]; n && (o[m] = function (...a) { const c = t(() => f(this, a)); return c ? (hold(c, () => o[m].apply(this, a)), r?.()) : (a = n.apply(this, a), fr(), a) }) }
 // setter k of o, as hk: f(this, [value]) (s 'get': its getter, f(this, []))
 const sp = (o, k, f, s = 'set') => { const p = O.getOwnPropertyDescriptor(o, k); p?.[s] && (hk(p, s, f), O.defineProperty(o, k, p)) }
-// a frame's document (srcdoc) starts with FP: a script that has the parent's guard patch the
-// frame's window before the document's own scripts run (the frame shares the page's CSP: its
-// nonce), through parent.consentgateFrame, which the page can neither replace nor intercept
-const FP = `<script nonce=${D.currentScript?.nonce}>parent.consentgateFrame(window)<\/script>`
+// a frame's document (srcdoc) starts with fp(): a script that has the parent's guard patch
+// the frame's window before the document's own scripts run (the frame shares the page's CSP:
+// its nonce), through parent.consentgateFrame, which the page can neither replace nor
+// intercept. Where the frame's origin turns out opaque (a sandbox given after the srcdoc, a
+// reload after a sandbox changed), the parent cannot be reached: the frame stops its own
+// document unless unclassified is granted (UC: opaque documents are held under it). A
+// document that already starts with such a script (a held one redone) has it replaced (FX)
+const N = D.currentScript?.nonce
+const fp = () => `<script nonce=${N}>try{parent.consentgateFrame(window)}catch{${ok(UC) ? '' : 'stop()'}}<\/script>`
+const FX = /^<script[^>]*>try{parent.consentgateFrame[^<]*<\/script>/
 // markup as a string: a tag loading from a refused category is held as the rewriter does
 // it (the banner restores it); s: its scripts run (document.write), elsewhere they never do.
 // Each tag is parsed alone (an SVG <image> parses as an <img>: its href counts too); a
-// quoted srcdoc in it starts with FP (FP has no quote; others are reached as fr reaches them).
+// quoted srcdoc in it starts with fp() (fp() has no quote; others are reached as fr reaches them).
 // The template is made on first use: building its interface costs a page that never needs it
 const CE = D.createElement, SA = E.setAttribute, ih = O.getOwnPropertyDescriptor(E, 'innerHTML').set
 let T
 const html = (v, s) => !v?.replace ? v : v.replace(/<\w+([^>"']|"[^"]*"|'[^']*')*>/g, m => t(() => {
-  m = m.replace(/\ssrcdoc\s*=\s*["']/i, '$&' + FP)
+  m = m.replace(/\ssrcdoc\s*=\s*["']/i, '$&' + fp())
   // a frame's src: a javascript: URL is wrapped as at() does it (set with Element's own
   // setAttribute, taken before the guard hooks it)
   const p = () => (ih.call(T ||= CE.call(D, 'template'), m), T.content.firstChild)
   const f = /^<i?frame[\s/]/i.test(m) && p(), v = f && f.getAttribute('src'), a = [v]
   v && (at(f, 'src', a, 0), a[0] != v) && (SA.call(f, 'src', a[0]), m = f.outerHTML.replace(/<\/iframe>$/, ''))
-  if (!H.test(m) && !(s && X)) return m
+  if (!H.test(m) && !(s && X) && !/^<(i?frame|object|embed)[\s/]/i.test(m)) return m
   const e = p(), n = [], sc = e.localName == 'script'
   let h
   for (const a of e.attributes) { const c = el(e, a.name, a.value); if (c) h = c, n.push(a.name) }
@@ -79,15 +94,15 @@ const html = (v, s) => !v?.replace ? v : v.replace(/<\w+([^>"']|"[^"]*"|'[^']*')
 // parser drops tabs and line breaks: so is it here) becomes
 //   javascript:var consentgateJs=(<its code>);parent.consentgateFrame(consentgateJs)
 // which still runs in the frame, without eval (a CSP may forbid it): the value of its
-// expression, a string, is the new document, and fw has it start with FP. The last statement,
+// expression, a string, is the new document, and fw has it start with fp(). The last statement,
 // whose value the browser takes, is always that call: code that is not one expression (or
 // breaks out of the parentheses to end the script otherwise) is a syntax error, and the frame
 // stays empty; the guard locks a frame's parent (it cannot be replaced nor shadowed)
-const at = (e, n, a, i, v = a[i], u = (v && typeof v == 'object' && !(TT ||= ['TrustedScriptURL', 'TrustedHTML'].map(k => W[k]?.prototype.toString)).some(f => t(() => f.call(v)) != null) && (a[i] = String(v)), String(a[i]).replace(/[\t\n\r]/g, ''))) => (/^srcdoc$/i.test(n) ? a[i] = FP + html(a[i], 1)
+const at = (e, n, a, i, v = a[i], u = (v && typeof v == 'object' && !(TT ||= ['TrustedScriptURL', 'TrustedHTML'].map(k => W[k]?.prototype.toString)).some(f => t(() => f.call(v)) != null) && (a[i] = String(v)), String(a[i]).replace(TN, ''))) => (/^srcdoc$/i.test(n) ? a[i] = fp() + html(String(a[i]).replace(FX, ''), 1)
   : /^src$/i.test(n) && /^i?frame$/.test(e.localName) && JU.test(u) && (a[i] = 'javascript:' + encodeURIComponent('var consentgateJs=(\n') + u.replace(JU, '') + encodeURIComponent('\n);parent.consentgateFrame(consentgateJs)')), el(e, n, a[i]))
 // elements arriving with URLs that bypassed the setters (clones, parsed or imported markup)
 const scan = x => {
-  if (x?.querySelectorAll) for (const e of [x, ...x.querySelectorAll('[src],[srcset],[href],[data],[poster]')]) for (const a of [...e.attributes || []]) {
+  if (x?.querySelectorAll) for (const e of [x, ...x.querySelectorAll('[src],[srcset],[href],[data],[poster],[srcdoc]')]) for (const a of [...e.attributes || []]) {
     const c = el(e, a.name, a.value)
     c && (e.removeAttribute(a.name), hold(c, () => e.setAttribute(a.name, a.value)))
   }
@@ -95,7 +110,7 @@ const scan = x => {
 
 // guard(w) patches window w: the page's own and every same-origin frame's (an about:blank
 // one has its own fetch, Image, prototypes), reached by the load event an about:blank frame
-// fires as it is inserted (captured on the document: it does not bubble), by FP in a srcdoc
+// fires as it is inserted (captured on the document: it does not bubble), by fp() in a srcdoc
 // document, and by a frame element's contentWindow / contentDocument (a frame in a shadow
 // root, or whose src or srcdoc is still loading: its initial about:blank window is the realm
 // a same-origin document it loads keeps)
@@ -107,10 +122,10 @@ const fg = f => { const x = CD.call(f); x && guard(x.defaultView) }
 // cannot be read, is remembered and skipped
 const XO = new WeakSet, LN = O.getOwnPropertyDescriptor(W, 'length').get
 const fr = () => { for (let i = 0, w; i < LN.call(W); i++) (w = W[i]) && !XO.has(w) && (t(() => (guard(w), 1)) || XO.add(w)) }
-// consentgateFrame(x), on each guarded window: x a frame's window (FP), or the document a
-// frame's javascript: URL returns (see at): it starts with FP, its tags held as in srcdoc
+// consentgateFrame(x), on each guarded window: x a frame's window (fp()), or the document a
+// frame's javascript: URL returns (see at): it starts with fp(), its tags held as in srcdoc
 const JU = /^[\0- ]*javascript:/i
-const fw = x => typeof x == 'string' ? FP + html(x, 1) : x?.Object ? guard(x) : x
+const fw = x => typeof x == 'string' ? fp() + html(x, 1) : x?.Object ? guard(x) : x
 // (once per realm: a frame's WindowProxy stays when it is navigated, its realm does not)
 const guard = W => {
   if (G.has(W.Object)) return
