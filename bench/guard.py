@@ -1,7 +1,7 @@
 """What the runtime guard costs a page: main-thread time in headless Chromium, with and
 without the guard, in the same run, over the shared corpus pages.
 
-    python3 bench/guard.py [--pages N] [--runs 5]
+    python3 bench/guard.py [--pages N] [--runs 5] [--baseline OLD_GUARD.js]
 
 Each corpus page is served from loopback in two variants that differ only by the guard:
 both carry an inline script where the rewriter places the head snippet; in one it is the
@@ -19,6 +19,10 @@ which goes first alternating too; per page the median over the runs; the added t
 with minus without; the median over the pages is the figure. The guard's own start (its
 inline script, timed with ``performance.now()``) is reported too. Target (issue 16):
 median added <= 3 ms per page.
+
+``--baseline FILE`` (a guard.js source, e.g. ``git show REV:consentgate/static/banner/guard.js``)
+makes the "without" variant that guard instead of the empty script: the figures are then what
+the current guard adds over that one, both measured in the same run.
 """
 
 from __future__ import annotations
@@ -42,17 +46,23 @@ from support import CHROMIUM, CHROMIUM_ARGS, CORPUS  # noqa: E402
 from consentgate.config import SEED_COOKIES, Site  # noqa: E402
 from consentgate.consent import CATEGORIES  # noqa: E402
 from consentgate.guard import guard_code, guard_data, guard_script  # noqa: E402
+from consentgate.minify import mangle_js, minify_js  # noqa: E402
 from consentgate.rewriter import RewritePolicy, rewrite_bytes  # noqa: E402
 
 
-def variants(names: list[str]) -> dict[str, bytes]:
+def variants(names: list[str], baseline: Path | None = None) -> dict[str, bytes]:
     site = Site(id="demo", cookies=list(SEED_COOKIES), demo=True)
-    guard = guard_script(f"{guard_code()}({guard_data(site)}", ["necessary"]).encode()
+    data = guard_data(site)
+    guard = guard_script(f"{guard_code()}({data}", ["necessary"]).encode()
+    other = b""
+    if baseline is not None:  # minified and mangled as guard_code() does it
+        code = minify_js(mangle_js(baseline.read_text(encoding="utf-8"))).rstrip().rstrip(";")
+        other = guard_script(f"{code}({data}", ["necessary"]).encode()
     everything = RewritePolicy(granted=frozenset(CATEGORIES))  # placement only: no edits
     out = {}
     for name in names:
         page = (CORPUS / "pages" / name).read_bytes()
-        for kind, script in (("without", b""), ("with", guard)):
+        for kind, script in (("without", other), ("with", guard)):
             # the guard's own start (its script) is timed too
             timed = b"window.__g0=performance.now();" + script
             timed += b"window.__g=performance.now()-__g0;"
@@ -98,12 +108,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pages", type=int, default=0, help="the first N pages (0: all)")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--baseline", type=Path, help="another guard.js: measure what this one adds over it"
+    )
     args = parser.parse_args()
+    if args.baseline is not None and not args.baseline.is_file():
+        parser.error(f"--baseline: no such file: {args.baseline}")
     from playwright.sync_api import sync_playwright
 
     names = sorted(p.name for p in (CORPUS / "pages").glob("*.html"))
     names = names[: args.pages] if args.pages else names
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, variants(names)))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, variants(names, args.baseline)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
     print(
@@ -133,7 +148,9 @@ def main() -> None:
     finally:
         server.shutdown()
     print(
-        f"\nmain-thread time added by the guard over {len(names)} corpus pages ({args.runs} runs "
+        "\nmain-thread time added by the guard"
+        + (f" over {args.baseline}" if args.baseline else "")
+        + f" over {len(names)} corpus pages ({args.runs} runs "
         f"each), median over the pages of the per-page medians: CPU (ThreadTime) "
         f"{statistics.median(added['cpu']):+.2f} ms, task wall time (TaskDuration) "
         f"{statistics.median(added['wall']):+.2f} ms (target: <= 3 ms); the guard's own start "

@@ -263,6 +263,20 @@ def filter_link(value: bytes, site: Site, granted: frozenset[str]) -> bytes | No
     return b", ".join(kept) or None
 
 
+#: While unclassified content is refused, no document in an opaque origin that no runtime
+#: guard can reach (a ``data:`` URL) is shown in a frame, an object or an embed, however the
+#: frame is navigated: by its ``src``, ``window.open`` into it, a link or form targeting it,
+#: its own ``location``, a refresh in it (docs/guard.md). A policy of its own beside the
+#: site's: the wildcard matches network schemes, not ``data:``; ``blob:`` documents are the
+#: page's own (the guard holds a sandboxed one).
+OPAQUE_FRAMES_CSP = (b"content-security-policy", b"frame-src * blob:; object-src * blob:")
+
+
+def opaque_frames_policy(granted: frozenset[str]) -> list[tuple[bytes, bytes]]:
+    """The header a page gets for a visitor with ``granted`` (none with unclassified)."""
+    return [] if "unclassified" in granted else [OPAQUE_FRAMES_CSP]
+
+
 def page_headers(
     headers: Iterable[tuple[bytes, bytes]],
     token: str,

@@ -37,6 +37,7 @@ from .page import (
     full_consent,
     guard_escape,
     make_rewriter,
+    opaque_frames_policy,
     page_headers,
     read_head,
     refresh_headers,
@@ -205,6 +206,7 @@ class _Responder:
         )
         if self.runtime.discovery is not None:  # the console's host discovery (docs/console.md)
             out.append((b"content-security-policy-report-only", self.runtime.discovery.report_only))
+        out += opaque_frames_policy(decision.granted)
         if not keep_coding:
             out = [(n, v) for n, v in out if n != b"content-encoding"]
         return out

@@ -246,7 +246,7 @@ async def test_regime_variants_carry_only_their_views_texts(
 BUDGET = 5400
 BUDGET_SITE = Site(id="demo", cookies=list(SEED_COOKIES), demo=True, regimes={"JP": "notice"})
 #: Issue 16's targets, the runtime guard ≤ 1,500 B and the whole first visit with it
-#: ≤ 7,000 B, are NOT met (guard 4,294 B: docs/guard.md, bench/README.md). Until they
+#: ≤ 7,000 B, are NOT met (guard 4,418 B: docs/guard.md, bench/README.md). Until they
 #: are, this ceiling on the guard as inlined keeps it from growing; +214 B of it hold the
 #: red-team's same-origin frames, attribute nodes, setHTMLUnsafe/execCommand markup,
 #: window.open and new Audio(url) (tests/test_redteam_oracle.py); +57 B the frames found by
@@ -268,8 +268,11 @@ BUDGET_SITE = Site(id="demo", cookies=list(SEED_COOKIES), demo=True, regimes={"J
 #: time); +191 B opaque-origin documents (a sandboxed srcdoc, a data: document in a frame,
 #: object or embed) held as unclassified, the frame prefix stopping a frame whose origin
 #: turned out opaque, tabs and line breaks dropped from URLs as the URL parser drops them
-#: (tests/test_redteam_oracle.py, tests/test_guard_browser.py).
-GUARD_CEILING = 4300
+#: (tests/test_redteam_oracle.py, tests/test_guard_browser.py); +124 B a second review's
+#: findings (tags in a markup string's comments and raw text, Range and fragment insertion,
+#: a frame's csp attribute, sandboxed blob: frames, sandbox tokens split as the browser
+#: splits them, the prefix stopping only an opaque document).
+GUARD_CEILING = 4420
 
 
 def gz(data: bytes) -> int:

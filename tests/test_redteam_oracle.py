@@ -32,6 +32,14 @@ OPAQUE_JS = (
     "js?id=G-X`;document.head.appendChild(s)"
 )
 OPAQUE_FETCH = "fetch(`https://www.google`+`-analytics.com/g/collect?v=2`)"
+# a data: document with OPAQUE_FETCH (DATA: its URL in u); a sandboxed srcdoc frame made
+# by DOMParser (SB: in x), inserted by other paths
+DATA = f"var u='data:text/html,'+encodeURIComponent('<script>{OPAQUE_FETCH}<\\/script>');"
+SB = (
+    "var x=new DOMParser().parseFromString('<iframe sandbox=allow-scripts srcdoc=\"<script>"
+    f"{OPAQUE_FETCH}<\\/script>\"></iframe>','text/html').body.firstChild;"
+)
+CSP_ATTR = "f.setAttribute('csp',\"script-src 'nonce-abc'\");"
 # a tab and a line break, made at run time (T, N): nothing on the server sees them
 T = "var T=String.fromCharCode(9),N=String.fromCharCode(10);"
 
@@ -384,6 +392,67 @@ TECHNIQUES = {
         'encodeURIComponent(\'<html xmlns="http://www.w3.org/1999/xhtml"><body><script>'
         f"{OPAQUE_FETCH}<\\/script></body></html>');d.append(f)"
     ),
+    # a second hostile review (session 6). A markup string whose comment or raw text holds
+    # a quote: the tags after it were taken for a quoted attribute value and never checked
+    "desync-comment-img": (
+        f"var u={SPLIT};d.innerHTML='<!--<b title=\\'--><img src=\"'+u+'\"><!--\\'>-->'"
+    ),
+    "desync-comment-write": (
+        f"var u={SPLIT};document.write('<!--<b title=\\'--><img src=\"'+u+'\"><!--\\'>-->')"
+    ),
+    "desync-textarea-img": (
+        f"var u={SPLIT};d.innerHTML='<textarea><b title=\\'</textarea><img src=\"'+u+'\">"
+        "\\'></textarea>'"
+    ),
+    "desync-comment-sandboxed-srcdoc": (
+        "d.innerHTML='<!--<b title=\\'--><iframe/srcdoc=\"<script>"
+        f"{OPAQUE_FETCH}<\\/script>\" sandbox=allow-scripts></iframe><!--\\'>-->'"
+    ),
+    "desync-comment-data-frame": (
+        f"{DATA}d.innerHTML='<!--<b title=\\'--><iframe src=\"'+u+'\"></iframe><!--\\'>-->'"
+    ),
+    # insertion paths that passed no check: a Range, a shadow root (a DocumentFragment)
+    "range-insert-sandboxed-srcdoc": (
+        f"{SB}var r=document.createRange();r.selectNodeContents(d);r.insertNode(x)"
+    ),
+    "range-insert-data-frame": (
+        f"{DATA}var x=new DOMParser().parseFromString('<iframe src=\"'+u+'\"></iframe>',"
+        "'text/html').body.firstChild;var r=document.createRange();r.selectNodeContents(d);"
+        "r.insertNode(x)"
+    ),
+    "shadow-append-sandboxed-srcdoc": f"{SB}d.attachShadow({{mode:'open'}}).append(x)",
+    # a frame's csp attribute refuses the guard's prefix (its nonce is the page's)
+    "csp-attr-sandbox-after-srcdoc": (
+        f"var f=document.createElement('iframe');f.srcdoc='<script nonce=abc>{OPAQUE_FETCH}"
+        f"<\\/script>';{CSP_ATTR}f.sandbox='allow-scripts';d.append(f)"
+    ),
+    "sandbox-token-desync-csp": (
+        f"var f=document.createElement('iframe');{CSP_ATTR}"
+        "f.sandbox='allow-scripts x-allow-same-origin';"
+        f"f.srcdoc='<script nonce=abc>{OPAQUE_FETCH}<\\/script>';d.append(f)"
+    ),
+    # a frame navigated to a data: document by other means than its src
+    "window-open-data-into-frame": (
+        f"{DATA}var f=document.createElement('iframe');f.name='zz';d.append(f);open(u,'zz')"
+    ),
+    "frame-location-data": f"{DATA}d.innerHTML='<iframe></iframe>';frames[0].location=u",
+    "link-target-data": (
+        f"{DATA}d.innerHTML='<iframe name=zz></iframe><a id=a target=zz>x</a>';a.href=u;a.click()"
+    ),
+    "form-target-data": (
+        f"{DATA}d.innerHTML='<iframe name=zz></iframe><form id=fm target=zz method=post></form>';"
+        "fm.action=u;fm.submit()"
+    ),
+    "srcdoc-self-navigate-data": (
+        f"{DATA}var f=document.createElement('iframe');f.srcdoc='<script>location=parent.u"
+        "<\\/script>';d.append(f)"
+    ),
+    # a sandboxed frame showing a blob: document (opaque too)
+    "sandboxed-blob-frame": (
+        "var f=document.createElement('iframe');f.sandbox='allow-scripts';f.src=URL."
+        f"createObjectURL(new Blob(['<script>{OPAQUE_FETCH}<\\/script>'],{{type:'text/html'}}));"
+        "d.append(f)"
+    ),
     "data-object": (
         "var o=document.createElement('object');o.type='text/html';o.data='data:text/html,'+"
         f"encodeURIComponent('<script>{OPAQUE_JS}<\\/script>');d.append(o)"
@@ -462,6 +531,41 @@ CASES |= {
             + '"></object>'
         ),
     ),
+    # the second review's markup: a srcdoc refreshing itself to a data: document, a link
+    # targeting a frame, a sandbox token the browser does not split (a no-break space) or
+    # does not know, with a csp attribute refusing the prefix
+    "srcdoc-meta-refresh-data": Variant(
+        headers=HTML,
+        body=page(
+            '<iframe srcdoc="&lt;meta http-equiv=refresh content=&quot;0;url=data:text/html,'
+            + quote(f"<script>{OPAQUE_FETCH}</script>").replace("%", "&#37;")
+            + '&quot;&gt;"></iframe>'
+        ),
+    ),
+    "link-target-data-markup": Variant(
+        headers=HTML,
+        body=page(
+            '<iframe name=zz></iframe><a id=a target=zz href="data:text/html,'
+            + quote(f"<script>{OPAQUE_FETCH}</script>")
+            + '">x</a><script>a.click()</script>'
+        ),
+    ),
+    "sandbox-nbsp-csp": Variant(
+        headers=HTML,
+        body=page(
+            '<iframe sandbox="allow-scripts allow-same-origin&nbsp;" csp="script-src '
+            f'\'nonce-abc\'" srcdoc="&lt;script nonce=abc&gt;{OPAQUE_FETCH}&lt;/script&gt;">'
+            "</iframe>"
+        ),
+    ),
+    "sandbox-token-desync-markup-csp": Variant(
+        headers=HTML,
+        body=page(
+            '<iframe sandbox="allow-scripts x-allow-same-origin" csp="script-src '
+            f'\'nonce-abc\'" srcdoc="&lt;script nonce=abc&gt;{OPAQUE_FETCH}&lt;/script&gt;">'
+            "</iframe>"
+        ),
+    ),
     "srcdoc-event-stopped-markup": Variant(
         headers=HTML,
         body=page(
@@ -486,6 +590,22 @@ RACY: dict[str, Variant] = {
         ),
     ),
 }
+
+# Pages that must keep working for a visitor without consent (each sets window.__ok = 1): a
+# srcdoc frame shown in a same-origin popup, which has no guard (the frame prefix must not
+# stop it: its origin is not opaque)
+WORKS = {
+    "srcdoc-frame-in-popup": page(
+        "<script>var w=open('','_blank');var f=document.createElement('iframe');"
+        "f.srcdoc='<p>hi<script>top.opener.__ok=1<\\/script>';w.document.body.append(f)</script>"
+    ),
+    "markup-srcdoc-template-in-popup": page(
+        '<template id=t><iframe srcdoc="&lt;script&gt;top.opener.__ok=1&lt;/script&gt;">'
+        "</iframe></template><script>var w=open('','_blank');"
+        "w.document.body.append(w.document.importNode(t.content,true))</script>"
+    ),
+}
+
 
 # Found and NOT fixed (kept as strict xfails: each turns into a failure once it is held)
 UNFIXED: dict[str, tuple[Variant, str]] = {
@@ -544,6 +664,21 @@ def test_found_case(world: World, name: str) -> None:
     assert found["direct"].tracker, (
         "a direct visit did not reach the tracker: the case tests nothing"
     )
+
+
+@pytest.mark.parametrize("name", list(WORKS))
+def test_page_still_works(world: World, name: str) -> None:
+    path = world.registry.add(Variant(headers=HTML, body=WORKS[name]))
+    for base in (world.direct, world.proxy, world.middleware):
+        for visitor in (world.none, world.all):
+            try:
+                visitor.goto(base + path, wait_until="load", timeout=8000)
+                visitor.wait_for_timeout(300)
+                assert visitor.evaluate("window.__ok || 0") == 1, f"{name} via {base}"
+            finally:
+                for other in visitor.context.pages:
+                    if other is not visitor:
+                        other.close()
 
 
 @pytest.mark.parametrize("name", list(RACY))

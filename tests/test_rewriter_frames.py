@@ -11,8 +11,11 @@ import pytest
 from consentgate.consent import CATEGORIES
 from consentgate.rewriter import RewritePolicy, rewrite_bytes
 
-# the frame stops its document if its origin turns out opaque (unclassified not granted)
-PREFIX = "<script{}>try{{parent.consentgateFrame(window)}}catch{{stop()}}</script>"
+# the frame stops its document if its origin turns out opaque, "null" (unclassified not
+# granted); a frame in a window without the guard (a same-origin popup) goes on
+PREFIX = (
+    "<script{}>try{{parent.consentgateFrame(window)}}catch{{origin.length==4&&stop()}}</script>"
+)
 
 
 def snippet(nonce: str | None) -> bytes:
@@ -91,6 +94,13 @@ SCRIPT = "&lt;script&gt;fetch('/x')&lt;/script&gt;"
         (f'<iframe sandbox="allow-scripts allow-same-origin" srcdoc="{SCRIPT}">', False),
         (f'<iframe sandbox srcdoc="{SCRIPT}">', False),  # no script runs
         (f'<iframe sandbox="allow-&#115;cripts" srcdoc="{SCRIPT}">', True),
+        # tokens split on ASCII whitespace only: "allow-same-origin\xa0" is another token
+        (f'<iframe sandbox="allow-scripts allow-same-origin&nbsp;" srcdoc="{SCRIPT}">', True),
+        (f'<iframe sandbox="allow-scripts x-allow-same-origin" srcdoc="{SCRIPT}">', True),
+        (f'<iframe sandbox="allow-scripts\x0callow-same-origin" srcdoc="{SCRIPT}">', False),
+        # a csp attribute: a policy on the frame's document can refuse the guard's prefix
+        (f'<iframe csp="script-src \'none\'" srcdoc="{SCRIPT}">', True),
+        ('<iframe csp="script-src \'none\'" src="/x.html">', True),
         # data: documents in a frame, an object, an embed (any type but an image or a PDF)
         ('<iframe src="data:text/html,%3Cp%3Ex">', True),
         ('<iframe src=" DATA:text/html;base64,PHA+">', True),

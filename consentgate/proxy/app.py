@@ -29,6 +29,7 @@ from ..page import (
     error_page,
     filter_link,
     full_consent,
+    opaque_frames_policy,
     read_head,
     refresh_headers,
     refuse,
@@ -405,6 +406,7 @@ class ProxyApp:
                 out.append(
                     (b"content-security-policy-report-only", self.runtime.discovery.report_only)
                 )
+            out += opaque_frames_policy(cookies.granted)
         return kind, out, same
 
     @staticmethod

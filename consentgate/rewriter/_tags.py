@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import re
+import string
 from typing import TYPE_CHECKING, Any
 
 from . import _states as S
@@ -47,6 +48,8 @@ _DATA_DOCUMENT = re.compile(
     r"[\x00-\x20]*data:(?![\t\n\f\r ]*(?:image/(?!svg)|application/pdf))", re.I
 )
 _TAB_NL = str.maketrans("", "", "\t\n\r")
+_ASCII_WS = re.compile(r"[\t\n\f\r ]+")
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
 def data_document(value: bytes) -> bool:
@@ -57,10 +60,12 @@ def data_document(value: bytes) -> bool:
 
 def opaque_sandbox(value: bytes | None) -> bool:
     """Does a ``sandbox`` attribute value let scripts run in an opaque origin (allow-scripts
-    without allow-same-origin)? Its document cannot be reached by the page's guard."""
+    without allow-same-origin)? Its document cannot be reached by the page's guard. Tokens
+    are split on ASCII whitespace and compared ASCII case-insensitively, as the browser
+    does (a no-break space is part of a token there)."""
     if value is None:
         return False
-    tokens = html.unescape(value.decode("latin-1")).lower().split()
+    tokens = _ASCII_WS.split(html.unescape(value.decode("latin-1")).translate(_ASCII_LOWER))
     return "allow-scripts" in tokens and "allow-same-origin" not in tokens
 
 
@@ -325,6 +330,9 @@ class TagHandling:
                     c = classify(url)
                     if c is not None:
                         found.append(c)
+            if name == b"iframe" and b"csp" in attrs:
+                # a policy the frame's document must obey can refuse the guard's prefix
+                found.append("unclassified")
             category = self.policy.strictest(found)
         if category is not None and not self.policy.allows(category):
             self._neutralize(pos, end, tag, len(name) + 1, attr_list, name, category)
@@ -342,9 +350,9 @@ class TagHandling:
         if attr is None or not attr.value:
             return  # an empty document runs no script
         nonce = self._snippet_nonce
-        # the frame stops its document when its origin turns out opaque (the guard cannot
-        # reach it) unless unclassified content is granted (guard.js fp())
-        stop = "" if self.policy.allows("unclassified") else "stop()"
+        # the frame stops its document when its origin turns out opaque ("null": the guard
+        # cannot reach it) unless unclassified content is granted (guard.js fp())
+        stop = "" if self.policy.allows("unclassified") else "origin.length==4&&stop()"
         script = (
             f"<script nonce={nonce}>" if nonce else "<script>"
         ) + f"try{{parent.consentgateFrame(window)}}catch{{{stop}}}</script>"

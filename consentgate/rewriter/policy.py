@@ -104,10 +104,11 @@ class RewritePolicy:
     def element_hint(self) -> re.Pattern[bytes]:
         """Cheap pre-check on the lower-cased tag: without a match it cannot be
         neutralized (no catalogued host, no override attribute) nor be a ``srcdoc`` frame
-        (whose document gets the runtime guard's prefix, docs/guard.md)."""
+        (whose document gets the runtime guard's prefix, docs/guard.md) or a frame with a
+        ``csp`` attribute (held as unclassified: it can refuse that prefix)."""
         hint = self.catalog.host_hint
         base = hint.pattern if hint is not None else rb"&#"
-        return re.compile(base + rb"|data-c(?:onsent|ookieconsent)|srcdoc")
+        return re.compile(base + rb"|data-c(?:onsent|ookieconsent)|srcdoc|csp")
 
     @staticmethod
     def strictest(categories: list[str]) -> str | None:

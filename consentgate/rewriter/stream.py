@@ -582,7 +582,7 @@ def _scanner(policy: RewritePolicy) -> _speedups.Scanner:
         catalog = policy.catalog
         # RewritePolicy.element_hint's words
         words = [*catalog.hint_words, b"&#", b"\\", b"data-consent", b"data-cookieconsent"]
-        words.append(b"srcdoc")
+        words += [b"srcdoc", b"csp"]
         scanner = _speedups.Scanner(
             policy.granted,
             JS_TYPES,

@@ -42,12 +42,15 @@ const nc = (a, i) => { const c = cat(so(a, i)); return !ok(c) && c }
 // attribute n = v of element e: the refused category it loads from, if any. A document in
 // an opaque origin, which no guard can reach, is unclassified: a data: URL in a frame, an
 // object or an embed (but an image other than SVG, or a PDF: they run no script), a srcdoc
-// whose sandbox allows scripts but not the same origin
-const el = (e, n, v) => {
+// or blob: URL in a frame whose sandbox (its tokens, as the browser splits them) allows
+// scripts but not the same origin; and a frame's csp attribute (a policy it imposes on the
+// frame's document can refuse the guard's own prefix there)
+const el = (e, n, v, s) => {
   const l = e.localName, r = e.rel, x = l + ' ' + n
   v = String(v).replace(TN, '')
   if (e.dataset?.consent == 'necessary') return
-  if (/^(i?frame|object|embed) (src|data)$/i.test(x) && /^[\0- ]*data:(?!\s*(image\/(?!svg)|application\/pdf))/i.test(v) || /^srcdoc$/i.test(n) && /^(?!.*allow-same-origin).*allow-scripts/is.test(e.getAttribute?.('sandbox'))) return ok(UC) ? 0 : UC
+  if (/^(i?frame|object|embed) (src|data)$/i.test(x) && /^[\0- ]*data:(?!\s*(image\/(?!svg)|application\/pdf))/i.test(v) || /^iframe csp$/i.test(x)
+    || (/^srcdoc$/i.test(n) || /^iframe src$/i.test(x) && /^[\0- ]*blob:/i.test(v)) && (s = e.getAttribute?.('sandbox')?.toLowerCase().split(/[\t\n\f\r ]+/))?.includes('allow-scripts') && !s.includes('allow-same-origin')) return ok(UC) ? 0 : UC
   if (/^(\w+ ((image)?src(set)?|data|poster)|(link|script|image|img) (xlink:)?href)$/i.test(x)) {
     const h = /preconnect|dns-prefetch/i.test(r) && !/(^|\s)(module)?pre(load|fetch)/i.test(r)
     for (const w of v.split(/[\s,]+/)) { const c = w && cat(w, h, l == 'script'); if (!ok(c)) return c }
@@ -64,10 +67,12 @@ const sp = (o, k, f, s = 'set') => { const p = O.getOwnPropertyDescriptor(o, k);
 // its nonce), through parent.consentgateFrame, which the page can neither replace nor
 // intercept. Where the frame's origin turns out opaque (a sandbox given after the srcdoc, a
 // reload after a sandbox changed), the parent cannot be reached: the frame stops its own
-// document unless unclassified is granted (UC: opaque documents are held under it). A
+// document (its origin is "null", of length 4: the prefix holds no quote, nor a "<" that
+// would end FX early; in a window without the guard, a same-origin popup, the frame goes
+// on) unless unclassified is granted (UC: opaque documents are held under it). A
 // document that already starts with such a script (a held one redone) has it replaced (FX)
 const N = D.currentScript?.nonce
-const fp = () => `<script nonce=${N}>try{parent.consentgateFrame(window)}catch{${ok(UC) ? '' : 'stop()'}}<\/script>`
+const fp = () => `<script nonce=${N}>try{parent.consentgateFrame(window)}catch{${ok(UC) ? '' : 'origin.length==4&&stop()'}}<\/script>`
 const FX = /^<script[^>]*>try{parent.consentgateFrame[^<]*<\/script>/
 // markup as a string: a tag loading from a refused category is held as the rewriter does
 // it (the banner restores it); s: its scripts run (document.write), elsewhere they never do.
@@ -77,6 +82,9 @@ const FX = /^<script[^>]*>try{parent.consentgateFrame[^<]*<\/script>/
 const CE = D.createElement, SA = E.setAttribute, ih = O.getOwnPropertyDescriptor(E, 'innerHTML').set
 let T
 const html = (v, s) => !v?.replace ? v : v.replace(/<\w+([^>"']|"[^"]*"|'[^']*')*>/g, m => t(() => {
+  // a tag that seems to hold others in a quoted value may be text in a comment or a raw
+  // text element, its quotes not quotes at all: the tags in it are held too
+  m.indexOf('<', 1) > 0 && (m = '<' + html(m.slice(1), s))
   m = m.replace(/\ssrcdoc\s*=\s*["']/i, '$&' + fp())
   // a frame's src: a javascript: URL is wrapped as at() does it (set with Element's own
   // setAttribute, taken before the guard hooks it)
@@ -102,7 +110,7 @@ const at = (e, n, a, i, v = a[i], u = (v && typeof v == 'object' && !(TT ||= ['T
   : /^src$/i.test(n) && /^i?frame$/.test(e.localName) && JU.test(u) && (a[i] = 'javascript:' + encodeURIComponent('var consentgateJs=(\n') + u.replace(JU, '') + encodeURIComponent('\n);parent.consentgateFrame(consentgateJs)')), el(e, n, a[i]))
 // elements arriving with URLs that bypassed the setters (clones, parsed or imported markup)
 const scan = x => {
-  if (x?.querySelectorAll) for (const e of [x, ...x.querySelectorAll('[src],[srcset],[href],[data],[poster],[srcdoc]')]) for (const a of [...e.attributes || []]) {
+  if (x?.querySelectorAll) for (const e of [x, ...x.querySelectorAll('[src],[srcset],[href],[data],[poster],[srcdoc],[csp]')]) for (const a of [...e.attributes || []]) {
     const c = el(e, a.name, a.value)
     c && (e.removeAttribute(a.name), hold(c, () => e.setAttribute(a.name, a.value)))
   }
@@ -148,12 +156,13 @@ const guard = W => {
   for (const m of ['setNamedItem', 'setNamedItemNS']) hk(pr('NamedNodeMap'), m, (m, [a]) => an(m[0]?.ownerElement || { localName: /^src$/i.test(a.name) ? 'iframe' : 'img' }, a))
   for (const [o, k] of [[pr('Attr'), 'value'], [pr('Node'), 'nodeValue'], [pr('Node'), 'textContent']])
     sp(o, k, (a, v) => a.ownerElement && (k != 'value' && (v[0] ??= ''), at(a.ownerElement, a.name, v, 0)))
-  for (const k of 'src srcset href data poster srcdoc imageSrcset'.split(' '))
+  for (const k of 'src srcset href data poster srcdoc imageSrcset csp'.split(' '))
     for (const p of 'Script Image IFrame Frame Embed Source Media Input Track Link Object Video'.split(' '))
       sp(pr(`HTML${p}Element`), k, (e, a) => at(e, k, a, 0))
-  for (const o of [E, pr('Node'), pr('CharacterData')])
+  for (const o of [E, pr('Node'), pr('CharacterData'), pr('DocumentFragment'), pr('Document')])
     for (const m of 'appendChild insertBefore replaceChild append prepend before after replaceWith replaceChildren insertAdjacentElement'.split(' '))
       O.hasOwn(o, m) && hk(o, m, (p, a) => { for (const x of a) (p.isConnected || x?.ownerDocument != D) && scan(x) })
+  for (const m of ['insertNode', 'surroundContents']) hk(pr('Range'), m, (_, a) => scan(a[0]))
   for (const o of [E, pr('ShadowRoot')]) {
     sp(o, 'innerHTML', (e, a) => { /^s(cript|tyle)$/.test(e.localName) || h0(e, a) })
     hk(o, 'setHTMLUnsafe', h0)
