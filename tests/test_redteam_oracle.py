@@ -400,6 +400,13 @@ TECHNIQUES = {
     "desync-comment-write": (
         f"var u={SPLIT};document.write('<!--<b title=\\'--><img src=\"'+u+'\"><!--\\'>-->')"
     ),
+    # ... and a bogus comment (<![CDATA[ outside SVG) ending inside what looked like a quoted
+    # value, with the real tag starting inside it and ending after it (found by the fuzz of
+    # tests/test_guard_browser.py)
+    "desync-bogus-comment-img": (
+        f"var u={SPLIT};d.innerHTML='<![CDATA[<b title=\\'<i>x</i><img alt=\\'a > b\\' "
+        "src=\"'+u+'\">'"
+    ),
     "desync-textarea-img": (
         f"var u={SPLIT};d.innerHTML='<textarea><b title=\\'</textarea><img src=\"'+u+'\">"
         "\\'></textarea>'"

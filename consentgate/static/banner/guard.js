@@ -81,10 +81,18 @@ const FX = /^<script[^>]*>try{parent.consentgateFrame[^<]*<\/script>/
 // The template is made on first use: building its interface costs a page that never needs it
 const CE = D.createElement, SA = E.setAttribute, ih = O.getOwnPropertyDescriptor(E, 'innerHTML').set
 let T
-const html = (v, s) => !v?.replace ? v : v.replace(/<\w+([^>"']|"[^"]*"|'[^']*')*>/g, m => t(() => {
-  // a tag that seems to hold others in a quoted value may be text in a comment or a raw
-  // text element, its quotes not quotes at all: the tags in it are held too
-  m.indexOf('<', 1) > 0 && (m = '<' + html(m.slice(1), s))
+// Every "<" that starts a tag, read as the browser would read a tag there, is taken: a tag
+// that seems to hold others in a quoted value may be the text of a comment, a bogus comment
+// or a raw text element, its quotes no quotes, and the tags in it real ones. From the end
+// of the string: what a tag becomes is what the tags before it read
+const TR = /<\w+([^>"']|"[^"]*"|'[^']*')*>/y
+const html = (v, s) => {
+  if (!v?.replace) return v
+  for (let i = v.lastIndexOf('<'), m, r; i >= 0; i = i ? v.lastIndexOf('<', i - 1) : -1)
+    if (TR.lastIndex = i, m = TR.exec(v)) (r = tg(m[0], s)) != m[0] && (v = v.slice(0, i) + r + v.slice(i + m[0].length))
+  return v
+}
+const tg = (m, s) => t(() => {
   m = m.replace(/\ssrcdoc\s*=\s*["']/i, '$&' + fp())
   // a frame's src: a javascript: URL is wrapped as at() does it (set with Element's own
   // setAttribute, taken before the guard hooks it)
@@ -96,7 +104,7 @@ const html = (v, s) => !v?.replace ? v : v.replace(/<\w+([^>"']|"[^"]*"|'[^']*')
   let h
   for (const a of e.attributes) { const c = el(e, a.name, a.value); if (c) h = c, n.push(a.name) }
   if (h && (s || !sc)) return m.replace(RegExp(`([\\s"'/])(${n.join('|')}${sc ? '|type' : ''})(?=[\\s/>=])`, 'gi'), '$1data-consentgate-$2').replace(/^<\w+/, `$& data-consent=${h}${sc ? ' type=text/plain' : ''}`)
-}) || m)
+}) || m
 // attribute n of e set to a[i] (or its property), made a string once (Trusted Types values
 // stay as they are): markup in srcdoc, URLs elsewhere. A frame's javascript: URL (the URL
 // parser drops tabs and line breaks: so is it here) becomes
