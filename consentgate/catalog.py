@@ -152,11 +152,13 @@ class Catalog:
             self._anchor = re.compile(b"|".join(re.escape(a) for a in sorted(by_anchor)))
             self._find_anchors = _literal_finder(self.inline_anchors)
         # Lower-case literals searched in a lower-cased tag: "oogle" also catches
-        # "%67oogle"; "&#" and a backslash flag obfuscated URLs for a full look.
+        # "%67oogle"; "&#", the named references of a tab and a line break (the URL parser
+        # drops both: "go&Tab;ogle") and a backslash flag obfuscated URLs for a full look.
         words = {label.lower()[1:] if len(label) > 5 else label.lower() for label in labels}
         hint = b"|".join(re.escape(w.encode()) for w in sorted(words))
         # "data:": a document written in the URL (Catalog.data_category)
-        self.host_hint = re.compile(hint + rb"|data:|&#|\\" if hint else rb"data:|&#|\\")
+        obfuscated = rb"data:|&#|&tab;|&newline;|\\"  # searched in a lower-cased tag
+        self.host_hint = re.compile(hint + b"|" + obfuscated if hint else obfuscated)
         self.hint_words = (*(w.encode() for w in sorted(words)), b"data:") if hint else ()
 
     def _add_url(self, pattern: str, svc: Service) -> None:

@@ -17,7 +17,7 @@ strictest, as the rewriter does); a category without such patterns has :data:`NO
 - ``x`` (strict sites only): the hosts scripts may come from besides the page's own;
 - ``h``: the words one of which every URL the patterns match contains (the rewriter's
   ``Catalog.hint_words``, and the names of path-suffix patterns): a URL or a tag without
-  any (nor ``&#``, ``\\`` or ``%``) is passed without being parsed.
+  any (nor ``&#``, ``&Tab;``, ``&NewLine;``, ``\\`` or ``%``) is passed without being parsed.
 
 The sources are valid alike in Python's ``re`` and in a JavaScript regular expression
 literal inside an inline ``<script>`` (``tests/test_guard.py`` checks them with ``re``).
@@ -206,7 +206,11 @@ def guard_rules(site: Site) -> dict[str, object]:
     words = {w for w in words if w and not any(o != w and o in w for o in words)}  # substrings
     strict = sorted({h.lower().split(":")[0] for h in site.hosts + site.allow_hosts})
     return {
-        "h": _js("|".join([*sorted(map(re.escape, words)), "&#", r"\\", "%"])),
+        # besides the words: character references (a tab's and a line break's named ones
+        # vanish in a URL), a backslash, a percent escape
+        "h": _js(
+            "|".join([*sorted(map(re.escape, words)), "&#", "&tab;", "&newline;", r"\\", "%"])
+        ),
         "x": _hosts(strict) if site.strict else None,
         "c": rows,
     }

@@ -246,7 +246,7 @@ async def test_regime_variants_carry_only_their_views_texts(
 BUDGET = 5400
 BUDGET_SITE = Site(id="demo", cookies=list(SEED_COOKIES), demo=True, regimes={"JP": "notice"})
 #: Issue 16's targets, the runtime guard ≤ 1,500 B and the whole first visit with it
-#: ≤ 7,000 B, are NOT met (guard 4,480 B: docs/guard.md, bench/README.md). Until they
+#: ≤ 7,000 B, are NOT met (guard 4,576 B: docs/guard.md, bench/README.md). Until they
 #: are, this ceiling on the guard as inlined keeps it from growing; +214 B of it hold the
 #: red-team's same-origin frames, attribute nodes, setHTMLUnsafe/execCommand markup,
 #: window.open and new Audio(url) (tests/test_redteam_oracle.py); +57 B the frames found by
@@ -273,8 +273,11 @@ BUDGET_SITE = Site(id="demo", cookies=list(SEED_COOKIES), demo=True, regimes={"J
 #: a frame's csp attribute, sandboxed blob: frames, sandbox tokens split as the browser
 #: splits them, the prefix stopping only an opaque document); +63 B every "<" of a markup
 #: string read as a tag start (a bogus comment ending inside what looked like a quoted value
-#: hid a real tag; found by the markup fuzz, tests/test_guard_browser.py).
-GUARD_CEILING = 4490
+#: hid a real tag; found by the markup fuzz, tests/test_guard_browser.py); +96 B a third
+#: review's findings (a stray quote outside a value, a named tab reference or a host the URL
+#: parser maps, a <base> or a table/body background given at run time, a blob: object,
+#: execCommand insertImage).
+GUARD_CEILING = 4580
 
 
 def gz(data: bytes) -> int:

@@ -407,6 +407,32 @@ TECHNIQUES = {
         f"var u={SPLIT};d.innerHTML='<![CDATA[<b title=\\'<i>x</i><img alt=\\'a > b\\' "
         "src=\"'+u+'\">'"
     ),
+    # a third review: a stray quote outside any value (the tag never matched); a named
+    # reference of a tab in a host; a host the URL parser maps (fullwidth letters, a soft
+    # hyphen); a <base> given at run time; a blob: document in an object; insertImage
+    "unbalanced-quote-img": f"var u={SPLIT};d.innerHTML='<img src='+u+' \\'>'",
+    "unbalanced-quote-write": f"var u={SPLIT};document.write('<img alt=it\\'s src='+u+'>')",
+    "unbalanced-quote-sandboxed-srcdoc": (
+        "d.innerHTML='<iframe sandbox=allow-scripts srcdoc=\"<script>"
+        f"{OPAQUE_FETCH}<\\/script>\" x\\'></iframe>'"
+    ),
+    "named-tab-reference": (
+        "d.innerHTML='<img src=\"https://www.go&Tab;og'+'le-analytics.com/g/collect?v=2\">'"
+    ),
+    "fullwidth-host-img": "new Image().src='https://www.g\\uff4fogle-analytics.com/g/collect?v=2'",
+    "soft-hyphen-host-fetch": "fetch('https://www.goo\\u00adgle-analytics.com/g/collect?v=2')",
+    "base-at-run-time": (
+        "var b=document.createElement('base');b.href='https://www.google'+'-analytics.com/g/';"
+        "document.head.prepend(b);new Image().src='collect?v=2'"
+    ),
+    "blob-object": (
+        "var o=document.createElement('object');o.type='text/html';o.data=URL.createObjectURL("
+        f"new Blob(['<script>{OPAQUE_FETCH}<\\/script>'],{{type:'text/html'}}));d.append(o)"
+    ),
+    "exec-command-insert-image": (
+        "d.contentEditable=true;d.focus();document.execCommand('insertImage',false,"
+        "'https://www.google'+'-analytics.com/g/collect?v=2')"
+    ),
     "desync-textarea-img": (
         f"var u={SPLIT};d.innerHTML='<textarea><b title=\\'</textarea><img src=\"'+u+'\">"
         "\\'></textarea>'"
@@ -572,6 +598,32 @@ CASES |= {
             f'\'nonce-abc\'" srcdoc="&lt;script nonce=abc&gt;{OPAQUE_FETCH}&lt;/script&gt;">'
             "</iframe>"
         ),
+    ),
+    # URL attributes the rewriter did not know, and a named reference of a tab in a host
+    "table-background": Variant(
+        headers=HTML,
+        body=page(
+            '<table background="https://www.google-analytics.com/g/collect?v=2"><tr><td>x</td>'
+            "</tr></table>"
+        ),
+    ),
+    "svg-feimage": Variant(
+        headers=HTML,
+        body=page(
+            '<svg width="20" height="20"><filter id="f"><feImage href="https://www.google-'
+            'analytics.com/g/collect?v=2"/></filter><rect filter="url(#f)" width="10" '
+            'height="10"/></svg>'
+        ),
+    ),
+    "track-src": Variant(
+        headers=HTML,
+        body=page(
+            '<video crossorigin><track default kind="subtitles" src="https://www.google-'
+            'analytics.com/g/collect?v=2"></video>'
+        ),
+    ),
+    "named-tab-reference-markup": Variant(
+        headers=HTML, body=page('<img src="https://www.go&Tab;ogle-analytics.com/g/collect?v=2">')
     ),
     "srcdoc-event-stopped-markup": Variant(
         headers=HTML,

@@ -571,7 +571,7 @@ static const struct {
     const char *attrs[6];
 } URL_ATTRS[] = {
     {"script", {"src", "href", "xlink:href", "data-src", "data-lazy-src", NULL}},
-    {"iframe", {"src", "srcdoc", "data-src", "data-lazy-src", NULL}},
+    {"iframe", {"src", "srcdoc", "data-src", "data-lazy-src", "csp", NULL}},
     {"frame", {"src", NULL}},
     {"embed", {"src", NULL}},
     {"object", {"data", NULL}},
@@ -581,6 +581,12 @@ static const struct {
     {"video", {"src", "poster", NULL}},
     {"audio", {"src", NULL}},
     {"input", {"src", NULL}},
+    {"track", {"src", NULL}},
+    {"body", {"background", NULL}},
+    {"table", {"background", NULL}},
+    {"td", {"background", NULL}},
+    {"th", {"background", NULL}},
+    {"feimage", {"href", "xlink:href", NULL}},
     {"link", {"href", "imagesrcset", NULL}},
     {"base", {"href", NULL}},
     {"meta", {"content", NULL}},
@@ -627,7 +633,9 @@ static const struct {
     {"source", H_URL},      {"noembed", H_RAWTEXT},  {"textarea", H_RAWTEXT},
     {"noframes", H_RAWTEXT}, {"noscript", H_NOSCRIPT}, {"plaintext", H_PYTHON},
     {"base", H_URL},        {"meta", H_URL},         {"video", H_URL},
-    {"audio", H_URL},       {"input", H_URL},
+    {"audio", H_URL},       {"input", H_URL},        {"track", H_URL},
+    {"body", H_URL},        {"table", H_URL},        {"td", H_URL},
+    {"th", H_URL},          {"feimage", H_URL},
     {NULL, 0},
 };
 
@@ -635,7 +643,7 @@ static const struct {
 static int
 html_flags(const char *name, Py_ssize_t len)
 {
-    if (len < 3 || len > 9)
+    if (len < 2 || len > 9)
         return 0;
     for (int k = 0; HTML_NAMES[k].name != NULL; k++) {
         const char *n = HTML_NAMES[k].name;
@@ -1335,7 +1343,7 @@ foreign_start(Run *r, Ctx *cx, Py_ssize_t pos, Py_ssize_t ns, Py_ssize_t ne, Py_
             return ERROR;
         return sc ? e : push(cx, entry, e);
     }
-    if (!strcmp(name, "image") && hint_search(&r->sc->hint, d, pos, e))
+    if ((!strcmp(name, "image") || !strcmp(name, "feimage")) && hint_search(&r->sc->hint, d, pos, e))
         return BAIL;
     return e;
 }

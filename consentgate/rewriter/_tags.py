@@ -228,7 +228,7 @@ class TagHandling:
             attrs = first_values(parse_attrs(data[pos:end], len(name) + 1))
             enc = attrs.get(b"encoding", b"").strip().lower()
             self._push(b"!" + name if enc in (b"text/html", b"application/xhtml+xml") else b"-")
-        elif name == b"image" and self._active:
+        elif name in (b"image", b"feimage") and self._active:
             self._url_element(data, pos, end, name)
         return end
 
@@ -324,6 +324,8 @@ class TagHandling:
                     if opaque_sandbox(attrs.get(b"sandbox")):
                         found.append("unclassified")
                     continue
+                if attr == b"csp":
+                    continue  # a policy, not a URL: the frame is held below
                 if OPAQUE_URL.get(name) == attr and data_document(value):
                     found.append("unclassified")
                 for url in _candidates(value, attr.endswith(b"srcset")):

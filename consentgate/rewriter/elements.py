@@ -24,8 +24,9 @@ _UPPER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuv
 #: Attributes holding a URL that loads something, per element.
 URL_ATTRS: dict[bytes, frozenset[bytes]] = {
     b"script": frozenset({b"src", b"href", b"xlink:href", b"data-src", b"data-lazy-src"}),
-    # srcdoc is the frame's document itself (markup, classified by what is written in it)
-    b"iframe": frozenset({b"src", b"srcdoc", b"data-src", b"data-lazy-src"}),
+    # srcdoc is the frame's document itself (markup, classified by what is written in it);
+    # csp a policy imposed on it, which can refuse the runtime guard's prefix (held with it)
+    b"iframe": frozenset({b"src", b"srcdoc", b"data-src", b"data-lazy-src", b"csp"}),
     b"frame": frozenset({b"src"}),
     b"embed": frozenset({b"src"}),
     b"object": frozenset({b"data"}),
@@ -35,6 +36,13 @@ URL_ATTRS: dict[bytes, frozenset[bytes]] = {
     b"video": frozenset({b"src", b"poster"}),
     b"audio": frozenset({b"src"}),
     b"input": frozenset({b"src"}),  # type=image: an image button
+    b"track": frozenset({b"src"}),  # a default text track loads with its media
+    # a background image (HTML's legacy attribute) and an SVG filter's image load too
+    b"body": frozenset({b"background"}),
+    b"table": frozenset({b"background"}),
+    b"td": frozenset({b"background"}),
+    b"th": frozenset({b"background"}),
+    b"feimage": frozenset({b"href", b"xlink:href"}),
     b"link": frozenset({b"href", b"imagesrcset"}),
     # the document's base URL: every relative URL after it resolves there
     b"base": frozenset({b"href"}),

@@ -56,14 +56,14 @@ _DELIM = rb"(?=[\t\n\f\r />])"
 # Start tags the rewriter must look at in HTML content (the rest are skipped in C).
 _HTML_INTERESTING = (
     rb"(?i:s(?:cript|tyle|vg|ource)|i(?:frame|mg|mage|nput)|frame|embed|object|link|base|meta|video|audio|"
-    rb"t(?:extarea|itle)|xmp|no(?:embed|frames|script)|plaintext|math)" + _DELIM
+    rb"t(?:extarea|itle|rack|able|[dh])|body|xmp|no(?:embed|frames|script)|plaintext|math)" + _DELIM
 )
 # In SVG/MathML content: tags that change the namespace or are scripts.
 _FOREIGN_INTERESTING = (
     rb"(?i:s(?:cript|vg|pan|trong|trike|ub|up|mall)|math|foreignobject|desc|title|"
     rb"m[ionst]|mtext|annotation-xml|b|big|blockquote|body|br|center|code|d[dlt]|div|"
     rb"em|embed|h[1-6]|head|hr|i|img|image|li|listing|menu|meta|nobr|ol|p|pre|ruby|s|"
-    rb"table|tt|u|ul|var|font|iframe|frame|object|source|link)" + _DELIM
+    rb"table|tt|u|ul|var|font|iframe|frame|object|source|link|feimage)" + _DELIM
 )
 _OTHER = (
     rb"|<!--(?:-?>|[\s\S]*?--!?>)"  # comments, including <!--> and <!--->, ending -->/--!>

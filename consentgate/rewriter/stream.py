@@ -581,7 +581,8 @@ def _scanner(policy: RewritePolicy) -> _speedups.Scanner:
     if scanner is None:
         catalog = policy.catalog
         # RewritePolicy.element_hint's words
-        words = [*catalog.hint_words, b"&#", b"\\", b"data-consent", b"data-cookieconsent"]
+        words = [*catalog.hint_words, b"&#", b"&tab;", b"&newline;", b"\\"]
+        words += [b"data-consent", b"data-cookieconsent"]
         words += [b"srcdoc", b"csp"]
         scanner = _speedups.Scanner(
             policy.granted,

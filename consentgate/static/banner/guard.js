@@ -17,13 +17,16 @@ let on = I || ['necessary'], dec
 const ok = c => !c || on.includes(c), UC = 'unclassified'
 // the URL parser drops tabs and line breaks: so does the guard, before it reads a URL
 const TN = /[\t\n\r]/g
+// a URL or tag holding other than ASCII is parsed whatever its words: the URL parser maps a
+// host's fullwidth letters to ASCII and drops its soft hyphens
+const NA = /[^\0-~]/
 // the guard's own errors never reach the page: t(f) runs f and swallows what it throws
 const t = f => { try { return f() } catch {} }
 const hold = (c, f) => dec || Q.push([c, f])
 // the category of a URL; h: a resource hint (matched by host), s: a script (strict mode)
 const cat = (v, h, s) => {
   v = String(v).replace(TN, '')
-  if (!H.test(v) && !(s && X)) return
+  if (!H.test(v) && !NA.test(v) && !(s && X)) return
   const u = new URL(v, D.baseURI), n = u.hostname
   if (/^(http|ws)s?:$/.test(u.protocol)) {
     for (const [c, r, q] of C) if (h ? q.test(n) : r.test(n + u.pathname + u.search)) return c
@@ -49,10 +52,10 @@ const el = (e, n, v, s) => {
   const l = e.localName, r = e.rel, x = l + ' ' + n
   v = String(v).replace(TN, '')
   if (e.dataset?.consent == 'necessary') return
-  if (/^(i?frame|object|embed) (src|data)$/i.test(x) && /^[\0- ]*data:(?!\s*(image\/(?!svg)|application\/pdf))/i.test(v) || /^iframe csp$/i.test(x)
+  if (/^(i?frame|object|embed) (src|data)$/i.test(x) && /^[\0- ]*data:(?!\s*(image\/(?!svg)|application\/pdf))/i.test(v) || /^iframe csp$/i.test(x) || /^(object data|embed src)$/i.test(x) && /^[\0- ]*blob:/i.test(v)
     || (/^srcdoc$/i.test(n) || /^iframe src$/i.test(x) && /^[\0- ]*blob:/i.test(v)) && (s = e.getAttribute?.('sandbox')?.toLowerCase().split(/[\t\n\f\r ]+/))?.includes('allow-scripts') && !s.includes('allow-same-origin')) return ok(UC) ? 0 : UC
-  if (/^(\w+ ((image)?src(set)?|data|poster)|(link|script|image|img) (xlink:)?href)$/i.test(x)) {
-    const h = /preconnect|dns-prefetch/i.test(r) && !/(^|\s)(module)?pre(load|fetch)/i.test(r)
+  if (/^(\w+ ((image)?src(set)?|data|poster|background)|(link|script|image|img|feimage|base) (xlink:)?href)$/i.test(x)) {
+    const h = l == 'base' || /preconnect|dns-prefetch/i.test(r) && !/(^|\s)(module)?pre(load|fetch)/i.test(r)
     for (const w of v.split(/[\s,]+/)) { const c = w && cat(w, h, l == 'script'); if (!ok(c)) return c }
   }
 }
@@ -84,8 +87,9 @@ let T
 // Every "<" that starts a tag, read as the browser would read a tag there, is taken: a tag
 // that seems to hold others in a quoted value may be the text of a comment, a bogus comment
 // or a raw text element, its quotes no quotes, and the tags in it real ones. From the end
-// of the string: what a tag becomes is what the tags before it read
-const TR = /<\w+([^>"']|"[^"]*"|'[^']*')*>/y
+// of the string: what a tag becomes is what the tags before it read. A quote opens a quoted
+// value only after "=" (elsewhere, a stray one, it is a character of a name or a value)
+const TR = /<\w+([^>"'=]|=\s*"[^"]*"|=\s*'[^']*'|[='"])*>/y
 const html = (v, s) => {
   if (!v?.replace) return v
   for (let i = v.lastIndexOf('<'), m, r; i >= 0; i = i ? v.lastIndexOf('<', i - 1) : -1)
@@ -99,7 +103,7 @@ const tg = (m, s) => t(() => {
   const p = () => (ih.call(T ||= CE.call(D, 'template'), m), T.content.firstChild)
   const f = /^<i?frame[\s/]/i.test(m) && p(), v = f && f.getAttribute('src'), a = [v]
   v && (at(f, 'src', a, 0), a[0] != v) && (SA.call(f, 'src', a[0]), m = f.outerHTML.replace(/<\/iframe>$/, ''))
-  if (!H.test(m) && !(s && X) && !/^<(i?frame|object|embed)[\s/]/i.test(m)) return m
+  if (!H.test(m) && !NA.test(m) && !(s && X) && !/^<(i?frame|object|embed)[\s/]/i.test(m)) return m
   const e = p(), n = [], sc = e.localName == 'script'
   let h
   for (const a of e.attributes) { const c = el(e, a.name, a.value); if (c) h = c, n.push(a.name) }
@@ -118,7 +122,7 @@ const at = (e, n, a, i, v = a[i], u = (v && typeof v == 'object' && !(TT ||= ['T
   : /^src$/i.test(n) && /^i?frame$/.test(e.localName) && JU.test(u) && (a[i] = 'javascript:' + encodeURIComponent('var consentgateJs=(\n') + u.replace(JU, '') + encodeURIComponent('\n);parent.consentgateFrame(consentgateJs)')), el(e, n, a[i]))
 // elements arriving with URLs that bypassed the setters (clones, parsed or imported markup)
 const scan = x => {
-  if (x?.querySelectorAll) for (const e of [x, ...x.querySelectorAll('[src],[srcset],[href],[data],[poster],[srcdoc],[csp]')]) for (const a of [...e.attributes || []]) {
+  if (x?.querySelectorAll) for (const e of [x, ...x.querySelectorAll('[src],[srcset],[href],[data],[poster],[srcdoc],[csp],[background]')]) for (const a of [...e.attributes || []]) {
     const c = el(e, a.name, a.value)
     c && (e.removeAttribute(a.name), hold(c, () => e.setAttribute(a.name, a.value)))
   }
@@ -164,8 +168,8 @@ const guard = W => {
   for (const m of ['setNamedItem', 'setNamedItemNS']) hk(pr('NamedNodeMap'), m, (m, [a]) => an(m[0]?.ownerElement || { localName: /^src$/i.test(a.name) ? 'iframe' : 'img' }, a))
   for (const [o, k] of [[pr('Attr'), 'value'], [pr('Node'), 'nodeValue'], [pr('Node'), 'textContent']])
     sp(o, k, (a, v) => a.ownerElement && (k != 'value' && (v[0] ??= ''), at(a.ownerElement, a.name, v, 0)))
-  for (const k of 'src srcset href data poster srcdoc imageSrcset csp'.split(' '))
-    for (const p of 'Script Image IFrame Frame Embed Source Media Input Track Link Object Video'.split(' '))
+  for (const k of 'src srcset href data poster srcdoc imageSrcset csp background'.split(' '))
+    for (const p of 'Script Image IFrame Frame Embed Source Media Input Track Link Object Video Base Body'.split(' '))
       sp(pr(`HTML${p}Element`), k, (e, a) => at(e, k, a, 0))
   for (const o of [E, pr('Node'), pr('CharacterData'), pr('DocumentFragment'), pr('Document')])
     for (const m of 'appendChild insertBefore replaceChild append prepend before after replaceWith replaceChildren insertAdjacentElement'.split(' '))
@@ -177,7 +181,7 @@ const guard = W => {
   }
   sp(E, 'outerHTML', h0)
   hk(E, 'insertAdjacentHTML', hm(1))
-  hk(P, 'execCommand', (_, a) => { /^inserthtml$/i.test(a[0]) && hm(2)(_, a) })
+  hk(P, 'execCommand', (_, a) => /^inserthtml$/i.test(a[0]) ? hm(2)(_, a) : /^insertimage$/i.test(a[0]) && nc(a, 2))
   hk(pr('Range'), 'createContextualFragment', hm(0, 1))
   for (const m of ['write', 'writeln']) hk(P, m, (_, a) => { a[0] = html(a.splice(0).join(''), 1) })
 
