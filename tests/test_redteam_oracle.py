@@ -622,6 +622,30 @@ CASES |= {
             'analytics.com/g/collect?v=2"></video>'
         ),
     ),
+    # MathML: mglyph / malignmark in a text integration point stay MathML (a <style> in them
+    # is no raw text: the script after a breakout runs); annotation-xml's encoding must match
+    # exactly (a trailing space makes it no integration point)
+    "mathml-mglyph-style": Variant(
+        headers=HTML,
+        body=page(
+            f'<math><mi><mglyph><style><img src=x><script src="{TRACKER}"></script></style>'
+            "</mglyph></mi></math>"
+        ),
+    ),
+    "mathml-malignmark-textarea": Variant(
+        headers=HTML,
+        body=page(
+            f'<math><mo><malignmark><textarea><img src="{PIXEL}"></textarea></malignmark></mo>'
+            "</math>"
+        ),
+    ),
+    "mathml-annotation-xml-encoding-space": Variant(
+        headers=HTML,
+        body=page(
+            '<math><annotation-xml encoding="text/html "><style>'
+            f'<img src="{PIXEL}"></style></annotation-xml></math>'
+        ),
+    ),
     "named-tab-reference-markup": Variant(
         headers=HTML, body=page('<img src="https://www.go&Tab;ogle-analytics.com/g/collect?v=2">')
     ),

@@ -636,6 +636,8 @@ static const struct {
     {"audio", H_URL},       {"input", H_URL},        {"track", H_URL},
     {"body", H_URL},        {"table", H_URL},        {"td", H_URL},
     {"th", H_URL},          {"feimage", H_URL},
+    /* MathML in a MathML text integration point (mi, mo, ...): Python knows the stack */
+    {"mglyph", H_PYTHON},   {"malignmark", H_PYTHON},
     {NULL, 0},
 };
 
@@ -643,7 +645,7 @@ static const struct {
 static int
 html_flags(const char *name, Py_ssize_t len)
 {
-    if (len < 2 || len > 9)
+    if (len < 2 || len > 10)
         return 0;
     for (int k = 0; HTML_NAMES[k].name != NULL; k++) {
         const char *n = HTML_NAMES[k].name;

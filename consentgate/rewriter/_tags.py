@@ -76,6 +76,8 @@ _URL_ELEMENTS = frozenset(URL_ATTRS) - {b"script", b"meta"}
 _HEAD_OK = frozenset(b"html head title base link meta".split())
 _SVG_POINTS = frozenset(b"foreignobject desc title".split())
 _MATH_POINTS = frozenset(b"mi mo mn ms mtext".split())
+#: MathML elements that stay MathML inside a MathML text integration point
+_MATH_IN_TEXT = frozenset({b"mglyph", b"malignmark"})
 _MAX_STACK = 512
 #: How far past ``<noscript>`` its scripting-view end is looked for.
 NOSCRIPT_LOOKAHEAD = 64 * 1024
@@ -127,6 +129,12 @@ class TagHandling:
     def _start_tag(
         self: StreamRewriter, data: bytes, pos: int, end: int, name: bytes, foreign: bool
     ) -> int:
+        if not foreign and name in _MATH_IN_TEXT and self._in_math_text_point():
+            # mglyph and malignmark in a MathML text integration point stay MathML: what
+            # follows them is foreign content (a <style> there is no raw text)
+            if not _self_closing(data, pos, end):
+                self._push(name)
+            return end
         if foreign:
             if name in g.FOREIGN_BREAKOUT or (
                 name == b"font" and _FONT_BREAKOUT.search(data, pos, end)
@@ -226,11 +234,15 @@ class TagHandling:
                 self._push(b"!" + name)
         elif name == b"annotation-xml" and not svg and not sc:
             attrs = first_values(parse_attrs(data[pos:end], len(name) + 1))
-            enc = attrs.get(b"encoding", b"").strip().lower()
+            enc = attrs.get(b"encoding", b"").lower()  # exactly, ASCII case-insensitively
             self._push(b"!" + name if enc in (b"text/html", b"application/xhtml+xml") else b"-")
         elif name in (b"image", b"feimage") and self._active:
             self._url_element(data, pos, end, name)
         return end
+
+    def _in_math_text_point(self: StreamRewriter) -> bool:
+        stack = self._stack
+        return bool(stack) and stack[-1][:1] == b"!" and stack[-1][1:] in _MATH_POINTS
 
     def _namespace(self: StreamRewriter) -> bytes:
         """The namespace of the nearest open svg/math element (b"html" when none)."""

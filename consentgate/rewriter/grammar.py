@@ -56,7 +56,8 @@ _DELIM = rb"(?=[\t\n\f\r />])"
 # Start tags the rewriter must look at in HTML content (the rest are skipped in C).
 _HTML_INTERESTING = (
     rb"(?i:s(?:cript|tyle|vg|ource)|i(?:frame|mg|mage|nput)|frame|embed|object|link|base|meta|video|audio|"
-    rb"t(?:extarea|itle|rack|able|[dh])|body|xmp|no(?:embed|frames|script)|plaintext|math)" + _DELIM
+    rb"t(?:extarea|itle|rack|able|[dh])|body|xmp|no(?:embed|frames|script)|plaintext|math|"
+    rb"mglyph|malignmark)" + _DELIM
 )
 # In SVG/MathML content: tags that change the namespace or are scripts.
 _FOREIGN_INTERESTING = (
