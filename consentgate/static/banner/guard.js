@@ -103,6 +103,9 @@ const tg = (m, s) => t(() => {
   const p = () => (ih.call(T ||= CE.call(D, 'template'), m), T.content.firstChild)
   const f = /^<i?frame[\s/]/i.test(m) && p(), v = f && f.getAttribute('src'), a = [v]
   v && (at(f, 'src', a, 0), a[0] != v) && (SA.call(f, 'src', a[0]), m = f.outerHTML.replace(/<\/iframe>$/, ''))
+  // a srcdoc the quoted match missed (unquoted, after a slash) gets the prefix too
+  const w = f && f.getAttribute('srcdoc')
+  w && !FX.test(w) && (SA.call(f, 'srcdoc', fp() + html(w, 1)), m = f.outerHTML.replace(/<\/iframe>$/, ''))
   if (!H.test(m) && !NA.test(m) && !(s && X) && !/^<(i?frame|object|embed)[\s/]/i.test(m)) return m
   const e = p(), n = [], sc = e.localName == 'script'
   let h
@@ -124,7 +127,9 @@ const at = (e, n, a, i, v = a[i], u = (v && typeof v == 'object' && !(TT ||= ['T
 const scan = x => {
   if (x?.querySelectorAll) for (const e of [x, ...x.querySelectorAll('[src],[srcset],[href],[data],[poster],[srcdoc],[csp],[background]')]) for (const a of [...e.attributes || []]) {
     const c = el(e, a.name, a.value)
-    c && (e.removeAttribute(a.name), hold(c, () => e.setAttribute(a.name, a.value)))
+    c ? (e.removeAttribute(a.name), hold(c, () => e.setAttribute(a.name, a.value)))
+      // a srcdoc that passed no setter (a DOMParser document, imported markup) gets the prefix
+      : /^srcdoc$/i.test(a.name) && a.value && !FX.test(a.value) && SA.call(e, 'srcdoc', fp() + html(a.value, 1))
   }
 }
 
