@@ -66,6 +66,13 @@ CATEGORY_RANK: dict[str, int] = {
 }
 
 
+#: Lower-case literals that flag an obfuscated URL in a lower-cased tag, for a full look
+#: (``Catalog.host_hint``; the C rewriter's hint words): a numeric character reference, the
+#: named ones of a tab and a line break (the URL parser drops both: ``go&Tab;ogle``), a
+#: backslash (read as a slash).
+OBFUSCATION_HINTS = (b"&#", b"&tab;", b"&newline;", b"\\")
+
+
 class CatalogError(ConsentGateError, ValueError):
     """Bad catalog data: names the service and the field."""
 
@@ -152,12 +159,11 @@ class Catalog:
             self._anchor = re.compile(b"|".join(re.escape(a) for a in sorted(by_anchor)))
             self._find_anchors = _literal_finder(self.inline_anchors)
         # Lower-case literals searched in a lower-cased tag: "oogle" also catches
-        # "%67oogle"; "&#", the named references of a tab and a line break (the URL parser
-        # drops both: "go&Tab;ogle") and a backslash flag obfuscated URLs for a full look.
+        # "%67oogle"; OBFUSCATION_HINTS flag obfuscated URLs for a full look.
         words = {label.lower()[1:] if len(label) > 5 else label.lower() for label in labels}
         hint = b"|".join(re.escape(w.encode()) for w in sorted(words))
         # "data:": a document written in the URL (Catalog.data_category)
-        obfuscated = rb"data:|&#|&tab;|&newline;|\\"  # searched in a lower-cased tag
+        obfuscated = b"|".join(re.escape(w) for w in (b"data:", *OBFUSCATION_HINTS))
         self.host_hint = re.compile(hint + b"|" + obfuscated if hint else obfuscated)
         self.hint_words = (*(w.encode() for w in sorted(words)), b"data:") if hint else ()
 
@@ -376,6 +382,18 @@ def cookie_regexes(site: Site) -> dict[str, str]:
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*):")
 _STRIP = str.maketrans("", "", "\t\n\r")
 _DATA = re.compile(r"[\x00-\x20]*data:", re.I)
+# a data: URL of any type but an image other than SVG or a PDF, which run no script
+_DATA_DOCUMENT = re.compile(
+    _DATA.pattern + r"(?![\t\n\f\r ]*(?:image/(?!svg)|application/pdf))", re.I
+)
+
+
+def data_document(value: bytes) -> bool:
+    """Is ``value`` (an attribute value as written: character references decoded; leading
+    C0 and spaces, and tabs and line breaks anywhere, dropped as the URL parser drops them)
+    a ``data:`` URL of a document, which runs in an opaque origin (docs/guard.md)?"""
+    text = html.unescape(value.decode("latin-1")).translate(_STRIP)
+    return _DATA_DOCUMENT.match(text) is not None
 
 
 def host_of(url: str) -> tuple[str, str]:

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 
 from .catalog import (
     CATEGORY_RANK,
+    OBFUSCATION_HINTS,
     cookie_patterns,
     glob_source,
     load_catalog,
@@ -182,6 +183,10 @@ def _group(source: str, alternatives: set[str]) -> str:
     return f"/({source})" if len(alternatives) > 1 else "/" + source
 
 
+#: Catalog's obfuscation hints as regular expression sources (the guard's ``h``)
+_OBFUSCATED = [re.escape(w.decode()) for w in OBFUSCATION_HINTS]
+
+
 def guard_rules(site: Site) -> dict[str, object]:
     """The guard's data for ``site`` as regular expression sources (see the module):
     ``h`` (case-insensitive), ``x`` (strict sites, else None) and ``c``: per category,
@@ -206,11 +211,8 @@ def guard_rules(site: Site) -> dict[str, object]:
     words = {w for w in words if w and not any(o != w and o in w for o in words)}  # substrings
     strict = sorted({h.lower().split(":")[0] for h in site.hosts + site.allow_hosts})
     return {
-        # besides the words: character references (a tab's and a line break's named ones
-        # vanish in a URL), a backslash, a percent escape
-        "h": _js(
-            "|".join([*sorted(map(re.escape, words)), "&#", "&tab;", "&newline;", r"\\", "%"])
-        ),
+        # besides the words: the rewriter's obfuscation hints, and a percent escape
+        "h": _js("|".join([*sorted(map(re.escape, words)), *_OBFUSCATED, "%"])),
         "x": _hosts(strict) if site.strict else None,
         "c": rows,
     }

@@ -1345,7 +1345,8 @@ foreign_start(Run *r, Ctx *cx, Py_ssize_t pos, Py_ssize_t ns, Py_ssize_t ne, Py_
             return ERROR;
         return sc ? e : push(cx, entry, e);
     }
-    if ((!strcmp(name, "image") || !strcmp(name, "feimage")) && hint_search(&r->sc->hint, d, pos, e))
+    if ((!strcmp(name, "image") || !strcmp(name, "feimage"))
+        && hint_search(&r->sc->hint, d, pos, e))
         return BAIL;
     return e;
 }

@@ -15,6 +15,7 @@ import re
 import string
 from typing import TYPE_CHECKING, Any
 
+from ..catalog import data_document
 from . import _states as S
 from . import grammar as g
 from .csp import csp_nonce
@@ -38,24 +39,11 @@ _WS = re.compile(rb"[\t\n\f\r ]*+")
 _ATTR_NAME_RUN = re.compile(rb"[^\t\n\f\r />=]*+")
 _UNQUOTED_RUN = re.compile(rb"[^\t\n\f\r >]*+")
 _PRELOAD = re.compile(rb"(?i)(?:^|[\t\n\f\r ])(?:preload|modulepreload|prefetch)(?:$|[\t\n\f\r ])")
-#: Resource hints naming only an origin: matched by host (``Catalog.hint_category``)
 #: The attribute of a frame, an object or an embed whose data: URL is a document in an opaque
 #: origin: no runtime guard reaches it, so it is unclassified content (docs/guard.md)
 OPAQUE_URL = {b"iframe": b"src", b"frame": b"src", b"embed": b"src", b"object": b"data"}
-# a data: URL (leading C0 and spaces, tabs and line breaks anywhere ignored, as the URL parser
-# does) of any type but an image other than SVG or a PDF, which run no script
-_DATA_DOCUMENT = re.compile(
-    r"[\x00-\x20]*data:(?![\t\n\f\r ]*(?:image/(?!svg)|application/pdf))", re.I
-)
-_TAB_NL = str.maketrans("", "", "\t\n\r")
 _ASCII_WS = re.compile(r"[\t\n\f\r ]+")
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
-
-
-def data_document(value: bytes) -> bool:
-    """Is ``value`` (an attribute value as written) a ``data:`` URL of a document type?"""
-    text = value.decode("latin-1")
-    return _DATA_DOCUMENT.match(html.unescape(text).translate(_TAB_NL)) is not None
 
 
 def opaque_sandbox(value: bytes | None) -> bool:
@@ -69,6 +57,7 @@ def opaque_sandbox(value: bytes | None) -> bool:
     return "allow-scripts" in tokens and "allow-same-origin" not in tokens
 
 
+#: Resource hints naming only an origin: matched by host (``Catalog.hint_category``)
 _HINT = re.compile(rb"(?i)(?:^|[\t\n\f\r ])(?:preconnect|dns-prefetch)(?:$|[\t\n\f\r ])")
 _FONT_BREAKOUT = re.compile(rb"(?i)[\t\n\f\r /](?:color|face|size)[\t\n\f\r /=>]")
 _RAWTEXT_NAMES = frozenset(b"style xmp iframe noembed noframes textarea title".split())

@@ -21,7 +21,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 
-from ..catalog import CATEGORY_RANK
+from ..catalog import CATEGORY_RANK, OBFUSCATION_HINTS
 from . import grammar as g
 from ._states import (
     BOGUS,
@@ -581,7 +581,7 @@ def _scanner(policy: RewritePolicy) -> _speedups.Scanner:
     if scanner is None:
         catalog = policy.catalog
         # RewritePolicy.element_hint's words
-        words = [*catalog.hint_words, b"&#", b"&tab;", b"&newline;", b"\\"]
+        words = [*catalog.hint_words, *OBFUSCATION_HINTS]
         words += [b"data-consent", b"data-cookieconsent"]
         words += [b"srcdoc", b"csp"]
         scanner = _speedups.Scanner(

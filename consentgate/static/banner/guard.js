@@ -77,10 +77,12 @@ const sp = (o, k, f, s = 'set') => { const p = O.getOwnPropertyDescriptor(o, k);
 const N = D.currentScript?.nonce
 const fp = () => `<script nonce=${N}>try{parent.consentgateFrame(window)}catch{${ok(UC) ? '' : 'origin.length==4&&stop()'}}<\/script>`
 const FX = /^<script[^>]*>try{parent.consentgateFrame[^<]*<\/script>/
+// a frame's document d as the guard lets it load: fp() first (once), its tags held
+const sd = d => fp() + html(String(d).replace(FX, ''), 1)
 // markup as a string: a tag loading from a refused category is held as the rewriter does
 // it (the banner restores it); s: its scripts run (document.write), elsewhere they never do.
 // Each tag is parsed alone (an SVG <image> parses as an <img>: its href counts too); a
-// quoted srcdoc in it starts with fp() (fp() has no quote; others are reached as fr reaches them).
+// srcdoc in it starts with fp() (quoted, by a replace: fp() has no quote; else by sd()).
 // The template is made on first use: building its interface costs a page that never needs it
 const CE = D.createElement, SA = E.setAttribute, ih = O.getOwnPropertyDescriptor(E, 'innerHTML').set
 let T
@@ -105,7 +107,7 @@ const tg = (m, s) => t(() => {
   v && (at(f, 'src', a, 0), a[0] != v) && (SA.call(f, 'src', a[0]), m = f.outerHTML.replace(/<\/iframe>$/, ''))
   // a srcdoc the quoted match missed (unquoted, after a slash) gets the prefix too
   const w = f && f.getAttribute('srcdoc')
-  w && !FX.test(w) && (SA.call(f, 'srcdoc', fp() + html(w, 1)), m = f.outerHTML.replace(/<\/iframe>$/, ''))
+  w && !FX.test(w) && (SA.call(f, 'srcdoc', sd(w)), m = f.outerHTML.replace(/<\/iframe>$/, ''))
   if (!H.test(m) && !NA.test(m) && !(s && X) && !/^<(i?frame|object|embed)[\s/]/i.test(m)) return m
   const e = p(), n = [], sc = e.localName == 'script'
   let h
@@ -121,7 +123,7 @@ const tg = (m, s) => t(() => {
 // whose value the browser takes, is always that call: code that is not one expression (or
 // breaks out of the parentheses to end the script otherwise) is a syntax error, and the frame
 // stays empty; the guard locks a frame's parent (it cannot be replaced nor shadowed)
-const at = (e, n, a, i, v = a[i], u = (v && typeof v == 'object' && !(TT ||= ['TrustedScriptURL', 'TrustedHTML'].map(k => W[k]?.prototype.toString)).some(f => t(() => f.call(v)) != null) && (a[i] = String(v)), String(a[i]).replace(TN, ''))) => (/^srcdoc$/i.test(n) ? a[i] = fp() + html(String(a[i]).replace(FX, ''), 1)
+const at = (e, n, a, i, v = a[i], u = (v && typeof v == 'object' && !(TT ||= ['TrustedScriptURL', 'TrustedHTML'].map(k => W[k]?.prototype.toString)).some(f => t(() => f.call(v)) != null) && (a[i] = String(v)), String(a[i]).replace(TN, ''))) => (/^srcdoc$/i.test(n) ? a[i] = sd(a[i])
   : /^src$/i.test(n) && /^i?frame$/.test(e.localName) && JU.test(u) && (a[i] = 'javascript:' + encodeURIComponent('var consentgateJs=(\n') + u.replace(JU, '') + encodeURIComponent('\n);parent.consentgateFrame(consentgateJs)')), el(e, n, a[i]))
 // elements arriving with URLs that bypassed the setters (clones, parsed or imported markup)
 const scan = x => {
@@ -129,7 +131,7 @@ const scan = x => {
     const c = el(e, a.name, a.value)
     c ? (e.removeAttribute(a.name), hold(c, () => e.setAttribute(a.name, a.value)))
       // a srcdoc that passed no setter (a DOMParser document, imported markup) gets the prefix
-      : /^srcdoc$/i.test(a.name) && a.value && !FX.test(a.value) && SA.call(e, 'srcdoc', fp() + html(a.value, 1))
+      : /^srcdoc$/i.test(a.name) && a.value && !FX.test(a.value) && SA.call(e, 'srcdoc', sd(a.value))
   }
 }
 
@@ -150,7 +152,7 @@ const fr = () => { for (let i = 0, w; i < LN.call(W); i++) (w = W[i]) && !XO.has
 // consentgateFrame(x), on each guarded window: x a frame's window (fp()), or the document a
 // frame's javascript: URL returns (see at): it starts with fp(), its tags held as in srcdoc
 const JU = /^[\0- ]*javascript:/i
-const fw = x => typeof x == 'string' ? fp() + html(x, 1) : x?.Object ? guard(x) : x
+const fw = x => typeof x == 'string' ? sd(x) : x?.Object ? guard(x) : x
 // (once per realm: a frame's WindowProxy stays when it is navigated, its realm does not)
 const guard = W => {
   if (G.has(W.Object)) return
