@@ -508,6 +508,24 @@ TECHNIQUES = {
         '+encodeURIComponent(\'<svg xmlns="http://www.w3.org/2000/svg"><script>'
         f"{OPAQUE_FETCH}<\\/script></svg>');d.append(e)"
     ),
+    # session 7: import() and static imports (syntax: no function to wrap) of a tracker URL:
+    # the guard's import map sends the refused categories' hosts to about:blank/
+    "dynamic-import": f"import({SPLIT_GA}).catch(()=>0)",
+    "dynamic-import-scheme-relative": (
+        "import('//www.google'+'tagmanager.com/gtag/js?id=G-X').catch(()=>0)"
+    ),
+    "dynamic-import-subdomain-of-url-pattern": (
+        "import('https://ssl.google'+'-analytics.com/analytics.js').catch(()=>0)"
+    ),
+    "dynamic-import-http": "import('http://www.google'+'-analytics.com/analytics.js').catch(()=>0)",
+    "static-import-module": (
+        "var s=document.createElement('script');s.type='module';"
+        f"s.textContent='import \"'+{SPLIT_GA}+'\"';document.head.append(s)"
+    ),
+    "dynamic-import-in-about-blank-frame": (
+        "var f=document.createElement('iframe');d.append(f);"
+        f"f.contentWindow.eval('import('+JSON.stringify({SPLIT_GA})+').catch(()=>0)')"
+    ),
 }
 for _name, _js in TECHNIQUES.items():
     CASES["guard-" + _name] = Variant(
@@ -519,6 +537,11 @@ for _name, _js in TECHNIQUES.items():
 GTM_VAR = "<script>var u='https://www.goo'+'gletagmanager.com/gtag/js?id=G-X'</script>"
 LOAD_U = "var s=document.createElement('script');s.src={}.u;document.head.appendChild(s)"
 CASES |= {
+    # session 7: import() under a nonce CSP (the guard's import map carries the nonce)
+    "dynamic-import-nonce": Variant(
+        headers=[*HTML, ("Content-Security-Policy", "script-src 'nonce-r4nd0m'")],
+        body=page(f"<script nonce=r4nd0m>import({SPLIT_GA}).catch(()=>0)</script>"),
+    ),
     # a declarative shadow root's frame*, and its srcdoc frame*
     "declarative-shadow-frame": Variant(
         headers=HTML,
@@ -700,6 +723,15 @@ WORKS = {
         "</iframe></template><script>var w=open('','_blank');"
         "w.document.body.append(w.document.importNode(t.content,true))</script>"
     ),
+    # the page's own import map and modules beside the guard's (session 7)
+    "own-import-map": page(
+        head='<script type=importmap>{"imports":{"app":"data:text/javascript,window.__ok=1",'
+        '"https://cdn.example/":"data:text/javascript,/"}}</script>',
+        body="<script type=module>import 'app'</script>",
+    ),
+    "dynamic-import-first-party": page(
+        "<script>import('data:text/javascript,window.__ok=1')</script>"
+    ),
 }
 
 
@@ -733,23 +765,6 @@ UNFIXED: dict[str, tuple[Variant, str]] = {
             ),
         ),
         "nested srcdoc in markup",
-    ),
-    # import() and static imports of a tracker URL (syntax: nothing to wrap). An import map
-    # mapping the refused hosts to null held them (session 6), but registering one with ~100
-    # entries cost a small page 7-14 ms and the corpus page 002 ~300 ms of script time
-    "dynamic-import": (
-        Variant(headers=HTML, body=page(f"<script>import({SPLIT_GA}).catch(()=>0)</script>")),
-        "dynamic import()",
-    ),
-    "static-import-module": (
-        Variant(
-            headers=HTML,
-            body=page(
-                "<script>var s=document.createElement('script');s.type='module';"
-                f"s.textContent='import \"'+{SPLIT_GA}+'\"';document.head.append(s)</script>"
-            ),
-        ),
-        "static import in a module inserted at run time",
     ),
 }
 
