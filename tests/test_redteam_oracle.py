@@ -514,9 +514,6 @@ TECHNIQUES = {
     "dynamic-import-scheme-relative": (
         "import('//www.google'+'tagmanager.com/gtag/js?id=G-X').catch(()=>0)"
     ),
-    "dynamic-import-subdomain-of-url-pattern": (
-        "import('https://ssl.google'+'-analytics.com/analytics.js').catch(()=>0)"
-    ),
     "dynamic-import-http": "import('http://www.google'+'-analytics.com/analytics.js').catch(()=>0)",
     "static-import-module": (
         "var s=document.createElement('script');s.type='module';"
@@ -737,6 +734,18 @@ WORKS = {
 
 # Found and NOT fixed (kept as strict xfails: each turns into a failure once it is held)
 UNFIXED: dict[str, tuple[Variant, str]] = {
+    # an import map matches a URL prefix, not a host's subdomains: the guard's has the hint
+    # hosts and www. on each, not ssl.google-analytics.com (session 7)
+    "dynamic-import-other-subdomain": (
+        Variant(
+            headers=HTML,
+            body=page(
+                "<script>import('https://ssl.google'+'-analytics.com/analytics.js')"
+                ".catch(()=>0)</script>"
+            ),
+        ),
+        "import() from a subdomain of a tracker host other than www.",
+    ),
     # a parsed frame whose src is loading, reached by index or name before it commits: no
     # event, no call of the guard's sees it (a286822's MutationObserver did)
     "pending-src-frames-index-markup": (

@@ -161,15 +161,16 @@ const guard = W => {
   W != window && t(() => O.defineProperty(W, 'parent', { get: O.getOwnPropertyDescriptor(W, 'parent').get, set() {}, configurable: !1 }))
   W.document.addEventListener('load', e => { const w = e.target.contentWindow; w && t(() => guard(w)) }, !0)
   // import() and static imports (syntax: nothing to wrap): an import map sends the refused
-  // categories' hosts (their hint hosts, www. on each, and the hosts of their URL patterns)
-  // to about:blank/, which is no base for the rest of a URL: the import fails to resolve as a
-  // null entry would, without the console warning Chromium prints for each null. A category
-  // granted later stays blocked for imports until the next page (an import map cannot be
-  // taken back). Its element goes once read
+  // categories' hosts (their hint hosts, and www. on each) to about:blank/, which is no base
+  // for the rest of a URL: the import fails to resolve as a null entry would, without the
+  // console warning Chromium prints for each null. A category granted later stays blocked
+  // for imports until the next page (an import map cannot be taken back). An https page
+  // has no http entries: the browser refuses a module over http there itself (mixed
+  // content). Its element goes once read
   t(() => {
-    const m = {}, s = W.document.createElement('script')
-    for (const [c, r, q] of C) if (!ok(c)) for (const h of (q.source.slice(9, -2) + '|' + r.source.match(/[\w-]+(\\\.[\w-]+)+(?=\\\/)/g)).replace(/\\/g, '').split(/[|,]/)) for (const p of ['https://', 'http://', 'https://www.', 'http://www.']) m[p + h + '/'] = 'about:blank/'
-    s.type = 'importmap', s.nonce = N, s.textContent = JSON.stringify({ imports: m })
+    const m = [], s = W.document.createElement('script')
+    for (const [c, , q] of C) if (!ok(c)) for (const h of q.source.slice(9, -2).replace(/\\/g, '').split('|')) for (const p of ['', 'www.']) for (const x of new Set(['https:', location.protocol])) h && m.push(`"${x}//${p + h}/":"about:blank/"`)
+    s.type = 'importmap', s.nonce = N, s.textContent = `{"imports":{${m}}}`
     W.document.head.append(s), s.remove()
   })
   const pr = n => W[n].prototype, E = pr('Element'), P = pr('Document'), XP = pr('XMLHttpRequest')
