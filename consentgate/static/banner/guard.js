@@ -49,12 +49,15 @@ const nc = (a, i) => { const c = cat(so(a, i)); return !ok(c) && c }
 // scripts but not the same origin; and a frame's csp attribute (a policy it imposes on the
 // frame's document can refuse the guard's own prefix there)
 const el = (e, n, v, s) => {
+  // (only these attribute names load or make an opaque document: the rest, most of the
+  // calls, returns here; an SVG href in the XLink namespace loads whatever its prefix)
+  if (!/^((image)?src(set)?|data|poster|background|([^:]*:)?href|csp|srcdoc)$/i.test(n)) return
   const l = e.localName, r = e.rel, x = l + ' ' + n
   v = String(v).replace(TN, '')
   if (e.dataset?.consent == 'necessary') return
   if (/^(i?frame|object|embed) (src|data)$/i.test(x) && /^[\0- ]*data:(?!\s*(image\/(?!svg)|application\/pdf))/i.test(v) || /^iframe csp$/i.test(x) || /^(object data|embed src)$/i.test(x) && /^[\0- ]*blob:/i.test(v)
     || (/^srcdoc$/i.test(n) || /^iframe src$/i.test(x) && /^[\0- ]*blob:/i.test(v)) && (s = e.getAttribute?.('sandbox')?.toLowerCase().split(/[\t\n\f\r ]+/))?.includes('allow-scripts') && !s.includes('allow-same-origin')) return ok(UC) ? 0 : UC
-  if (/^(\w+ ((image)?src(set)?|data|poster|background)|(link|script|image|img|feimage|base) (xlink:)?href)$/i.test(x)) {
+  if (/^(\w+ ((image)?src(set)?|data|poster|background)|(link|script|image|img|feimage|base) ([^:]*:)?href)$/i.test(x)) {
     const h = l == 'base' || /preconnect|dns-prefetch/i.test(r) && !/(^|\s)(module)?pre(load|fetch)/i.test(r)
     for (const w of v.split(/[\s,]+/)) { const c = w && cat(w, h, l == 'script'); if (!ok(c)) return c }
   }
@@ -93,7 +96,9 @@ let T
 // value only after "=" (elsewhere, a stray one, it is a character of a name or a value)
 const TR = /<\w+([^>"'=]|=\s*"[^"]*"|=\s*'[^']*'|[='"])*>/y
 const html = (v, s) => {
-  if (!v?.replace) return v
+  // (a string none of whose tags could load from a tracker, nor be a frame, an object or an
+  // embed, is passed whole: the check of each tag below would pass each)
+  if (!v?.replace || !H.test(v) && !NA.test(v) && !(s && X) && !/<(i?frame|object|embed)[\s/]/i.test(v)) return v
   for (let i = v.lastIndexOf('<'), m, r; i >= 0; i = i ? v.lastIndexOf('<', i - 1) : -1)
     if (TR.lastIndex = i, m = TR.exec(v)) (r = tg(m[0], s)) != m[0] && (v = v.slice(0, i) + r + v.slice(i + m[0].length))
   return v
