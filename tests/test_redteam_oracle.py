@@ -523,17 +523,6 @@ TECHNIQUES = {
         "var f=document.createElement('iframe');d.append(f);"
         f"f.contentWindow.eval('import('+JSON.stringify({SPLIT_GA})+').catch(()=>0)')"
     ),
-    # session 7: an SVG href in the XLink namespace loads whatever its prefix ("q:href")
-    "svg-script-href-any-xlink-prefix": (
-        "var s=document.createElementNS('http://www.w3.org/2000/svg','script');"
-        f"s.setAttributeNS('http://www.w3.org/1999/xlink','q:href',{SPLIT_GA});"
-        "var v=document.createElementNS('http://www.w3.org/2000/svg','svg');v.append(s);d.append(v)"
-    ),
-    "svg-image-href-node-any-xlink-prefix": (
-        "var i=document.createElementNS('http://www.w3.org/2000/svg','image'),"
-        "a=document.createAttributeNS('http://www.w3.org/1999/xlink','zz:href');"
-        f"a.value={SPLIT};i.setAttributeNodeNS(a)"
-    ),
 }
 for _name, _js in TECHNIQUES.items():
     CASES["guard-" + _name] = Variant(

@@ -40,6 +40,9 @@ const ck = (n, w) => { if (w) for (const [c, , , r] of C) if (!ok(c) && r.test(n
 // make it (its toString could answer otherwise the second time). RU and TT (below) are taken
 // on first use: building their interfaces costs a page that never needs them
 let RU, TT
+// v made a string once, here, as the browser would make it (its toString could answer
+// otherwise the second time); a Trusted Types value stays as it is
+const ss = v => v && typeof v == 'object' && !(TT ||= ['TrustedScriptURL', 'TrustedHTML'].map(k => W[k]?.prototype.toString)).some(f => t(() => f.call(v)) != null) ? String(v) : v
 const so = (a, i, u = a[i]) => u && typeof u == 'object' ? t(() => (RU ||= O.getOwnPropertyDescriptor(Request.prototype, 'url').get).call(u)) ?? (a[i] = String(u)) : u
 const nc = (a, i) => { const c = cat(so(a, i)); return !ok(c) && c }
 // attribute n = v of element e: the refused category it loads from, if any. A document in
@@ -51,15 +54,15 @@ const nc = (a, i) => { const c = cat(so(a, i)); return !ok(c) && c }
 const el = (e, n, v, s) => {
   // (only these attribute names load or make an opaque document: the rest, most of the
   // calls, returns here; an SVG href in the XLink namespace loads whatever its prefix)
-  if (!/^((image)?src(set)?|data|poster|background|([^:]*:)?href|csp|srcdoc)$/i.test(n)) return
+  if (!/^((image)?src(set)?|data|poster|background|([^:]*:)?href|csp|srcdoc|to|values|from|by)$/i.test(n)) return
   const l = e.localName, r = e.rel, x = l + ' ' + n
   v = String(v).replace(TN, '')
   if (e.dataset?.consent == 'necessary') return
   if (/^(i?frame|object|embed) (src|data)$/i.test(x) && /^[\0- ]*data:(?!\s*(image\/(?!svg)|application\/pdf))/i.test(v) || /^iframe csp$/i.test(x) || /^(object data|embed src)$/i.test(x) && /^[\0- ]*blob:/i.test(v)
     || (/^srcdoc$/i.test(n) || /^iframe src$/i.test(x) && /^[\0- ]*blob:/i.test(v)) && (s = e.getAttribute?.('sandbox')?.toLowerCase().split(/[\t\n\f\r ]+/))?.includes('allow-scripts') && !s.includes('allow-same-origin')) return ok(UC) ? 0 : UC
-  if (/^(\w+ ((image)?src(set)?|data|poster|background)|(link|script|image|img|feimage|base) ([^:]*:)?href)$/i.test(x)) {
+  if (/^(\w+ ((image)?src(set)?|data|poster|background)|(link|script|image|img|feimage|base) ([^:]*:)?href|(set|animate) (to|values|from|by))$/i.test(x)) {
     const h = l == 'base' || /preconnect|dns-prefetch/i.test(r) && !/(^|\s)(module)?pre(load|fetch)/i.test(r)
-    for (const w of v.split(/[\s,]+/)) { const c = w && cat(w, h, l == 'script'); if (!ok(c)) return c }
+    for (const w of v.split(/[\s,;]+/)) { const c = w && cat(w, h, l == 'script'); if (!ok(c)) return c }
   }
 }
 // method m of o: f(this, args) may change the arguments, or name a refused category: then
@@ -96,6 +99,7 @@ let T
 // value only after "=" (elsewhere, a stray one, it is a character of a name or a value)
 const TR = /<\w+([^>"'=]|=\s*"[^"]*"|=\s*'[^']*'|[='"])*>/y
 const html = (v, s) => {
+  v = ss(v)
   // (a string none of whose tags could load from a tracker, nor be a frame, an object or an
   // embed, is passed whole: the check of each tag below would pass each)
   if (!v?.replace || !H.test(v) && !NA.test(v) && !(s && X) && !/<(i?frame|object|embed)[\s/]/i.test(v)) return v
@@ -128,13 +132,13 @@ const tg = (m, s) => t(() => {
 // whose value the browser takes, is always that call: code that is not one expression (or
 // breaks out of the parentheses to end the script otherwise) is a syntax error, and the frame
 // stays empty; the guard locks a frame's parent (it cannot be replaced nor shadowed)
-const at = (e, n, a, i, v = a[i], u = (v && typeof v == 'object' && !(TT ||= ['TrustedScriptURL', 'TrustedHTML'].map(k => W[k]?.prototype.toString)).some(f => t(() => f.call(v)) != null) && (a[i] = String(v)), String(a[i]).replace(TN, ''))) => (/^srcdoc$/i.test(n) ? a[i] = sd(a[i])
+const at = (e, n, a, i, u = String(a[i] = ss(a[i])).replace(TN, '')) => (/^srcdoc$/i.test(n) ? a[i] = sd(a[i])
   : /^src$/i.test(n) && /^i?frame$/.test(e.localName) && JU.test(u) && (a[i] = 'javascript:' + encodeURIComponent('var consentgateJs=(\n') + u.replace(JU, '') + encodeURIComponent('\n);parent.consentgateFrame(consentgateJs)')), el(e, n, a[i]))
 // elements arriving with URLs that bypassed the setters (clones, parsed or imported markup)
 const scan = x => {
-  if (x?.querySelectorAll) for (const e of [x, ...x.querySelectorAll('[src],[srcset],[href],[data],[poster],[srcdoc],[csp],[background]')]) for (const a of [...e.attributes || []]) {
+  if (x?.querySelectorAll) for (const e of [x, ...x.querySelectorAll('[src],[srcset],[imagesrcset],[*|href],[data],[poster],[srcdoc],[csp],[background],[to],[values],[from],[by]')]) for (const a of [...e.attributes || []]) {
     const c = el(e, a.name, a.value)
-    c ? (e.removeAttribute(a.name), hold(c, () => e.setAttribute(a.name, a.value)))
+    c ? (e.removeAttribute(a.name), hold(c, () => e.setAttributeNS(a.namespaceURI, a.name, a.value)))
       // a srcdoc that passed no setter (a DOMParser document, imported markup) gets the prefix
       : /^srcdoc$/i.test(a.name) && a.value && !FX.test(a.value) && SA.call(e, 'srcdoc', sd(a.value))
   }
@@ -146,9 +150,9 @@ const scan = x => {
 // document, and by a frame element's contentWindow / contentDocument (a frame in a shadow
 // root, or whose src or srcdoc is still loading: its initial about:blank window is the realm
 // a same-origin document it loads keeps)
-const G = new WeakSet, CD = O.getOwnPropertyDescriptor(HTMLIFrameElement.prototype, 'contentDocument').get
-// iframe f's window, when same-origin
-const fg = f => { const x = CD.call(f); x && guard(x.defaultView) }
+const G = new WeakSet, CD = ['IFrame', 'Object'].map(k => O.getOwnPropertyDescriptor(W[`HTML${k}Element`].prototype, 'contentDocument').get)
+// an iframe's or object's window f, when same-origin
+const fg = f => { const x = CD[+(f.localName == 'object')].call(f); x && guard(x.defaultView) }
 // fr: every frame of the page's window (window[i], by the original length getter: those in
 // shadow roots too, and no DOM traversal after each call); a cross-origin one, whose Object
 // cannot be read, is remembered and skipped
@@ -179,11 +183,11 @@ const guard = W => {
     W.document.head.append(s), s.remove()
   })
   const pr = n => W[n].prototype, E = pr('Element'), P = pr('Document'), XP = pr('XMLHttpRequest')
-  for (const k of ['contentWindow', 'contentDocument']) sp(pr('HTMLIFrameElement'), k, fg, 'get')
+  for (const p of ['IFrame', 'Object']) for (const k of ['contentWindow', 'contentDocument']) sp(pr(`HTML${p}Element`), k, fg, 'get')
   // markup in argument i (s: its scripts will run)
   const hm = (i, s) => (_, a) => { a[i] = html(a[i], s) }, h0 = hm(0)
-  hk(E, 'setAttribute', (e, a) => at(e, a[0], a, 1))
-  hk(E, 'setAttributeNS', (e, a) => at(e, a[1], a, 2))
+  hk(E, 'setAttribute', (e, a) => at(e, a[0] = String(a[0]), a, 1))
+  hk(E, 'setAttributeNS', (e, a) => at(e, a[1] = String(a[1]), a, 2))
   // an attribute node given to element e (directly, or through the map its attributes are:
   // e is the owner of an attribute already in it; an empty map's is taken for an <iframe> for
   // a src, else an <img>, which hold every URL attribute), or its value changed while it is
@@ -200,8 +204,18 @@ const guard = W => {
     for (const m of 'appendChild insertBefore replaceChild append prepend before after replaceWith replaceChildren insertAdjacentElement'.split(' '))
       O.hasOwn(o, m) && hk(o, m, (p, a) => { for (const x of a) (p.isConnected || x?.ownerDocument != D) && scan(x) })
   for (const m of ['insertNode', 'surroundContents']) hk(pr('Range'), m, (_, a) => scan(a[0]))
+  // a table's caption and sections, a select's options: inserted as appendChild inserts
+  for (const k of ['caption', 'tHead', 'tFoot']) sp(pr('HTMLTableElement'), k, (_, a) => scan(a[0]))
+  for (const o of ['HTMLSelectElement', 'HTMLOptionsCollection']) hk(pr(o), 'add', (_, a) => scan(a[0]))
+  // an element made in the page's document with its URLs already set starts loading (an
+  // image does as it is made): what importNode, adoptNode and an XSLT fragment return is
+  // checked before the page has it
+  for (const [o, m] of [[P, 'importNode'], [P, 'adoptNode'], [W.XSLTProcessor?.prototype, 'transformToFragment']]) {
+    const n = o?.[m]
+    n && (o[m] = function (...a) { const r = n.apply(this, a); t(() => scan(r)); return r })
+  }
   for (const o of [E, pr('ShadowRoot')]) {
-    sp(o, 'innerHTML', (e, a) => { /^s(cript|tyle)$/.test(e.localName) || h0(e, a) })
+    sp(o, 'innerHTML', (e, a) => { /^s(cript|tyle)$/.test(e.localName) && /xhtml/.test(e.namespaceURI) || h0(e, a) })
     hk(o, 'setHTMLUnsafe', h0)
   }
   sp(E, 'outerHTML', h0)
@@ -216,15 +230,24 @@ const guard = W => {
   // load; a held window.open is a blocked pop-up (null); a javascript: URL it opens in one
   // of the window's frames is wrapped as a frame's src is
   const n0 = (_, a) => nc(a, 0)
-  hk(W, 'fetch', n0, async () => { throw TypeError('Failed to fetch') })
+  const rj = async () => { throw TypeError('Failed to fetch') }
+  hk(W, 'fetch', n0, rj)
+  // what a Cache fetches to store (add, addAll: each URL), a worklet's module: rejected so
+  hk(W.Cache?.prototype, 'add', n0, rj)
+  hk(W.Cache?.prototype, 'addAll', (_, a) => { const l = a[0] = [...a[0]]; for (const i in l) { const c = nc(l, i); if (c) return c } }, rj)
+  hk(W.Worklet?.prototype, 'addModule', n0, rj)
   // fetchLater (a deferred beacon): held, its result says it was not sent
   hk(W, 'fetchLater', n0, () => O.setPrototypeOf({ activated: !1 }, W.FetchLaterResult.prototype))
   hk(pr('Navigator'), 'sendBeacon', n0, () => !1)
-  hk(W, 'open', (_, a) => (JU.test(so(a, 0)) && W[a[1]]?.parent == W && at({ localName: 'iframe' }, 'src', a, 0), nc(a, 0)), () => null)
+  const wo = (_, a) => (JU.test(so(a, 0)) && W[a[1]]?.parent == W && at({ localName: 'iframe' }, 'src', a, 0), nc(a, 0))
+  hk(W, 'open', wo, () => null)
+  // document.open(url, name, features) is window.open
+  hk(P, 'open', (_, a) => a.length > 2 && wo(_, a), () => null)
   hk(XP, 'open', (x, a) => { const c = nc(a, 1); x.$cg = c && [c, [...a]]; c && (a[1] = 'data:;base64,%') })
   hk(XP, 'send', (x, a) => { const q = x.$cg; q && hold(q[0], () => { const n = new XMLHttpRequest; n.open(...q[1]); n.withCredentials = x.withCredentials; n.send(a[0]) }) })
   for (const k of ['WebSocket', 'EventSource', 'Audio'])
-    W[k] = new Proxy(W[k], { construct: (K, a, n) => Reflect.construct(K, t(() => nc(a, 0)) ? ['ws://localhost:0'] : a, n) })
+    // (the prototype's constructor is the wrapped one too)
+    W[k] = W[k].prototype.constructor = new Proxy(W[k], { construct: (K, a, n) => Reflect.construct(K, t(() => nc(a, 0)) ? ['ws://localhost:0'] : a, n) })
   // a write of a cookie declared for a refused category (deleting passes): document.cookie,
   // and cookieStore.set (name, value) or ({name, value, expires}), held as resolved. Each
   // value is read once, here (a string made once, the options copied: the browser gets what
