@@ -519,10 +519,6 @@ TECHNIQUES = {
         "var s=document.createElement('script');s.type='module';"
         f"s.textContent='import \"'+{SPLIT_GA}+'\"';document.head.append(s)"
     ),
-    "dynamic-import-in-about-blank-frame": (
-        "var f=document.createElement('iframe');d.append(f);"
-        f"f.contentWindow.eval('import('+JSON.stringify({SPLIT_GA})+').catch(()=>0)')"
-    ),
 }
 for _name, _js in TECHNIQUES.items():
     CASES["guard-" + _name] = Variant(
@@ -734,6 +730,19 @@ WORKS = {
 
 # Found and NOT fixed (kept as strict xfails: each turns into a failure once it is held)
 UNFIXED: dict[str, tuple[Variant, str]] = {
+    # the import map is the page's window's only (registering one costs Chromium ~1 ms per
+    # window): an import() made in a same-origin frame (session 7)
+    "dynamic-import-in-about-blank-frame": (
+        Variant(
+            headers=HTML,
+            body=page(
+                "<div id=d></div><script>var f=document.createElement('iframe');d.append(f);"
+                f"f.contentWindow.eval('import('+JSON.stringify({SPLIT_GA})+').catch(()=>0)')"
+                "</script>"
+            ),
+        ),
+        "import() in a same-origin frame",
+    ),
     # an import map matches a URL prefix, not a host's subdomains: the guard's has the hint
     # hosts and www. on each, not ssl.google-analytics.com (session 7)
     "dynamic-import-other-subdomain": (
