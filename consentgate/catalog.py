@@ -428,7 +428,18 @@ def host_of(url: str) -> tuple[str, str]:
 
         host = unquote(host)
     path = "/" + rest if sep == "/" or not rest.startswith(("?", "#")) else rest
+    if "%" in path:  # an escaped unreserved character is the character (RFC 3986 6.2.2.2)
+        before, q, after = path.partition("?")
+        path = _ESCAPED.sub(_unreserved, before) + q + after
     return host.lower().rstrip("."), path
+
+
+_ESCAPED = re.compile(r"%([0-9A-Fa-f]{2})")
+
+
+def _unreserved(m: re.Match[str]) -> str:
+    c = chr(int(m[1], 16))
+    return c if c.isascii() and (c.isalnum() or c in "-._~") else m[0]
 
 
 def _service_from(raw: Any, where: str) -> Service:

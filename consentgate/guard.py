@@ -185,6 +185,9 @@ def _group(source: str, alternatives: set[str]) -> str:
 
 #: Catalog's obfuscation hints as regular expression sources (the guard's ``h``)
 _OBFUSCATED = [re.escape(w.decode()) for w in OBFUSCATION_HINTS]
+#: and any named character reference: the URL parser maps what many decode to in a host
+#: away (``&shy;``, ``&ZeroWidthSpace;``, ``&Aopf;`` ...), so a tag holding one is parsed
+_OBFUSCATED.append("&[a-z]")
 
 
 def guard_rules(site: Site) -> dict[str, object]:

@@ -284,8 +284,12 @@ BUDGET_SITE = Site(id="demo", cookies=list(SEED_COOKIES), demo=True, regimes={"J
 #: object, importNode/adoptNode/XSLT results, Cache and worklet fetches, document.open as
 #: window.open, SVG animation values, table/select insertion, object frames, constructors
 #: reached by their prototype, attribute names made strings once); +36 B the import map
-#: built by one native replace (about half its start cost), in the page's window only.
-GUARD_CEILING = 5210
+#: built by one native replace (about half its start cost), in the page's window only;
+#: +176 B a fifth review's findings (a host's trailing dot, escaped unreserved characters in
+#: a path, named character references as obfuscation, import maps a script inserts or
+#: writes, Document.parseHTMLUnsafe, DocumentType insertion, document.body =,
+#: WebSocketStream).
+GUARD_CEILING = 5385
 
 
 def gz(data: bytes) -> int:

@@ -56,8 +56,19 @@ class _ZlibDecoder:
         self._wbits = wbits
         self._obj = zlib.decompressobj(wbits)
         self._started = False
+        self._head = b""  # deflate: the first bytes, until the two of a zlib header are in
 
     def decode(self, data: bytes) -> bytes:
+        if self._wbits == zlib.MAX_WBITS and not self._started:
+            # zlib-wrapped or raw deflate is told by the two-byte zlib header: a body that
+            # arrives a byte at a time is not judged on its first byte alone
+            self._head += data
+            if len(self._head) < 2:
+                return b""
+            data, self._head = self._head, b""
+            if (data[0] & 0x0F != 8) or (data[0] << 8 | data[1]) % 31:  # no zlib header
+                self._wbits = -zlib.MAX_WBITS
+                self._obj = zlib.decompressobj(self._wbits)
         try:
             out = self._obj.decompress(data)
         except zlib.error as exc:
@@ -70,7 +81,7 @@ class _ZlibDecoder:
         return out
 
     def flush(self) -> bytes:
-        if not self._obj.eof and self._started:
+        if self._head or (not self._obj.eof and self._started):
             raise DecodeError("compressed body ended early")
         return self._obj.flush()
 

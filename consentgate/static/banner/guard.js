@@ -27,9 +27,11 @@ const hold = (c, f) => dec || Q.push([c, f])
 const cat = (v, h, s) => {
   v = String(v).replace(TN, '')
   if (!H.test(v) && !NA.test(v) && !(s && X)) return
-  const u = new URL(v, D.baseURI), n = u.hostname
+  // (a host's trailing dot dropped, the path's escaped unreserved characters unescaped:
+  // the same URL to the server)
+  const u = new URL(v, D.baseURI), n = u.hostname.replace(/\.$/, ''), p = u.pathname.replace(/%([\da-f]{2})/gi, (m, x) => /[\w.~-]/.test(x = String.fromCharCode('0x' + x)) ? x : m)
   if (/^(http|ws)s?:$/.test(u.protocol)) {
-    for (const [c, r, q] of C) if (h ? q.test(n) : r.test(n + u.pathname + u.search)) return c
+    for (const [c, r, q] of C) if (h ? q.test(n) : r.test(n + p + u.search)) return c
     if (s && X && n != location.hostname && !X.test(n)) return UC
   }
 }
@@ -105,7 +107,8 @@ const html = (v, s) => {
   if (!v?.replace || !H.test(v) && !NA.test(v) && !(s && X) && !/<(i?frame|object|embed)[\s/]/i.test(v)) return v
   for (let i = v.lastIndexOf('<'), m, r; i >= 0; i = i ? v.lastIndexOf('<', i - 1) : -1)
     if (TR.lastIndex = i, m = TR.exec(v)) (r = tg(m[0], s)) != m[0] && (v = v.slice(0, i) + r + v.slice(i + m[0].length))
-  return v
+  // (an import map written where scripts run)
+  return s ? v.replace(/(<script[^>]*importmap[^>]*>)([^]*?)(?=<\/script)/gi, (_, a, b) => a + im(b)) : v
 }
 const tg = (m, s) => t(() => {
   m = m.replace(/\ssrcdoc\s*=\s*["']/i, '$&' + fp())
@@ -134,9 +137,14 @@ const tg = (m, s) => t(() => {
 // stays empty; the guard locks a frame's parent (it cannot be replaced nor shadowed)
 const at = (e, n, a, i, u = String(a[i] = ss(a[i])).replace(TN, '')) => (/^srcdoc$/i.test(n) ? a[i] = sd(a[i])
   : /^src$/i.test(n) && /^i?frame$/.test(e.localName) && JU.test(u) && (a[i] = 'javascript:' + encodeURIComponent('var consentgateJs=(\n') + u.replace(JU, '') + encodeURIComponent('\n);parent.consentgateFrame(consentgateJs)')), el(e, n, a[i]))
-// elements arriving with URLs that bypassed the setters (clones, parsed or imported markup)
+// an import map's text: each JSON string that is a refused category's URL becomes
+// about:blank/ (not redone: an import map cannot be taken back)
+const im = v => v.replace(/"([^"\\]|\\.)*"/g, m => ok(t(() => cat(JSON.parse(m)))) ? m : '"about:blank/"')
+// elements arriving with URLs that bypassed the setters (clones, parsed or imported markup);
+// an import map a script inserts
 const scan = x => {
-  if (x?.querySelectorAll) for (const e of [x, ...x.querySelectorAll('[src],[srcset],[imagesrcset],[*|href],[data],[poster],[srcdoc],[csp],[background],[to],[values],[from],[by]')]) for (const a of [...e.attributes || []]) {
+  if (x?.querySelectorAll) for (const e of [x, ...x.querySelectorAll('[src],[srcset],[imagesrcset],[*|href],[data],[poster],[srcdoc],[csp],[background],[to],[values],[from],[by],script[type]')]) for (const a of [...e.attributes || []]) {
+    /^importmap$/i.test(a.value) && e.localName == 'script' && (e.text = im(e.text))
     const c = el(e, a.name, a.value)
     c ? (e.removeAttribute(a.name), hold(c, () => e.setAttributeNS(a.namespaceURI, a.name, a.value)))
       // a srcdoc that passed no setter (a DOMParser document, imported markup) gets the prefix
@@ -170,7 +178,7 @@ const guard = W => {
   W != window && t(() => O.defineProperty(W, 'parent', { get: O.getOwnPropertyDescriptor(W, 'parent').get, set() {}, configurable: !1 }))
   W.document.addEventListener('load', e => { const w = e.target.contentWindow; w && t(() => guard(w)) }, !0)
   // import() and static imports (syntax: nothing to wrap): an import map sends the refused
-  // categories' hosts (their hint hosts, and www. on each) to about:blank/, which is no base
+  // categories' hosts (their hint hosts, www. on each, each with a trailing dot too) to about:blank/, which is no base
   // for the rest of a URL: the import fails to resolve as a null entry would, without the
   // console warning Chromium prints for each null. A category granted later stays blocked
   // for imports until the next page (an import map cannot be taken back). An https page
@@ -182,7 +190,7 @@ const guard = W => {
     let m = ''
     for (const [c, , q] of C) if (!ok(c)) m += q.source.slice(9, -2).replace(/\\/g, '') + '|'
     // (each host and its www., by one native replace; the last entry is a bare name)
-    s.type = 'importmap', s.nonce = N, s.textContent = `{"imports":{${m.replace(/([^|]+)\|/g, p.flatMap(x => [x, x + 'www.']).map(x => `"${x}$1/":"about:blank/",`).join('')).replace(/\|/g, '')}"consentgate:":"about:blank/"}}`
+    s.type = 'importmap', s.nonce = N, s.textContent = `{"imports":{${m.replace(/([^|]+)\|/g, p.flatMap(x => [x, x + 'www.']).flatMap(x => [`"${x}$1/":"about:blank/",`, `"${x}$1./":"about:blank/",`]).join('')).replace(/\|/g, '')}"consentgate:":"about:blank/"}}`
     W.document.head.append(s), s.remove()
   })
   const pr = n => W[n].prototype, E = pr('Element'), P = pr('Document'), XP = pr('XMLHttpRequest')
@@ -203,12 +211,13 @@ const guard = W => {
   for (const k of 'src srcset href data poster srcdoc imageSrcset csp background'.split(' '))
     for (const p of 'Script Image IFrame Frame Embed Source Media Input Track Link Object Video Base Body'.split(' '))
       sp(pr(`HTML${p}Element`), k, (e, a) => at(e, k, a, 0))
-  for (const o of [E, pr('Node'), pr('CharacterData'), pr('DocumentFragment'), pr('Document')])
+  for (const o of [E, pr('Node'), pr('CharacterData'), pr('DocumentFragment'), pr('Document'), pr('DocumentType')])
     for (const m of 'appendChild insertBefore replaceChild append prepend before after replaceWith replaceChildren insertAdjacentElement'.split(' '))
       O.hasOwn(o, m) && hk(o, m, (p, a) => { for (const x of a) (p.isConnected || x?.ownerDocument != D) && scan(x) })
   for (const m of ['insertNode', 'surroundContents']) hk(pr('Range'), m, (_, a) => scan(a[0]))
   // a table's caption and sections, a select's options: inserted as appendChild inserts
   for (const k of ['caption', 'tHead', 'tFoot']) sp(pr('HTMLTableElement'), k, (_, a) => scan(a[0]))
+  sp(P, 'body', (_, a) => scan(a[0]))
   for (const o of ['HTMLSelectElement', 'HTMLOptionsCollection']) hk(pr(o), 'add', (_, a) => scan(a[0]))
   // an element made in the page's document with its URLs already set starts loading (an
   // image does as it is made): what importNode, adoptNode and an XSLT fragment return is
@@ -222,6 +231,7 @@ const guard = W => {
     hk(o, 'setHTMLUnsafe', h0)
   }
   sp(E, 'outerHTML', h0)
+  hk(W.Document, 'parseHTMLUnsafe', h0)
   hk(E, 'insertAdjacentHTML', hm(1))
   hk(P, 'execCommand', (_, a) => /^inserthtml$/i.test(a[0]) ? hm(2)(_, a) : /^insertimage$/i.test(a[0]) && nc(a, 2))
   hk(pr('Range'), 'createContextualFragment', hm(0, 1))
@@ -248,9 +258,9 @@ const guard = W => {
   hk(P, 'open', (_, a) => a.length > 2 && wo(_, a), () => null)
   hk(XP, 'open', (x, a) => { const c = nc(a, 1); x.$cg = c && [c, [...a]]; c && (a[1] = 'data:;base64,%') })
   hk(XP, 'send', (x, a) => { const q = x.$cg; q && hold(q[0], () => { const n = new XMLHttpRequest; n.open(...q[1]); n.withCredentials = x.withCredentials; n.send(a[0]) }) })
-  for (const k of ['WebSocket', 'EventSource', 'Audio'])
-    // (the prototype's constructor is the wrapped one too)
-    W[k] = W[k].prototype.constructor = new Proxy(W[k], { construct: (K, a, n) => Reflect.construct(K, t(() => nc(a, 0)) ? ['ws://localhost:0'] : a, n) })
+  // (the prototype's constructor is the wrapped one too)
+  for (const k of ['WebSocket', 'EventSource', 'Audio', 'WebSocketStream'])
+    W[k] && (W[k] = W[k].prototype.constructor = new Proxy(W[k], { construct: (K, a, n) => Reflect.construct(K, t(() => nc(a, 0)) ? ['ws://localhost:0'] : a, n) }))
   // a write of a cookie declared for a refused category (deleting passes): document.cookie,
   // and cookieStore.set (name, value) or ({name, value, expires}), held as resolved. Each
   // value is read once, here (a string made once, the options copied: the browser gets what
