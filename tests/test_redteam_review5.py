@@ -16,9 +16,9 @@ from __future__ import annotations
 import pytest
 
 from tests.oracle import Variant
-from tests.test_browser_oracle import World, check, world
+from tests.test_browser_oracle import World, world
 from tests.test_redteam_oracle import HTML, page
-from tests.test_redteam_review4 import PARSE, URLS, _attempted
+from tests.test_redteam_review4 import PARSE, _variant, check_held, check_out_of_route
 
 __all__ = ["world"]  # the module-scoped fixture, shared by the tests below
 
@@ -159,42 +159,26 @@ MARKUP_UNFIXED = {
 }
 
 
-def _variant(js: str) -> Variant:
-    return Variant(headers=HTML, body=page(f"<div id=d></div><script>{URLS}{js}</script>"))
-
-
 @pytest.mark.parametrize("name", list(TECHNIQUES))
 def test_new_technique(world: World, name: str) -> None:
-    found = check(world, _variant(TECHNIQUES[name]))
-    assert found["direct"].tracker, (
-        "a direct visit did not reach the tracker: the case tests nothing"
-    )
+    check_held(world, _variant(TECHNIQUES[name]))
 
 
 @pytest.mark.parametrize("name", list(UNFIXED))
 @pytest.mark.xfail(strict=True, reason="not held: docs/guard.md, What it cannot do")
 def test_unfixed_technique(world: World, name: str) -> None:
-    found = check(world, _variant(UNFIXED[name]))
-    assert found["direct"].tracker, (
-        "a direct visit did not reach the tracker: the case tests nothing"
-    )
+    check_held(world, _variant(UNFIXED[name]))
 
 
 @pytest.mark.parametrize("name", list(MARKUP_UNFIXED))
 @pytest.mark.xfail(strict=True, reason="not held: docs/guard.md, What it cannot do")
 def test_markup_unfixed(world: World, name: str) -> None:
-    found = check(world, Variant(headers=HTML, body=MARKUP_UNFIXED[name]))
-    assert found["direct"].tracker, (
-        "a direct visit did not reach the tracker: the case tests nothing"
-    )
+    check_held(world, Variant(headers=HTML, body=MARKUP_UNFIXED[name]))
 
 
 @pytest.mark.parametrize("name", list(MARKUP))
 def test_markup_case(world: World, name: str) -> None:
-    found = check(world, Variant(headers=HTML, body=MARKUP[name]))
-    assert found["direct"].tracker, (
-        "a direct visit did not reach the tracker: the case tests nothing"
-    )
+    check_held(world, Variant(headers=HTML, body=MARKUP[name]))
 
 
 # Requests Playwright's route never sees (a WebSocket handshake): the console shows the
@@ -211,8 +195,4 @@ OUT_OF_ROUTE = {
 
 @pytest.mark.parametrize("name", list(OUT_OF_ROUTE))
 def test_out_of_route_request(world: World, name: str) -> None:
-    js, needle = OUT_OF_ROUTE[name]
-    path = world.registry.add(_variant(js))
-    assert _attempted(world, world.direct + path, needle), "directly, Chromium made no attempt"
-    for base in (world.proxy, world.middleware):
-        assert not _attempted(world, base + path, needle), f"{name}: tracker host tried via {base}"
+    check_out_of_route(world, name, *OUT_OF_ROUTE[name])
