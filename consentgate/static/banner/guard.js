@@ -143,12 +143,14 @@ const im = v => v.replace(/"([^"\\]|\\.)*"/g, m => ok(t(() => cat(JSON.parse(m))
 // elements arriving with URLs that bypassed the setters (clones, parsed or imported markup);
 // an import map a script inserts
 const scan = x => {
-  if (x?.querySelectorAll) for (const e of [x, ...x.querySelectorAll('[src],[srcset],[imagesrcset],[*|href],[data],[poster],[srcdoc],[csp],[background],[to],[values],[from],[by],script[type]')]) for (const a of [...e.attributes || []]) {
-    /^importmap$/i.test(a.value) && e.localName == 'script' && (e.text = im(e.text))
-    const c = el(e, a.name, a.value)
-    c ? (e.removeAttribute(a.name), hold(c, () => e.setAttributeNS(a.namespaceURI, a.name, a.value)))
-      // a srcdoc that passed no setter (a DOMParser document, imported markup) gets the prefix
-      : /^srcdoc$/i.test(a.name) && a.value && !FX.test(a.value) && SA.call(e, 'srcdoc', sd(a.value))
+  if (x?.querySelectorAll) for (const e of [x, ...x.querySelectorAll('[src],[srcset],[imagesrcset],[*|href],[data],[poster],[srcdoc],[csp],[background],[to],[values],[from],[by],script[type]')]) {
+    e.localName == 'script' && /^importmap$/i.test(e.type) && (e.text = im(e.text))
+    for (const a of [...e.attributes || []]) {
+      const c = el(e, a.name, a.value)
+      c ? (e.removeAttribute(a.name), hold(c, () => e.setAttributeNS(a.namespaceURI, a.name, a.value)))
+        // a srcdoc that passed no setter (a DOMParser document, imported markup) gets the prefix
+        : /^srcdoc$/i.test(a.name) && a.value && !FX.test(a.value) && SA.call(e, 'srcdoc', sd(a.value))
+    }
   }
 }
 
